@@ -1,0 +1,3 @@
+//! moatsweep: sweep scenarios of the moat model (`../shared/MODEL.md`) on CPU or GPU.
+
+pub mod model;

@@ -1,0 +1,81 @@
+//! MODEL.md section 1: capability from compute and data.
+//!
+//! Everything is worked in logs (ln(C/6), x = ln N, ln D) so that the f32 twin in
+//! `shaders/moat.wgsl` never overflows; the optimal parameter count is found by a
+//! bisection on the *sign* of dL/dx, which keeps full precision where L is flat.
+
+use super::{Firm, Model, Scaling};
+
+/// Exactly this many halvings of the bracket (MODEL.md section 1).
+pub const BISECTION_STEPS: u32 = 60;
+
+/// ln(1e6): the smallest parameter count considered, and the fewest tokens.
+pub const LN_1E6: f64 = 13.815510557964274;
+
+/// Smallest ln(C/6) the model accepts: C/6 >= 1e12 FLOP (MODEL.md section 1).
+pub const MIN_LN_C6: f64 = 2.0 * LN_1E6;
+
+/// A firm's trained model: what section 1 hands to the rest of the model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Trained {
+    /// x = ln N, the compute-optimal parameter count.
+    pub ln_params: f64,
+    /// Reducible loss R = A e^(-alpha x) + B D'^-beta.
+    pub reducible_loss: f64,
+    /// Base capability q0 = ln(loss_ref - E) - ln R.
+    pub q0: f64,
+    /// Serving cost c0 = 2 N 1e6 infer_usd_per_flop ($/Mtok).
+    pub c0: f64,
+}
+
+/// ln D' and ln g for ln D tokens of which U = e^ln_u are unique (Muennighoff et al.).
+#[inline]
+fn effective_tokens(s: &Scaling, ln_d: f64, ln_u: f64) -> (f64, f64) {
+    if ln_d <= ln_u {
+        (ln_d, 0.0)
+    } else {
+        let r = (ln_d - ln_u).exp_m1(); // r = D/U - 1
+        let r_over = r / s.repeat_scale;
+        // D' = U (1 + R* (1 - e^(-r/R*)))
+        let ln_dp = ln_u + (-s.repeat_scale * (-r_over).exp_m1()).ln_1p();
+        (ln_dp, -r_over)
+    }
+}
+
+/// ln(C/6) for a firm's yearly training spend.
+#[inline]
+pub fn ln_c6(model: &Model, firm: &Firm) -> f64 {
+    (firm.train_spend / model.train_usd_per_flop / 6.0).ln()
+}
+
+/// Trains firm `firm`: the compute-optimal N under the data constraint, and what follows.
+pub fn train(model: &Model, s: &Scaling, firm: &Firm) -> Trained {
+    let ln_c6 = ln_c6(model, firm);
+    let ln_u = firm.data_tokens.ln();
+    // Right-hand side constants of the slope comparison.
+    let ln_beta_b = (s.beta * s.b).ln();
+    let ln_alpha_a = (s.alpha * s.a).ln();
+
+    let (mut lo, mut hi) = (LN_1E6, ln_c6 - LN_1E6);
+    for _ in 0..BISECTION_STEPS {
+        let m = 0.5 * (lo + hi);
+        let ln_d = ln_c6 - m;
+        let (ln_dp, ln_g) = effective_tokens(s, ln_d, ln_u);
+        // dL/dx > 0  <=>  ln(beta B) + ln g + ln D - (beta+1) ln D' > ln(alpha A) - alpha m
+        if ln_beta_b + ln_g + ln_d - (s.beta + 1.0) * ln_dp > ln_alpha_a - s.alpha * m {
+            hi = m;
+        } else {
+            lo = m;
+        }
+    }
+    let x = 0.5 * (lo + hi);
+
+    let (ln_dp, _) = effective_tokens(s, ln_c6 - x, ln_u);
+    let reducible_loss = s.a * (-s.alpha * x).exp() + s.b * (-s.beta * ln_dp).exp();
+    Trained {
+        ln_params: x,
+        reducible_loss,
+        q0: (s.loss_ref - s.e).ln() - reducible_loss.ln(),
+        c0: 2.0 * x.exp() * 1e6 * model.infer_usd_per_flop,
+    }
+}
