@@ -1,0 +1,96 @@
+//! Backends solve rows of a sweep: the f64 CPU reference ([`cpu`]) and the f32
+//! WGSL kernel ([`gpu`]). Both take scenarios from a [`ScenarioSource`] and hand
+//! solved chunks, in row order, to a [`ChunkSink`] (the CSV writer, or a test).
+
+pub mod cpu;
+
+use std::ops::Range;
+
+use crate::model::{Outcome, Scenario};
+
+/// Where scenarios come from: a sweep plan (row i of the design), or a test's list.
+pub trait ScenarioSource: Sync {
+    /// Firms in every scenario of this source.
+    fn n_firms(&self) -> usize;
+    /// Segments in every scenario of this source.
+    fn n_segments(&self) -> usize;
+    /// The scenario of row `row` (a pure function of the row).
+    fn scenario(&self, row: u64) -> Scenario;
+}
+
+impl ScenarioSource for [Scenario] {
+    fn n_firms(&self) -> usize {
+        self.first().map_or(0, |s| s.n_firms)
+    }
+    fn n_segments(&self) -> usize {
+        self.first().map_or(0, |s| s.n_segments)
+    }
+    fn scenario(&self, row: u64) -> Scenario {
+        self[row as usize]
+    }
+}
+
+/// A solved chunk, in the precision of the backend that solved it.
+pub enum Outcomes {
+    F64(Vec<Outcome<f64>>),
+    F32(Vec<Outcome<f32>>),
+}
+
+impl Outcomes {
+    pub fn len(&self) -> usize {
+        match self {
+            Outcomes::F64(v) => v.len(),
+            Outcomes::F32(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Receives solved chunks in row order: chunk k+1 starts where chunk k ended.
+pub trait ChunkSink {
+    fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()>;
+}
+
+/// Collects every chunk (tests, `--verify`, small runs).
+#[derive(Default)]
+pub struct Collect {
+    pub f64: Vec<Outcome<f64>>,
+    pub f32: Vec<Outcome<f32>>,
+}
+
+impl ChunkSink for Collect {
+    fn push(&mut self, _first_row: u64, outcomes: Outcomes) -> anyhow::Result<()> {
+        match outcomes {
+            Outcomes::F64(v) => self.f64.extend(v),
+            Outcomes::F32(v) => self.f32.extend(v),
+        }
+        Ok(())
+    }
+}
+
+/// What solved a sweep, as recorded in the manifest.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BackendInfo {
+    /// "cpu" or "gpu".
+    pub kind: &'static str,
+    /// "f64" or "f32".
+    pub precision: &'static str,
+    /// Host threads used for solving (CPU) or for decoding and formatting (GPU).
+    pub threads: usize,
+    /// The GPU adapter, when a GPU solved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<serde_json::Value>,
+}
+
+/// A way of solving rows.
+pub trait Backend {
+    fn info(&self) -> BackendInfo;
+    /// Solves `rows` of `src`, pushing chunks to `sink` in order.
+    fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()>;
+    /// Total kernel time in seconds, where the backend can measure it.
+    fn kernel_seconds(&self) -> Option<f64> {
+        None
+    }
+}
