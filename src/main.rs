@@ -1,7 +1,28 @@
-fn main() {
-    let sc = moatsweep::model::params::baseline();
-    let mut last = None;
-    let out = moatsweep::model::solve_traced(&sc, &mut |r: &moatsweep::model::MonthRecord| last = Some(*r));
-    println!("{:?}", out);
-    println!("{:?}", last);
+//! The `moatsweep` binary: parse flags, run, turn errors into exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use moatsweep::InputError;
+use moatsweep::cli::{Cli, dispatch};
+use moatsweep::config::ConfigError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed pipe (`moatsweep scenario ... | head`) is not an error.
+            if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<InputError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }

@@ -1,0 +1,582 @@
+//! Config files (TOML, version 1) in two stages: the text is parsed into a tree
+//! that keeps positions ([`tree`]), then checked key by key into a [`Plan`].
+//! Every problem becomes one [`ConfigError`] naming the file, line, column and key.
+
+pub mod error;
+mod tree;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use error::ConfigError;
+use error::{Locator, suggest};
+use tree::{Entry, Node, Span, Spanned};
+
+use crate::model::params::{self, DEFAULT_FIRMS, DEFAULT_SEGMENTS, Group, Kind, ParamSpec};
+use crate::model::scaling::MIN_LN_C6;
+use crate::model::{MAX_FIRMS, MAX_SEGMENTS, NEVER, Scenario};
+use crate::sweep::{Axis, AxisValues, Design, MAX_ROWS, Param, Plan};
+
+/// The only config version this moatsweep reads.
+pub const VERSION: i64 = 1;
+/// Segment weights must sum to 1 within this.
+pub const WEIGHT_SUM_TOL: f64 = 1e-9;
+/// The market in the last month may not exceed this (Mtok), so that f32 stays finite.
+pub const MAX_MARKET: f64 = 1e30;
+
+const ROOT_KEYS: &[&str] = &["version", "sweep", "model", "scaling", "segment", "firm", "axes", "output"];
+const SWEEP_KEYS: &[&str] = &["name", "design"];
+const OUTPUT_KEYS: &[&str] = &["path"];
+const AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps"];
+const PLANNED_DESIGNS: &[&str] = &["random", "lhs", "sobol", "list"];
+
+/// A config read from disk and checked.
+pub struct Loaded {
+    pub plan: Plan,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        pos: None,
+        key: None,
+        message: format!("cannot read the config: {e}"),
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|e| ConfigError {
+        file: file.clone(),
+        pos: None,
+        key: None,
+        message: format!("the config is not UTF-8 text: {e}"),
+    })?;
+    let default_name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let plan = parse(&file, &text, default_name.as_deref())?;
+    let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Loaded { plan, sha256 })
+}
+
+/// Checks config `text` (named `file` in messages). The sweep's name defaults to `default_name`.
+pub fn parse(file: &str, text: &str, default_name: Option<&str>) -> Result<Plan, ConfigError> {
+    let loc = Locator { file, text };
+    let doc = toml_edit::Document::parse(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        loc.error(e.span(), "", format!("TOML syntax error: {message}"))
+    })?;
+    let root = tree::from_table(doc.as_table());
+    Checker { loc, spans: HashMap::new() }.plan(&root, default_name)
+}
+
+/// Where each parameter was set, for messages about combinations of values.
+type SpanMap = HashMap<(Group, &'static str, usize), Span>;
+
+struct Checker<'a> {
+    loc: Locator<'a>,
+    spans: SpanMap,
+}
+
+fn entries<'t>(v: &'t Spanned) -> &'t [Entry] {
+    match &v.node {
+        Node::Table(e) => e,
+        _ => &[],
+    }
+}
+
+fn get<'t>(v: &'t Spanned, key: &str) -> Option<&'t Entry> {
+    entries(v).iter().find(|e| e.key == key)
+}
+
+/// Names of firms, segments and sweeps: they appear in paths, CSV headers and file names.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Checker<'_> {
+    fn err(&self, span: &Span, key: &str, message: impl Into<String>) -> ConfigError {
+        self.loc.error(span.clone(), key, message)
+    }
+
+    fn expect_table<'t>(&self, v: &'t Spanned, key: &str) -> Result<&'t [Entry], ConfigError> {
+        match &v.node {
+            Node::Table(e) => Ok(e),
+            other => Err(self.err(&v.span, key, format!("expected a table, found {}", other.type_name()))),
+        }
+    }
+
+    fn expect_str<'t>(&self, v: &'t Spanned, key: &str) -> Result<&'t str, ConfigError> {
+        match &v.node {
+            Node::Str(s) => Ok(s),
+            other => Err(self.err(&v.span, key, format!("expected a string, found {}", other.type_name()))),
+        }
+    }
+
+    fn unknown_key(&self, e: &Entry, prefix: &str, known: &[&str]) -> ConfigError {
+        let key = if prefix.is_empty() { e.key.clone() } else { format!("{prefix}.{}", e.key) };
+        self.err(
+            &e.key_span,
+            &key,
+            format!("unknown key{}; expected one of: {}", suggest(&e.key, known.iter().copied()), known.join(", ")),
+        )
+    }
+
+    /// A finite number (TOML integer or float).
+    fn number(&self, v: &Spanned, key: &str) -> Result<f64, ConfigError> {
+        let x = match &v.node {
+            Node::Int(i) => *i as f64,
+            Node::Float(f) => *f,
+            other => return Err(self.err(&v.span, key, format!("expected a number, found {}", other.type_name()))),
+        };
+        if !x.is_finite() {
+            return Err(self.err(&v.span, key, format!("must be a finite number, found {x}")));
+        }
+        Ok(x)
+    }
+
+    /// A value of parameter `spec`: right type, integer where needed, inside its range.
+    fn param_value(&self, spec: &ParamSpec, v: &Spanned, key: &str) -> Result<f64, ConfigError> {
+        if spec.kind == Kind::Month {
+            if let Node::Str(s) = &v.node {
+                return if s == "never" {
+                    Ok(NEVER as f64)
+                } else {
+                    Err(self.err(&v.span, key, format!("expected an integer month >= 0 or \"never\", found \"{s}\"")))
+                };
+            }
+            if !matches!(v.node, Node::Int(_) | Node::Float(_)) {
+                return Err(self.err(
+                    &v.span,
+                    key,
+                    format!("expected an integer month >= 0 or \"never\", found {}", v.node.type_name()),
+                ));
+            }
+        }
+        let x = self.number(v, key)?;
+        self.check_value(spec, x, &v.span, key)
+    }
+
+    fn check_value(&self, spec: &ParamSpec, x: f64, span: &Span, key: &str) -> Result<f64, ConfigError> {
+        if spec.kind != Kind::Real && x.fract() != 0.0 {
+            let what = if spec.kind == Kind::Month { "an integer month >= 0 or \"never\"" } else { "an integer" };
+            return Err(self.err(span, key, format!("expected {what}, found {x}")));
+        }
+        if !spec.bound.contains(x) {
+            let what = if spec.kind == Kind::Month { "month" } else { "value" };
+            return Err(self.err(span, key, format!("{what} {x} is outside the allowed range {}", spec.bound)));
+        }
+        Ok(x)
+    }
+
+    fn plan(mut self, root: &Spanned, default_name: Option<&str>) -> Result<Plan, ConfigError> {
+        for e in entries(root) {
+            if !ROOT_KEYS.contains(&e.key.as_str()) {
+                return Err(self.unknown_key(e, "", ROOT_KEYS));
+            }
+        }
+        // version
+        match get(root, "version") {
+            None => return Err(self.err(&Some(0..0), "version", "missing: put `version = 1` at the top of the config")),
+            Some(e) => match e.value.node {
+                Node::Int(VERSION) => {}
+                Node::Int(v) => {
+                    return Err(self.err(&e.value.span, "version", format!("unsupported config version {v}; this moatsweep reads version {VERSION}")));
+                }
+                ref other => {
+                    return Err(self.err(&e.value.span, "version", format!("expected the integer {VERSION}, found {}", other.type_name())));
+                }
+            },
+        }
+
+        // [sweep]
+        let mut name = default_name.map(str::to_string);
+        let design = Design::Grid;
+        if let Some(sweep) = get(root, "sweep") {
+            for e in self.expect_table(&sweep.value, "sweep")? {
+                match e.key.as_str() {
+                    "name" => {
+                        let n = self.expect_str(&e.value, "sweep.name")?;
+                        if !valid_name(n) {
+                            return Err(self.err(&e.value.span, "sweep.name", format!("\"{n}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'")));
+                        }
+                        name = Some(n.to_string());
+                    }
+                    "design" => match self.expect_str(&e.value, "sweep.design")? {
+                        "grid" => {}
+                        d if PLANNED_DESIGNS.contains(&d) => {
+                            return Err(self.err(&e.value.span, "sweep.design", format!("design \"{d}\" is not available in this version of moatsweep; use \"grid\"")));
+                        }
+                        d => {
+                            return Err(self.err(&e.value.span, "sweep.design", format!("unknown design \"{d}\"{}; expected \"grid\"", suggest(d, ["grid"]))));
+                        }
+                    },
+                    _ => return Err(self.unknown_key(e, "sweep", SWEEP_KEYS)),
+                }
+            }
+        }
+        let name = match name.filter(|n| valid_name(n)) {
+            Some(n) => n,
+            None => return Err(self.err(&None, "sweep.name", "missing: give the sweep a name of letters, digits, '_' or '-'")),
+        };
+
+        let mut base = params::baseline();
+
+        // [model] and [scaling]
+        for group in [Group::Model, Group::Scaling] {
+            let Some(section) = get(root, group.prefix()) else { continue };
+            for e in self.expect_table(&section.value, group.prefix())? {
+                let key = format!("{}.{}", group.prefix(), e.key);
+                let Some(spec) = params::spec(group, &e.key) else {
+                    let known: Vec<&str> = params::names(group).collect();
+                    return Err(self.unknown_key(e, group.prefix(), &known));
+                };
+                let v = self.param_value(spec, &e.value, &key)?;
+                (spec.set)(&mut base, 0, v);
+                self.spans.insert((group, spec.name, 0), e.value.span.clone());
+            }
+        }
+
+        // [[segment]] and [[firm]]
+        let segment_names = self.entities(root, Group::Segment, &mut base)?;
+        let firm_names = self.entities(root, Group::Firm, &mut base)?;
+
+        // [axes]
+        let mut axes = Vec::new();
+        if let Some(section) = get(root, "axes") {
+            self.expect_table(&section.value, "axes")?;
+            let mut flat = Vec::new();
+            flatten_axes(&section.value, "", &mut flat);
+            for (path, key_span, spec) in flat {
+                let param = self.resolve(&path, &key_span, &firm_names, &segment_names)?;
+                if axes.iter().any(|a: &Axis| a.param.spec.name == param.spec.name && a.param.spec.group == param.spec.group && a.param.index == param.index) {
+                    return Err(self.err(&key_span, &path, "this parameter already has an axis"));
+                }
+                let values = self.axis_values(&path, param.spec, spec)?;
+                self.spans.insert((param.spec.group, param.spec.name, param.index), key_span.clone());
+                axes.push(Axis { path, param, values });
+            }
+        }
+        let rows = axes.iter().try_fold(1u128, |acc, a| acc.checked_mul(a.values.len() as u128)).unwrap_or(u128::MAX);
+        if rows > MAX_ROWS as u128 {
+            let span = get(root, "axes").map(|e| e.key_span.clone()).unwrap_or(None);
+            let count = axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ");
+            return Err(self.err(&span, "axes", format!("the sweep has {count} = {rows} scenarios, more than the limit of 2^40 = {MAX_ROWS}")));
+        }
+
+        // [output]
+        let mut output = PathBuf::from("results").join(format!("{name}.csv"));
+        if let Some(section) = get(root, "output") {
+            for e in self.expect_table(&section.value, "output")? {
+                match e.key.as_str() {
+                    "path" => {
+                        let p = self.expect_str(&e.value, "output.path")?;
+                        if p.is_empty() || p.ends_with('/') {
+                            return Err(self.err(&e.value.span, "output.path", "expected a file path such as \"results/sweep.csv\""));
+                        }
+                        output = PathBuf::from(p);
+                    }
+                    _ => return Err(self.unknown_key(e, "output", OUTPUT_KEYS)),
+                }
+            }
+        }
+
+        let plan = Plan::new(name, design, base, firm_names, segment_names, axes, output);
+        self.cross_checks(&plan)?;
+        Ok(plan)
+    }
+
+    /// Reads `[[segment]]` or `[[firm]]` into `base`; returns the names in config order.
+    fn entities(&mut self, root: &Spanned, group: Group, base: &mut Scenario) -> Result<Vec<String>, ConfigError> {
+        let (max, defaults): (usize, Vec<&str>) = match group {
+            Group::Segment => (MAX_SEGMENTS, DEFAULT_SEGMENTS.iter().map(|d| d.0).collect()),
+            _ => (MAX_FIRMS, DEFAULT_FIRMS.iter().map(|d| d.0).collect()),
+        };
+        let prefix = group.prefix();
+        let Some(section) = get(root, prefix) else {
+            return Ok(defaults.iter().map(|s| s.to_string()).collect());
+        };
+        let Node::Array(items) = &section.value.node else {
+            return Err(self.err(&section.key_span, prefix, format!("expected an array of tables written [[{prefix}]], found {}", section.value.node.type_name())));
+        };
+        if items.len() > max {
+            return Err(self.err(&items[max].span, prefix, format!("{} {prefix}s given, at most {max} are allowed", items.len())));
+        }
+        if items.is_empty() {
+            return Err(self.err(&section.key_span, prefix, format!("at least one {prefix} is needed")));
+        }
+        let specs: Vec<&ParamSpec> = params::PARAMS.iter().filter(|p| p.group == group).collect();
+        let mut known: Vec<&str> = vec!["name"];
+        known.extend(specs.iter().map(|p| p.name));
+        let mut names: Vec<String> = Vec::new();
+        for (idx, item) in items.iter().enumerate() {
+            let fields = self.expect_table(item, prefix)?;
+            let Some(name_entry) = fields.iter().find(|e| e.key == "name") else {
+                return Err(self.err(&item.span, prefix, format!("every [[{prefix}]] needs a name")));
+            };
+            let name = self.expect_str(&name_entry.value, &format!("{prefix}.name"))?;
+            if !valid_name(name) {
+                return Err(self.err(&name_entry.value.span, &format!("{prefix}.name"), format!("\"{name}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'")));
+            }
+            if names.iter().any(|n| n == name) {
+                return Err(self.err(&name_entry.value.span, &format!("{prefix}.name"), format!("duplicate {prefix} name \"{name}\"")));
+            }
+            let default = match group {
+                Group::Segment => DEFAULT_SEGMENTS.iter().position(|d| d.0 == name),
+                _ => DEFAULT_FIRMS.iter().position(|d| d.0 == name),
+            };
+            let mut given: Vec<(&ParamSpec, f64)> = Vec::new();
+            for e in fields.iter().filter(|e| e.key != "name") {
+                let key = format!("{prefix}.{name}.{}", e.key);
+                let Some(spec) = specs.iter().find(|p| p.name == e.key) else {
+                    return Err(self.unknown_key(e, &format!("{prefix}.{name}"), &known));
+                };
+                given.push((spec, self.param_value(spec, &e.value, &key)?));
+                self.spans.insert((group, spec.name, idx), e.value.span.clone());
+            }
+            // A firm or segment of a default name starts from its defaults; a new one gives every field.
+            match (group, default) {
+                (Group::Segment, Some(d)) => base.segments[idx] = DEFAULT_SEGMENTS[d].1,
+                (Group::Firm, Some(d)) => base.firms[idx] = DEFAULT_FIRMS[d].1,
+                _ => {
+                    if let Some(missing) = specs.iter().find(|p| !given.iter().any(|g| g.0.name == p.name)) {
+                        return Err(self.err(
+                            &item.span,
+                            &format!("{prefix}.{name}.{}", missing.name),
+                            format!("missing: \"{name}\" is not a default {prefix} ({}), so it must give every field: {}", defaults.join(", "), specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")),
+                        ));
+                    }
+                }
+            }
+            for (spec, v) in given {
+                (spec.set)(base, idx, v);
+            }
+            names.push(name.to_string());
+        }
+        match group {
+            Group::Segment => base.n_segments = names.len(),
+            _ => base.n_firms = names.len(),
+        }
+        Ok(names)
+    }
+
+    /// Resolves a parameter path: model.<name>, scaling.<name>, firm.<firm>.<name>, segment.<segment>.<name>.
+    fn resolve(&self, path: &str, span: &Span, firms: &[String], segments: &[String]) -> Result<Param, ConfigError> {
+        const FORMS: &str = "paths are model.<name>, scaling.<name>, firm.<firm>.<name> or segment.<segment>.<name>";
+        let parts: Vec<&str> = path.split('.').collect();
+        let group_of = |g: &str| match g {
+            "model" => Some(Group::Model),
+            "scaling" => Some(Group::Scaling),
+            "firm" => Some(Group::Firm),
+            "segment" => Some(Group::Segment),
+            _ => None,
+        };
+        let Some(group) = group_of(parts[0]) else {
+            return Err(self.err(span, path, format!("unknown parameter path{}; {FORMS}", suggest(parts[0], ["model", "scaling", "firm", "segment"]))));
+        };
+        let (index, name) = match (group, parts.len()) {
+            (Group::Model | Group::Scaling, 2) => (0, parts[1]),
+            (Group::Firm | Group::Segment, 3) => {
+                let names = if group == Group::Firm { firms } else { segments };
+                let Some(i) = names.iter().position(|n| n == parts[1]) else {
+                    return Err(self.err(
+                        span,
+                        path,
+                        format!("unknown {} \"{}\"{}; the config's {}s are: {}", parts[0], parts[1], suggest(parts[1], names.iter().map(String::as_str)), parts[0], names.join(", ")),
+                    ));
+                };
+                (i, parts[2])
+            }
+            _ => return Err(self.err(span, path, format!("malformed parameter path; {FORMS}"))),
+        };
+        match params::spec(group, name) {
+            Some(spec) => Ok(Param { spec, index }),
+            None => Err(self.err(span, path, format!("unknown {} parameter \"{name}\"{}", parts[0], suggest(name, params::names(group))))),
+        }
+    }
+
+    fn axis_values(&self, path: &str, spec: &'static ParamSpec, v: &Spanned) -> Result<AxisValues, ConfigError> {
+        if spec.group == Group::Segment && spec.name == "weight" {
+            return Err(self.err(&v.span, path, "segment weights must sum to 1 in every scenario, so a weight cannot be an axis"));
+        }
+        let fields = match &v.node {
+            Node::Table(f) => f,
+            other => {
+                return Err(self.err(&v.span, path, format!("expected an axis such as {{ values = [...] }}, {{ range = [lo, hi], steps = N }} or {{ logspace = [lo, hi], steps = N }}, found {}", other.type_name())));
+            }
+        };
+        for e in fields {
+            if !AXIS_KEYS.contains(&e.key.as_str()) {
+                return Err(self.unknown_key(e, path, AXIS_KEYS));
+            }
+        }
+        let kinds: Vec<&Entry> = fields.iter().filter(|e| e.key != "steps").collect();
+        let steps = fields.iter().find(|e| e.key == "steps");
+        let [kind] = kinds.as_slice() else {
+            return Err(self.err(&v.span, path, "an axis needs exactly one of values, range or logspace"));
+        };
+        let key = format!("{path}.{}", kind.key);
+        if kind.key == "values" {
+            if let Some(s) = steps {
+                return Err(self.err(&s.key_span, &format!("{path}.steps"), "steps goes with range or logspace, not with values"));
+            }
+            let Node::Array(items) = &kind.value.node else {
+                return Err(self.err(&kind.value.span, &key, format!("expected an array of values, found {}", kind.value.node.type_name())));
+            };
+            if items.is_empty() {
+                return Err(self.err(&kind.value.span, &key, "an axis needs at least one value"));
+            }
+            let values = items.iter().map(|x| self.param_value(spec, x, &key)).collect::<Result<Vec<_>, _>>()?;
+            return Ok(AxisValues::List(values));
+        }
+        // range or logspace
+        let ends = match &kind.value.node {
+            Node::Array(items) if items.len() == 2 => {
+                [self.param_value(spec, &items[0], &key)?, self.param_value(spec, &items[1], &key)?]
+            }
+            _ => return Err(self.err(&kind.value.span, &key, "expected two numbers [lo, hi]")),
+        };
+        if spec.kind == Kind::Month && ends.contains(&(NEVER as f64)) {
+            return Err(self.err(&kind.value.span, &key, "\"never\" cannot end a range; list it in values = [...]"));
+        }
+        let Some(steps) = steps else {
+            return Err(self.err(&kind.key_span, &format!("{path}.steps"), format!("missing: {} needs steps = N (at least 2)", kind.key)));
+        };
+        let n = match steps.value.node {
+            Node::Int(n) if n >= 2 && (n as u64) <= MAX_ROWS => n as u64,
+            Node::Int(n) => return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("steps must be between 2 and 2^40, found {n}"))),
+            ref other => return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("expected an integer, found {}", other.type_name()))),
+        };
+        let [lo, hi] = ends;
+        let values = if kind.key == "range" {
+            AxisValues::Range { lo, hi, steps: n }
+        } else {
+            if spec.kind != Kind::Real {
+                return Err(self.err(&kind.key_span, &key, "logspace is for real-valued parameters; list integers in values = [...] or use range"));
+            }
+            if lo <= 0.0 || hi <= 0.0 {
+                return Err(self.err(&kind.value.span, &key, "logspace needs both ends > 0"));
+            }
+            AxisValues::Logspace { lo, hi, steps: n }
+        };
+        if spec.kind == Kind::Real {
+            return Ok(values);
+        }
+        // Integer parameters: every value of the range must be a whole number.
+        let mut ints = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let x = values.value(i);
+            if (x - x.round()).abs() > 1e-9 * x.abs().max(1.0) {
+                return Err(self.err(&kind.value.span, &key, format!("this range gives the non-integer value {x} for an integer parameter; choose steps so that (hi - lo) / (steps - 1) is whole")));
+            }
+            ints.push(x.round());
+        }
+        Ok(AxisValues::List(ints))
+    }
+
+    fn span_of(&self, group: Group, name: &str, index: usize) -> Span {
+        self.spans.get(&(group, params::spec(group, name).expect("known parameter").name, index)).cloned().flatten()
+    }
+
+    /// Checks that involve several parameters, over the extremes of every axis.
+    fn cross_checks(&self, plan: &Plan) -> Result<(), ConfigError> {
+        let extent = |group: Group, name: &str, index: usize| -> (f64, f64) {
+            let spec = params::spec(group, name).expect("known parameter");
+            let axis = plan.axes.iter().find(|a| a.param.spec.group == group && a.param.spec.name == spec.name && a.param.index == index);
+            match axis {
+                Some(a) => a.values.extent(),
+                None => {
+                    let v = (spec.get)(&plan.base, index);
+                    (v, v)
+                }
+            }
+        };
+        // Segment weights sum to 1.
+        let sum: f64 = plan.base.segments().iter().map(|s| s.weight).sum();
+        if (sum - 1.0).abs() > WEIGHT_SUM_TOL {
+            let weights: Vec<String> = plan.segment_names.iter().zip(plan.base.segments()).map(|(n, s)| format!("{n} {}", s.weight)).collect();
+            return Err(self.err(&self.span_of(Group::Segment, "weight", 0), "segment.weight", format!("segment weights must sum to 1 (within 1e-9), but {} sum to {sum}", weights.join(" + "))));
+        }
+        // Compute large enough for the scaling law: C/6 >= 1e12 FLOP.
+        let (_, max_price) = extent(Group::Model, "train_usd_per_flop", 0);
+        for (i, firm) in plan.firm_names.iter().enumerate() {
+            let (min_spend, _) = extent(Group::Firm, "train_spend", i);
+            let ln_c6 = (min_spend / max_price / 6.0).ln();
+            if ln_c6 < MIN_LN_C6 {
+                let need = 6e12 * max_price;
+                return Err(self.err(
+                    &self.span_of(Group::Firm, "train_spend", i),
+                    &format!("firm.{firm}.train_spend"),
+                    format!("training compute C/6 = train_spend / train_usd_per_flop / 6 = {:e} FLOP is below the scaling law's minimum of 1e12 FLOP (MODEL.md section 1); train_spend must be at least {need:e} at train_usd_per_flop = {max_price:e}", ln_c6.exp()),
+                ));
+            }
+        }
+        // loss_ref above the irreducible loss E.
+        let (_, max_e) = extent(Group::Scaling, "E", 0);
+        let (min_ref, _) = extent(Group::Scaling, "loss_ref", 0);
+        if min_ref <= max_e {
+            return Err(self.err(&self.span_of(Group::Scaling, "loss_ref", 0), "scaling.loss_ref", format!("loss_ref ({min_ref}) must exceed the irreducible loss E ({max_e}) (MODEL.md section 1)")));
+        }
+        // The market stays within f32 range over the horizon.
+        let (_, m0) = extent(Group::Model, "market0", 0);
+        let (_, g) = extent(Group::Model, "market_growth", 0);
+        let (_, months) = extent(Group::Model, "months", 0);
+        let ln_last = m0.ln() + ((months - 1.0) * g.ln_1p()).max(0.0);
+        if ln_last > MAX_MARKET.ln() {
+            return Err(self.err(
+                &self.span_of(Group::Model, "market_growth", 0),
+                "model.market_growth",
+                format!("market0 (1 + market_growth)^(months - 1) reaches {:e} Mtok, above the limit of {MAX_MARKET:e}: lower market_growth, market0 or months", ln_last.exp()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that involve several parameters (weights, compute, loss_ref, market size)
+/// on a plan built outside a config file, e.g. a scenario with `--set` overrides.
+pub fn check_plan(plan: &Plan, file: &str) -> Result<(), ConfigError> {
+    Checker { loc: Locator { file, text: "" }, spans: HashMap::new() }.cross_checks(plan)
+}
+
+/// Flattens `[axes]`: quoted keys ("firm.open.funding") and dotted keys (firm.open.funding) alike.
+fn flatten_axes<'t>(v: &'t Spanned, prefix: &str, out: &mut Vec<(String, Span, &'t Spanned)>) {
+    for e in entries(v) {
+        let path = if prefix.is_empty() { e.key.clone() } else { format!("{prefix}.{}", e.key) };
+        let is_axis = match &e.value.node {
+            Node::Table(f) => f.iter().any(|x| AXIS_KEYS.contains(&x.key.as_str())) || f.is_empty(),
+            _ => true,
+        };
+        if is_axis {
+            out.push((path, e.key_span.clone(), &e.value));
+        } else {
+            flatten_axes(&e.value, &path, out);
+        }
+    }
+}
+
+/// Applies `--set PATH=VALUE` overrides (the `scenario` command) to a scenario of `plan`.
+pub fn apply_set(plan: &Plan, sc: &mut Scenario, assignment: &str) -> Result<(), ConfigError> {
+    let text = format!("{assignment}\n");
+    let loc = Locator { file: "--set", text: &text };
+    let Some((path, value)) = assignment.split_once('=') else {
+        return Err(loc.error(None, assignment, "expected PATH=VALUE, e.g. firm.open.release_month=12"));
+    };
+    let (path, value) = (path.trim(), value.trim());
+    let checker = Checker { loc, spans: HashMap::new() };
+    let param = checker.resolve(path, &None, &plan.firm_names, &plan.segment_names)?;
+    if param.spec.group == Group::Segment && param.spec.name == "weight" {
+        return Err(checker.err(&None, path, "segment weights must sum to 1, so one weight cannot be set alone"));
+    }
+    let node = match value {
+        "never" => Node::Str("never".into()),
+        v => match v.parse::<f64>() {
+            Ok(x) => Node::Float(x),
+            Err(_) => Node::Str(v.into()),
+        },
+    };
+    let x = checker.param_value(param.spec, &Spanned { node, span: None }, path)?;
+    param.set(sc, x);
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `validate`, `scenario` and `params`: looking at a config without running a sweep.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::backend::ScenarioSource;
+use crate::config::{self, ConfigError};
+use crate::model::params::{Group, Kind, PARAMS};
+use crate::model::{self, MonthRecord, NEVER};
+use crate::output::csv::{format_row, header};
+use crate::sweep::{AxisValues, Plan};
+use crate::InputError;
+
+/// Rows solved to estimate the CSV size.
+const SIZE_SAMPLE: u64 = 16;
+
+fn fmt_value(kind: Kind, v: f64) -> String {
+    match kind {
+        Kind::Month if v == NEVER as f64 => "never".into(),
+        Kind::Real => format!("{v}"),
+        _ => format!("{}", v as i64),
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut x = b;
+    let mut u = 0;
+    while x >= 1000.0 && u + 1 < units.len() {
+        x /= 1000.0;
+        u += 1;
+    }
+    format!("{x:.1} {}", units[u])
+}
+
+/// `moatsweep validate`.
+pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    let loaded = config::load(path)?;
+    let plan = &loaded.plan;
+    writeln!(out, "config:     {} (sha256 {})", path.display(), loaded.sha256)?;
+    writeln!(out, "sweep:      {} (grid design)", plan.name)?;
+    writeln!(out, "model:      {} months, max_iter {}, tol {}", plan.base.model.months, plan.base.model.max_iter, plan.base.model.tol)?;
+    writeln!(out, "firms:      {}", plan.firm_names.join(", "))?;
+    writeln!(out, "segments:   {}", plan.segment_names.join(", "))?;
+    if plan.axes.is_empty() {
+        writeln!(out, "axes:       none (a single scenario)")?;
+    } else {
+        writeln!(out, "axes:       (last varies fastest)")?;
+        let width = plan.axes.iter().map(|a| a.path.len()).max().unwrap_or(0);
+        for a in &plan.axes {
+            let kind = a.param.spec.kind;
+            let desc = match &a.values {
+                AxisValues::List(v) if v.len() <= 8 => v.iter().map(|&x| fmt_value(kind, x)).collect::<Vec<_>>().join(", "),
+                AxisValues::List(v) => format!("{}, {}, ..., {}", fmt_value(kind, v[0]), fmt_value(kind, v[1]), fmt_value(kind, v[v.len() - 1])),
+                AxisValues::Range { lo, hi, .. } => format!("range {lo} .. {hi}"),
+                AxisValues::Logspace { lo, hi, .. } => format!("logspace {lo} .. {hi}"),
+            };
+            writeln!(out, "  {:width$}  {:>8} values: {desc}", a.path, a.values.len())?;
+        }
+    }
+    writeln!(out, "scenarios:  {}", plan.rows)?;
+    writeln!(out, "output:     {}", plan.output.display())?;
+    let cols = header(plan);
+    writeln!(out, "columns ({}): {}", cols.len(), cols.join(", "))?;
+    // Estimate the CSV size from a few solved rows spread over the sweep.
+    let n = SIZE_SAMPLE.min(plan.rows);
+    let mut buf = Vec::new();
+    for k in 0..n {
+        let row = k * plan.rows / n;
+        format_row(plan, row, &model::solve(&plan.scenario(row)), &mut buf);
+    }
+    let per_row = buf.len() as f64 / n as f64;
+    let total = per_row * plan.rows as f64 + cols.join(",").len() as f64;
+    writeln!(out, "estimated CSV size: {} (about {per_row:.0} bytes a row, from {n} solved rows)", human_bytes(total))?;
+    Ok(())
+}
+
+/// `moatsweep scenario`: one scenario, month by month.
+pub fn scenario(path: &Path, index: Option<u64>, sets: &[String], out: &mut impl Write) -> anyhow::Result<()> {
+    let loaded = config::load(path)?;
+    let plan = &loaded.plan;
+    let mut sc = match index {
+        Some(i) if i >= plan.rows => {
+            return Err(InputError(format!("--index {i} is outside the sweep's rows 0..{} of {}", plan.rows, path.display())).into());
+        }
+        Some(i) => plan.scenario(i),
+        None => plan.base,
+    };
+    for s in sets {
+        config::apply_set(plan, &mut sc, s)?;
+    }
+    // The scenario as a one-row plan must pass the same checks as a config.
+    let single = Plan::new(plan.name.clone(), plan.design, sc, plan.firm_names.clone(), plan.segment_names.clone(), Vec::new(), plan.output.clone());
+    config::check_plan(&single, "--set").map_err(|e: ConfigError| anyhow::Error::new(e))?;
+
+    match index {
+        Some(i) => {
+            write!(out, "scenario {i} of {}", path.display())?;
+            for (a, axis) in plan.axes.iter().enumerate() {
+                write!(out, "  {}={}", axis.path, fmt_value(axis.param.spec.kind, plan.axis_value(i, a)))?;
+            }
+        }
+        None => write!(out, "scenario: the base values of {}", path.display())?,
+    }
+    for s in sets {
+        write!(out, "  --set {s}")?;
+    }
+    writeln!(out)?;
+
+    let mut months: Vec<MonthRecord> = Vec::new();
+    let outcome = model::solve_traced(&sc, &mut |r: &MonthRecord| months.push(*r));
+
+    // Per firm: quality Q, price p ($/Mtok; "-" when not offered, "open" marks released weights), share S, cash ($bn).
+    const FIRM_W: usize = 37;
+    write!(out, "{:>5} ", "")?;
+    for name in &plan.firm_names {
+        write!(out, "| {:^w$}", name, w = FIRM_W - 2)?;
+    }
+    writeln!(out, "| {:>7} {:>5}", "", "")?;
+    write!(out, "{:>5} ", "month")?;
+    for _ in &plan.firm_names {
+        write!(out, "| {:>6} {:>9} {:>7} {:>10}", "Q", "price", "share", "cash $bn")?;
+    }
+    writeln!(out, "| {:>7} {:>5}", "outside", "iters")?;
+    for r in &months {
+        write!(out, "{:>5} ", r.month)?;
+        for i in 0..sc.n_firms {
+            let offered = r.offered & (1 << i) != 0;
+            let price = if !offered {
+                "-".to_string()
+            } else if r.released & (1 << i) != 0 {
+                format!("{:.3}o", r.price[i])
+            } else {
+                format!("{:.3}", r.price[i])
+            };
+            let cash = if r.alive & (1 << i) == 0 { "exited".to_string() } else { format!("{:.3}", r.cash[i] / 1e9) };
+            write!(out, "| {:>6.3} {:>9} {:>7.4} {:>10}", r.quality[i], price, r.share[i], cash)?;
+        }
+        writeln!(out, "| {:>7.4} {:>4}{}", r.outside_share, r.iterations, if r.converged { " " } else { "!" })?;
+    }
+    writeln!(out, "(price suffix o: released weights served at cost; iters suffix !: not converged; cash after the month's flows)")?;
+
+    writeln!(out, "\noutputs (the CSV row):")?;
+    let mut row = Vec::new();
+    let single_row_plan = Plan::new(plan.name.clone(), plan.design, sc, plan.firm_names.clone(), plan.segment_names.clone(), Vec::new(), plan.output.clone());
+    format_row(&single_row_plan, 0, &outcome, &mut row);
+    let text = String::from_utf8(row).expect("CSV rows are ASCII");
+    let cols = header(&single_row_plan);
+    for (c, v) in cols.iter().zip(text.trim_end().split(',')).skip(1) {
+        writeln!(out, "  {c:<32} {}", if v.is_empty() { "(not offered)" } else { v })?;
+    }
+    Ok(())
+}
+
+/// `moatsweep params`: the parameter table of docs/model.md.
+pub fn params_table(out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "| path | meaning | unit | default | allowed | source |")?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- |")?;
+    for p in PARAMS {
+        let path = match p.group {
+            Group::Model | Group::Scaling => format!("{}.{}", p.group.prefix(), p.name),
+            Group::Firm => format!("firm.<name>.{}", p.name),
+            Group::Segment => format!("segment.<name>.{}", p.name),
+        };
+        let default = match p.default {
+            Some(d) => fmt_value(p.kind, d),
+            None => format!("per {} (table below)", p.group.prefix()),
+        };
+        let allowed = match p.kind {
+            Kind::Integer => format!("integer, {}", p.bound),
+            Kind::Month => format!("integer month, {}, or never", p.bound),
+            Kind::Real => p.bound.to_string(),
+        };
+        writeln!(out, "| `{path}` | {} | {} | {default} | {allowed} | {} |", p.meaning, p.unit, p.source)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The sweep CSV: header, row formatting (shortest round-trip floats, parallel
+//! over blocks of rows) and the ordered streaming writer.
+
+use std::io::Write;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use rayon::prelude::*;
+
+use super::progress::Progress;
+use crate::backend::{ChunkSink, Outcomes};
+use crate::model::Outcome;
+use crate::sweep::Plan;
+
+/// Per-firm outputs, in column order (MODEL.md section 5).
+pub const FIRM_OUTPUTS: [&str; 6] = ["share", "price", "quality", "npv", "complement_npv", "exit_month"];
+/// Per-scenario outputs, in column order.
+pub const SCENARIO_OUTPUTS: [&str; 6] =
+    ["outside_share", "open_share", "hhi", "consumer_surplus_npv", "max_iterations", "nonconverged_months"];
+
+/// Rows formatted per parallel task.
+const FORMAT_BLOCK: usize = 1024;
+
+/// The CSV header: `scenario`, the axis paths, then the outputs.
+pub fn header(plan: &Plan) -> Vec<String> {
+    let mut h = vec!["scenario".to_string()];
+    h.extend(plan.axes.iter().map(|a| a.path.clone()));
+    for out in FIRM_OUTPUTS {
+        h.extend(plan.firm_names.iter().map(|f| format!("{out}.{f}")));
+    }
+    h.extend(SCENARIO_OUTPUTS.iter().map(|s| s.to_string()));
+    h
+}
+
+/// The header line, quoted where a name needs it.
+pub fn header_line(plan: &Plan) -> Vec<u8> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record(header(plan)).expect("writing to memory");
+    w.into_inner().expect("writing to memory")
+}
+
+/// A float type whose values are written in shortest round-trip form.
+pub trait Real: Copy + Send + Sync {
+    fn write_to(self, buf: &mut Vec<u8>);
+    fn to_f64(self) -> f64;
+}
+
+impl Real for f64 {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(ryu::Buffer::new().format(self).as_bytes());
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+impl Real for f32 {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(ryu::Buffer::new().format(self).as_bytes());
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+fn int(buf: &mut Vec<u8>, v: impl itoa::Integer) {
+    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Appends the CSV row of scenario `row` to `buf`.
+pub fn format_row<F: Real>(plan: &Plan, row: u64, o: &Outcome<F>, buf: &mut Vec<u8>) {
+    int(buf, row);
+    for (a, axis) in plan.axes.iter().enumerate() {
+        buf.push(b',');
+        let v = plan.axis_value(row, a);
+        if axis.is_integer() { int(buf, v as i64) } else { v.write_to(buf) }
+    }
+    let n = plan.base.n_firms;
+    for series in [&o.share, &o.price, &o.quality, &o.npv, &o.complement_npv] {
+        let is_price = std::ptr::eq(series, &o.price);
+        for (i, v) in series[..n].iter().enumerate() {
+            buf.push(b',');
+            if !is_price || o.is_offered(i) {
+                v.write_to(buf);
+            }
+        }
+    }
+    for &e in &o.exit_month[..n] {
+        buf.push(b',');
+        int(buf, e);
+    }
+    for v in [o.outside_share, o.open_share, o.hhi, o.consumer_surplus_npv] {
+        buf.push(b',');
+        v.write_to(buf);
+    }
+    buf.push(b',');
+    int(buf, o.max_iterations);
+    buf.push(b',');
+    int(buf, o.nonconverged_months);
+    buf.push(b'\n');
+}
+
+/// Formats a chunk in parallel blocks, in row order.
+pub fn format_chunk<F: Real>(plan: &Plan, first_row: u64, outcomes: &[Outcome<F>]) -> Vec<Vec<u8>> {
+    outcomes
+        .par_chunks(FORMAT_BLOCK)
+        .enumerate()
+        .map(|(b, block)| {
+            let mut buf = Vec::with_capacity(block.len() * 256);
+            for (k, o) in block.iter().enumerate() {
+                format_row(plan, first_row + (b * FORMAT_BLOCK + k) as u64, o, &mut buf);
+            }
+            buf
+        })
+        .collect()
+}
+
+/// Streams formatted chunks to a file on a writer thread, in the order pushed.
+pub struct CsvSink<'p> {
+    plan: &'p Plan,
+    tx: Option<SyncSender<Vec<Vec<u8>>>>,
+    writer: Option<JoinHandle<std::io::Result<()>>>,
+    pub next_row: u64,
+    pub rows_written: u64,
+    pub nonconverged_scenarios: u64,
+    progress: &'p Progress,
+}
+
+impl<'p> CsvSink<'p> {
+    /// Starts the writer thread on `file`, writing the header first.
+    pub fn new(plan: &'p Plan, file: std::fs::File, first_row: u64, progress: &'p Progress) -> Self {
+        let (tx, rx): (SyncSender<Vec<Vec<u8>>>, Receiver<Vec<Vec<u8>>>) = sync_channel(4);
+        let header = header_line(plan);
+        let writer = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            out.write_all(&header)?;
+            for blocks in rx {
+                for b in blocks {
+                    out.write_all(&b)?;
+                }
+            }
+            out.flush()?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()
+        });
+        CsvSink { plan, tx: Some(tx), writer: Some(writer), next_row: first_row, rows_written: 0, nonconverged_scenarios: 0, progress }
+    }
+
+    /// Waits for every row to reach the file.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        drop(self.tx.take());
+        let writer = self.writer.take().expect("finish runs once");
+        writer.join().map_err(|_| anyhow::anyhow!("the CSV writer thread panicked"))?.context("writing the CSV")
+    }
+
+    fn count<F>(&mut self, v: &[Outcome<F>]) {
+        self.nonconverged_scenarios += v.iter().filter(|o| o.nonconverged_months > 0).count() as u64;
+    }
+}
+
+impl ChunkSink for CsvSink<'_> {
+    fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()> {
+        anyhow::ensure!(first_row == self.next_row, "chunk out of order: expected row {}, got {first_row}", self.next_row);
+        let n = outcomes.len() as u64;
+        let blocks = match &outcomes {
+            Outcomes::F64(v) => {
+                self.count(v);
+                format_chunk(self.plan, first_row, v)
+            }
+            Outcomes::F32(v) => {
+                self.count(v);
+                format_chunk(self.plan, first_row, v)
+            }
+        };
+        if self.tx.as_ref().expect("open until finish").send(blocks).is_err() {
+            // The writer stopped: its error is reported by finish().
+            return self.finish_after_error();
+        }
+        self.next_row += n;
+        self.rows_written += n;
+        self.progress.advance(n);
+        Ok(())
+    }
+}
+
+impl CsvSink<'_> {
+    fn finish_after_error(&mut self) -> anyhow::Result<()> {
+        drop(self.tx.take());
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("writing the CSV")),
+            _ => Err(anyhow::anyhow!("the CSV writer stopped")),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! A validated sweep: the base scenario, the axes and the design that turn a row
+//! index into a scenario. Built from a config by [`crate::config`]; everything
+//! after config loading works with this form only.
+
+use std::path::PathBuf;
+
+use crate::backend::ScenarioSource;
+use crate::model::params::{Group, Kind, ParamSpec};
+use crate::model::{NEVER, Scenario};
+
+/// Largest number of rows a sweep may have.
+pub const MAX_ROWS: u64 = 1 << 40;
+
+/// A parameter of one scenario: a table row, and the firm or segment it belongs to.
+#[derive(Clone, Copy)]
+pub struct Param {
+    pub spec: &'static ParamSpec,
+    /// Firm or segment index (0 for model and scaling parameters).
+    pub index: usize,
+}
+
+impl Param {
+    pub fn get(&self, sc: &Scenario) -> f64 {
+        (self.spec.get)(sc, self.index)
+    }
+    pub fn set(&self, sc: &mut Scenario, v: f64) {
+        (self.spec.set)(sc, self.index, v)
+    }
+}
+
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}[{}]", self.spec.group.prefix(), self.spec.name, self.index)
+    }
+}
+
+/// The values one axis takes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AxisValues {
+    /// An explicit list (`values = [...]`); `never` is stored as -1.
+    List(Vec<f64>),
+    /// `steps` values evenly spaced from `lo` to `hi`, both included.
+    Range { lo: f64, hi: f64, steps: u64 },
+    /// `steps` values evenly spaced in log from `lo` to `hi`, both included.
+    Logspace { lo: f64, hi: f64, steps: u64 },
+}
+
+impl AxisValues {
+    pub fn len(&self) -> u64 {
+        match self {
+            AxisValues::List(v) => v.len() as u64,
+            AxisValues::Range { steps, .. } | AxisValues::Logspace { steps, .. } => *steps,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The i-th value (i < len); the ends of ranges are exact.
+    pub fn value(&self, i: u64) -> f64 {
+        match *self {
+            AxisValues::List(ref v) => v[i as usize],
+            AxisValues::Range { lo, hi, steps } => {
+                if i + 1 == steps {
+                    hi
+                } else {
+                    lo + (hi - lo) * (i as f64 / (steps - 1) as f64)
+                }
+            }
+            AxisValues::Logspace { lo, hi, steps } => {
+                if i == 0 {
+                    lo
+                } else if i + 1 == steps {
+                    hi
+                } else {
+                    (lo.ln() + (hi.ln() - lo.ln()) * (i as f64 / (steps - 1) as f64)).exp()
+                }
+            }
+        }
+    }
+
+    /// Smallest and largest value.
+    pub fn extent(&self) -> (f64, f64) {
+        match self {
+            AxisValues::List(v) => v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x))),
+            AxisValues::Range { lo, hi, .. } | AxisValues::Logspace { lo, hi, .. } => (lo.min(*hi), lo.max(*hi)),
+        }
+    }
+}
+
+/// One axis of a sweep.
+#[derive(Clone, Debug)]
+pub struct Axis {
+    /// The parameter path as written, e.g. `firm.open.release_month`.
+    pub path: String,
+    pub param: Param,
+    pub values: AxisValues,
+}
+
+impl Axis {
+    /// Whether CSV cells of this axis are integers.
+    pub fn is_integer(&self) -> bool {
+        self.param.spec.kind != Kind::Real
+    }
+}
+
+/// How rows map onto the axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Design {
+    /// Every combination; row i is the mixed-radix decomposition of i, last axis fastest.
+    Grid,
+}
+
+/// A validated sweep, ready to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub name: String,
+    pub design: Design,
+    /// Every parameter with defaults filled in and no axis applied.
+    pub base: Scenario,
+    pub firm_names: Vec<String>,
+    pub segment_names: Vec<String>,
+    pub axes: Vec<Axis>,
+    /// Where the CSV goes.
+    pub output: PathBuf,
+    /// Number of rows (scenarios) of the sweep.
+    pub rows: u64,
+    /// Rows between successive values of each axis.
+    strides: Vec<u64>,
+}
+
+impl Plan {
+    /// Builds a plan; the caller has checked that the row count is at most [`MAX_ROWS`].
+    pub fn new(name: String, design: Design, base: Scenario, firm_names: Vec<String>, segment_names: Vec<String>, axes: Vec<Axis>, output: PathBuf) -> Plan {
+        let mut strides = vec![1u64; axes.len()];
+        let mut rows = 1u64;
+        for (a, axis) in axes.iter().enumerate().rev() {
+            strides[a] = rows;
+            rows *= axis.values.len();
+        }
+        Plan { name, design, base, firm_names, segment_names, axes, output, rows, strides }
+    }
+
+    /// The value axis `a` takes in row `row` (grid: mixed radix, last axis fastest).
+    pub fn axis_value(&self, row: u64, a: usize) -> f64 {
+        let values = &self.axes[a].values;
+        values.value((row / self.strides[a]) % values.len())
+    }
+
+    /// Looks a firm up by name.
+    pub fn firm_index(&self, name: &str) -> Option<usize> {
+        self.firm_names.iter().position(|n| n == name)
+    }
+}
+
+impl ScenarioSource for Plan {
+    fn n_firms(&self) -> usize {
+        self.base.n_firms
+    }
+    fn n_segments(&self) -> usize {
+        self.base.n_segments
+    }
+    fn scenario(&self, row: u64) -> Scenario {
+        let mut sc = self.base;
+        for (a, axis) in self.axes.iter().enumerate() {
+            axis.param.set(&mut sc, self.axis_value(row, a));
+        }
+        sc
+    }
+}
+
+/// A parameter value as a config or CSV writes it: integers without a fraction,
+/// `never` for a release month of -1 when `words` is set.
+pub fn value_json(spec: &ParamSpec, v: f64, words: bool) -> serde_json::Value {
+    match spec.kind {
+        Kind::Month if v == NEVER as f64 && words => serde_json::Value::from("never"),
+        Kind::Integer | Kind::Month => serde_json::Value::from(v as i64),
+        Kind::Real => serde_json::Value::from(v),
+    }
+}
+
+impl Plan {
+    /// The config as resolved: every default filled in (recorded in the manifest).
+    pub fn resolved_json(&self) -> serde_json::Value {
+        use crate::model::params::PARAMS;
+        use serde_json::{Map, Value, json};
+        let group = |g: Group, index: usize, name: Option<&str>| {
+            let mut m = Map::new();
+            if let Some(n) = name {
+                m.insert("name".into(), Value::from(n));
+            }
+            for p in PARAMS.iter().filter(|p| p.group == g) {
+                m.insert(p.name.into(), value_json(p, (p.get)(&self.base, index), true));
+            }
+            Value::Object(m)
+        };
+        let axes: Vec<Value> = self
+            .axes
+            .iter()
+            .map(|a| {
+                let spec = a.param.spec;
+                match &a.values {
+                    AxisValues::List(v) => {
+                        json!({ "path": a.path, "values": v.iter().map(|&x| value_json(spec, x, true)).collect::<Vec<_>>() })
+                    }
+                    AxisValues::Range { lo, hi, steps } => json!({ "path": a.path, "range": [lo, hi], "steps": steps }),
+                    AxisValues::Logspace { lo, hi, steps } => json!({ "path": a.path, "logspace": [lo, hi], "steps": steps }),
+                }
+            })
+            .collect();
+        json!({
+            "version": 1,
+            "sweep": { "name": self.name, "design": self.design },
+            "model": group(Group::Model, 0, None),
+            "scaling": group(Group::Scaling, 0, None),
+            "segment": self.segment_names.iter().enumerate().map(|(k, n)| group(Group::Segment, k, Some(n))).collect::<Vec<_>>(),
+            "firm": self.firm_names.iter().enumerate().map(|(i, n)| group(Group::Firm, i, Some(n))).collect::<Vec<_>>(),
+            "axes": axes,
+            "output": { "path": self.output.display().to_string() },
+        })
+    }
+}
