@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod gpu;
 pub mod inspect;
 pub mod model;
 pub mod output;

@@ -1,5 +1,5 @@
 //! Backends solve rows of a sweep: the f64 CPU reference ([`cpu`]) and the f32
-//! WGSL kernel ([`gpu`]). Both take scenarios from a [`ScenarioSource`] and hand
+//! WGSL kernel ([`crate::gpu`]). Both take scenarios from a [`ScenarioSource`] and hand
 //! solved chunks, in row order, to a [`ChunkSink`] (the CSV writer, or a test).
 
 pub mod cpu;
@@ -24,6 +24,20 @@ impl ScenarioSource for [Scenario] {
     }
     fn n_segments(&self) -> usize {
         self.first().map_or(0, |s| s.n_segments)
+    }
+    fn scenario(&self, row: u64) -> Scenario {
+        self[row as usize]
+    }
+}
+
+/// A list of scenarios as a source (`[Scenario]` itself is unsized, so it cannot be
+/// passed as `&dyn ScenarioSource`; a `Vec` can).
+impl ScenarioSource for Vec<Scenario> {
+    fn n_firms(&self) -> usize {
+        self.as_slice().n_firms()
+    }
+    fn n_segments(&self) -> usize {
+        self.as_slice().n_segments()
     }
     fn scenario(&self, row: u64) -> Scenario {
         self[row as usize]

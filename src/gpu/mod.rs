@@ -1,0 +1,420 @@
+//! The GPU backend: the moat model in WGSL (`shaders/moat.wgsl`, f32) through wgpu.
+//!
+//! One long-lived [`context::Context`] holds the device, a pipeline per
+//! (n_firms, n_segments) shape (the shape is baked into the pipeline as override
+//! constants, so the kernel's loops over firms and segments unroll) and a ring of
+//! buffer sets. A run packs each chunk's parameters on host threads (rayon),
+//! uploads them, dispatches one invocation per scenario and reads the outputs back;
+//! while chunk k is mapped, decoded and handed to the sink, the device already
+//! computes chunk k+1. Memory stays bounded by the ring, whatever the row count.
+//!
+//! The data layout is in [`layout`]; the adapter choice honours `WGPU_BACKEND`,
+//! `WGPU_ADAPTER_NAME` and the other variables wgpu reads from the environment.
+
+pub mod context;
+pub mod layout;
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail};
+use rayon::prelude::*;
+
+use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource};
+use crate::model::scaling::BISECTION_STEPS;
+use crate::model::{MAX_FIRMS, MAX_SEGMENTS, Outcome, Scenario};
+use context::{Context, POISON};
+
+/// The kernel, compiled into the binary.
+pub const SHADER_SOURCE: &str = include_str!("../../shaders/moat.wgsl");
+
+/// Invocations per workgroup (the shader's `WORKGROUP_SIZE` override).
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// Rows per chunk unless [`GpuOptions::chunk_rows`] says otherwise. At 36 months
+/// and ~25 iterations a month this is a few hundred milliseconds of kernel on a
+/// desktop GPU (far below the 2 s after which Windows resets a busy driver) and a
+/// few seconds of lavapipe, while keeping host memory per chunk to a few MiB.
+pub const DEFAULT_CHUNK_ROWS: u64 = 65_536;
+
+/// Buffer sets in the ring: one being computed while the other is read back.
+pub const RING: usize = 2;
+
+/// llvmpipe (Mesa's software Vulkan) silently ends every loop of an invocation
+/// once 65,535 loop iterations in all have run (`LP_MAX_TGSI_LOOP_ITERATIONS`):
+/// no error, just wrong rows. Runs that could reach it are refused there.
+pub const LLVMPIPE_LOOP_CAP: u64 = 65_535;
+
+/// Upper bound on the loop iterations one invocation of the kernel runs for `sc`,
+/// counting the loops that do not unroll once the shape is fixed: per firm the
+/// firm loop and its 60 bisection halvings; per month the month loop, up to
+/// `max_iter` markup iterations, and the loops the compiler keeps over firms and
+/// segments (an allowance of `2 * (n_firms + n_segments)` a month, and the same
+/// again per markup iteration, more than llvmpipe was measured to keep; see
+/// tests/gpu_agreement.rs, `loop_cap_is_respected`).
+pub fn loop_iterations(sc: &Scenario) -> u64 {
+    let months = sc.model.months as u64;
+    let max_iter = sc.model.max_iter as u64;
+    let nf = sc.n_firms as u64;
+    nf * (1 + BISECTION_STEPS as u64) + months * (1 + max_iter)
+}
+
+/// The largest [`loop_iterations`] over `rows` of `src` (in parallel).
+pub fn worst_case_loop_iterations(src: &dyn ScenarioSource, rows: Range<u64>) -> u64 {
+    rows.into_par_iter()
+        .map(|r| loop_iterations(&src.scenario(r)))
+        .max()
+        .unwrap_or(0)
+}
+
+/// One adapter, as `moatsweep adapters` lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    /// A software rasteriser (llvmpipe/lavapipe, SwiftShader, WARP).
+    pub software: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_buffer_size: u64,
+    pub timestamp_query: bool,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}{}; driver {} {}; max storage binding {} MiB, max buffer {} MiB, \
+             {} workgroups per dimension{})",
+            self.name,
+            self.backend,
+            self.device_type,
+            if self.software { ", software" } else { "" },
+            if self.driver.is_empty() { "?" } else { &self.driver },
+            self.driver_info,
+            self.max_storage_buffer_binding_size >> 20,
+            self.max_buffer_size >> 20,
+            self.max_compute_workgroups_per_dimension,
+            if self.timestamp_query { ", timestamps" } else { "" },
+        )
+    }
+}
+
+/// Every adapter with compute shaders on the backends the environment allows.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let instance = context::instance();
+    context::adapters(&instance).iter().map(context::summary).collect()
+}
+
+/// How to pick and drive the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter's name (else `WGPU_ADAPTER_NAME`,
+    /// else the best hardware adapter).
+    pub adapter: Option<String>,
+    /// Accept a software adapter (llvmpipe, SwiftShader, WARP).
+    pub allow_software: bool,
+    /// Rows per chunk (default [`DEFAULT_CHUNK_ROWS`], capped by the device's limits).
+    pub chunk_rows: Option<u64>,
+}
+
+/// The f32 WGSL kernel on one adapter.
+pub struct GpuBackend {
+    ctx: Context,
+    chunk_rows: u64,
+    poison: bool,
+    kernel_ns: Option<f64>,
+}
+
+/// A chunk submitted and not yet handed to the sink.
+struct InFlight {
+    slot: usize,
+    first_row: u64,
+    rows: u64,
+    submission: wgpu::SubmissionIndex,
+    mapped: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>,
+}
+
+impl GpuBackend {
+    pub fn new(opts: &GpuOptions) -> anyhow::Result<GpuBackend> {
+        let ctx = Context::new(opts)?;
+        Ok(GpuBackend {
+            ctx,
+            chunk_rows: opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS).max(1),
+            poison: false,
+            kernel_ns: None,
+        })
+    }
+
+    /// A software adapter (llvmpipe, SwiftShader, WARP).
+    pub fn is_software(&self) -> bool {
+        context::is_software_info(&self.ctx.info)
+    }
+
+    /// Whether this is Mesa's llvmpipe, with its loop-iteration cap.
+    pub fn is_llvmpipe(&self) -> bool {
+        context::is_llvmpipe_info(&self.ctx.info)
+    }
+
+    /// The adapter, for the manifest.
+    pub fn adapter_info(&self) -> serde_json::Value {
+        let i = &self.ctx.info;
+        serde_json::json!({
+            "name": i.name,
+            "backend": i.backend.to_string(),
+            "driver": i.driver,
+            "driver_info": i.driver_info,
+            "device_type": format!("{:?}", i.device_type),
+        })
+    }
+
+    /// The adapter's summary line (name, backend, limits).
+    pub fn adapter_summary(&self) -> AdapterSummary {
+        context::summary(&self.ctx.adapter)
+    }
+
+    /// For tests: fill every output word with a sentinel before each dispatch and
+    /// fail the run if any word of any row is left unwritten.
+    pub fn poison_outputs(&mut self, on: bool) {
+        self.poison = on;
+        if !on {
+            self.ctx.poison = None;
+        }
+    }
+
+    /// Rows per chunk for one shape: the requested number, capped by the device's
+    /// storage binding and buffer sizes and by the 2D dispatch grid.
+    pub fn chunk_rows_for(&self, n_firms: usize, n_segments: usize) -> u64 {
+        let l = &self.ctx.limits;
+        let row_bytes = 4 * layout::param_stride(n_firms, n_segments).max(layout::out_stride(n_firms)) as u64;
+        let max_bytes = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
+        let per_dim = l.max_compute_workgroups_per_dimension as u64;
+        let grid = per_dim * per_dim * WORKGROUP_SIZE as u64;
+        self.chunk_rows.min(max_bytes / row_bytes).min(grid).max(1)
+    }
+
+    /// Packs, uploads and submits one chunk into slot `slot`.
+    fn submit(
+        &mut self,
+        src: &dyn ScenarioSource,
+        pipeline: &wgpu::ComputePipeline,
+        slot: usize,
+        first_row: u64,
+        rows: u64,
+    ) -> anyhow::Result<InFlight> {
+        let (nf, ns) = (src.n_firms(), src.n_segments());
+        let stride = layout::param_stride(nf, ns);
+        if self.poison {
+            let need = self.ctx.slots[slot].out_bytes;
+            if self.ctx.poison.as_ref().is_none_or(|p| p.size() < need) {
+                self.ctx.poison = Some(self.ctx.poison_buffer(need));
+            }
+        }
+        let s = &mut self.ctx.slots[slot];
+        s.host_params.resize(rows as usize * stride, 0.0);
+        let bad_row = AtomicU64::new(u64::MAX);
+        s.host_params.par_chunks_mut(stride).enumerate().for_each(|(k, dst)| {
+            let row = first_row + k as u64;
+            let sc = src.scenario(row);
+            if sc.n_firms != nf || sc.n_segments != ns || sc.model.months == 0 {
+                bad_row.fetch_min(row, Ordering::Relaxed);
+                return;
+            }
+            layout::pack(&sc, dst);
+        });
+        let bad = bad_row.into_inner();
+        if bad != u64::MAX {
+            let sc = src.scenario(bad);
+            bail!(
+                "row {bad} has {} firms, {} segments and {} months, but the GPU kernel for this source \
+                 was built for {nf} firms and {ns} segments (and needs at least one month)",
+                sc.n_firms,
+                sc.n_segments,
+                sc.model.months
+            );
+        }
+        let s = &self.ctx.slots[slot];
+        let q = &self.ctx.queue;
+        q.write_buffer(&s.params, 0, bytemuck::cast_slice(&s.host_params));
+        let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
+        let per_dim = self.ctx.limits.max_compute_workgroups_per_dimension as u64;
+        let gx = groups.min(per_dim);
+        let gy = groups.div_ceil(gx);
+        let pitch = gx * WORKGROUP_SIZE as u64;
+        q.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, 0, 0]));
+
+        let out_bytes = rows * layout::out_stride(nf) as u64 * 4;
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("moat chunk"),
+        });
+        if let Some(p) = self.ctx.poison.as_ref().filter(|_| self.poison) {
+            enc.copy_buffer_to_buffer(p, 0, &s.outputs, 0, out_bytes);
+        }
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("moat"),
+                timestamp_writes: s.queries.as_ref().map(|(set, _)| wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &s.bind_group, &[]);
+            pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+        }
+        enc.copy_buffer_to_buffer(&s.outputs, 0, &s.readback, 0, out_bytes);
+        if let Some((set, resolve)) = &s.queries {
+            enc.resolve_query_set(set, 0..2, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, &s.readback, s.ts_offset, 16);
+        }
+        let submission = q.submit([enc.finish()]);
+        let mapped = Arc::new(Mutex::new(None));
+        {
+            let mapped = mapped.clone();
+            s.readback.map_async(wgpu::MapMode::Read, .., move |r| {
+                *mapped.lock().unwrap() = Some(r);
+            });
+        }
+        self.ctx.check_errors()?;
+        Ok(InFlight { slot, first_row, rows, submission, mapped })
+    }
+
+    /// Waits for a chunk, decodes it and hands it to the sink.
+    fn finish(&mut self, f: InFlight, n_firms: usize, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {
+        loop {
+            if let Some(r) = f.mapped.lock().unwrap().take() {
+                r.map_err(|e| anyhow!("could not read the GPU's results back: {e}"))?;
+                break;
+            }
+            self.ctx
+                .device
+                .poll(wgpu::PollType::Wait { submission_index: Some(f.submission.clone()), timeout: None })
+                .map_err(|e| anyhow!("GPU device lost or timed out: {e}"))?;
+            self.ctx.check_errors()?;
+        }
+        let s = &self.ctx.slots[f.slot];
+        let stride = layout::out_stride(n_firms);
+        let words = f.rows as usize * stride;
+        let outcomes: Result<Vec<Outcome<f32>>, String> = {
+            let view = s
+                .readback
+                .get_mapped_range(..s.ts_offset + 16)
+                .map_err(|e| anyhow!("could not map the GPU's results: {e}"))?;
+            let all: &[u32] = bytemuck::cast_slice(&view[..]);
+            if let Some((_, _)) = &s.queries {
+                let ticks: &[u64] = bytemuck::cast_slice(&view[s.ts_offset as usize..s.ts_offset as usize + 16]);
+                let period = self.ctx.queue.get_timestamp_period() as f64;
+                let ns = ticks[1].wrapping_sub(ticks[0]) as f64 * period;
+                *self.kernel_ns.get_or_insert(0.0) += ns;
+            }
+            let out = &all[..words];
+            let poison = self.poison;
+            out.par_chunks(stride)
+                .enumerate()
+                .map(|(k, w)| {
+                    if poison && let Some(p) = w.iter().position(|&x| x == POISON) {
+                        return Err(format!(
+                            "row {} word {p} of {stride} was not written by the kernel",
+                            f.first_row + k as u64
+                        ));
+                    }
+                    Ok(layout::unpack(w, n_firms))
+                })
+                .collect()
+        };
+        s.readback.unmap();
+        let outcomes = outcomes.map_err(|e| anyhow!(e))?;
+        sink.push(f.first_row, Outcomes::F32(outcomes))
+    }
+}
+
+impl Backend for GpuBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: "gpu",
+            precision: "f32",
+            threads: rayon::current_num_threads(),
+            adapter: Some(self.adapter_info()),
+        }
+    }
+
+    fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {
+        self.kernel_ns = None;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (nf, ns) = (src.n_firms(), src.n_segments());
+        if !(1..=MAX_FIRMS).contains(&nf) || !(1..=MAX_SEGMENTS).contains(&ns) {
+            bail!("the GPU kernel needs 1 to {MAX_FIRMS} firms and 1 to {MAX_SEGMENTS} segments (got {nf} and {ns})");
+        }
+        if self.is_llvmpipe() {
+            let worst = worst_case_loop_iterations(src, rows.clone());
+            if worst >= LLVMPIPE_LOOP_CAP {
+                let (months, max_iter) = rows
+                    .clone()
+                    .into_par_iter()
+                    .map(|r| {
+                        let sc = src.scenario(r);
+                        (loop_iterations(&sc), sc.model.months, sc.model.max_iter)
+                    })
+                    .max()
+                    .map(|(_, m, i)| (m, i))
+                    .unwrap_or_default();
+                bail!(
+                    "this sweep cannot run on llvmpipe: a scenario with months = {months} and max_iter = {max_iter} \
+                     may need up to {worst} loop iterations in one GPU invocation, and llvmpipe silently stops \
+                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (about months x (max_iter + 1) must stay \
+                     below that); lower months or max_iter, or use the CPU backend"
+                );
+            }
+        }
+        let pipeline = self.ctx.pipeline(nf, ns)?;
+        let chunk = self.chunk_rows_for(nf, ns);
+        self.ctx.ensure_slots(RING, chunk.min(rows.end - rows.start), nf, ns);
+
+        let mut pending: std::collections::VecDeque<InFlight> = Default::default();
+        let mut start = rows.start;
+        let mut k = 0usize;
+        let result = (|| {
+            while start < rows.end {
+                let end = rows.end.min(start + chunk);
+                let slot = k % RING;
+                if pending.len() == RING {
+                    let f = pending.pop_front().unwrap();
+                    self.finish(f, nf, sink)?;
+                }
+                pending.push_back(self.submit(src, &pipeline, slot, start, end - start)?);
+                // The device computes this chunk while the previous one is decoded.
+                if pending.len() > 1 {
+                    let f = pending.pop_front().unwrap();
+                    self.finish(f, nf, sink)?;
+                }
+                start = end;
+                k += 1;
+            }
+            while let Some(f) = pending.pop_front() {
+                self.finish(f, nf, sink)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            // Leave no buffer mapped or pending for the next run.
+            let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            for f in pending {
+                if f.mapped.lock().unwrap().take().is_some_and(|r| r.is_ok()) {
+                    self.ctx.slots[f.slot].readback.unmap();
+                }
+            }
+        }
+        result
+    }
+
+    fn kernel_seconds(&self) -> Option<f64> {
+        self.kernel_ns.map(|ns| ns * 1e-9)
+    }
+}
