@@ -17,7 +17,7 @@ const SIZE_SAMPLE: u64 = 16;
 fn fmt_value(kind: Kind, v: f64) -> String {
     match kind {
         Kind::Month if v == NEVER as f64 => "never".into(),
-        Kind::Real => format!("{v}"),
+        Kind::Real => ryu::Buffer::new().format(v).trim_end_matches(".0").to_string(),
         _ => format!("{}", v as i64),
     }
 }

@@ -77,8 +77,12 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let started_at = SystemTime::now();
     let t0 = Instant::now();
     let loaded = config::load(config_path)?;
-    let plan = &loaded.plan;
-    let out = opts.out.clone().unwrap_or_else(|| plan.output.clone());
+    let mut plan = loaded.plan;
+    if let Some(out) = &opts.out {
+        plan.output = out.clone();
+    }
+    let plan = &plan;
+    let out = plan.output.clone();
     let rows: Range<u64> = 0..opts.limit.map_or(plan.rows, |l| l.min(plan.rows));
 
     let mut backend = make_backend(opts.backend)?;

@@ -527,7 +527,7 @@ impl Checker<'_> {
             return Err(self.err(
                 &self.span_of(Group::Model, "market_growth", 0),
                 "model.market_growth",
-                format!("market0 (1 + market_growth)^(months - 1) reaches {:e} Mtok, above the limit of {MAX_MARKET:e}: lower market_growth, market0 or months", ln_last.exp()),
+                format!("market0 (1 + market_growth)^(months - 1) reaches {} Mtok, above the limit of {MAX_MARKET:e}: lower market_growth, market0 or months", if ln_last < 709.0 { format!("{:e}", ln_last.exp()) } else { "more than 1e308".into() }),
             ));
         }
         Ok(())
@@ -540,15 +540,14 @@ pub fn check_plan(plan: &Plan, file: &str) -> Result<(), ConfigError> {
     Checker { loc: Locator { file, text: "" }, spans: HashMap::new() }.cross_checks(plan)
 }
 
-/// Flattens `[axes]`: quoted keys ("firm.open.funding") and dotted keys (firm.open.funding) alike.
+/// Flattens `[axes]`: quoted keys ("firm.open.funding"), dotted keys
+/// (firm.open.funding) and sub-tables (`[axes.firm.open]`) alike. A table is an
+/// axis when it is inline or holds an axis key; any other table nests paths.
 fn flatten_axes<'t>(v: &'t Spanned, prefix: &str, out: &mut Vec<(String, Span, &'t Spanned)>) {
     for e in entries(v) {
         let path = if prefix.is_empty() { e.key.clone() } else { format!("{prefix}.{}", e.key) };
-        let is_axis = match &e.value.node {
-            Node::Table(f) => f.iter().any(|x| AXIS_KEYS.contains(&x.key.as_str())) || f.is_empty(),
-            _ => true,
-        };
-        if is_axis {
+        let nests = matches!(&e.value.node, Node::Table(f) if !e.value.inline && !f.iter().any(|x| AXIS_KEYS.contains(&x.key.as_str())));
+        if !nests {
             out.push((path, e.key_span.clone(), &e.value));
         } else {
             flatten_axes(&e.value, &path, out);
@@ -576,7 +575,7 @@ pub fn apply_set(plan: &Plan, sc: &mut Scenario, assignment: &str) -> Result<(),
             Err(_) => Node::Str(v.into()),
         },
     };
-    let x = checker.param_value(param.spec, &Spanned { node, span: None }, path)?;
+    let x = checker.param_value(param.spec, &Spanned { node, span: None, inline: false }, path)?;
     param.set(sc, x);
     Ok(())
 }

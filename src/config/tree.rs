@@ -23,6 +23,8 @@ pub enum Node {
 pub struct Spanned {
     pub node: Node,
     pub span: Span,
+    /// An inline table (`{ ... }`), as opposed to `[a]` or dotted keys (`a.b = 1`).
+    pub inline: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -56,7 +58,7 @@ pub fn from_table(t: &toml_edit::Table) -> Spanned {
             value: from_item(item),
         })
         .collect();
-    Spanned { node: Node::Table(entries), span: t.span() }
+    Spanned { node: Node::Table(entries), span: t.span(), inline: false }
 }
 
 fn from_item(item: &Item) -> Spanned {
@@ -66,8 +68,9 @@ fn from_item(item: &Item) -> Spanned {
         Item::ArrayOfTables(a) => Spanned {
             node: Node::Array(a.iter().map(from_table).collect()),
             span: a.span(),
+            inline: false,
         },
-        Item::None => Spanned { node: Node::Other("nothing"), span: None },
+        Item::None => Spanned { node: Node::Other("nothing"), span: None, inline: false },
     }
 }
 
@@ -89,5 +92,6 @@ fn from_value(v: &Value) -> Spanned {
                 .collect(),
         ),
     };
-    Spanned { node, span: v.span() }
+    let inline = matches!(v, Value::InlineTable(_));
+    Spanned { node, span: v.span(), inline }
 }

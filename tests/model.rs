@@ -1,0 +1,244 @@
+//! The f64 reference against MODEL.md: the quoted baseline figures, closed forms,
+//! and invariants over random scenarios (checked with independent arithmetic).
+
+use moatsweep::model::params::baseline;
+use moatsweep::model::scaling::train;
+use moatsweep::model::{MonthRecord, NEVER, Scenario, Segment, solve, solve_traced};
+
+/// |x - quoted| within half a unit of the quoted figure's last printed digit.
+fn assert_printed(what: &str, x: f64, quoted: f64, decimals: i32) {
+    let half = 0.5 * 10f64.powi(-decimals);
+    assert!((x - quoted).abs() <= half, "{what}: {x} does not print as {quoted} to {decimals} decimals");
+}
+
+#[test]
+fn baseline_reproduces_model_md_section_6() {
+    let o = solve(&baseline());
+    // "month 35 gives roughly: shares open 0.43, frontier_a 0.055, frontier_b 0.059,
+    //  challenger 0.060, outside 0.39; the open firm's product at about 0.94 $/Mtok;
+    //  no exits; at most 26 iterations in a month."
+    assert_printed("share.open", o.share[0], 0.43, 2);
+    assert_printed("share.frontier_a", o.share[1], 0.055, 3);
+    assert_printed("share.frontier_b", o.share[2], 0.059, 3);
+    assert_printed("share.challenger", o.share[3], 0.060, 3);
+    assert_printed("outside_share", o.outside_share, 0.39, 2);
+    assert_printed("price.open", o.price[0], 0.94, 2);
+    assert_eq!(&o.exit_month[..4], &[-1, -1, -1, -1]);
+    assert_eq!(o.max_iterations, 26);
+    assert_eq!(o.nonconverged_months, 0);
+    // The open firm released at month 6: its share is the open share.
+    assert_eq!(o.open_share, o.share[0]);
+}
+
+#[test]
+fn underfunded_challenger_exits_at_month_2() {
+    // "Raise the challenger's train_spend to 5e8 with funding 5e7 and it exits at month 2."
+    let mut sc = baseline();
+    sc.firms[3].train_spend = 5e8;
+    sc.firms[3].funding = 5e7;
+    let o = solve(&sc);
+    assert_eq!(o.exit_month[3], 2);
+    assert_eq!(o.share[3], 0.0);
+    assert!(!o.is_offered(3));
+    assert_eq!(&o.exit_month[..3], &[-1, -1, -1]);
+}
+
+fn one_segment(seg: Segment, n_firms: usize) -> Scenario {
+    let mut sc = baseline();
+    sc.n_segments = 1;
+    sc.segments[0] = Segment { weight: 1.0, ..seg };
+    sc.n_firms = n_firms;
+    for f in &mut sc.firms[..n_firms] {
+        f.release_month = NEVER;
+        f.funding = 1e15;
+    }
+    sc.model.months = 1;
+    sc.model.tol = 1e-14;
+    sc.model.max_iter = 100_000;
+    sc
+}
+
+#[test]
+fn one_firm_one_segment_markup_is_the_logit_closed_form() {
+    // Single-product logit: the first-order condition gives m = 1 / (alpha (1 - s)).
+    for (alpha, intercept) in [(0.15, -4.0), (1.5, 2.0), (0.6, 8.0), (3.0, -1.0)] {
+        let seg = Segment { weight: 1.0, intercept, price_sens: alpha, quality_taste: 2.0, open_taste: 0.0 };
+        let sc = one_segment(seg, 1);
+        let o = solve(&sc);
+        let c0 = train(&sc.model, &sc.scaling, &sc.firms[0]).c0;
+        let m = o.price[0] - c0;
+        let closed_form = 1.0 / (alpha * (1.0 - o.share[0]));
+        assert!((m - closed_form).abs() <= 1e-9 * closed_form, "alpha {alpha}, a {intercept}: markup {m} vs 1/(alpha(1-s)) {closed_form}");
+        // And the share is the logit share at that price, computed here from scratch.
+        let q = train(&sc.model, &sc.scaling, &sc.firms[0]).q0;
+        let u = intercept + 2.0 * q + sc.firms[0].brand - alpha * o.price[0];
+        let s = u.exp() / (1.0 + u.exp());
+        assert!((o.share[0] - s).abs() <= 1e-12, "share {} vs logit {s}", o.share[0]);
+    }
+}
+
+#[test]
+fn symmetric_firms_get_equal_prices_and_shares() {
+    for seg in [baseline().segments[0], baseline().segments[2]] {
+        let mut sc = one_segment(seg, 3);
+        sc.firms[1] = sc.firms[0];
+        sc.firms[2] = sc.firms[0];
+        sc.model.months = 12;
+        let o = solve(&sc);
+        for i in 1..3 {
+            assert!((o.price[i] - o.price[0]).abs() <= 1e-12 * o.price[0], "price {i}: {} vs {}", o.price[i], o.price[0]);
+            assert!((o.share[i] - o.share[0]).abs() <= 1e-12, "share {i}: {} vs {}", o.share[i], o.share[0]);
+        }
+    }
+}
+
+/// A small deterministic generator (splitmix64) for random scenarios.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        self.uniform(lo.ln(), hi.ln()).exp()
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_scenario(rng: &mut Rng) -> Scenario {
+    let mut sc = baseline();
+    // At convergence the last markup change is below tol (1 + m), so the FOC residual
+    // relative to S_j is bounded by about tol (1 + m Lambda_j / S_j), which can exceed
+    // tol itself (seen: 1.3e-6 at tol 1e-6). A tighter tol makes the 1e-6 bound below
+    // a test of the fixed point solving the first-order conditions.
+    sc.model.tol = 1e-8;
+    sc.model.max_iter = 1000;
+    sc.model.months = 1 + rng.below(60) as u32;
+    sc.model.catchup_rate = rng.unit();
+    sc.model.ad_uplift = rng.log_uniform(1e-4, 0.5);
+    sc.model.talent_decay = rng.uniform(0.0, 0.2);
+    sc.n_segments = 1 + rng.below(5) as usize;
+    let mut w: Vec<f64> = (0..sc.n_segments).map(|_| rng.uniform(0.05, 1.0)).collect();
+    let sum: f64 = w.iter().sum();
+    w.iter_mut().for_each(|x| *x /= sum);
+    for k in 0..sc.n_segments {
+        sc.segments[k] = Segment {
+            weight: w[k],
+            intercept: rng.uniform(-10.0, 4.0),
+            price_sens: rng.log_uniform(0.05, 5.0),
+            quality_taste: rng.uniform(0.0, 5.0),
+            open_taste: rng.uniform(-2.0, 2.0),
+        };
+    }
+    sc.n_firms = 1 + rng.below(6) as usize;
+    for i in 0..sc.n_firms {
+        let f = &mut sc.firms[i];
+        f.train_spend = rng.log_uniform(1e7, 2e10);
+        f.data_tokens = rng.log_uniform(1e11, 1e14);
+        f.release_month = if rng.below(3) == 0 { rng.below(40) as i32 } else { NEVER };
+        f.brand = rng.uniform(-1.0, 2.0);
+        f.platform_revenue = if rng.below(2) == 0 { rng.log_uniform(1e9, 3e11) } else { 0.0 };
+        f.funding = rng.log_uniform(1e6, 1e11);
+    }
+    sc
+}
+
+/// Shares of every firm in every segment at a month's recorded prices, recomputed
+/// here from the scenario's parameters (not with the model's own demand code).
+fn recompute_shares(sc: &Scenario, r: &MonthRecord, first_release: Option<i32>) -> Vec<Vec<f64>> {
+    let t = r.month as i32;
+    let mut s = vec![vec![0.0; sc.n_segments]; sc.n_firms];
+    for (k, seg) in sc.segments().iter().enumerate() {
+        let mut u = vec![f64::NEG_INFINITY; sc.n_firms];
+        for i in 0..sc.n_firms {
+            if r.offered & (1 << i) == 0 {
+                continue;
+            }
+            let open = r.released & (1 << i) != 0;
+            let mut brand = sc.firms[i].brand;
+            if let Some(ts) = first_release.filter(|&ts| !open && t >= ts) {
+                brand *= (-sc.model.talent_decay * (t - ts) as f64).exp();
+            }
+            u[i] = seg.intercept + seg.quality_taste * r.quality[i] + brand + if open { seg.open_taste } else { 0.0 } - seg.price_sens * r.price[i];
+        }
+        let top = u.iter().cloned().fold(0.0, f64::max);
+        let denom: f64 = (-top).exp() + u.iter().map(|x| (x - top).exp()).sum::<f64>();
+        for i in 0..sc.n_firms {
+            s[i][k] = (u[i] - top).exp() / denom;
+        }
+    }
+    s
+}
+
+#[test]
+fn invariants_hold_over_random_scenarios() {
+    let mut rng = Rng(2026);
+    let mut converged_months = 0;
+    let mut exits = 0;
+    for n in 0..2000 {
+        let sc = random_scenario(&mut rng);
+        let first_release = sc.firms().iter().map(|f| f.release_month).filter(|&r| r >= 0).min();
+        let mut months = Vec::new();
+        let o = solve_traced(&sc, &mut |r: &MonthRecord| months.push(*r));
+        assert_eq!(months.len(), sc.model.months as usize);
+        let mut gone = 0u32; // firms that exited and never released
+        for r in &months {
+            let total: f64 = r.share[..sc.n_firms].iter().sum();
+            assert!((total + r.outside_share - 1.0).abs() < 1e-12, "scenario {n} month {}: shares sum to {}", r.month, total + r.outside_share);
+            for i in 0..sc.n_firms {
+                assert!((0.0..=1.0).contains(&r.share[i]), "scenario {n}: share {}", r.share[i]);
+                let released = r.released & (1 << i) != 0;
+                if gone & (1 << i) != 0 && !released {
+                    assert!(r.offered & (1 << i) == 0 && r.share[i] == 0.0, "scenario {n} month {}: exited firm {i} sells again", r.month);
+                }
+                if r.offered & (1 << i) == 0 {
+                    assert_eq!(r.share[i], 0.0);
+                }
+            }
+            // First-order conditions at converged months, from independently recomputed shares.
+            if r.converged && r.iterations > 0 {
+                converged_months += 1;
+                let s = recompute_shares(&sc, r, first_release);
+                for i in 0..sc.n_firms {
+                    if r.offered & (1 << i) == 0 || r.released & (1 << i) != 0 {
+                        continue;
+                    }
+                    let (mut big_s, mut lambda, mut gamma) = (0.0, 0.0, 0.0);
+                    for (k, seg) in sc.segments().iter().enumerate() {
+                        big_s += seg.weight * s[i][k];
+                        lambda += seg.weight * seg.price_sens * s[i][k];
+                        gamma += seg.weight * seg.price_sens * s[i][k] * s[i][k];
+                    }
+                    assert!((big_s - r.share[i]).abs() <= 1e-12 * big_s.max(1e-300), "scenario {n}: share {} vs recomputed {big_s}", r.share[i]);
+                    if big_s > 1e-250 {
+                        let m = r.price[i] - r.cost[i];
+                        let resid = (big_s - (lambda - gamma) * m).abs() / big_s;
+                        assert!(resid < 1e-6, "scenario {n} month {} firm {i}: FOC residual {resid:e}", r.month);
+                    }
+                }
+            }
+            for i in 0..sc.n_firms {
+                if r.alive & (1 << i) != 0 && r.cash[i] < 0.0 {
+                    gone |= 1 << i;
+                    exits += 1;
+                }
+            }
+        }
+        for i in 0..sc.n_firms {
+            assert_eq!(o.exit_month[i] >= 0, gone & (1 << i) != 0, "scenario {n}: exit_month of firm {i}");
+        }
+    }
+    assert!(converged_months > 10_000, "too few converged months tested: {converged_months}");
+    assert!(exits > 100, "too few exits exercised: {exits}");
+}
