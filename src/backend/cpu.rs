@@ -8,7 +8,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource};
-use crate::model;
+use crate::model::{self, NoTrace, scaling::TrainCache};
 
 /// Rows per chunk handed to the sink: large enough to keep threads busy, small
 /// enough to bound memory and keep progress moving.
@@ -41,7 +41,7 @@ impl Backend for CpuBackend {
             let mut out = Vec::new();
             (0..(end - start) as usize)
                 .into_par_iter()
-                .map(|k| model::solve(&src.scenario(start + k as u64)))
+                .map_init(TrainCache::default, |cache, k| model::solve_with(&src.scenario(start + k as u64), &mut NoTrace, cache))
                 .collect_into_vec(&mut out);
             sink.push(start, Outcomes::F64(out))?;
             start = end;

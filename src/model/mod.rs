@@ -13,7 +13,7 @@ pub mod params;
 pub mod scaling;
 pub mod solve;
 
-pub use solve::{MonthRecord, NoTrace, Observer, solve, solve_traced};
+pub use solve::{MonthRecord, NoTrace, Observer, solve, solve_traced, solve_with};
 
 /// At most this many firms in one config (MODEL.md section 3: one product per firm).
 pub const MAX_FIRMS: usize = 8;

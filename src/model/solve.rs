@@ -1,7 +1,7 @@
 //! MODEL.md sections 2, 4 and 5: the month-by-month equilibrium of one scenario.
 
 use super::demand::{self, Shares};
-use super::scaling::train;
+use super::scaling::TrainCache;
 use super::{MAX_FIRMS, MAX_SEGMENTS, Outcome, Scenario};
 
 /// What one month looked like, for `moatsweep scenario` and for tests.
@@ -50,13 +50,18 @@ impl<F: FnMut(&MonthRecord)> Observer for F {
     }
 }
 
-/// Solves one scenario (the hot path of a CPU sweep).
+/// Solves one scenario.
 pub fn solve(sc: &Scenario) -> Outcome {
-    solve_traced(sc, &mut NoTrace)
+    solve_with(sc, &mut NoTrace, &mut TrainCache::default())
 }
 
 /// Solves one scenario, handing every month to `obs`.
 pub fn solve_traced<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
+    solve_with(sc, obs, &mut TrainCache::default())
+}
+
+/// Solves one scenario, reusing trained models from `cache` (the hot path of a CPU sweep).
+pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCache) -> Outcome {
     let m = &sc.model;
     let segs = sc.segments();
     let nf = sc.n_firms;
@@ -65,7 +70,7 @@ pub fn solve_traced<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
     let mut q0 = [0.0; MAX_FIRMS];
     let mut c0 = [0.0; MAX_FIRMS];
     for (i, firm) in sc.firms().iter().enumerate() {
-        let t = train(m, &sc.scaling, firm);
+        let t = cache.train(i, m, &sc.scaling, firm);
         q0[i] = t.q0;
         c0[i] = t.c0;
     }
