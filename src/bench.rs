@@ -8,7 +8,7 @@ use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource};
 use crate::config;
 use crate::model::Scenario;
-use crate::output::csv::CsvSink;
+use crate::output::csv::{Checkpoint, CsvSink};
 use crate::output::progress::Progress;
 use crate::run::backend_label;
 use crate::sweep::Plan;
@@ -55,7 +55,7 @@ pub fn measure(backend: &mut dyn Backend, plan: &Plan, rows: u64) -> anyhow::Res
     let path = dir.join("bench.csv");
     let progress = Progress::hidden();
     let t = Instant::now();
-    let mut sink = CsvSink::new(plan, std::fs::File::create(&path)?, 0, &progress);
+    let mut sink = CsvSink::new(plan, std::fs::File::create(&path)?, true, &progress, Checkpoint::default(), None);
     backend.run(&src, 0..rows, &mut sink)?;
     sink.finish()?;
     let end_to_end = rows as f64 / t.elapsed().as_secs_f64();

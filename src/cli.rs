@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::run::{BackendChoice, RunOptions};
+use crate::run::{BackendChoice, RowSelection, RunOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,8 +37,12 @@ Examples:
   moatsweep run configs/quickstart.toml
   moatsweep run configs/release-timing.toml --out /tmp/rt.csv --limit 1000
   moatsweep run configs/quickstart.toml --backend cpu --quiet
+  moatsweep run configs/release-timing-lhs.toml --shard 0/4     # rows of block 0 of 4
+  moatsweep run configs/release-timing-lhs.toml --resume        # continue after Ctrl-C or a crash
 
-The CSV is written to <out>.partial and renamed to <out> only when complete.")]
+The CSV is written to <out>.partial and renamed to <out> only when complete. After
+every chunk a checkpoint (<out>.partial.checkpoint) records what reached the disk;
+--resume continues from it and gives the same bytes as an uninterrupted run.")]
     Run {
         /// The sweep config (TOML, version 1).
         config: PathBuf,
@@ -49,8 +53,21 @@ The CSV is written to <out>.partial and renamed to <out> only when complete.")]
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
         /// Solve only the first N rows.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", conflicts_with_all = ["rows", "shard"])]
         limit: Option<u64>,
+        /// Solve rows A (included) to B (excluded); default output <out stem>.rows-A-B.csv.
+        #[arg(long, value_name = "A..B", value_parser = RowSelection::parse_rows, conflicts_with = "shard")]
+        rows: Option<RowSelection>,
+        /// Solve the I-th of N contiguous, near-equal blocks of rows (I from 0);
+        /// default output <out stem>.shard-I-of-N.csv. Join shards with `moatsweep merge`.
+        #[arg(long, value_name = "I/N", value_parser = RowSelection::parse_shard)]
+        shard: Option<RowSelection>,
+        /// Continue an interrupted run from its checkpoint (same config, backend and rows).
+        #[arg(long)]
+        resume: bool,
+        /// Rows per chunk (tests and tuning).
+        #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+        chunk_rows: Option<u64>,
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
@@ -99,8 +116,41 @@ Rows beyond the config's row count wrap around to row 0.")]
         #[arg(long, default_value_t = 200_000)]
         rows: u64,
     },
+    /// Join shards (or row blocks) of one sweep into one CSV with its manifest.
+    #[command(after_help = "\
+Example:
+  moatsweep merge results/lhs.csv results/lhs.shard-*-of-4.csv
+
+The inputs' manifests must share the config hash, moatsweep version and precision,
+and their row ranges must cover the sweep exactly once; the output is byte-identical
+to a single run of the whole sweep on the same backend.")]
+    Merge {
+        /// The merged CSV to write.
+        out: PathBuf,
+        /// The shard CSVs (each with its .manifest.json beside it), in any order.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Print the table of every model parameter (path, default, range, unit, meaning, source) as Markdown.
     Params,
+    /// Draw an output of a sweep CSV over one or two axes (heatmap or lines), as PNG or SVG.
+    #[command(after_help = "\
+Examples:
+  moatsweep plot results/quickstart.csv --x firm.open.release_month --y model.ad_uplift --z npv.open
+  moatsweep plot results/quickstart.csv --x model.ad_uplift --z share.open --by firm.open.release_month
+  moatsweep plot results/quickstart.csv --x firm.open.release_month --z exit_month.challenger --agg max --out /tmp/exits.svg
+
+Other axes are aggregated (--agg, default mean); logspace axes are drawn on a log scale, a release month's never after the largest month.")]
+    Plot(crate::analysis::plot::PlotArgs),
+    /// Summarize a sweep CSV: each output's mean, min and max, exits and non-convergence, per group of rows.
+    #[command(after_help = "\
+Examples:
+  moatsweep summarize results/quickstart.csv
+  moatsweep summarize results/quickstart.csv --by firm.open.release_month
+  moatsweep summarize results/quickstart.csv --by firm.open.release_month --by model.ad_uplift --out /tmp/summary.csv
+
+Without --by every row is one group; --out writes one CSV row per group instead of printing.")]
+    Summarize(crate::analysis::summarize::SummarizeArgs),
 }
 
 /// Runs the parsed command.
@@ -113,13 +163,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Run { config, out, backend, limit, quiet } => {
+        Command::Run { config, out, backend, limit, rows, shard, resume, quiet, chunk_rows } => {
             let command = std::env::args().collect();
-            let report = crate::run::run(&config, &RunOptions { out, backend, limit, quiet }, command)?;
+            let rows = match (limit, rows, shard) {
+                (Some(n), _, _) => RowSelection::First(n),
+                (_, Some(r), _) | (_, _, Some(r)) => r,
+                _ => RowSelection::All,
+            };
+            let report = crate::run::run(&config, &RunOptions { out, backend, rows, resume, quiet, chunk_rows }, command)?;
             if !quiet {
                 eprintln!(
-                    "wrote {} rows to {} in {:.2} s on {} ({} non-converged); manifest {}",
-                    report.rows_written,
+                    "wrote rows {}..{} to {} in {:.2} s on {} ({} non-converged); manifest {}",
+                    report.rows.start,
+                    report.rows.end,
                     report.output.display(),
                     report.wall_time_s,
                     report.backend,
@@ -132,6 +188,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Scenario { config, index, set } => crate::inspect::scenario(&config, index, &set, &mut stdout)?,
         Command::Bench { config, rows } => crate::bench::bench(&config, rows, &mut stdout)?,
         Command::Params => crate::inspect::params_table(&mut stdout)?,
+        Command::Merge { out, inputs } => {
+            let rows = crate::merge::merge(&out, &inputs, std::env::args().collect())?;
+            eprintln!("merged {} files, {rows} rows, into {}", inputs.len(), out.display());
+        }
+        Command::Plot(args) => crate::analysis::plot::run(&args, &mut stdout)?,
+        Command::Summarize(args) => crate::analysis::summarize::run(&args, &mut stdout)?,
     }
     stdout.flush()?;
     Ok(())

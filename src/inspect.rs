@@ -8,7 +8,7 @@ use crate::config::{self, ConfigError};
 use crate::model::params::{Group, Kind, PARAMS};
 use crate::model::{self, MonthRecord, NEVER};
 use crate::output::csv::{format_row, header};
-use crate::sweep::{AxisValues, Plan};
+use crate::sweep::{AxisValues, Design, Plan};
 use crate::InputError;
 
 /// Rows solved to estimate the CSV size.
@@ -38,14 +38,21 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     let loaded = config::load(path)?;
     let plan = &loaded.plan;
     writeln!(out, "config:     {} (sha256 {})", path.display(), loaded.sha256)?;
-    writeln!(out, "sweep:      {} (grid design)", plan.name)?;
+    let design = match &plan.design {
+        Design::Grid => "grid: every combination, the last axis fastest".to_string(),
+        Design::Random { samples, seed } => format!("random: {samples} samples, seed {seed}"),
+        Design::Lhs { samples, seed } => format!("lhs: Latin hypercube of {samples} samples, seed {seed}"),
+        Design::Sobol { samples, seed } => format!("sobol: {samples} scrambled Sobol points, seed {seed}"),
+        Design::List { file, .. } => format!("list: {} rows from {file}", plan.rows),
+    };
+    writeln!(out, "sweep:      {} ({design})", plan.name)?;
     writeln!(out, "model:      {} months, max_iter {}, tol {}", plan.base.model.months, plan.base.model.max_iter, plan.base.model.tol)?;
     writeln!(out, "firms:      {}", plan.firm_names.join(", "))?;
     writeln!(out, "segments:   {}", plan.segment_names.join(", "))?;
     if plan.axes.is_empty() {
         writeln!(out, "axes:       none (a single scenario)")?;
     } else {
-        writeln!(out, "axes:       (last varies fastest)")?;
+        writeln!(out, "axes:")?;
         let width = plan.axes.iter().map(|a| a.path.len()).max().unwrap_or(0);
         for a in &plan.axes {
             let kind = a.param.spec.kind;
@@ -54,8 +61,22 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
                 AxisValues::List(v) => format!("{}, {}, ..., {}", fmt_value(kind, v[0]), fmt_value(kind, v[1]), fmt_value(kind, v[v.len() - 1])),
                 AxisValues::Range { lo, hi, .. } => format!("range {lo} .. {hi}"),
                 AxisValues::Logspace { lo, hi, .. } => format!("logspace {lo} .. {hi}"),
+                AxisValues::Uniform { lo, hi } => format!("uniform on [{lo}, {hi}]"),
+                AxisValues::LogUniform { lo, hi } => format!("log-uniform on [{lo}, {hi}]"),
+                AxisValues::Integers { lo, hi } => format!("integers {} ..= {}", fmt_value(kind, *lo), fmt_value(kind, *hi)),
             };
-            writeln!(out, "  {:width$}  {:>8} values: {desc}", a.path, a.values.len())?;
+            match (&plan.design, &a.values) {
+                (Design::Grid, v) => writeln!(out, "  {:width$}  {:>8} values: {desc}", a.path, v.len())?,
+                (Design::List { .. }, _) => writeln!(out, "  {:width$}  column of the list", a.path)?,
+                _ => writeln!(out, "  {:width$}  {desc}", a.path)?,
+            }
+        }
+    }
+    if matches!(plan.design, Design::Random { .. } | Design::Lhs { .. } | Design::Sobol { .. }) {
+        writeln!(out, "first rows:")?;
+        for row in 0..plan.rows.min(5) {
+            let values: Vec<String> = plan.axes.iter().enumerate().map(|(a, ax)| format!("{}={}", ax.path, fmt_value(ax.param.spec.kind, plan.axis_value(row, a)))).collect();
+            writeln!(out, "  {row}: {}", values.join("  "))?;
         }
     }
     writeln!(out, "scenarios:  {}", plan.rows)?;
@@ -90,7 +111,7 @@ pub fn scenario(path: &Path, index: Option<u64>, sets: &[String], out: &mut impl
         config::apply_set(plan, &mut sc, s)?;
     }
     // The scenario as a one-row plan must pass the same checks as a config.
-    let single = Plan::new(plan.name.clone(), plan.design, sc, plan.firm_names.clone(), plan.segment_names.clone(), Vec::new(), plan.output.clone());
+    let single = Plan::new(plan.name.clone(), Design::Grid, sc, plan.firm_names.clone(), plan.segment_names.clone(), Vec::new(), plan.output.clone());
     config::check_plan(&single, "--set").map_err(|e: ConfigError| anyhow::Error::new(e))?;
 
     match index {
@@ -142,10 +163,9 @@ pub fn scenario(path: &Path, index: Option<u64>, sets: &[String], out: &mut impl
 
     writeln!(out, "\noutputs (the CSV row):")?;
     let mut row = Vec::new();
-    let single_row_plan = Plan::new(plan.name.clone(), plan.design, sc, plan.firm_names.clone(), plan.segment_names.clone(), Vec::new(), plan.output.clone());
-    format_row(&single_row_plan, 0, &outcome, &mut row);
+    format_row(&single, 0, &outcome, &mut row);
     let text = String::from_utf8(row).expect("CSV rows are ASCII");
-    let cols = header(&single_row_plan);
+    let cols = header(&single);
     for (c, v) in cols.iter().zip(text.trim_end().split(',')).skip(1) {
         writeln!(out, "  {c:<32} {}", if v.is_empty() { "(not offered)" } else { v })?;
     }

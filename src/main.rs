@@ -17,6 +17,10 @@ fn main() -> ExitCode {
             if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
                 return ExitCode::SUCCESS;
             }
+            if moatsweep::run::is_interrupt(&err) {
+                eprintln!("stopped: {err}");
+                return ExitCode::from(130);
+            }
             eprintln!("error: {err:#}");
             if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<InputError>().is_some() {
                 ExitCode::from(2)

@@ -1,16 +1,20 @@
-//! `moatsweep run`: config -> plan -> backend -> ordered CSV writer -> manifest.
+//! `moatsweep run`: config -> plan -> backend -> ordered CSV writer -> manifest,
+//! for the whole sweep or a block of its rows, resumable after an interruption.
 
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 
 use crate::InputError;
-use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
 use crate::config;
-use crate::output::csv::{CsvSink, header};
+use crate::output::csv::{Checkpoint, CsvSink, INTERRUPTED, Interrupted, header};
 use crate::output::manifest::{Manifest, timestamp};
 use crate::output::progress::Progress;
 use crate::output::{create_partial, manifest_path, partial_path};
@@ -26,18 +30,84 @@ pub enum BackendChoice {
     Gpu,
 }
 
+/// Which rows of the sweep a run computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowSelection {
+    /// Every row.
+    All,
+    /// The first N rows (`--limit`).
+    First(u64),
+    /// Rows A..B (`--rows A..B`).
+    Range(u64, u64),
+    /// The I-th of N contiguous, near-equal blocks (`--shard I/N`).
+    Shard(u64, u64),
+}
+
+impl RowSelection {
+    /// Parses `A..B`.
+    pub fn parse_rows(s: &str) -> Result<RowSelection, String> {
+        let (a, b) = s.split_once("..").ok_or("expected A..B, e.g. 0..1000 (B excluded)")?;
+        let a: u64 = a.trim().parse().map_err(|_| format!("'{a}' is not a row number"))?;
+        let b: u64 = b.trim().parse().map_err(|_| format!("'{b}' is not a row number"))?;
+        if a >= b {
+            return Err(format!("the range {a}..{b} is empty"));
+        }
+        Ok(RowSelection::Range(a, b))
+    }
+
+    /// Parses `I/N`.
+    pub fn parse_shard(s: &str) -> Result<RowSelection, String> {
+        let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4 (I from 0)")?;
+        let i: u64 = i.trim().parse().map_err(|_| format!("'{i}' is not a shard index"))?;
+        let n: u64 = n.trim().parse().map_err(|_| format!("'{n}' is not a shard count"))?;
+        if n == 0 || i >= n {
+            return Err(format!("shard {i}/{n} does not exist: I runs from 0 to N-1"));
+        }
+        Ok(RowSelection::Shard(i, n))
+    }
+
+    /// The rows of a sweep of `total` rows.
+    pub fn rows(self, total: u64) -> Result<Range<u64>, InputError> {
+        match self {
+            RowSelection::All => Ok(0..total),
+            RowSelection::First(n) => Ok(0..n.min(total)),
+            RowSelection::Range(a, b) if b <= total => Ok(a..b),
+            RowSelection::Range(a, b) => Err(InputError(format!("--rows {a}..{b} goes past the sweep's {total} rows"))),
+            RowSelection::Shard(i, n) => {
+                let at = |k: u64| (k as u128 * total as u128 / n as u128) as u64;
+                Ok(at(i)..at(i + 1))
+            }
+        }
+    }
+
+    /// The default output of a subset: `x.csv` becomes `x.shard-I-of-N.csv` or `x.rows-A-B.csv`.
+    fn output(self, full: &Path) -> PathBuf {
+        let suffix = match self {
+            RowSelection::All | RowSelection::First(_) => return full.to_path_buf(),
+            RowSelection::Range(a, b) => format!("rows-{a}-{b}"),
+            RowSelection::Shard(i, n) => format!("shard-{i}-of-{n}"),
+        };
+        let stem = full.file_stem().map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+        full.with_file_name(format!("{stem}.{suffix}.csv"))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub backend: BackendChoice,
-    pub limit: Option<u64>,
+    pub rows: RowSelection,
+    pub resume: bool,
     pub quiet: bool,
+    /// Rows per chunk (default: the backend's own).
+    pub chunk_rows: Option<u64>,
 }
 
 /// What a finished run reports.
 pub struct RunReport {
     pub output: PathBuf,
     pub manifest: PathBuf,
+    pub rows: Range<u64>,
     pub rows_written: u64,
     pub nonconverged_scenarios: u64,
     pub wall_time_s: f64,
@@ -45,9 +115,13 @@ pub struct RunReport {
 }
 
 /// Makes the backend a run asked for.
-pub fn make_backend(choice: BackendChoice) -> anyhow::Result<Box<dyn Backend>> {
+pub fn make_backend(choice: BackendChoice, chunk_rows: Option<u64>) -> anyhow::Result<Box<dyn Backend>> {
+    let mut cpu = CpuBackend::default();
+    if let Some(n) = chunk_rows {
+        cpu.chunk_rows = n;
+    }
     match choice {
-        BackendChoice::Auto | BackendChoice::Cpu => Ok(Box::new(CpuBackend::default())),
+        BackendChoice::Auto | BackendChoice::Cpu => Ok(Box::new(cpu)),
         BackendChoice::Gpu => Err(InputError("the GPU backend is not available in this build; use --backend cpu".into()).into()),
     }
 }
@@ -61,12 +135,19 @@ pub fn backend_label(b: &dyn Backend) -> String {
     }
 }
 
-/// Removes a `.partial` file unless the run completed.
-struct PartialGuard(Option<PathBuf>);
+/// `<out>.partial.checkpoint`.
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    let mut s = partial_path(out).into_os_string();
+    s.push(".checkpoint");
+    PathBuf::from(s)
+}
 
-impl Drop for PartialGuard {
+/// Removes files unless the run completed (or left a checkpoint to resume from).
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
+        for p in self.0.drain(..) {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -78,31 +159,74 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let t0 = Instant::now();
     let loaded = config::load(config_path)?;
     let mut plan = loaded.plan;
-    if let Some(out) = &opts.out {
-        plan.output = out.clone();
-    }
+    let rows = opts.rows.rows(plan.rows)?;
+    plan.output = opts.out.clone().unwrap_or_else(|| opts.rows.output(&plan.output));
     let plan = &plan;
     let out = plan.output.clone();
-    let rows: Range<u64> = 0..opts.limit.map_or(plan.rows, |l| l.min(plan.rows));
 
-    let mut backend = make_backend(opts.backend)?;
+    let mut backend = make_backend(opts.backend, opts.chunk_rows)?;
     let label = backend_label(backend.as_ref());
+    let info = backend.info();
+    let fresh = Checkpoint {
+        config_sha256: loaded.sha256.clone(),
+        backend: format!("{} {}", info.kind, info.precision),
+        rows: [rows.start, rows.end],
+        next_row: rows.start,
+        bytes: 0,
+        nonconverged_scenarios: 0,
+    };
+    let checkpoint = checkpoint_path(&out);
+    let partial = partial_path(&out);
 
-    let (partial, file) = create_partial(&out).map_err(|e| InputError(format!("cannot write the output {}: {e}", partial_path(&out).display())))?;
-    let mut guard = PartialGuard(Some(partial.clone()));
+    // Open the output: a fresh `.partial`, or the one a checkpoint describes.
+    let (file, start, write_header) = if opts.resume {
+        let cp = Checkpoint::read(&checkpoint)
+            .map_err(|e| InputError(format!("nothing to resume: cannot read the checkpoint {}: {e}", checkpoint.display())))?;
+        let refuse = |what: &str, was: &str, now: &str| InputError(format!("cannot resume {}: {what} changed (checkpoint: {was}; now: {now}); run without --resume to start over", partial.display()));
+        if cp.config_sha256 != fresh.config_sha256 {
+            return Err(refuse("the config", &cp.config_sha256, &fresh.config_sha256).into());
+        }
+        if cp.backend != fresh.backend {
+            return Err(refuse("the backend", &cp.backend, &fresh.backend).into());
+        }
+        if cp.rows != fresh.rows {
+            return Err(refuse("the rows", &format!("{:?}", cp.rows), &format!("{:?}", fresh.rows)).into());
+        }
+        let mut file = OpenOptions::new().write(true).open(&partial).map_err(|e| InputError(format!("cannot resume: {}: {e}", partial.display())))?;
+        file.set_len(cp.bytes)?;
+        file.seek(SeekFrom::End(0))?;
+        (file, cp, false)
+    } else {
+        let (_, file) = create_partial(&out).map_err(|e| InputError(format!("cannot write the output {}: {e}", partial.display())))?;
+        let _ = std::fs::remove_file(&checkpoint);
+        (file, fresh, true)
+    };
+    let resumed_at_row = opts.resume.then_some(start.next_row);
     let manifest_file = manifest_path(&out);
     let manifest_partial = partial_path(&manifest_file);
-    let mut manifest_guard = PartialGuard(Some(manifest_partial.clone()));
+    let mut cleanup = Cleanup(vec![partial.clone(), checkpoint.clone(), manifest_partial.clone()]);
 
-    let progress = Progress::new(rows.end - rows.start, &label, opts.quiet);
-    let mut sink = CsvSink::new(plan, file, rows.start, &progress);
-    let solved = backend.run(plan, rows.clone(), &mut sink);
-    let (rows_written, nonconverged_scenarios) = (sink.rows_written, sink.nonconverged_scenarios);
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
+    let progress = Progress::new(rows.end - start.next_row, &label, opts.quiet);
+    let mut sink = CsvSink::new(plan, file, write_header, &progress, start.clone(), Some(checkpoint.clone()));
+    let solved = backend.run(plan, start.next_row..rows.end, &mut sink);
+    let (rows_written, nonconverged_scenarios, next_row) = (sink.rows_written, sink.nonconverged_scenarios, sink.next_row);
     let written = sink.finish();
     progress.finish();
-    solved?;
-    written?;
-    anyhow::ensure!(rows_written == rows.end - rows.start, "internal error: {rows_written} rows written of {}", rows.end - rows.start);
+    if let Err(e) = solved.and(written) {
+        // Keep what reached the disk: the checkpoint says where to resume.
+        if checkpoint.exists() {
+            cleanup.0.clear();
+            let mut args: Vec<String> = std::env::args().collect();
+            if !args.iter().any(|a| a == "--resume") {
+                args.push("--resume".into());
+            }
+            let done = Checkpoint::read(&checkpoint).map(|c| c.next_row).unwrap_or(next_row);
+            eprintln!("rows {}..{done} of {}..{} are in {}; continue with:\n  {}", rows.start, rows.start, rows.end, partial.display(), args.join(" "));
+        }
+        return Err(e);
+    }
+    anyhow::ensure!(next_row == rows.end, "internal error: stopped at row {next_row} of {}", rows.end);
 
     let finished_at = SystemTime::now();
     let wall_time_s = t0.elapsed().as_secs_f64();
@@ -113,13 +237,14 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
         config_path: config_path.display().to_string(),
         config_sha256: loaded.sha256.clone(),
         config: plan.resolved_json(),
-        backend: backend.info(),
+        backend: info,
         output: out.display().to_string(),
         columns: header(plan),
         scenarios: plan.rows,
         rows: [rows.start, rows.end],
-        rows_written,
+        rows_written: rows.end - rows.start,
         nonconverged_scenarios,
+        resumed_at_row,
         kernel_time_s: backend.kernel_seconds(),
         wall_time_s,
         started_at: timestamp(started_at),
@@ -128,9 +253,13 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     std::fs::write(&manifest_partial, json).with_context(|| format!("writing {}", manifest_partial.display()))?;
     std::fs::rename(&partial, &out).with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
-    guard.0 = None;
     std::fs::rename(&manifest_partial, &manifest_file).with_context(|| format!("writing {}", manifest_file.display()))?;
-    manifest_guard.0 = None;
+    drop(cleanup); // removes the checkpoint; the other two are renamed
 
-    Ok(RunReport { output: out, manifest: manifest_file, rows_written, nonconverged_scenarios, wall_time_s, backend: label })
+    Ok(RunReport { output: out, manifest: manifest_file, rows, rows_written, nonconverged_scenarios, wall_time_s, backend: label })
+}
+
+/// Whether an error is a Ctrl-C stop (exit status 130).
+pub fn is_interrupt(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Interrupted>().is_some()
 }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::backend::ScenarioSource;
+use crate::design;
 use crate::model::params::{Group, Kind, ParamSpec};
 use crate::model::{NEVER, Scenario};
 
@@ -43,13 +44,21 @@ pub enum AxisValues {
     Range { lo: f64, hi: f64, steps: u64 },
     /// `steps` values evenly spaced in log from `lo` to `hi`, both included.
     Logspace { lo: f64, hi: f64, steps: u64 },
+    /// Sampling designs: uniform on [lo, hi].
+    Uniform { lo: f64, hi: f64 },
+    /// Sampling designs: uniform in log on [lo, hi].
+    LogUniform { lo: f64, hi: f64 },
+    /// Sampling designs: the integers lo..=hi, equally likely.
+    Integers { lo: f64, hi: f64 },
 }
 
 impl AxisValues {
+    /// Number of values of a grid axis (0 for the continuous kinds of sampling designs).
     pub fn len(&self) -> u64 {
         match self {
             AxisValues::List(v) => v.len() as u64,
             AxisValues::Range { steps, .. } | AxisValues::Logspace { steps, .. } => *steps,
+            AxisValues::Uniform { .. } | AxisValues::LogUniform { .. } | AxisValues::Integers { .. } => 0,
         }
     }
 
@@ -77,6 +86,19 @@ impl AxisValues {
                     (lo.ln() + (hi.ln() - lo.ln()) * (i as f64 / (steps - 1) as f64)).exp()
                 }
             }
+            // Continuous kinds of sampling designs have no i-th value: their middle.
+            _ => self.map_unit(0.5),
+        }
+    }
+
+    /// The value at `u` in [0, 1) for sampling designs: log axes in log space,
+    /// integer axes by flooring, lists by equal shares.
+    pub fn map_unit(&self, u: f64) -> f64 {
+        match *self {
+            AxisValues::List(ref v) => v[((u * v.len() as f64) as usize).min(v.len() - 1)],
+            AxisValues::Uniform { lo, hi } | AxisValues::Range { lo, hi, .. } => lo + (hi - lo) * u,
+            AxisValues::LogUniform { lo, hi } | AxisValues::Logspace { lo, hi, .. } => (lo.ln() + (hi.ln() - lo.ln()) * u).exp(),
+            AxisValues::Integers { lo, hi } => lo + (u * (hi - lo + 1.0)).floor().min(hi - lo),
         }
     }
 
@@ -84,7 +106,11 @@ impl AxisValues {
     pub fn extent(&self) -> (f64, f64) {
         match self {
             AxisValues::List(v) => v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x))),
-            AxisValues::Range { lo, hi, .. } | AxisValues::Logspace { lo, hi, .. } => (lo.min(*hi), lo.max(*hi)),
+            AxisValues::Range { lo, hi, .. }
+            | AxisValues::Logspace { lo, hi, .. }
+            | AxisValues::Uniform { lo, hi }
+            | AxisValues::LogUniform { lo, hi }
+            | AxisValues::Integers { lo, hi } => (lo.min(*hi), lo.max(*hi)),
         }
     }
 }
@@ -105,12 +131,31 @@ impl Axis {
     }
 }
 
-/// How rows map onto the axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// How rows map onto the axes. Every row is a pure function of (plan, row index).
+#[derive(Clone, Debug, PartialEq)]
 pub enum Design {
     /// Every combination; row i is the mixed-radix decomposition of i, last axis fastest.
     Grid,
+    /// Independent uniform draws keyed by (seed, row, axis).
+    Random { samples: u64, seed: u64 },
+    /// Latin hypercube: on every axis each of the `samples` strata holds one row.
+    Lhs { samples: u64, seed: u64 },
+    /// Owen-scrambled Sobol points.
+    Sobol { samples: u64, seed: u64 },
+    /// Rows read from a CSV (each axis holds its column); `file` as written in the config.
+    List { file: String, sha256: String },
+}
+
+impl Design {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Design::Grid => "grid",
+            Design::Random { .. } => "random",
+            Design::Lhs { .. } => "lhs",
+            Design::Sobol { .. } => "sobol",
+            Design::List { .. } => "list",
+        }
+    }
 }
 
 /// A validated sweep, ready to run.
@@ -135,18 +180,29 @@ impl Plan {
     /// Builds a plan; the caller has checked that the row count is at most [`MAX_ROWS`].
     pub fn new(name: String, design: Design, base: Scenario, firm_names: Vec<String>, segment_names: Vec<String>, axes: Vec<Axis>, output: PathBuf) -> Plan {
         let mut strides = vec![1u64; axes.len()];
-        let mut rows = 1u64;
+        let mut grid_rows = 1u64;
         for (a, axis) in axes.iter().enumerate().rev() {
-            strides[a] = rows;
-            rows *= axis.values.len();
+            strides[a] = grid_rows;
+            grid_rows = grid_rows.saturating_mul(axis.values.len());
         }
+        let rows = match &design {
+            Design::Grid => grid_rows,
+            Design::Random { samples, .. } | Design::Lhs { samples, .. } | Design::Sobol { samples, .. } => *samples,
+            Design::List { .. } => axes.first().map_or(0, |a| a.values.len()),
+        };
         Plan { name, design, base, firm_names, segment_names, axes, output, rows, strides }
     }
 
-    /// The value axis `a` takes in row `row` (grid: mixed radix, last axis fastest).
+    /// The value axis `a` takes in row `row`.
     pub fn axis_value(&self, row: u64, a: usize) -> f64 {
         let values = &self.axes[a].values;
-        values.value((row / self.strides[a]) % values.len())
+        match self.design {
+            Design::Grid => values.value((row / self.strides[a]) % values.len()),
+            Design::Random { seed, .. } => values.map_unit(design::unit(seed, row, a, 0)),
+            Design::Lhs { seed, samples } => values.map_unit(design::lhs_unit(seed, samples, row, a)),
+            Design::Sobol { seed, .. } => values.map_unit(design::Sobol::get().sample(row as u32, a, seed)),
+            Design::List { .. } => values.value(row),
+        }
     }
 
     /// Looks a firm up by name.
@@ -196,10 +252,14 @@ impl Plan {
             }
             Value::Object(m)
         };
+        let list = matches!(self.design, Design::List { .. });
         let axes: Vec<Value> = self
             .axes
             .iter()
             .map(|a| {
+                if list {
+                    return json!({ "path": a.path, "from": "list" });
+                }
                 let spec = a.param.spec;
                 match &a.values {
                     AxisValues::List(v) => {
@@ -207,12 +267,21 @@ impl Plan {
                     }
                     AxisValues::Range { lo, hi, steps } => json!({ "path": a.path, "range": [lo, hi], "steps": steps }),
                     AxisValues::Logspace { lo, hi, steps } => json!({ "path": a.path, "logspace": [lo, hi], "steps": steps }),
+                    AxisValues::Uniform { lo, hi } => json!({ "path": a.path, "uniform": [lo, hi] }),
+                    AxisValues::LogUniform { lo, hi } => json!({ "path": a.path, "loguniform": [lo, hi] }),
+                    AxisValues::Integers { lo, hi } => json!({ "path": a.path, "integers": [value_json(spec, *lo, false), value_json(spec, *hi, false)] }),
                 }
             })
             .collect();
         json!({
             "version": 1,
-            "sweep": { "name": self.name, "design": self.design },
+            "sweep": match &self.design {
+                Design::Grid => json!({ "name": self.name, "design": "grid" }),
+                Design::Random { samples, seed } | Design::Lhs { samples, seed } | Design::Sobol { samples, seed } => {
+                    json!({ "name": self.name, "design": self.design.name(), "samples": samples, "seed": seed })
+                }
+                Design::List { file, sha256 } => json!({ "name": self.name, "design": "list", "list": file, "list_sha256": sha256, "rows": self.rows }),
+            },
             "model": group(Group::Model, 0, None),
             "scaling": group(Group::Scaling, 0, None),
             "segment": self.segment_names.iter().enumerate().map(|(k, n)| group(Group::Segment, k, Some(n))).collect::<Vec<_>>(),

@@ -17,6 +17,7 @@ use tree::{Entry, Node, Span, Spanned};
 use crate::model::params::{self, DEFAULT_FIRMS, DEFAULT_SEGMENTS, Group, Kind, ParamSpec};
 use crate::model::scaling::MIN_LN_C6;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, NEVER, Scenario};
+use crate::design::{SOBOL_DIMENSIONS, SOBOL_MAX_SAMPLES};
 use crate::sweep::{Axis, AxisValues, Design, MAX_ROWS, Param, Plan};
 
 /// The only config version this moatsweep reads.
@@ -27,10 +28,13 @@ pub const WEIGHT_SUM_TOL: f64 = 1e-9;
 pub const MAX_MARKET: f64 = 1e30;
 
 const ROOT_KEYS: &[&str] = &["version", "sweep", "model", "scaling", "segment", "firm", "axes", "output"];
-const SWEEP_KEYS: &[&str] = &["name", "design"];
+const SWEEP_KEYS: &[&str] = &["name", "design", "samples", "seed", "list"];
+const DESIGNS: &[&str] = &["grid", "random", "lhs", "sobol", "list"];
+const DESIGN_KEYS: &str = "samples and seed go with random, lhs and sobol; list with list";
 const OUTPUT_KEYS: &[&str] = &["path"];
-const AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps"];
-const PLANNED_DESIGNS: &[&str] = &["random", "lhs", "sobol", "list"];
+const GRID_AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps"];
+const SAMPLED_AXIS_KEYS: &[&str] = &["values", "uniform", "loguniform", "integers"];
+const AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps", "uniform", "loguniform", "integers"];
 
 /// A config read from disk and checked.
 pub struct Loaded {
@@ -55,20 +59,31 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         message: format!("the config is not UTF-8 text: {e}"),
     })?;
     let default_name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let plan = parse(&file, &text, default_name.as_deref())?;
-    let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Loaded { plan, sha256 })
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let plan = parse(&file, &text, default_name.as_deref(), dir)?;
+    // The hash identifies the sweep: the TOML's bytes and, for a list design, the list's.
+    let mut hash = Sha256::new();
+    hash.update(&bytes);
+    if let Design::List { sha256, .. } = &plan.design {
+        hash.update(sha256.as_bytes());
+    }
+    Ok(Loaded { plan, sha256: hex(&hash.finalize()) })
 }
 
-/// Checks config `text` (named `file` in messages). The sweep's name defaults to `default_name`.
-pub fn parse(file: &str, text: &str, default_name: Option<&str>) -> Result<Plan, ConfigError> {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks config `text` (named `file` in messages). The sweep's name defaults to
+/// `default_name`; a list design's CSV is looked up relative to `dir`.
+pub fn parse(file: &str, text: &str, default_name: Option<&str>, dir: &Path) -> Result<Plan, ConfigError> {
     let loc = Locator { file, text };
     let doc = toml_edit::Document::parse(text).map_err(|e| {
         let message = e.message().trim().to_string();
         loc.error(e.span(), "", format!("TOML syntax error: {message}"))
     })?;
     let root = tree::from_table(doc.as_table());
-    Checker { loc, spans: HashMap::new() }.plan(&root, default_name)
+    Checker { loc, spans: HashMap::new() }.plan(&root, default_name, dir)
 }
 
 /// Where each parameter was set, for messages about combinations of values.
@@ -170,7 +185,7 @@ impl Checker<'_> {
         Ok(x)
     }
 
-    fn plan(mut self, root: &Spanned, default_name: Option<&str>) -> Result<Plan, ConfigError> {
+    fn plan(mut self, root: &Spanned, default_name: Option<&str>, dir: &Path) -> Result<Plan, ConfigError> {
         for e in entries(root) {
             if !ROOT_KEYS.contains(&e.key.as_str()) {
                 return Err(self.unknown_key(e, "", ROOT_KEYS));
@@ -192,7 +207,8 @@ impl Checker<'_> {
 
         // [sweep]
         let mut name = default_name.map(str::to_string);
-        let design = Design::Grid;
+        let mut design = ("grid", None, None); // (name, value span, key span)
+        let (mut samples, mut seed, mut list) = (None, None, None);
         if let Some(sweep) = get(root, "sweep") {
             for e in self.expect_table(&sweep.value, "sweep")? {
                 match e.key.as_str() {
@@ -203,15 +219,16 @@ impl Checker<'_> {
                         }
                         name = Some(n.to_string());
                     }
-                    "design" => match self.expect_str(&e.value, "sweep.design")? {
-                        "grid" => {}
-                        d if PLANNED_DESIGNS.contains(&d) => {
-                            return Err(self.err(&e.value.span, "sweep.design", format!("design \"{d}\" is not available in this version of moatsweep; use \"grid\"")));
-                        }
-                        d => {
-                            return Err(self.err(&e.value.span, "sweep.design", format!("unknown design \"{d}\"{}; expected \"grid\"", suggest(d, ["grid"]))));
-                        }
-                    },
+                    "design" => {
+                        let d = self.expect_str(&e.value, "sweep.design")?;
+                        let Some(known) = DESIGNS.iter().find(|k| **k == d) else {
+                            return Err(self.err(&e.value.span, "sweep.design", format!("unknown design \"{d}\"{}; expected one of: {}", suggest(d, DESIGNS.iter().copied()), DESIGNS.join(", "))));
+                        };
+                        design = (*known, e.value.span.clone(), e.key_span.clone());
+                    }
+                    "samples" => samples = Some((self.count(&e.value, "sweep.samples", 1, MAX_ROWS)?, e)),
+                    "seed" => seed = Some((self.count(&e.value, "sweep.seed", 0, i64::MAX as u64)?, e)),
+                    "list" => list = Some((self.expect_str(&e.value, "sweep.list")?.to_string(), e)),
                     _ => return Err(self.unknown_key(e, "sweep", SWEEP_KEYS)),
                 }
             }
@@ -220,6 +237,26 @@ impl Checker<'_> {
             Some(n) => n,
             None => return Err(self.err(&None, "sweep.name", "missing: give the sweep a name of letters, digits, '_' or '-'")),
         };
+        let sampling = matches!(design.0, "random" | "lhs" | "sobol");
+        let misplaced = match design.0 {
+            "grid" => samples.map(|s| s.1).or(seed.map(|s| s.1)).or(list.as_ref().map(|l| l.1)),
+            "list" => samples.map(|s| s.1).or(seed.map(|s| s.1)),
+            _ => list.as_ref().map(|l| l.1),
+        };
+        if let Some(e) = misplaced {
+            return Err(self.err(&e.key_span, &format!("sweep.{}", e.key), format!("{} does not go with design \"{}\" ({})", e.key, design.0, DESIGN_KEYS)));
+        }
+        if sampling && samples.is_none() {
+            return Err(self.err(&design.1, "sweep.samples", format!("missing: design \"{}\" needs samples = N", design.0)));
+        }
+        if design.0 == "list" && list.is_none() {
+            return Err(self.err(&design.1, "sweep.list", "missing: design \"list\" needs list = \"file.csv\" (relative to the config's folder)"));
+        }
+        if let (Some((n, e)), "sobol") = (samples, design.0) {
+            if n > SOBOL_MAX_SAMPLES {
+                return Err(self.err(&e.value.span, "sweep.samples", format!("a sobol design has at most 2^32 = {SOBOL_MAX_SAMPLES} samples, found {n}")));
+            }
+        }
 
         let mut base = params::baseline();
 
@@ -242,28 +279,53 @@ impl Checker<'_> {
         let segment_names = self.entities(root, Group::Segment, &mut base)?;
         let firm_names = self.entities(root, Group::Firm, &mut base)?;
 
-        // [axes]
+        // [axes], or the columns of a list design
         let mut axes = Vec::new();
         if let Some(section) = get(root, "axes") {
             self.expect_table(&section.value, "axes")?;
+            if design.0 == "list" {
+                return Err(self.err(&section.key_span, "axes", "a list design takes its axes from the list CSV's header; remove [axes]"));
+            }
             let mut flat = Vec::new();
             flatten_axes(&section.value, "", &mut flat);
             for (path, key_span, spec) in flat {
                 let param = self.resolve(&path, &key_span, &firm_names, &segment_names)?;
-                if axes.iter().any(|a: &Axis| a.param.spec.name == param.spec.name && a.param.spec.group == param.spec.group && a.param.index == param.index) {
+                if axes.iter().any(|a: &Axis| same_param(&a.param, &param)) {
                     return Err(self.err(&key_span, &path, "this parameter already has an axis"));
                 }
-                let values = self.axis_values(&path, param.spec, spec)?;
+                let values = self.axis_values(&path, param.spec, spec, sampling)?;
                 self.spans.insert((param.spec.group, param.spec.name, param.index), key_span.clone());
                 axes.push(Axis { path, param, values });
             }
         }
-        let rows = axes.iter().try_fold(1u128, |acc, a| acc.checked_mul(a.values.len() as u128)).unwrap_or(u128::MAX);
-        if rows > MAX_ROWS as u128 {
-            let span = get(root, "axes").map(|e| e.key_span.clone()).unwrap_or(None);
-            let count = axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ");
-            return Err(self.err(&span, "axes", format!("the sweep has {count} = {rows} scenarios, more than the limit of 2^40 = {MAX_ROWS}")));
-        }
+        let design = match design.0 {
+            "grid" => {
+                let rows = axes.iter().try_fold(1u128, |acc, a| acc.checked_mul(a.values.len() as u128)).unwrap_or(u128::MAX);
+                if rows > MAX_ROWS as u128 {
+                    let span = get(root, "axes").map(|e| e.key_span.clone()).unwrap_or(None);
+                    let count = axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ");
+                    return Err(self.err(&span, "axes", format!("the sweep has {count} = {rows} scenarios, more than the limit of 2^40 = {MAX_ROWS}")));
+                }
+                Design::Grid
+            }
+            "list" => {
+                let (file, e) = list.expect("checked above");
+                let (list_axes, sha256) = self.read_list(&file, e, dir, &firm_names, &segment_names)?;
+                axes = list_axes;
+                Design::List { file, sha256 }
+            }
+            d => {
+                if d == "sobol" && axes.len() > SOBOL_DIMENSIONS {
+                    return Err(self.err(&design.2, "sweep.design", format!("a sobol design has at most {SOBOL_DIMENSIONS} axes, found {}", axes.len())));
+                }
+                let (samples, seed) = (samples.expect("checked above").0, seed.map_or(0, |s| s.0));
+                match d {
+                    "random" => Design::Random { samples, seed },
+                    "lhs" => Design::Lhs { samples, seed },
+                    _ => Design::Sobol { samples, seed },
+                }
+            }
+        };
 
         // [output]
         let mut output = PathBuf::from("results").join(format!("{name}.csv"));
@@ -396,25 +458,54 @@ impl Checker<'_> {
         }
     }
 
-    fn axis_values(&self, path: &str, spec: &'static ParamSpec, v: &Spanned) -> Result<AxisValues, ConfigError> {
+    /// A whole number in lo..=hi.
+    fn count(&self, v: &Spanned, key: &str, lo: u64, hi: u64) -> Result<u64, ConfigError> {
+        match v.node {
+            Node::Int(n) if n >= 0 && (lo..=hi).contains(&(n as u64)) => Ok(n as u64),
+            Node::Int(n) => Err(self.err(&v.span, key, format!("must be between {lo} and {hi}, found {n}"))),
+            ref other => Err(self.err(&v.span, key, format!("expected an integer, found {}", other.type_name()))),
+        }
+    }
+
+    /// The two ends [lo, hi] of a range-like axis, each a valid value of `spec`.
+    fn ends(&self, spec: &ParamSpec, kind: &Entry, key: &str) -> Result<[f64; 2], ConfigError> {
+        let ends = match &kind.value.node {
+            Node::Array(items) if items.len() == 2 => [self.param_value(spec, &items[0], key)?, self.param_value(spec, &items[1], key)?],
+            _ => return Err(self.err(&kind.value.span, key, "expected two numbers [lo, hi]")),
+        };
+        if spec.kind == Kind::Month && ends.contains(&(NEVER as f64)) {
+            return Err(self.err(&kind.value.span, key, "\"never\" cannot end a range; list it in values = [...]"));
+        }
+        Ok(ends)
+    }
+
+    /// The values of one axis; `sampling` for random, lhs and sobol designs.
+    fn axis_values(&self, path: &str, spec: &'static ParamSpec, v: &Spanned, sampling: bool) -> Result<AxisValues, ConfigError> {
         if spec.group == Group::Segment && spec.name == "weight" {
             return Err(self.err(&v.span, path, "segment weights must sum to 1 in every scenario, so a weight cannot be an axis"));
         }
+        let (allowed, forms) = if sampling {
+            (SAMPLED_AXIS_KEYS, "{ values = [...] }, { uniform = [lo, hi] }, { loguniform = [lo, hi] } or { integers = [lo, hi] }")
+        } else {
+            (GRID_AXIS_KEYS, "{ values = [...] }, { range = [lo, hi], steps = N } or { logspace = [lo, hi], steps = N }")
+        };
         let fields = match &v.node {
             Node::Table(f) => f,
-            other => {
-                return Err(self.err(&v.span, path, format!("expected an axis such as {{ values = [...] }}, {{ range = [lo, hi], steps = N }} or {{ logspace = [lo, hi], steps = N }}, found {}", other.type_name())));
-            }
+            other => return Err(self.err(&v.span, path, format!("expected an axis such as {forms}, found {}", other.type_name()))),
         };
         for e in fields {
-            if !AXIS_KEYS.contains(&e.key.as_str()) {
-                return Err(self.unknown_key(e, path, AXIS_KEYS));
+            if AXIS_KEYS.contains(&e.key.as_str()) && !allowed.contains(&e.key.as_str()) {
+                let msg = if sampling { "random, lhs and sobol designs take" } else { "a grid design takes" };
+                return Err(self.err(&e.key_span, &format!("{path}.{}", e.key), format!("{} does not go with this design: {msg} {forms}", e.key)));
+            }
+            if !allowed.contains(&e.key.as_str()) {
+                return Err(self.unknown_key(e, path, allowed));
             }
         }
         let kinds: Vec<&Entry> = fields.iter().filter(|e| e.key != "steps").collect();
         let steps = fields.iter().find(|e| e.key == "steps");
         let [kind] = kinds.as_slice() else {
-            return Err(self.err(&v.span, path, "an axis needs exactly one of values, range or logspace"));
+            return Err(self.err(&v.span, path, format!("an axis needs exactly one of {}", allowed.iter().filter(|k| **k != "steps").copied().collect::<Vec<_>>().join(", "))));
         };
         let key = format!("{path}.{}", kind.key);
         if kind.key == "values" {
@@ -430,15 +521,19 @@ impl Checker<'_> {
             let values = items.iter().map(|x| self.param_value(spec, x, &key)).collect::<Result<Vec<_>, _>>()?;
             return Ok(AxisValues::List(values));
         }
-        // range or logspace
-        let ends = match &kind.value.node {
-            Node::Array(items) if items.len() == 2 => {
-                [self.param_value(spec, &items[0], &key)?, self.param_value(spec, &items[1], &key)?]
+        let [lo, hi] = self.ends(spec, kind, &key)?;
+        if sampling {
+            if lo > hi {
+                return Err(self.err(&kind.value.span, &key, format!("expected lo <= hi, found [{lo}, {hi}]")));
             }
-            _ => return Err(self.err(&kind.value.span, &key, "expected two numbers [lo, hi]")),
-        };
-        if spec.kind == Kind::Month && ends.contains(&(NEVER as f64)) {
-            return Err(self.err(&kind.value.span, &key, "\"never\" cannot end a range; list it in values = [...]"));
+            return match (kind.key.as_str(), spec.kind) {
+                ("integers", Kind::Real) => Err(self.err(&kind.key_span, &key, "integers is for integer parameters; use uniform or loguniform")),
+                ("integers", _) => Ok(AxisValues::Integers { lo, hi }),
+                (k, Kind::Integer | Kind::Month) => Err(self.err(&kind.key_span, &key, format!("{k} is for real-valued parameters; use integers = [lo, hi]"))),
+                ("uniform", _) => Ok(AxisValues::Uniform { lo, hi }),
+                _ if lo <= 0.0 => Err(self.err(&kind.value.span, &key, "loguniform needs both ends > 0")),
+                _ => Ok(AxisValues::LogUniform { lo, hi }),
+            };
         }
         let Some(steps) = steps else {
             return Err(self.err(&kind.key_span, &format!("{path}.steps"), format!("missing: {} needs steps = N (at least 2)", kind.key)));
@@ -448,7 +543,6 @@ impl Checker<'_> {
             Node::Int(n) => return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("steps must be between 2 and 2^40, found {n}"))),
             ref other => return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("expected an integer, found {}", other.type_name()))),
         };
-        let [lo, hi] = ends;
         let values = if kind.key == "range" {
             AxisValues::Range { lo, hi, steps: n }
         } else {
@@ -473,6 +567,55 @@ impl Checker<'_> {
             ints.push(x.round());
         }
         Ok(AxisValues::List(ints))
+    }
+
+    /// Reads a list design's CSV: a header of parameter paths, one scenario a row.
+    fn read_list(&self, file: &str, e: &Entry, dir: &Path, firms: &[String], segments: &[String]) -> Result<(Vec<Axis>, String), ConfigError> {
+        let path = dir.join(file);
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|err| self.err(&e.value.span, "sweep.list", format!("cannot read the list {shown}: {err}")))?;
+        let text = String::from_utf8(bytes).map_err(|_| self.err(&e.value.span, "sweep.list", format!("the list {shown} is not UTF-8 text")))?;
+        let sha256 = hex(&Sha256::digest(text.as_bytes()));
+        let csv = Checker { loc: Locator { file: &shown, text: &text }, spans: HashMap::new() };
+        let mut reader = ::csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let header = reader.headers().map_err(|err| csv.err(&Some(0..0), "", format!("cannot read the header: {err}")))?.clone();
+        let header_at = field_starts(&text, 0);
+        let header_span = |i: usize| header_at.get(i).map(|&at| at..at);
+        let mut axes: Vec<Axis> = Vec::new();
+        for (i, name) in header.iter().map(str::trim).enumerate() {
+            let param = csv.resolve(name, &header_span(i), firms, segments)?;
+            if param.spec.group == Group::Segment && param.spec.name == "weight" {
+                return Err(csv.err(&header_span(i), name, "segment weights must sum to 1 in every scenario, so a weight cannot be a list column"));
+            }
+            if axes.iter().any(|a| same_param(&a.param, &param)) {
+                return Err(csv.err(&header_span(i), name, "this parameter has two columns"));
+            }
+            axes.push(Axis { path: name.to_string(), param, values: AxisValues::List(Vec::new()) });
+        }
+        if axes.is_empty() {
+            return Err(csv.err(&Some(0..0), "", "the header names no parameter paths"));
+        }
+        for record in reader.records() {
+            let record = record.map_err(|err| {
+                let at = err.position().map(|p| p.byte() as usize..p.byte() as usize);
+                csv.err(&at, "", format!("malformed row: {err}"))
+            })?;
+            let at = field_starts(&text, record.position().map_or(0, |p| p.byte() as usize));
+            for (i, cell) in record.iter().map(str::trim).enumerate() {
+                let span = at.get(i).map(|&a| a..a);
+                let node = match cell.parse::<f64>() {
+                    Ok(x) => Node::Float(x),
+                    Err(_) => Node::Str(cell.to_string()),
+                };
+                let x = csv.param_value(axes[i].param.spec, &Spanned { node, span: span.clone(), inline: false }, &axes[i].path)?;
+                let AxisValues::List(column) = &mut axes[i].values else { unreachable!("list columns are lists") };
+                column.push(x);
+            }
+        }
+        if axes[0].values.is_empty() {
+            return Err(csv.err(&Some(0..0), "", "the list has a header but no rows"));
+        }
+        Ok((axes, sha256))
     }
 
     fn span_of(&self, group: Group, name: &str, index: usize) -> Span {
@@ -532,6 +675,27 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// Byte offsets of the fields of the CSV line starting at `start` (after leading
+/// blanks; commas inside double quotes do not split).
+fn field_starts(text: &str, start: usize) -> Vec<usize> {
+    let line = text[start..].split('\n').next().unwrap_or("");
+    let skip = |at: usize| at + line[at..].len() - line[at..].trim_start_matches([' ', '\t']).len();
+    let mut starts = vec![start + skip(0)];
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => starts.push(start + skip(i + 1)),
+            _ => {}
+        }
+    }
+    starts
+}
+
+fn same_param(a: &Param, b: &Param) -> bool {
+    a.spec.group == b.spec.group && a.spec.name == b.spec.name && a.index == b.index
 }
 
 /// Checks that involve several parameters (weights, compute, loss_ref, market size)

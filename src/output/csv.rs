@@ -2,7 +2,8 @@
 //! over blocks of rows) and the ordered streaming writer.
 
 use std::io::Write;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
@@ -116,34 +117,108 @@ pub fn format_chunk<F: Real>(plan: &Plan, first_row: u64, outcomes: &[Outcome<F>
         .collect()
 }
 
-/// Streams formatted chunks to a file on a writer thread, in the order pushed.
+/// Where a run stands, written beside `<out>.partial` after every chunk that has
+/// reached the disk, so that `run --resume` can continue from there.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub config_sha256: String,
+    /// Backend kind and precision, e.g. "cpu f64".
+    pub backend: String,
+    /// The rows [start, end) the run writes.
+    pub rows: [u64; 2],
+    /// Rows before this one are in the file.
+    pub next_row: u64,
+    /// Length of the `.partial` file holding exactly those rows.
+    pub bytes: u64,
+    pub nonconverged_scenarios: u64,
+}
+
+impl Checkpoint {
+    pub fn read(path: &std::path::Path) -> std::io::Result<Checkpoint> {
+        serde_json::from_slice(&std::fs::read(path)?).map_err(std::io::Error::other)
+    }
+
+    fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let tmp = super::partial_path(path);
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// Set by Ctrl-C: the sink stops after the chunk in hand has reached the file.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The run was interrupted by Ctrl-C at a chunk boundary.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub next_row: u64,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted at row {}", self.next_row)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// A chunk's bytes and where the run stands once they are written.
+struct Message {
+    blocks: Vec<Vec<u8>>,
+    next_row: u64,
+    nonconverged_scenarios: u64,
+}
+
+/// Streams formatted chunks to a file on a writer thread, in the order pushed,
+/// updating the checkpoint (if any) after each chunk has reached the disk.
 pub struct CsvSink<'p> {
     plan: &'p Plan,
-    tx: Option<SyncSender<Vec<Vec<u8>>>>,
+    tx: Option<SyncSender<Message>>,
     writer: Option<JoinHandle<std::io::Result<()>>>,
     pub next_row: u64,
     pub rows_written: u64,
+    /// Non-converged scenarios among all rows in the file (resumed runs included).
     pub nonconverged_scenarios: u64,
     progress: &'p Progress,
 }
 
 impl<'p> CsvSink<'p> {
-    /// Starts the writer thread on `file`, writing the header first.
-    pub fn new(plan: &'p Plan, file: std::fs::File, first_row: u64, progress: &'p Progress) -> Self {
-        let (tx, rx): (SyncSender<Vec<Vec<u8>>>, Receiver<Vec<Vec<u8>>>) = sync_channel(4);
-        let header = header_line(plan);
+    /// Starts the writer thread on `file` (positioned at its end), writing the header
+    /// first when `header` is set. With `checkpoint`, `(path, state)` gives the state
+    /// of the file as it is now; it is rewritten after every chunk.
+    pub fn new(plan: &'p Plan, file: std::fs::File, header: bool, progress: &'p Progress, start: Checkpoint, checkpoint: Option<std::path::PathBuf>) -> Self {
+        let (tx, rx) = sync_channel::<Message>(4);
+        let head = if header { header_line(plan) } else { Vec::new() };
+        let mut state = start.clone();
         let writer = std::thread::spawn(move || -> std::io::Result<()> {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-            out.write_all(&header)?;
-            for blocks in rx {
-                for b in blocks {
-                    out.write_all(&b)?;
+            out.write_all(&head)?;
+            state.bytes += head.len() as u64;
+            for msg in rx {
+                for b in &msg.blocks {
+                    out.write_all(b)?;
+                    state.bytes += b.len() as u64;
+                }
+                if let Some(path) = &checkpoint {
+                    out.flush()?;
+                    out.get_ref().sync_data()?;
+                    state.next_row = msg.next_row;
+                    state.nonconverged_scenarios = msg.nonconverged_scenarios;
+                    state.write(path)?;
                 }
             }
             out.flush()?;
             out.into_inner().map_err(|e| e.into_error())?.sync_all()
         });
-        CsvSink { plan, tx: Some(tx), writer: Some(writer), next_row: first_row, rows_written: 0, nonconverged_scenarios: 0, progress }
+        CsvSink {
+            plan,
+            tx: Some(tx),
+            writer: Some(writer),
+            next_row: start.next_row,
+            rows_written: 0,
+            nonconverged_scenarios: start.nonconverged_scenarios,
+            progress,
+        }
     }
 
     /// Waits for every row to reach the file.
@@ -155,6 +230,14 @@ impl<'p> CsvSink<'p> {
 
     fn count<F>(&mut self, v: &[Outcome<F>]) {
         self.nonconverged_scenarios += v.iter().filter(|o| o.nonconverged_months > 0).count() as u64;
+    }
+
+    fn finish_after_error(&mut self) -> anyhow::Result<()> {
+        drop(self.tx.take());
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("writing the CSV")),
+            _ => Err(anyhow::anyhow!("the CSV writer stopped")),
+        }
     }
 }
 
@@ -172,23 +255,17 @@ impl ChunkSink for CsvSink<'_> {
                 format_chunk(self.plan, first_row, v)
             }
         };
-        if self.tx.as_ref().expect("open until finish").send(blocks).is_err() {
-            // The writer stopped: its error is reported by finish().
-            return self.finish_after_error();
-        }
         self.next_row += n;
         self.rows_written += n;
-        self.progress.advance(n);
-        Ok(())
-    }
-}
-
-impl CsvSink<'_> {
-    fn finish_after_error(&mut self) -> anyhow::Result<()> {
-        drop(self.tx.take());
-        match self.writer.take().map(|w| w.join()) {
-            Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("writing the CSV")),
-            _ => Err(anyhow::anyhow!("the CSV writer stopped")),
+        let msg = Message { blocks, next_row: self.next_row, nonconverged_scenarios: self.nonconverged_scenarios };
+        if self.tx.as_ref().expect("open until finish").send(msg).is_err() {
+            // The writer stopped: report its error.
+            return self.finish_after_error();
         }
+        self.progress.advance(n);
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            return Err(Interrupted { next_row: self.next_row }.into());
+        }
+        Ok(())
     }
 }

@@ -27,6 +27,9 @@ pub struct Manifest {
     pub rows_written: u64,
     /// Rows with at least one month whose markup iteration hit max_iter.
     pub nonconverged_scenarios: u64,
+    /// Set when the run was resumed from a checkpoint at this row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_at_row: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_time_s: Option<f64>,
     pub wall_time_s: f64,

@@ -1,0 +1,237 @@
+//! Sampling designs, row subsets, shards, merge and resume: every row is a pure
+//! function of (resolved config, row index).
+
+use std::path::Path;
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+use moatsweep::config;
+use moatsweep::sweep::Plan;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn moatsweep() -> Command {
+    let mut c = Command::cargo_bin("moatsweep").unwrap();
+    c.current_dir(root());
+    c
+}
+
+/// A plan of `design` with two axes that map [0, 1) onto themselves.
+fn unit_plan(design: &str, samples: u64, seed: u64) -> Plan {
+    let text = format!(
+        "version = 1\n[sweep]\nname = \"t\"\ndesign = \"{design}\"\nsamples = {samples}\nseed = {seed}\n[axes]\n\"model.ad_uplift\" = {{ uniform = [0.0, 1.0] }}\n\"model.catchup_rate\" = {{ uniform = [0.0, 1.0] }}\n\"firm.open.release_month\" = {{ integers = [0, 9] }}\n"
+    );
+    config::parse("test.toml", &text, None, Path::new(".")).unwrap()
+}
+
+#[test]
+fn lhs_hits_every_stratum_of_every_axis_once() {
+    for (n, seed) in [(1u64, 0u64), (7, 1), (100, 2), (1000, 3), (4096, 99), (10_007, 12345)] {
+        let plan = unit_plan("lhs", n, seed);
+        for axis in 0..2 {
+            let mut hits = vec![0u32; n as usize];
+            for row in 0..n {
+                let u = plan.axis_value(row, axis);
+                assert!((0.0..1.0).contains(&u));
+                hits[(u * n as f64) as usize] += 1;
+            }
+            assert!(hits.iter().all(|&h| h == 1), "n {n} seed {seed} axis {axis}: strata hit {:?} times", hits.iter().filter(|&&h| h != 1).count());
+        }
+    }
+}
+
+#[test]
+fn sobol_points_fill_dyadic_intervals_one_each() {
+    for seed in [0u64, 1, 77] {
+        let plan = unit_plan("sobol", 1 << 12, seed);
+        for k in 0..=12u32 {
+            let n = 1u64 << k;
+            for axis in 0..2 {
+                let mut hits = vec![0u32; n as usize];
+                for row in 0..n {
+                    hits[(plan.axis_value(row, axis) * n as f64) as usize] += 1;
+                }
+                assert!(hits.iter().all(|&h| h == 1), "seed {seed} k {k} axis {axis}");
+            }
+        }
+    }
+}
+
+#[test]
+fn random_draws_reproduce_differ_by_seed_and_are_uniform() {
+    let n = 100_000;
+    let a = unit_plan("random", n, 42);
+    let b = unit_plan("random", n, 42);
+    let c = unit_plan("random", n, 43);
+    let mut same = 0;
+    for axis in 0..2 {
+        let mut sum = 0.0;
+        for row in 0..n {
+            let x = a.axis_value(row, axis);
+            assert_eq!(x.to_bits(), b.axis_value(row, axis).to_bits(), "fixed seed reproduces");
+            if x == c.axis_value(row, axis) {
+                same += 1;
+            }
+            sum += x;
+        }
+        let mean = sum / n as f64;
+        assert!((mean - 0.5).abs() < 0.01 * 0.5, "axis {axis}: mean {mean} not within 1% of 0.5");
+    }
+    assert!(same < 10, "seeds 42 and 43 agree on {same} draws");
+    // Integer axes: every value of 0..=9 appears, with about equal frequency.
+    let mut counts = [0u32; 10];
+    for row in 0..n {
+        counts[a.axis_value(row, 2) as usize] += 1;
+    }
+    assert!(counts.iter().all(|&c| (9000..11000).contains(&c)), "{counts:?}");
+}
+
+fn random_config(dir: &Path, seed: u64) -> std::path::PathBuf {
+    let path = dir.join(format!("random-{seed}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "version = 1\n[sweep]\nname = \"r\"\ndesign = \"random\"\nsamples = 3001\nseed = {seed}\n[axes]\n\"firm.open.release_month\" = {{ values = [0, 6, 12, \"never\"] }}\n\"firm.challenger.funding\" = {{ loguniform = [5e7, 5e9] }}\n\"model.ad_uplift\" = {{ uniform = [0.001, 0.1] }}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(cfg: &Path, out: &Path, extra: &[&str]) {
+    moatsweep().args(["run", "--quiet"]).arg(cfg).arg("--out").arg(out).args(extra).assert().success();
+}
+
+#[test]
+fn shards_merge_into_the_bytes_of_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = random_config(tmp.path(), 5);
+    let full = tmp.path().join("full.csv");
+    run(&cfg, &full, &[]);
+    let mut shards = Vec::new();
+    for i in 0..4 {
+        let s = tmp.path().join(format!("s{i}.csv"));
+        run(&cfg, &s, &["--shard", &format!("{i}/4")]);
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(format!("s{i}.csv.manifest.json"))).unwrap()).unwrap();
+        let (a, b) = (i * 3001 / 4, (i + 1) * 3001 / 4);
+        assert_eq!(m["rows"], serde_json::json!([a, b]), "shard {i} range");
+        shards.push(s);
+    }
+    let merged = tmp.path().join("merged.csv");
+    // Any input order.
+    moatsweep().arg("merge").arg(&merged).args([&shards[2], &shards[0], &shards[3], &shards[1]]).assert().success();
+    assert!(std::fs::read(&full).unwrap() == std::fs::read(&merged).unwrap(), "merged shards differ from the full run");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("merged.csv.manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["rows"], serde_json::json!([0, 3001]));
+    assert_eq!(m["merged_from"].as_array().unwrap().len(), 4);
+
+    let refused = |inputs: &[&Path], needle: &str| {
+        let out = moatsweep().arg("merge").arg(tmp.path().join("bad.csv")).args(inputs).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle), "expected '{needle}' in: {err}");
+        assert!(!tmp.path().join("bad.csv").exists());
+    };
+    refused(&[&shards[0], &shards[1], &shards[3]], "rows 1500..2250 are missing (before ");
+    refused(&[&shards[0], &shards[1], &shards[2]], "rows 2250..3001 are missing (after ");
+    refused(&[&shards[0], &shards[0], &shards[1], &shards[2], &shards[3]], "overlaps");
+    // A shard of another sweep (different seed) is refused, naming it.
+    let other_cfg = random_config(tmp.path(), 6);
+    let other = tmp.path().join("other.csv");
+    run(&other_cfg, &other, &["--shard", "3/4"]);
+    refused(&[&shards[0], &shards[1], &shards[2], &other], &format!("{}: its config", other.display()));
+    // A missing manifest is named.
+    std::fs::copy(&shards[3], tmp.path().join("nomanifest.csv")).unwrap();
+    refused(&[&shards[0], &shards[1], &shards[2], &tmp.path().join("nomanifest.csv")], "nomanifest.csv: cannot read its manifest");
+}
+
+#[test]
+fn row_ranges_and_chunk_sizes_and_threads_do_not_change_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = random_config(tmp.path(), 9);
+    let full = tmp.path().join("full.csv");
+    run(&cfg, &full, &[]);
+    let full_text = std::fs::read_to_string(&full).unwrap();
+    let lines: Vec<&str> = full_text.lines().collect();
+
+    let part = tmp.path().join("part.csv");
+    run(&cfg, &part, &["--rows", "1000..1234"]);
+    let part_text = std::fs::read_to_string(&part).unwrap();
+    let want: Vec<&str> = std::iter::once(lines[0]).chain(lines[1001..1235].iter().copied()).collect();
+    assert_eq!(part_text.lines().collect::<Vec<_>>(), want);
+
+    for (k, extra) in [&["--chunk-rows", "1000"][..], &["--chunk-rows", "7"], &["--chunk-rows", "100000"]].iter().enumerate() {
+        let p = tmp.path().join(format!("c{k}.csv"));
+        run(&cfg, &p, extra);
+        assert!(std::fs::read_to_string(&p).unwrap() == full_text, "chunk size {extra:?} changed the bytes");
+    }
+    let one = tmp.path().join("one.csv");
+    moatsweep().args(["--threads", "1", "run", "--quiet"]).arg(&cfg).arg("--out").arg(&one).assert().success();
+    assert!(std::fs::read_to_string(&one).unwrap() == full_text, "1 thread changed the bytes");
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = root().join("configs/release-timing-lhs.toml");
+    let rows = ["--rows", "0..60000", "--chunk-rows", "2000"];
+    let full = tmp.path().join("full.csv");
+    run(&cfg, &full, &rows);
+
+    let out = tmp.path().join("killed.csv");
+    let checkpoint = tmp.path().join("killed.csv.partial.checkpoint");
+    let mut child = Std::new(env!("CARGO_BIN_EXE_moatsweep")).args(["run", "--quiet"]).arg(&cfg).arg("--out").arg(&out).args(rows).spawn().unwrap();
+    // Kill it (SIGKILL: no chance to clean up) once some chunks have reached the disk.
+    let t0 = std::time::Instant::now();
+    loop {
+        let next = std::fs::read(&checkpoint).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).and_then(|v| v["next_row"].as_u64());
+        if next.is_some_and(|n| n >= 6000) || t0.elapsed().as_secs() > 60 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "the run finished before it could be killed; make it longer");
+    assert!(tmp.path().join("killed.csv.partial").exists());
+
+    // A changed config is refused.
+    let changed = tmp.path().join("changed.toml");
+    std::fs::write(&changed, std::fs::read_to_string(&cfg).unwrap().replace("seed = 2026", "seed = 2027")).unwrap();
+    let res = moatsweep().args(["run", "--quiet"]).arg(&changed).arg("--out").arg(&out).args(rows).arg("--resume").output().unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("the config changed"));
+
+    run(&cfg, &out, &[&rows[..], &["--resume"]].concat());
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap(), "resumed run differs from the uninterrupted one");
+    assert!(!checkpoint.exists() && !tmp.path().join("killed.csv.partial").exists());
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("killed.csv.manifest.json")).unwrap()).unwrap();
+    assert!(m["resumed_at_row"].as_u64().unwrap() >= 6000);
+}
+
+#[test]
+fn list_designs_run_their_rows_and_name_bad_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = root().join("tests/configs/list.toml");
+    let out = tmp.path().join("list.csv");
+    run(&cfg, &out, &[]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].starts_with("scenario,firm.open.release_month,model.ad_uplift,"));
+    assert!(lines[1].starts_with("0,0,0.01,") && lines[2].starts_with("1,6,0.02,") && lines[3].starts_with("2,-1,0.05,"), "{text}");
+
+    let bad = |list: &str, want: &str| {
+        let cfg = tmp.path().join("bad.toml");
+        std::fs::write(&cfg, format!("version = 1\n[sweep]\ndesign = \"list\"\nlist = \"{}\"\n", root().join("tests/configs/lists").join(list).display())).unwrap();
+        let out = moatsweep().arg("validate").arg(&cfg).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = format!("error: {}:{want}", root().join("tests/configs/lists").join(list).display());
+        assert!(err.starts_with(&want), "want {want}\ngot  {err}");
+    };
+    bad("bad-cell.csv", "5:4: model.ad_uplift: value -0.5 is outside the allowed range >= 0");
+    bad("bad-header.csv", "1:25: model.adplift: unknown model parameter \"adplift\" (did you mean \"ad_uplift\"?)");
+}
