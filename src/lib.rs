@@ -3,12 +3,15 @@
 //! The data's way: [`config`] (TOML) -> [`sweep::Plan`] -> [`backend`] (CPU
 //! reference in [`model`], or the WGSL kernel) -> [`output`] (CSV + manifest).
 
+pub mod analysis;
 pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod design;
 pub mod gpu;
 pub mod inspect;
+pub mod merge;
 pub mod model;
 pub mod output;
 pub mod run;
