@@ -55,13 +55,18 @@ every chunk a checkpoint (<out>.partial.checkpoint) records what reached the dis
         /// Solve only the first N rows.
         #[arg(long, value_name = "N", conflicts_with_all = ["rows", "shard"])]
         limit: Option<u64>,
-        /// Solve rows A (included) to B (excluded); default output <out stem>.rows-A-B.csv.
+        /// Solve rows A (included) to B (excluded), written to <out stem>.rows-A-B.csv.
         #[arg(long, value_name = "A..B", value_parser = RowSelection::parse_rows, conflicts_with = "shard")]
         rows: Option<RowSelection>,
-        /// Solve the I-th of N contiguous, near-equal blocks of rows (I from 0);
-        /// default output <out stem>.shard-I-of-N.csv. Join shards with `moatsweep merge`.
-        #[arg(long, value_name = "I/N", value_parser = RowSelection::parse_shard)]
+        /// Solve the I-th of N contiguous, near-equal blocks of rows (I from 0), written to
+        /// <out stem>.shard-I-of-N.csv; join shards with `moatsweep merge`. `auto` takes
+        /// I/N from a Slurm job array or a Kubernetes Indexed Job (with --shards N).
+        #[arg(long, value_name = "I/N|auto", value_parser = RowSelection::parse_shard)]
         shard: Option<RowSelection>,
+        /// Number of shards for --shard auto where the environment does not say it
+        /// (Kubernetes: the Job's completions).
+        #[arg(long, value_name = "N", requires = "shard", value_parser = clap::value_parser!(u64).range(1..))]
+        shards: Option<u64>,
         /// Continue an interrupted run from its checkpoint (same config, backend and rows).
         #[arg(long)]
         resume: bool,
@@ -163,10 +168,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Run { config, out, backend, limit, rows, shard, resume, quiet, chunk_rows } => {
+        Command::Run { config, out, backend, limit, rows, shard, shards, resume, quiet, chunk_rows } => {
             let command = std::env::args().collect();
             let rows = match (limit, rows, shard) {
                 (Some(n), _, _) => RowSelection::First(n),
+                (_, _, Some(s)) if s.is_auto() => RowSelection::shard_from_env(shards, |v| std::env::var(v).ok())?,
                 (_, Some(r), _) | (_, _, Some(r)) => r,
                 _ => RowSelection::All,
             };

@@ -55,13 +55,53 @@ impl RowSelection {
         Ok(RowSelection::Range(a, b))
     }
 
-    /// Parses `I/N`.
+    /// Parses `I/N`, or `auto` (resolved by [`RowSelection::shard_from_env`]).
     pub fn parse_shard(s: &str) -> Result<RowSelection, String> {
+        if s == "auto" {
+            return Ok(RowSelection::Shard(u64::MAX, 0));
+        }
         let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4 (I from 0)")?;
         let i: u64 = i.trim().parse().map_err(|_| format!("'{i}' is not a shard index"))?;
         let n: u64 = n.trim().parse().map_err(|_| format!("'{n}' is not a shard count"))?;
         if n == 0 || i >= n {
             return Err(format!("shard {i}/{n} does not exist: I runs from 0 to N-1"));
+        }
+        Ok(RowSelection::Shard(i, n))
+    }
+
+    /// Whether this is `--shard auto`, still to be resolved.
+    pub fn is_auto(self) -> bool {
+        self == RowSelection::Shard(u64::MAX, 0)
+    }
+
+    /// `--shard auto`: I/N from a Slurm job array (`SLURM_ARRAY_TASK_ID` minus
+    /// `SLURM_ARRAY_TASK_MIN`, of `SLURM_ARRAY_TASK_COUNT`) or a Kubernetes Indexed
+    /// Job (`JOB_COMPLETION_INDEX`, of `--shards N`).
+    pub fn shard_from_env(shards: Option<u64>, var: impl Fn(&str) -> Option<String>) -> Result<RowSelection, InputError> {
+        let num = |name: &str| -> Result<Option<u64>, InputError> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => v.trim().parse().map(Some).map_err(|_| InputError(format!("--shard auto: {name}={v} is not a whole number"))),
+            }
+        };
+        let (i, n, source) = if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
+            let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let n = match (shards, num("SLURM_ARRAY_TASK_COUNT")?) {
+                (Some(n), _) | (None, Some(n)) => n,
+                (None, None) => return Err(InputError("--shard auto: SLURM_ARRAY_TASK_COUNT is not set; give --shards N".into())),
+            };
+            let i = id.checked_sub(min).ok_or_else(|| InputError(format!("--shard auto: SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")))?;
+            (i, n, "SLURM_ARRAY_TASK_ID")
+        } else if let Some(i) = num("JOB_COMPLETION_INDEX")? {
+            let n = shards.ok_or_else(|| InputError("--shard auto: JOB_COMPLETION_INDEX is set but the shard count is not; give --shards N (the Job's completions)".into()))?;
+            (i, n, "JOB_COMPLETION_INDEX")
+        } else {
+            return Err(InputError(
+                "--shard auto needs a job array: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (Slurm, sbatch --array) or JOB_COMPLETION_INDEX with --shards N (Kubernetes Indexed Job); neither is set".into(),
+            ));
+        };
+        if n == 0 || i >= n {
+            return Err(InputError(format!("--shard auto: {source} gives shard {i} of {n}, which does not exist (I runs from 0 to N-1)")));
         }
         Ok(RowSelection::Shard(i, n))
     }
@@ -80,7 +120,7 @@ impl RowSelection {
         }
     }
 
-    /// The default output of a subset: `x.csv` becomes `x.shard-I-of-N.csv` or `x.rows-A-B.csv`.
+    /// The output of a subset: `x.csv` becomes `x.shard-I-of-N.csv` or `x.rows-A-B.csv`.
     fn output(self, full: &Path) -> PathBuf {
         let suffix = match self {
             RowSelection::All | RowSelection::First(_) => return full.to_path_buf(),
@@ -160,7 +200,8 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let loaded = config::load(config_path)?;
     let mut plan = loaded.plan;
     let rows = opts.rows.rows(plan.rows)?;
-    plan.output = opts.out.clone().unwrap_or_else(|| opts.rows.output(&plan.output));
+    // --out names the whole sweep's output; a shard or row block writes beside it.
+    plan.output = opts.rows.output(opts.out.as_ref().unwrap_or(&plan.output));
     let plan = &plan;
     let out = plan.output.clone();
 

@@ -112,9 +112,10 @@ fn shards_merge_into_the_bytes_of_one_run() {
     run(&cfg, &full, &[]);
     let mut shards = Vec::new();
     for i in 0..4 {
-        let s = tmp.path().join(format!("s{i}.csv"));
-        run(&cfg, &s, &["--shard", &format!("{i}/4")]);
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(format!("s{i}.csv.manifest.json"))).unwrap()).unwrap();
+        // --out names the whole sweep; each shard writes beside it.
+        run(&cfg, &tmp.path().join("s.csv"), &["--shard", &format!("{i}/4")]);
+        let s = tmp.path().join(format!("s.shard-{i}-of-4.csv"));
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(format!("s.shard-{i}-of-4.csv.manifest.json"))).unwrap()).unwrap();
         let (a, b) = (i * 3001 / 4, (i + 1) * 3001 / 4);
         assert_eq!(m["rows"], serde_json::json!([a, b]), "shard {i} range");
         shards.push(s);
@@ -139,8 +140,8 @@ fn shards_merge_into_the_bytes_of_one_run() {
     refused(&[&shards[0], &shards[0], &shards[1], &shards[2], &shards[3]], "overlaps");
     // A shard of another sweep (different seed) is refused, naming it.
     let other_cfg = random_config(tmp.path(), 6);
-    let other = tmp.path().join("other.csv");
-    run(&other_cfg, &other, &["--shard", "3/4"]);
+    run(&other_cfg, &tmp.path().join("other.csv"), &["--shard", "3/4"]);
+    let other = tmp.path().join("other.shard-3-of-4.csv");
     refused(&[&shards[0], &shards[1], &shards[2], &other], &format!("{}: its config", other.display()));
     // A missing manifest is named.
     std::fs::copy(&shards[3], tmp.path().join("nomanifest.csv")).unwrap();
@@ -156,8 +157,8 @@ fn row_ranges_and_chunk_sizes_and_threads_do_not_change_bytes() {
     let full_text = std::fs::read_to_string(&full).unwrap();
     let lines: Vec<&str> = full_text.lines().collect();
 
-    let part = tmp.path().join("part.csv");
-    run(&cfg, &part, &["--rows", "1000..1234"]);
+    run(&cfg, &tmp.path().join("part.csv"), &["--rows", "1000..1234"]);
+    let part = tmp.path().join("part.rows-1000-1234.csv");
     let part_text = std::fs::read_to_string(&part).unwrap();
     let want: Vec<&str> = std::iter::once(lines[0]).chain(lines[1001..1235].iter().copied()).collect();
     assert_eq!(part_text.lines().collect::<Vec<_>>(), want);
@@ -176,7 +177,7 @@ fn row_ranges_and_chunk_sizes_and_threads_do_not_change_bytes() {
 fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = root().join("configs/release-timing-lhs.toml");
-    let rows = ["--rows", "0..60000", "--chunk-rows", "2000"];
+    let rows = ["--limit", "60000", "--chunk-rows", "2000"];
     let full = tmp.path().join("full.csv");
     run(&cfg, &full, &rows);
 
@@ -209,6 +210,24 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     assert!(!checkpoint.exists() && !tmp.path().join("killed.csv.partial").exists());
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("killed.csv.manifest.json")).unwrap()).unwrap();
     assert!(m["resumed_at_row"].as_u64().unwrap() >= 6000);
+}
+
+#[test]
+fn shard_auto_reads_slurm_and_kubernetes_indices() {
+    use moatsweep::run::RowSelection;
+    let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string());
+    let slurm = env(&[("SLURM_ARRAY_TASK_ID", "7"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
+    assert_eq!(RowSelection::shard_from_env(None, slurm).unwrap(), RowSelection::Shard(2, 4));
+    let k8s = env(&[("JOB_COMPLETION_INDEX", "3")]);
+    assert_eq!(RowSelection::shard_from_env(Some(8), k8s).unwrap(), RowSelection::Shard(3, 8));
+    assert!(RowSelection::shard_from_env(None, k8s).unwrap_err().0.contains("--shards N"));
+    assert!(RowSelection::shard_from_env(None, env(&[])).unwrap_err().0.contains("neither is set"));
+    let past = env(&[("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
+    assert!(RowSelection::shard_from_env(None, past).unwrap_err().0.contains("does not exist"));
+    // The binary refuses with that message and exit status 2 outside a job array.
+    let out = moatsweep().args(["run", "--quiet", "configs/quickstart.toml", "--shard", "auto"]).env_remove("SLURM_ARRAY_TASK_ID").env_remove("JOB_COMPLETION_INDEX").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--shard auto needs a job array"));
 }
 
 #[test]
