@@ -1,0 +1,390 @@
+//! Reading a sweep's CSV back: [`plot`] draws an output over one or two axes,
+//! [`summarize`] tables every output per group of rows. Both read the CSV once,
+//! row by row, keeping only aggregates, so the file's size does not matter.
+//!
+//! What is an axis and what is an output comes from the header alone (the
+//! `scenario` column, the axis paths, then the outputs of `output::csv`); the
+//! manifest beside the CSV, when it matches the header, adds the sweep's name
+//! and which axes are logspace.
+
+mod font;
+pub mod plot;
+pub mod summarize;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::InputError;
+use crate::config::error::suggest;
+use crate::model::NEVER;
+use crate::output::csv::{FIRM_OUTPUTS, SCENARIO_OUTPUTS};
+use crate::output::manifest_path;
+
+/// A sweep CSV opened for one pass over its rows.
+pub struct SweepCsv {
+    path: PathBuf,
+    reader: csv::Reader<File>,
+    /// The header: `scenario`, the axes, the outputs.
+    columns: Vec<String>,
+    /// Axis columns are `columns[1..=n_axes]`.
+    n_axes: usize,
+    /// `<csv>.manifest.json`, when there is one and its `columns` are this header.
+    manifest: Option<serde_json::Value>,
+}
+
+impl SweepCsv {
+    /// Opens `path` and reads its header and manifest. A file that cannot be
+    /// read or is not a moatsweep CSV is an [`InputError`].
+    pub fn open(path: &Path) -> anyhow::Result<SweepCsv> {
+        let file = File::open(path)
+            .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+        let mut reader = csv::Reader::from_reader(file);
+        let columns: Vec<String> = reader
+            .headers()
+            .map_err(|e| InputError(format!("{}: {e}", path.display())))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if columns.first().map(String::as_str) != Some("scenario") {
+            return Err(InputError(format!(
+                "{} is not a moatsweep CSV: its first column should be \"scenario\"",
+                path.display()
+            ))
+            .into());
+        }
+        let n_axes = columns[1..].iter().take_while(|c| !is_output(c)).count();
+        if n_axes + 1 == columns.len() {
+            return Err(InputError(format!(
+                "{} is not a moatsweep CSV: it has no output columns",
+                path.display()
+            ))
+            .into());
+        }
+        let manifest = std::fs::read(manifest_path(path))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .filter(|m| {
+                m["columns"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .map(|v| v.as_str())
+                        .eq(columns.iter().map(|c| Some(c.as_str())))
+                })
+            });
+        Ok(SweepCsv {
+            path: path.to_path_buf(),
+            reader,
+            columns,
+            n_axes,
+            manifest,
+        })
+    }
+
+    /// The axis columns, in CSV order.
+    pub fn axes(&self) -> &[String] {
+        &self.columns[1..=self.n_axes]
+    }
+
+    /// The output columns, in CSV order.
+    pub fn outputs(&self) -> &[String] {
+        &self.columns[self.n_axes + 1..]
+    }
+
+    /// The firms, in CSV order (from the `exit_month.<firm>` columns).
+    pub fn firms(&self) -> Vec<&str> {
+        self.outputs()
+            .iter()
+            .filter_map(|c| c.strip_prefix("exit_month."))
+            .collect()
+    }
+
+    /// The column index of axis `name`, or an error naming the valid axes.
+    /// `flag` is the command-line flag that gave the name.
+    pub fn axis_column(&self, flag: &str, name: &str) -> Result<usize, InputError> {
+        self.find(flag, name, "axis", "axes", 1..self.n_axes + 1)
+    }
+
+    /// The column index of output `name`, or an error naming the valid outputs.
+    pub fn output_column(&self, flag: &str, name: &str) -> Result<usize, InputError> {
+        self.find(
+            flag,
+            name,
+            "output",
+            "outputs",
+            self.n_axes + 1..self.columns.len(),
+        )
+    }
+
+    fn find(
+        &self,
+        flag: &str,
+        name: &str,
+        what: &str,
+        plural: &str,
+        range: std::ops::Range<usize>,
+    ) -> Result<usize, InputError> {
+        if let Some(i) = range.clone().find(|&i| self.columns[i] == name) {
+            return Ok(i);
+        }
+        let valid = &self.columns[range];
+        let names = if valid.is_empty() {
+            "none".to_string()
+        } else {
+            valid.join(", ")
+        };
+        let problem = if self.columns.iter().any(|c| c == name) {
+            format!("\"{name}\" is not an {what} of {}", self.path.display())
+        } else {
+            format!(
+                "{} has no {what} \"{name}\"{}",
+                self.path.display(),
+                suggest(name, valid.iter().map(String::as_str))
+            )
+        };
+        Err(InputError(format!(
+            "{flag}: {problem}; its {plural} are: {names}"
+        )))
+    }
+
+    /// The name of the column at `col`.
+    pub fn column(&self, col: usize) -> &str {
+        &self.columns[col]
+    }
+
+    /// The sweep's name: the manifest's `config.sweep.name`, else the file stem.
+    pub fn sweep_name(&self) -> String {
+        match self
+            .manifest
+            .as_ref()
+            .and_then(|m| m["config"]["sweep"]["name"].as_str())
+        {
+            Some(name) => name.to_string(),
+            None => self
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether the axis at column `col`, whose distinct values are `values`,
+    /// is best shown on a log scale: the manifest says it is a logspace axis,
+    /// or (for an axis the manifest does not describe) its values are
+    /// geometrically spaced.
+    pub fn is_log_axis(&self, col: usize, values: &[f64]) -> bool {
+        let name = &self.columns[col];
+        let described = self.manifest.as_ref().and_then(|m| {
+            m["config"]["axes"]
+                .as_array()?
+                .iter()
+                .find(|a| a["path"] == name.as_str())
+        });
+        match described {
+            Some(axis) => axis.get("logspace").is_some(),
+            None => is_geometric(values),
+        }
+    }
+
+    /// Reads every row, calling `f` on each; returns the number of rows.
+    pub fn for_each_row(
+        &mut self,
+        mut f: impl FnMut(&Row) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let mut record = csv::ByteRecord::new();
+        let mut rows = 0;
+        while self
+            .reader
+            .read_byte_record(&mut record)
+            .map_err(|e| InputError(format!("{}: {e}", self.path.display())))?
+        {
+            f(&Row {
+                record: &record,
+                csv: self,
+            })?;
+            rows += 1;
+        }
+        Ok(rows)
+    }
+}
+
+/// One row of a [`SweepCsv`].
+pub struct Row<'a> {
+    record: &'a csv::ByteRecord,
+    csv: &'a SweepCsv,
+}
+
+impl Row<'_> {
+    /// The number in column `col`; `None` for an empty cell (the price of a
+    /// firm that offers no product).
+    pub fn value(&self, col: usize) -> Result<Option<f64>, InputError> {
+        let bytes = self.record.get(col).unwrap_or_default();
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        match std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+        {
+            // + 0.0 turns -0 into 0, so that equal values have equal bits (group keys).
+            Some(v) => Ok(Some(v + 0.0)),
+            None => Err(self.error(
+                col,
+                &format!("\"{}\" is not a number", String::from_utf8_lossy(bytes)),
+            )),
+        }
+    }
+
+    /// The number in column `col`, which must not be empty (an axis value).
+    pub fn number(&self, col: usize) -> Result<f64, InputError> {
+        self.value(col)?
+            .ok_or_else(|| self.error(col, "empty cell"))
+    }
+
+    fn error(&self, col: usize, message: &str) -> InputError {
+        let line = self.record.position().map_or(0, |p| p.line());
+        InputError(format!(
+            "{}:{line}: {}: {message}",
+            self.csv.path.display(),
+            self.csv.columns[col]
+        ))
+    }
+}
+
+/// Whether `column` is an output of a sweep CSV rather than an axis.
+fn is_output(column: &str) -> bool {
+    SCENARIO_OUTPUTS.contains(&column)
+        || column
+            .split_once('.')
+            .is_some_and(|(head, _)| FIRM_OUTPUTS.contains(&head))
+}
+
+/// Whether an axis column may hold `never` (written -1): a firm's release month.
+pub fn is_month_axis(name: &str) -> bool {
+    name.starts_with("firm.") && name.ends_with(".release_month")
+}
+
+/// Whether `v` is `never` on the axis `name`.
+pub fn is_never(name: &str, v: f64) -> bool {
+    v == NEVER as f64 && is_month_axis(name)
+}
+
+/// The order in which an axis's values are shown: by value, `never` last.
+pub fn display_order(name: &str, v: f64) -> f64 {
+    if is_never(name, v) { f64::INFINITY } else { v }
+}
+
+/// An axis value as shown to people: `never`, or the number with at most
+/// `digits` significant digits.
+pub fn value_label(name: &str, v: f64, digits: usize) -> String {
+    if is_never(name, v) {
+        "never".to_string()
+    } else {
+        fmt_number(v, digits)
+    }
+}
+
+/// Sorted distinct values, three or more, all positive, with one common ratio.
+fn is_geometric(sorted: &[f64]) -> bool {
+    if sorted.len() < 3 || sorted[0] <= 0.0 {
+        return false;
+    }
+    let ratio = sorted[1] / sorted[0];
+    ratio > 1.0
+        && sorted
+            .windows(2)
+            .all(|w| ((w[1] / w[0]) / ratio - 1.0).abs() < 1e-6)
+}
+
+/// `v` with at most `digits` significant digits, trailing zeros dropped, in
+/// scientific notation when it is very large or very small (`1.6e8`, `0.0147`).
+pub fn fmt_number(v: f64, digits: usize) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{}", v + 0.0);
+    }
+    let exp = v.abs().log10().floor() as i32;
+    let trim = |s: &str| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if (-3..6).contains(&exp) {
+        let decimals = (digits as i32 - 1 - exp).max(0) as usize;
+        trim(&format!("{v:.decimals$}"))
+    } else {
+        let s = format!("{v:.prec$e}", prec = digits.saturating_sub(1));
+        let (mantissa, exponent) = s.split_once('e').expect("`e` format has an exponent");
+        format!("{}e{exponent}", trim(mantissa))
+    }
+}
+
+/// Count, sum, smallest and largest of a column's values.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub n: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            n: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Stats {
+    /// Adds one value.
+    pub fn add(&mut self, v: f64) {
+        self.n += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    /// The mean, or `None` when no value was added.
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(fmt_number(0.0, 3), "0");
+        assert_eq!(fmt_number(12.0, 3), "12");
+        assert_eq!(fmt_number(0.0014677992676220694, 3), "0.00147");
+        assert_eq!(fmt_number(5e7, 3), "5e7");
+        assert_eq!(fmt_number(1.6e8, 3), "1.6e8");
+        assert_eq!(fmt_number(-2299605603.53, 6), "-2.29961e9");
+        assert_eq!(fmt_number(0.1, 3), "0.1");
+        assert_eq!(fmt_number(1e-6, 3), "1e-6");
+    }
+
+    #[test]
+    fn geometric_spacing_is_detected() {
+        assert!(is_geometric(&[1.0, 10.0, 100.0]));
+        assert!(is_geometric(&[5e7, 5e8, 5e9]));
+        assert!(!is_geometric(&[1.0, 2.0, 3.0]));
+        assert!(!is_geometric(&[0.0, 1.0, 2.0]));
+        assert!(!is_geometric(&[1.0, 10.0]));
+    }
+
+    #[test]
+    fn never_is_last_and_named() {
+        assert_eq!(value_label("firm.open.release_month", -1.0, 3), "never");
+        assert_eq!(value_label("model.spill_gap", -1.0, 3), "-1");
+        assert!(
+            display_order("firm.open.release_month", -1.0)
+                > display_order("firm.open.release_month", 24.0)
+        );
+    }
+}

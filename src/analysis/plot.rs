@@ -1,0 +1,746 @@
+//! `moatsweep plot`: an output of a sweep over one or two of its axes,
+//! aggregated over the others, drawn as PNG or SVG.
+//!
+//! With `--y` it is a heatmap (one cell per pair of axis values, a colour
+//! bar); without, lines (one per value of `--by`, with a legend). Logspace
+//! axes are drawn on a log scale, and a release month's `never` (-1 in the
+//! CSV) one step after its largest month. Text needs no system fonts (see
+//! [`super::font`]).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+
+use super::font::{self, FAMILY, TextBitmap};
+use super::{Stats, SweepCsv, display_order, fmt_number, is_never, value_label};
+use crate::InputError;
+
+/// Smallest and largest image sides accepted, in pixels.
+const MIN_SIDE: u32 = 320;
+const MAX_SIDE: u32 = 8192;
+/// Significant digits of axis values in labels.
+const LABEL_DIGITS: usize = 3;
+
+/// Heatmap of an output over two axes, or lines over one axis.
+#[derive(clap::Args, Debug)]
+pub struct PlotArgs {
+    /// A sweep CSV written by `moatsweep run` (its manifest beside it, if any, names the sweep and its logspace axes).
+    pub csv: PathBuf,
+    /// Axis column along the horizontal axis.
+    #[arg(long, value_name = "AXIS")]
+    pub x: String,
+    /// Axis column along the vertical axis: draws a heatmap (without it, lines).
+    #[arg(long, value_name = "AXIS")]
+    pub y: Option<String>,
+    /// Output column to show (colour of a heatmap, height of the lines).
+    #[arg(long, value_name = "OUTPUT")]
+    pub z: String,
+    /// Lines only: one line per value of this axis.
+    #[arg(long, value_name = "AXIS", conflicts_with = "y")]
+    pub by: Option<String>,
+    /// How the rows that share a cell (or a point) are combined.
+    #[arg(long, value_enum, default_value_t = Agg::Mean)]
+    pub agg: Agg,
+    /// Image to write, .png or .svg (default: beside the CSV, <csv stem>.<z>-by-<x>[-<y>].png).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Image width in pixels.
+    #[arg(long, value_name = "W", default_value_t = 1000)]
+    pub width: u32,
+    /// Image height in pixels.
+    #[arg(long, value_name = "H", default_value_t = 700)]
+    pub height: u32,
+}
+
+/// How the values of the rows that fall in one cell become one number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Agg {
+    Mean,
+    Min,
+    Max,
+    Median,
+}
+
+impl Agg {
+    fn name(self) -> &'static str {
+        match self {
+            Agg::Mean => "mean",
+            Agg::Min => "min",
+            Agg::Max => "max",
+            Agg::Median => "median",
+        }
+    }
+}
+
+/// The values of the rows in one cell: running statistics, and every value
+/// when the median is asked for.
+#[derive(Default)]
+struct Cell {
+    stats: Stats,
+    values: Vec<f64>,
+}
+
+impl Cell {
+    fn add(&mut self, v: f64, agg: Agg) {
+        self.stats.add(v);
+        if agg == Agg::Median {
+            self.values.push(v);
+        }
+    }
+
+    /// The aggregate, or NaN when no row of the cell had a value.
+    fn value(&mut self, agg: Agg) -> f64 {
+        if self.stats.n == 0 {
+            return f64::NAN;
+        }
+        match agg {
+            Agg::Mean => self.stats.sum / self.stats.n as f64,
+            Agg::Min => self.stats.min,
+            Agg::Max => self.stats.max,
+            Agg::Median => {
+                let v = &mut self.values;
+                v.sort_by(f64::total_cmp);
+                let m = v.len() / 2;
+                if v.len() % 2 == 1 {
+                    v[m]
+                } else {
+                    (v[m - 1] + v[m]) / 2.0
+                }
+            }
+        }
+    }
+}
+
+/// One axis of the figure: its distinct values in display order and where
+/// each is drawn.
+struct AxisView {
+    name: String,
+    log: bool,
+    /// Distinct values, ascending, `never` last.
+    values: Vec<f64>,
+    /// Where each value is drawn: the value, or its log10 on a log axis;
+    /// `never` one step (the last spacing) after the largest value.
+    pos: Vec<f64>,
+}
+
+impl AxisView {
+    fn new(csv: &SweepCsv, col: usize, mut values: Vec<f64>) -> AxisView {
+        let name = csv.column(col).to_string();
+        values.sort_by(|a, b| display_order(&name, *a).total_cmp(&display_order(&name, *b)));
+        values.dedup();
+        let never = values.last().is_some_and(|&v| is_never(&name, v));
+        let numbers = &values[..values.len() - never as usize];
+        let log = csv.is_log_axis(col, numbers) && numbers.iter().all(|&v| v > 0.0);
+        let mut pos: Vec<f64> = numbers
+            .iter()
+            .map(|&v| if log { v.log10() } else { v })
+            .collect();
+        if never {
+            let step = match pos[..] {
+                [.., a, b] => b - a,
+                _ => 1.0,
+            };
+            pos.push(pos.last().map_or(0.0, |p| p + step));
+        }
+        AxisView {
+            name,
+            log,
+            values,
+            pos,
+        }
+    }
+
+    /// Whether the last value is `never`.
+    fn has_never(&self) -> bool {
+        self.values.last().is_some_and(|&v| is_never(&self.name, v))
+    }
+
+    /// Index of value `v` (one of `values`).
+    fn index(&self, v: f64) -> usize {
+        self.values
+            .iter()
+            .position(|&w| w == v)
+            .expect("a value seen in the CSV")
+    }
+
+    /// Cell edges: halfway between neighbouring positions, half a spacing
+    /// beyond the ends (one unit for a single value).
+    fn edges(&self) -> Vec<f64> {
+        let p = &self.pos;
+        let half = |i: usize| {
+            if p.len() > 1 {
+                (p[i + 1] - p[i]) / 2.0
+            } else {
+                0.5
+            }
+        };
+        let mut e = vec![p[0] - half(0)];
+        e.extend(p.windows(2).map(|w| (w[0] + w[1]) / 2.0));
+        e.push(p[p.len() - 1] + half(p.len().saturating_sub(2)));
+        e
+    }
+
+    /// The coordinate of this axis, spanning every cell, labelled at every
+    /// value or, when there are more than `max_labels`, at every k-th
+    /// (and always at `never`).
+    fn coord(&self, max_labels: usize) -> Ticked {
+        let e = self.edges();
+        let step = self.pos.len().div_ceil(max_labels.max(1));
+        let last = self.pos.len() - 1;
+        let ticks = (0..=last)
+            .filter(|&i| i % step == 0 || (self.has_never() && i == last))
+            .map(|i| self.pos[i])
+            .collect();
+        Ticked {
+            range: (e[0]..e[e.len() - 1]).into(),
+            ticks,
+        }
+    }
+
+    /// The label of the value drawn nearest to position `p`.
+    fn label_at(&self, p: f64) -> String {
+        let nearest = (0..self.pos.len())
+            .min_by(|&i, &j| (self.pos[i] - p).abs().total_cmp(&(self.pos[j] - p).abs()));
+        nearest
+            .map(|i| value_label(&self.name, self.values[i], LABEL_DIGITS))
+            .unwrap_or_default()
+    }
+
+    /// The axis title: its path, and the scale when it is not linear.
+    fn title(&self) -> String {
+        if self.log {
+            format!("{} (log scale)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// A linear coordinate labelled at given positions (a sweep axis's values)
+/// rather than at round numbers chosen by plotters.
+struct Ticked {
+    range: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.range.map(value, limit)
+    }
+
+    /// The given positions as the bold points (labels); no light grid lines.
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.range.range()
+    }
+}
+
+/// Sizes that grow with the image, so that a large figure is not all margin.
+struct Layout {
+    scale: f64,
+}
+
+impl Layout {
+    fn new(width: u32, height: u32) -> Layout {
+        Layout {
+            scale: (width as f64 / 1000.0)
+                .min(height as f64 / 700.0)
+                .clamp(0.7, 4.0),
+        }
+    }
+
+    fn px(&self, base: f64) -> u32 {
+        (base * self.scale).round() as u32
+    }
+
+    fn font(&self, base: f64) -> TextStyle<'static> {
+        (FAMILY, base * self.scale).into_font().into()
+    }
+}
+
+/// The figure to draw: everything read from the CSV.
+struct Figure {
+    title: String,
+    z_title: String,
+    x: AxisView,
+    /// The heatmap's vertical axis, or the axis whose values are the lines.
+    second: Option<AxisView>,
+    heatmap: bool,
+    /// `values[i][j]`: the aggregate at x value i and second-axis value j (NaN where no row had a value).
+    values: Vec<Vec<f64>>,
+}
+
+/// `moatsweep plot`: reads the CSV, aggregates, draws, writes the image.
+pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    for (flag, side) in [("--width", args.width), ("--height", args.height)] {
+        if !(MIN_SIDE..=MAX_SIDE).contains(&side) {
+            return Err(InputError(format!(
+                "{flag} must be between {MIN_SIDE} and {MAX_SIDE} pixels, not {side}"
+            ))
+            .into());
+        }
+    }
+    let mut csv = SweepCsv::open(&args.csv)?;
+    let x_col = csv.axis_column("--x", &args.x)?;
+    let z_col = csv.output_column("--z", &args.z)?;
+    let second_col = match (&args.y, &args.by) {
+        (Some(y), _) => Some(csv.axis_column("--y", y)?),
+        (None, Some(by)) => Some(csv.axis_column("--by", by)?),
+        (None, None) => None,
+    };
+    if second_col == Some(x_col) {
+        let flag = if args.y.is_some() { "--y" } else { "--by" };
+        return Err(InputError(format!(
+            "{flag} must name another axis than --x ({})",
+            args.x
+        ))
+        .into());
+    }
+    let path = match &args.out {
+        Some(p) => p.clone(),
+        None => default_path(args),
+    };
+    let svg = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("svg") => true,
+        Some("png") => false,
+        _ => {
+            return Err(InputError(format!(
+                "--out: {} must end in .png or .svg",
+                path.display()
+            ))
+            .into());
+        }
+    };
+
+    let mut cells: HashMap<(u64, u64), Cell> = HashMap::new();
+    let rows = csv.for_each_row(|row| {
+        let x = row.number(x_col)?;
+        let second = second_col
+            .map(|c| row.number(c))
+            .transpose()?
+            .unwrap_or(0.0);
+        let cell = cells.entry((x.to_bits(), second.to_bits())).or_default();
+        if let Some(z) = row.value(z_col)? {
+            cell.add(z, args.agg);
+        }
+        Ok(())
+    })?;
+    if rows == 0 {
+        return Err(InputError(format!("{} has no rows to plot", args.csv.display())).into());
+    }
+    let figure = figure(&csv, args, x_col, second_col, cells);
+
+    let (w, h) = (args.width, args.height);
+    let bytes = if svg {
+        let mut text = String::new();
+        draw(
+            SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
+            &figure,
+        )?;
+        text.into_bytes()
+    } else {
+        let mut rgb = vec![0; w as usize * h as usize * 3];
+        draw(
+            TextBitmap::new(&mut rgb, (w, h)).into_drawing_area(),
+            &figure,
+        )?;
+        encode_png(&rgb, w, h)?
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&path, bytes)
+        .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+    let kind = if figure.heatmap {
+        "heatmap"
+    } else {
+        "line plot"
+    };
+    writeln!(
+        out,
+        "wrote {} ({kind} of {} {} over {rows} rows)",
+        path.display(),
+        args.agg.name(),
+        args.z
+    )?;
+    Ok(())
+}
+
+/// `<csv stem>.<z>-by-<x>[-<y>].png` beside the CSV (`-per-<by>` for lines by an axis).
+fn default_path(args: &PlotArgs) -> PathBuf {
+    let stem = args
+        .csv
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name = format!("{stem}.{}-by-{}", args.z, args.x);
+    if let Some(y) = &args.y {
+        name += &format!("-{y}");
+    } else if let Some(by) = &args.by {
+        name += &format!("-per-{by}");
+    }
+    args.csv.with_file_name(name + ".png")
+}
+
+/// Turns the cells into the figure: axes in display order, one aggregate per cell.
+fn figure(
+    csv: &SweepCsv,
+    args: &PlotArgs,
+    x_col: usize,
+    second_col: Option<usize>,
+    mut cells: HashMap<(u64, u64), Cell>,
+) -> Figure {
+    let distinct = |pick: fn(&(u64, u64)) -> u64| {
+        let mut v: Vec<f64> = cells.keys().map(|k| f64::from_bits(pick(k))).collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let x = AxisView::new(csv, x_col, distinct(|k| k.0));
+    let second = second_col.map(|c| AxisView::new(csv, c, distinct(|k| k.1)));
+    let n_second = second.as_ref().map_or(1, |s| s.values.len());
+    let mut values = vec![vec![f64::NAN; n_second]; x.values.len()];
+    for (&(xb, sb), cell) in &mut cells {
+        let j = second.as_ref().map_or(0, |s| s.index(f64::from_bits(sb)));
+        values[x.index(f64::from_bits(xb))][j] = cell.value(args.agg);
+    }
+
+    let others: Vec<&str> = (1..=csv.axes().len())
+        .filter(|&c| c != x_col && Some(c) != second_col)
+        .map(|c| csv.column(c))
+        .collect();
+    let mut title = format!("{}: {}", csv.sweep_name(), args.z);
+    if !others.is_empty() {
+        title += &format!(", {} over {}", args.agg.name(), others.join(", "));
+    }
+    Figure {
+        title,
+        z_title: format!("{} ({})", args.z, args.agg.name()),
+        x,
+        second,
+        heatmap: args.y.is_some(),
+        values,
+    }
+}
+
+/// Draws the figure on any plotters backend.
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    font::register();
+    let (w, h) = root.dim_in_pixel();
+    let layout = Layout::new(w, h);
+    root.fill(&WHITE)?;
+    let body = root.titled(&figure.title, layout.font(20.0))?;
+    if figure.heatmap {
+        draw_heatmap(&body, figure, &layout)?;
+    } else {
+        draw_lines(&body, figure, &layout)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Margins around the plotting area, shared by the chart and the side panel so that they line up.
+struct Frame {
+    top: u32,
+    bottom: u32,
+    left: u32,
+}
+
+impl Frame {
+    fn new(layout: &Layout) -> Frame {
+        Frame {
+            top: layout.px(10.0),
+            bottom: layout.px(60.0),
+            left: layout.px(90.0),
+        }
+    }
+}
+
+/// Lays out the main chart of `area` with labelled axes.
+fn chart<'a, DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+    area: &'a DrawingArea<DB, Shift>,
+    x: &AxisView,
+    y: Y,
+    layout: &Layout,
+) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<Ticked, Y>>>
+where
+    DB::ErrorType: 'static,
+{
+    let frame = Frame::new(layout);
+    let (w, _) = area.dim_in_pixel();
+    let max_labels = (w as f64 / layout.px(80.0) as f64) as usize;
+    let chart = ChartBuilder::on(area)
+        .margin_top(frame.top)
+        .margin_right(layout.px(15.0))
+        .x_label_area_size(frame.bottom)
+        .y_label_area_size(frame.left)
+        .build_cartesian_2d(x.coord(max_labels.clamp(2, 12)), y)?;
+    Ok(chart)
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    figure: &Figure,
+    layout: &Layout,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let y = figure.second.as_ref().expect("a heatmap has a y axis");
+    let (w, h) = area.dim_in_pixel();
+    let (main, bar) = area.split_horizontally(w - layout.px(120.0));
+    let max_labels = (h as f64 / layout.px(40.0) as f64) as usize;
+    let mut chart = chart(&main, &figure.x, y.coord(max_labels.clamp(2, 20)), layout)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(figure.x.title())
+        .y_desc(y.title())
+        .x_label_formatter(&|p| figure.x.label_at(*p))
+        .y_label_formatter(&|p| y.label_at(*p))
+        .label_style(layout.font(13.0))
+        .axis_desc_style(layout.font(15.0))
+        .draw()?;
+
+    let (lo, hi) = finite_range(figure.values.iter().flatten().copied());
+    let colour = |v: f64| -> RGBColor {
+        if v.is_nan() {
+            RGBColor(215, 215, 215)
+        } else {
+            ViridisRGB::get_color_normalized(v as f32, lo as f32, hi as f32)
+        }
+    };
+    let (xe, ye) = (figure.x.edges(), y.edges());
+    chart.draw_series(figure.values.iter().enumerate().flat_map(|(i, column)| {
+        let (xe, ye) = (&xe, &ye);
+        column.iter().enumerate().map(move |(j, &v)| {
+            Rectangle::new([(xe[i], ye[j]), (xe[i + 1], ye[j + 1])], colour(v).filled())
+        })
+    }))?;
+
+    // The colour bar: the same height as the plotting area, labelled on its right.
+    let frame = Frame::new(layout);
+    let mut scale = ChartBuilder::on(&bar)
+        .margin_top(frame.top)
+        .margin_bottom(frame.bottom)
+        .margin_left(layout.px(10.0))
+        .set_label_area_size(LabelAreaPosition::Right, layout.px(75.0))
+        .build_cartesian_2d(0.0..1.0, lo..hi)?;
+    scale
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(8)
+        .y_label_formatter(&|v| fmt_number(*v, 3))
+        .label_style(layout.font(13.0))
+        .draw()?;
+    const STEPS: usize = 256;
+    let step = (hi - lo) / STEPS as f64;
+    scale.draw_series((0..STEPS).map(|k| {
+        let v = lo + step * k as f64;
+        Rectangle::new([(0.0, v), (1.0, v + step)], colour(v + step / 2.0).filled())
+    }))?;
+    Ok(())
+}
+
+fn draw_lines<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    figure: &Figure,
+    layout: &Layout,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (w, _) = area.dim_in_pixel();
+    let (main, legend) = match &figure.second {
+        Some(_) => {
+            let (main, legend) = area.split_horizontally(w - layout.px(190.0));
+            (main, Some(legend))
+        }
+        None => (area.clone(), None),
+    };
+    let (lo, hi) = finite_range(figure.values.iter().flatten().copied());
+    let pad = (hi - lo) * 0.05;
+    let mut chart = chart(
+        &main,
+        &figure.x,
+        RangedCoordf64::from(lo - pad..hi + pad),
+        layout,
+    )?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .x_desc(figure.x.title())
+        .y_desc(&figure.z_title)
+        .x_label_formatter(&|p| figure.x.label_at(*p))
+        .y_label_formatter(&|v| fmt_number(*v, 3))
+        .label_style(layout.font(13.0))
+        .axis_desc_style(layout.font(15.0))
+        .draw()?;
+
+    let n_lines = figure.values.first().map_or(0, Vec::len);
+    let colours: Vec<RGBColor> = (0..n_lines).map(|j| line_colour(j, n_lines)).collect();
+    let stroke = layout.px(2.0).max(1);
+    for (j, &colour) in colours.iter().enumerate() {
+        let points: Vec<(f64, f64)> = figure
+            .x
+            .pos
+            .iter()
+            .zip(&figure.values)
+            .map(|(&x, column)| (x, column[j]))
+            .collect();
+        // A missing value breaks the line, and `never` stands apart: it does not continue the months.
+        let (months, never) =
+            points.split_at(figure.x.values.len() - figure.x.has_never() as usize);
+        for run in months
+            .split(|p| p.1.is_nan())
+            .chain([never])
+            .filter(|r| r.first().is_some_and(|p| !p.1.is_nan()))
+        {
+            chart.draw_series(LineSeries::new(
+                run.iter().copied(),
+                colour.stroke_width(stroke),
+            ))?;
+            chart.draw_series(
+                run.iter()
+                    .map(|&p| Circle::new(p, layout.px(3.0), colour.filled())),
+            )?;
+        }
+    }
+
+    if let (Some(legend), Some(by)) = (legend, &figure.second) {
+        let frame = Frame::new(layout);
+        let line_h = layout.px(20.0) as i32;
+        let (x0, mut y) = (layout.px(10.0) as i32, frame.top as i32 + line_h);
+        legend.draw(&Text::new(by.name.clone(), (x0, y), layout.font(13.0)))?;
+        let room =
+            ((legend.dim_in_pixel().1 as i32 - y - frame.bottom as i32) / line_h).max(1) as usize;
+        let shown = if n_lines > room { room - 1 } else { n_lines };
+        for (j, &colour) in colours.iter().enumerate().take(shown) {
+            y += line_h;
+            let mid = y + line_h / 3;
+            legend.draw(&PathElement::new(
+                vec![(x0, mid), (x0 + layout.px(24.0) as i32, mid)],
+                colour.stroke_width(stroke),
+            ))?;
+            legend.draw(&Text::new(
+                value_label(&by.name, by.values[j], LABEL_DIGITS),
+                (x0 + layout.px(32.0) as i32, y),
+                layout.font(13.0),
+            ))?;
+        }
+        if shown < n_lines {
+            legend.draw(&Text::new(
+                format!("... {} more", n_lines - shown),
+                (x0, y + line_h),
+                layout.font(13.0),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Colour of line `j` of `n`: the ten Tableau colours when they suffice,
+/// else an ordered viridis ramp (values of an axis are ordered, too).
+fn line_colour(j: usize, n: usize) -> RGBColor {
+    const TABLEAU: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    if n <= TABLEAU.len() {
+        let (r, g, b) = TABLEAU[j];
+        RGBColor(r, g, b)
+    } else {
+        // Stop short of viridis' pale yellow end, which is hard to see on white.
+        ViridisRGB::get_color_normalized(j as f32, 0.0, n as f32 / 0.85)
+    }
+}
+
+/// The smallest and largest finite value, widened when they are equal so that
+/// a scale can be drawn; (0, 1) when there is none.
+fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        (0.0, 1.0)
+    } else if lo == hi {
+        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.01 };
+        (lo - pad, hi + pad)
+    } else {
+        (lo, hi)
+    }
+}
+
+/// An 8-bit RGB image as PNG bytes.
+fn encode_png(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        let mut c = Cell::default();
+        for v in [3.0, 1.0, 2.0] {
+            c.add(v, Agg::Median);
+        }
+        assert_eq!(c.value(Agg::Median), 2.0);
+        c.add(10.0, Agg::Median);
+        assert_eq!(c.value(Agg::Median), 2.5);
+        assert_eq!(c.value(Agg::Mean), 4.0);
+        assert!(Cell::default().value(Agg::Max).is_nan());
+    }
+
+    #[test]
+    fn flat_ranges_are_widened() {
+        assert_eq!(finite_range([2.0, f64::NAN, 2.0].into_iter()), (1.98, 2.02));
+        assert_eq!(finite_range([f64::NAN].into_iter()), (0.0, 1.0));
+        assert_eq!(finite_range([-1.0, 3.0].into_iter()), (-1.0, 3.0));
+    }
+}
