@@ -1,0 +1,403 @@
+//! `plot` and `summarize` end to end on a real quickstart sweep: image size and
+//! content, SVG labels, default paths, errors for bad names, and summary means
+//! checked against means computed here from the CSV.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+const AXES: &str = "firm.open.release_month, firm.challenger.funding, model.ad_uplift";
+
+fn moatsweep() -> Command {
+    let mut c = Command::cargo_bin("moatsweep").unwrap();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// Runs the quickstart sweep into `dir/q.csv` (with its manifest) and returns the CSV path.
+fn sweep(dir: &Path) -> PathBuf {
+    let csv = dir.join("q.csv");
+    moatsweep()
+        .args(["run", "configs/quickstart.toml", "--quiet", "--out"])
+        .arg(&csv)
+        .assert()
+        .success();
+    csv
+}
+
+fn stdout(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+}
+
+fn stderr(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).into_owned()
+}
+
+/// Width, height and RGB(A) pixels of a PNG file.
+fn decode_png(path: &Path) -> (u32, u32, Vec<u8>, usize) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    // IHDR: width and height are big-endian u32 at bytes 16..24.
+    let header = (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    );
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), header);
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf, info.color_type.samples())
+}
+
+#[test]
+fn heatmap_png_has_the_requested_size_and_is_not_blank() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    let png = tmp.path().join("heat.png");
+    let a = moatsweep()
+        .arg("plot")
+        .arg(&csv)
+        .args([
+            "--x",
+            "firm.open.release_month",
+            "--y",
+            "model.ad_uplift",
+            "--z",
+            "npv.open",
+            "--width",
+            "640",
+            "--height",
+            "480",
+            "--out",
+        ])
+        .arg(&png)
+        .assert()
+        .success();
+    assert!(
+        stdout(&a).contains("heatmap of mean npv.open over 2080 rows"),
+        "{}",
+        stdout(&a)
+    );
+
+    let (w, h, pixels, samples) = decode_png(&png);
+    assert_eq!((w, h), (640, 480));
+    // Not blank: the luminance varies and the colour map shows many colours.
+    let luma: Vec<f64> = pixels
+        .chunks(samples)
+        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
+        .collect();
+    let mean = luma.iter().sum::<f64>() / luma.len() as f64;
+    let variance = luma.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / luma.len() as f64;
+    assert!(variance > 500.0, "pixel variance {variance}");
+    let colours: std::collections::HashSet<&[u8]> = pixels.chunks(samples).collect();
+    assert!(colours.len() > 50, "{} colours", colours.len());
+}
+
+#[test]
+fn line_plot_goes_beside_the_csv_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    moatsweep()
+        .arg("plot")
+        .arg(&csv)
+        .args(["--x", "firm.open.release_month", "--z", "hhi"])
+        .assert()
+        .success();
+    let (w, h, _, _) = decode_png(&tmp.path().join("q.hhi-by-firm.open.release_month.png"));
+    assert_eq!((w, h), (1000, 700));
+
+    moatsweep()
+        .arg("plot")
+        .arg(&csv)
+        .args([
+            "--x",
+            "model.ad_uplift",
+            "--z",
+            "share.open",
+            "--by",
+            "firm.open.release_month",
+            "--agg",
+            "median",
+        ])
+        .assert()
+        .success();
+    assert!(
+        tmp.path()
+            .join("q.share.open-by-model.ad_uplift-per-firm.open.release_month.png")
+            .exists()
+    );
+
+    moatsweep()
+        .arg("plot")
+        .arg(&csv)
+        .args([
+            "--x",
+            "firm.open.release_month",
+            "--y",
+            "firm.challenger.funding",
+            "--z",
+            "exit_month.challenger",
+            "--agg",
+            "max",
+        ])
+        .assert()
+        .success();
+    assert!(
+        tmp.path()
+            .join("q.exit_month.challenger-by-firm.open.release_month-firm.challenger.funding.png")
+            .exists()
+    );
+}
+
+#[test]
+fn svg_names_the_sweep_axes_scales_and_never() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    let svg = tmp.path().join("heat.svg");
+    let plot = |out: &Path| {
+        moatsweep()
+            .arg("plot")
+            .arg(&csv)
+            .args([
+                "--x",
+                "firm.open.release_month",
+                "--y",
+                "model.ad_uplift",
+                "--z",
+                "npv.open",
+                "--out",
+            ])
+            .arg(out)
+            .assert()
+            .success();
+        std::fs::read_to_string(out).unwrap()
+    };
+    let text = plot(&svg);
+    assert!(text.starts_with("<svg"), "{}", &text[..100.min(text.len())]);
+    for label in [
+        "quickstart: npv.open, mean over firm.challenger.funding",
+        "firm.open.release_month",
+        "model.ad_uplift (log scale)",
+        "never",
+        "0.001",
+        "24",
+    ] {
+        assert!(text.contains(label), "SVG lacks {label:?}");
+    }
+
+    // Without the manifest: the title names the file, and the geometric spacing still gives a log scale.
+    std::fs::remove_file(tmp.path().join("q.csv.manifest.json")).unwrap();
+    let text = plot(&svg);
+    assert!(text.contains("q: npv.open"), "title from the file stem");
+    assert!(text.contains("model.ad_uplift (log scale)"));
+    assert!(!text.contains("firm.open.release_month (log scale)"));
+}
+
+#[test]
+fn bad_names_list_the_valid_ones_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    let fail = |args: &[&str]| {
+        let a = moatsweep()
+            .arg(args[0])
+            .arg(&csv)
+            .args(&args[1..])
+            .assert()
+            .code(2);
+        stderr(&a)
+    };
+
+    let e = fail(&["plot", "--x", "firm.open.release", "--z", "npv.open"]);
+    assert!(
+        e.contains("--x:") && e.contains("no axis \"firm.open.release\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("did you mean \"firm.open.release_month\"?"),
+        "{e}"
+    );
+    assert!(e.contains(&format!("its axes are: {AXES}")), "{e}");
+
+    let e = fail(&["plot", "--x", "model.ad_uplift", "--z", "npv.opne"]);
+    assert!(
+        e.contains("--z:") && e.contains("did you mean \"npv.open\"?"),
+        "{e}"
+    );
+    assert!(
+        e.contains("its outputs are: share.open, share.frontier_a,")
+            && e.contains("nonconverged_months"),
+        "{e}"
+    );
+
+    let e = fail(&[
+        "plot",
+        "--x",
+        "model.ad_uplift",
+        "--y",
+        "npv.open",
+        "--z",
+        "hhi",
+    ]);
+    assert!(
+        e.contains("--y: \"npv.open\" is not an axis") && e.contains(AXES),
+        "{e}"
+    );
+
+    let e = fail(&[
+        "plot",
+        "--x",
+        "model.ad_uplift",
+        "--by",
+        "model.ad_uplift",
+        "--z",
+        "hhi",
+    ]);
+    assert!(e.contains("--by must name another axis than --x"), "{e}");
+
+    let e = fail(&[
+        "plot",
+        "--x",
+        "model.ad_uplift",
+        "--z",
+        "hhi",
+        "--out",
+        "x.jpg",
+    ]);
+    assert!(e.contains("must end in .png or .svg"), "{e}");
+
+    let e = fail(&["summarize", "--by", "model.uplift"]);
+    assert!(
+        e.contains("--by:") && e.contains("did you mean \"model.ad_uplift\"?") && e.contains(AXES),
+        "{e}"
+    );
+
+    let a = moatsweep()
+        .args(["summarize", "no-such-file.csv"])
+        .assert()
+        .code(2);
+    assert!(
+        stderr(&a).contains("cannot read no-such-file.csv"),
+        "{}",
+        stderr(&a)
+    );
+}
+
+/// Column values of a CSV written by moatsweep (no quoting needed).
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    (
+        header,
+        lines
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect(),
+    )
+}
+
+#[test]
+fn summary_means_match_means_computed_from_the_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    let out = tmp.path().join("summary.csv");
+    moatsweep()
+        .arg("summarize")
+        .arg(&csv)
+        .args(["--by", "firm.open.release_month", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+
+    // The means, exit shares and counts per release month, computed here.
+    let (header, rows) = read_csv(&csv);
+    let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+    let checked = [
+        "npv.open",
+        "share.challenger",
+        "price.open",
+        "hhi",
+        "exit_month.challenger",
+        "max_iterations",
+    ];
+    let mut sums: BTreeMap<String, (u64, Vec<(f64, u64)>, u64)> = BTreeMap::new();
+    for r in &rows {
+        let g = sums
+            .entry(r[col("firm.open.release_month")].clone())
+            .or_insert((0, vec![(0.0, 0); checked.len()], 0));
+        g.0 += 1;
+        for (k, name) in checked.iter().enumerate() {
+            if let Ok(v) = r[col(name)].parse::<f64>() {
+                g.1[k].0 += v;
+                g.1[k].1 += 1;
+            }
+        }
+        g.2 += (r[col("exit_month.challenger")].parse::<i64>().unwrap() >= 0) as u64;
+    }
+    assert_eq!(sums.len(), 8);
+
+    let (s_header, s_rows) = read_csv(&out);
+    let s_col = |name: &str| {
+        s_header
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("summary lacks {name}"))
+    };
+    assert_eq!(s_rows.len(), 8);
+    // Groups in axis order, never (-1) last.
+    let months: Vec<&str> = s_rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(months, ["0", "3", "6", "9", "12", "18", "24", "-1"]);
+    for r in &s_rows {
+        let (n, stats, exits) = &sums[&r[s_col("firm.open.release_month")]];
+        assert_eq!(r[s_col("rows")], n.to_string());
+        for (k, name) in checked.iter().enumerate() {
+            let want = stats[k].0 / stats[k].1 as f64;
+            let got: f64 = r[s_col(&format!("{name}.mean"))].parse().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{name} month {}: summary {got}, CSV {want}",
+                r[0]
+            );
+        }
+        let share: f64 = r[s_col("exited.challenger")].parse().unwrap();
+        assert_eq!(share, *exits as f64 / *n as f64);
+        assert!(r[s_col("nonconverged_scenarios")].parse::<u64>().is_ok());
+    }
+}
+
+#[test]
+fn summary_prints_one_block_per_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    let a = moatsweep().arg("summarize").arg(&csv).assert().success();
+    let text = stdout(&a);
+    assert!(text.contains("(sweep quickstart): 2080 rows"), "{text}");
+    assert!(text.contains("all rows: 2080"), "{text}");
+
+    let a = moatsweep()
+        .arg("summarize")
+        .arg(&csv)
+        .args(["--by", "firm.open.release_month", "--by", "model.ad_uplift"])
+        .assert()
+        .success();
+    let text = stdout(&a);
+    assert!(
+        text.contains("2080 rows in 104 groups by firm.open.release_month, model.ad_uplift"),
+        "{text}"
+    );
+    assert!(
+        text.contains("firm.open.release_month = never, model.ad_uplift = 0.1: 20 rows"),
+        "{text}"
+    );
+    assert_eq!(text.matches("  output ").count(), 104);
+    assert_eq!(text.matches("  npv.open ").count(), 104);
+    assert_eq!(text.matches("exited (share of rows): open ").count(), 104);
+}
