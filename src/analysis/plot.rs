@@ -475,7 +475,7 @@ impl Frame {
     fn new(layout: &Layout) -> Frame {
         Frame {
             top: layout.px(10.0),
-            bottom: layout.px(60.0),
+            bottom: layout.px(50.0),
             left: layout.px(90.0),
         }
     }
@@ -549,7 +549,7 @@ where
         .margin_top(frame.top)
         .margin_bottom(frame.bottom)
         .margin_left(layout.px(10.0))
-        .set_label_area_size(LabelAreaPosition::Right, layout.px(75.0))
+        .set_label_area_size(LabelAreaPosition::Right, layout.px(80.0))
         .build_cartesian_2d(0.0..1.0, lo..hi)?;
     scale
         .configure_mesh()
