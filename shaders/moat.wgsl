@@ -77,7 +77,8 @@ const O_HHI: u32 = 3u;
 const O_CONSUMER_SURPLUS_NPV: u32 = 4u;
 const O_MAX_ITERATIONS: u32 = 5u;   // u32
 const O_NONCONVERGED_MONTHS: u32 = 6u; // u32
-const O_FIRMS: u32 = 7u;
+const O_LOOPS_CUT: u32 = 7u;        // u32: 1 when a loop ended early (llvmpipe's cap)
+const O_FIRMS: u32 = 8u;
 const OF_SHARE: u32 = 0u;
 const OF_PRICE: u32 = 1u;
 const OF_QUALITY: u32 = 2u;
@@ -179,13 +180,20 @@ struct Trained {
     c0: f32,
 }
 
+// Set when a loop ended before its own exit condition held: llvmpipe silently
+// ends every loop of an invocation after 65,535 iterations in all. The loops
+// that can run long (bisection, months, markup iterations) check their counters
+// on the way out; the short loops over firms and segments are unrolled.
+var<private> loops_cut: bool;
+
 fn train(ln_c6: f32, ln_u: f32, ln_loss_gap: f32, ln_serve: f32) -> Trained {
     let ln_beta_b = log(sc_beta * sc_b);
     let ln_alpha_a = log(sc_alpha * sc_a);
 
     var lo = LN_1E6;
     var hi = ln_c6 - LN_1E6;
-    for (var halving = 0u; halving < BISECTION_STEPS; halving++) {
+    var halving = 0u;
+    for (; halving < BISECTION_STEPS; halving++) {
         let m = 0.5 * (lo + hi);
         let ln_d = ln_c6 - m;
         let et = effective_tokens(ln_d, ln_u);
@@ -195,6 +203,9 @@ fn train(ln_c6: f32, ln_u: f32, ln_loss_gap: f32, ln_serve: f32) -> Trained {
         } else {
             lo = m;
         }
+    }
+    if (halving != BISECTION_STEPS) {
+        loops_cut = true;
     }
     let x = 0.5 * (lo + hi);
 
@@ -333,9 +344,15 @@ fn zeta_update(j: u32, markup: f32) -> f32 {
     return num / den;
 }
 
-// hhi = 1e4 sum_j (S_j / sum_l S_l)^2 for the current shares. When the products'
-// total share is tiny (it underflows in f32 long before it does in f64) the same
-// ratios are evaluated with every share divided by the largest weighted one, in logs.
+// hhi = 1e4 sum_j (S_j / sum_l S_l)^2 for the current shares, 0 when nothing is
+// bought. When the products' total share is tiny (it underflows in f32 long
+// before it does in f64) the same ratios are evaluated with every term
+// w_k e^(u_jk - shift_k) / denom_k divided by the largest e^(u_jk - shift_k), in
+// logs. "Nothing is bought" is then judged as in the f64 reference, where
+// bought = 0 exactly when every e^(u_jk - shift_k) of a weighted segment
+// underflows (argument below F64_EXP_UNDERFLOW).
+const F64_EXP_UNDERFLOW: f32 = -745.13;
+
 fn hhi_of(share: ptr<function, array<f32, MAX_FIRMS>>, bought: f32) -> f32 {
     var hhi = 0.0;
     if (bought > TINY_BOUGHT) {
@@ -352,16 +369,16 @@ fn hhi_of(share: ptr<function, array<f32, MAX_FIRMS>>, bought: f32) -> f32 {
     for (var j = 0u; j < N_FIRMS; j++) {
         for (var k = 0u; k < N_SEGMENTS; k++) {
             if (offered[j] && seg_weight[k] > 0.0) {
-                let ln_s = utility(k, base[j][k], price[j]) - sh_shift[k] - log(sh_denom[k]);
-                if (!have_top || ln_s > top) {
-                    top = ln_s;
+                let z = utility(k, base[j][k], price[j]) - sh_shift[k];
+                if (!have_top || z > top) {
+                    top = z;
                     have_top = true;
                 }
             }
         }
     }
-    if (!have_top) {
-        return 0.0; // nothing on offer
+    if (!have_top || top < F64_EXP_UNDERFLOW) {
+        return 0.0; // nothing on offer, or nothing bought
     }
     var scaled: array<f32, MAX_FIRMS>;
     var total = 0.0;
@@ -369,8 +386,9 @@ fn hhi_of(share: ptr<function, array<f32, MAX_FIRMS>>, bought: f32) -> f32 {
         var s = 0.0;
         if (offered[j]) {
             for (var k = 0u; k < N_SEGMENTS; k++) {
-                let ln_s = utility(k, base[j][k], price[j]) - sh_shift[k] - log(sh_denom[k]);
-                s += seg_weight[k] * exp(min(ln_s - top, 0.0));
+                let z = utility(k, base[j][k], price[j]) - sh_shift[k];
+                // <= 0 for weighted segments (denom >= 1); weight-0 ones add nothing.
+                s += seg_weight[k] * exp(min(z - top - log(sh_denom[k]), 0.0));
             }
         }
         scaled[j] = s;
@@ -399,6 +417,7 @@ fn put_u32(out_base: u32, offset: u32, v: u32) {
 }
 
 fn solve(row: u32) {
+    loops_cut = false;
     let pb = row * P_STRIDE;
     let months = u32(par(pb, P_MONTHS));
     let max_iter = u32(par(pb, P_MAX_ITER));
@@ -481,7 +500,8 @@ fn solve(row: u32) {
     var cs_npv = 0.0;
     var max_iterations = 0u;
     var nonconverged_months = 0u;
-    for (var t = 0u; t < months; t++) {
+    var t = 0u;
+    for (; t < months; t++) {
         let ti = i32(t);
         // Products on offer this month.
         var released: array<bool, MAX_FIRMS>;
@@ -534,6 +554,10 @@ fn solve(row: u32) {
         }
 
         // Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started.
+        // The reference carries prices and recovers each markup as p - c; in f32
+        // that difference loses the markup's low bits whenever c >> m (a large
+        // model's serving cost), and the relative change could then never fall
+        // below tol. So the markup itself is the state here, and p = c + m.
         var iterations = 0u;
         var converged = n_closed == 0u;
         loop {
@@ -542,23 +566,26 @@ fn solve(row: u32) {
             }
             shares();
             var change = 0.0;
-            var new_price = price;
+            var new_markup = markup;
             for (var j = 0u; j < N_FIRMS; j++) {
                 if (closed[j]) {
-                    let old = price[j] - cost[j];
+                    let old = markup[j];
                     let m_new = zeta_update(j, old);
                     change = max(change, abs(m_new - old) / (1.0 + abs(old)));
-                    new_price[j] = cost[j] + m_new;
+                    new_markup[j] = m_new;
                 }
             }
-            price = new_price;
+            for (var j = 0u; j < N_FIRMS; j++) {
+                if (closed[j]) {
+                    markup[j] = new_markup[j];
+                    price[j] = cost[j] + markup[j];
+                }
+            }
             iterations += 1u;
             converged = change < tol;
         }
-        for (var j = 0u; j < N_FIRMS; j++) {
-            if (closed[j]) {
-                markup[j] = price[j] - cost[j];
-            }
+        if (!converged && iterations < max_iter) {
+            loops_cut = true;
         }
         if (!converged) {
             nonconverged_months += 1u;
@@ -592,7 +619,7 @@ fn solve(row: u32) {
             }
             var direct = 0.0;
             if (!released[i]) {
-                direct = market * share[i] * (price[i] - cost[i]);
+                direct = market * share[i] * markup[i]; // p - c
             }
             let complement = platform_revenue[i] / 12.0 * ad_uplift * bought;
             let flow = direct + complement - train_spend[i] / 12.0;
@@ -657,6 +684,10 @@ fn solve(row: u32) {
         }
     }
 
+    if (t != months) {
+        loops_cut = true;
+    }
+
     let ob = row * O_STRIDE;
     for (var i = 0u; i < N_FIRMS; i++) {
         let fb = ob + O_FIRMS + i * OF_STRIDE;
@@ -667,6 +698,7 @@ fn solve(row: u32) {
     put_f32(ob, O_CONSUMER_SURPLUS_NPV, cs_npv);
     put_u32(ob, O_MAX_ITERATIONS, max_iterations);
     put_u32(ob, O_NONCONVERGED_MONTHS, nonconverged_months);
+    put_u32(ob, O_LOOPS_CUT, select(0u, 1u, loops_cut));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

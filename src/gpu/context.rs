@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow, bail};
 
-use super::{AdapterSummary, GpuOptions, SHADER_SOURCE, WORKGROUP_SIZE, layout};
+use super::{AdapterSummary, GpuOptions, WORKGROUP_SIZE, layout, specialized_source};
 
 /// A software rasteriser posing as a GPU (llvmpipe/lavapipe, SwiftShader, WARP).
 pub(crate) fn is_software_info(info: &wgpu::AdapterInfo) -> bool {
@@ -147,7 +147,6 @@ pub(crate) struct Context {
     pub queue: wgpu::Queue,
     pub limits: wgpu::Limits,
     pub timestamps: bool,
-    module: wgpu::ShaderModule,
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     pipelines: HashMap<(usize, usize), wgpu::ComputePipeline>,
@@ -192,14 +191,6 @@ impl Context {
         }
         let limits = device.limits();
 
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("moat.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            bail!("shaders/moat.wgsl does not compile on {:?}: {e}", info.name);
-        }
         let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -239,7 +230,6 @@ impl Context {
             queue,
             limits,
             timestamps,
-            module,
             bind_group_layout,
             pipeline_layout,
             pipelines: HashMap::new(),
@@ -271,10 +261,23 @@ impl Context {
             ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
         ];
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some("moat.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(specialized_source(n_firms, n_segments).into()),
+        };
+        // SAFETY: runtime bounds checks are off for this one trusted shader. Every
+        // index into a private array is a loop counter below N_FIRMS or N_SEGMENTS,
+        // which are the arrays' lengths; every storage index is below rows x stride
+        // of a buffer sized for that many rows (the kernel returns early past
+        // `chunk.rows`). Loop bounding stays on. With checks, each index is wrapped
+        // in a clamp that hides the loop counter from the compiler, and llvmpipe
+        // then keeps the loops (see `specialized_source`).
+        let checks = wgpu::ShaderRuntimeChecks { bounds_checks: false, ..wgpu::ShaderRuntimeChecks::checked() };
+        let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("moat"),
             layout: Some(&self.pipeline_layout),
-            module: &self.module,
+            module: &module,
             entry_point: Some("main"),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants: &constants,

@@ -73,8 +73,11 @@ pub const O_HHI: usize = 3;
 pub const O_CONSUMER_SURPLUS_NPV: usize = 4;
 pub const O_MAX_ITERATIONS: usize = 5;
 pub const O_NONCONVERGED_MONTHS: usize = 6;
+/// 1 when one of the kernel's long loops ended before its exit condition held
+/// (llvmpipe's loop cap, see `super::LLVMPIPE_LOOP_CAP`): the row is then wrong.
+pub const O_LOOPS_CUT: usize = 7;
 /// Start of the per-firm output blocks (= header length).
-pub const O_FIRMS: usize = 7;
+pub const O_FIRMS: usize = 8;
 
 // Per-firm output block.
 pub const OF_SHARE: usize = 0;
@@ -230,6 +233,7 @@ mod tests {
             ("O_CONSUMER_SURPLUS_NPV", O_CONSUMER_SURPLUS_NPV),
             ("O_MAX_ITERATIONS", O_MAX_ITERATIONS),
             ("O_NONCONVERGED_MONTHS", O_NONCONVERGED_MONTHS),
+            ("O_LOOPS_CUT", O_LOOPS_CUT),
             ("O_FIRMS", O_FIRMS),
             ("OF_SHARE", OF_SHARE),
             ("OF_PRICE", OF_PRICE),
