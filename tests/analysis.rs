@@ -179,7 +179,8 @@ fn svg_names_the_sweep_axes_scales_and_never() {
     let text = plot(&svg);
     assert!(text.starts_with("<svg"), "{}", &text[..100.min(text.len())]);
     for label in [
-        "quickstart: npv.open, mean over firm.challenger.funding",
+        "quickstart: npv.open",
+        "mean over firm.challenger.funding",
         "firm.open.release_month",
         "model.ad_uplift (log scale)",
         "never",

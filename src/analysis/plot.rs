@@ -276,7 +276,10 @@ impl Layout {
 
 /// The figure to draw: everything read from the CSV.
 struct Figure {
+    /// `<sweep>: <z>`.
     title: String,
+    /// `<agg> over <the other axes>`, when there are other axes.
+    subtitle: Option<String>,
     z_title: String,
     x: AxisView,
     /// The heatmap's vertical axis, or the axis whose values are the lines.
@@ -431,12 +434,10 @@ fn figure(
         .filter(|&c| c != x_col && Some(c) != second_col)
         .map(|c| csv.column(c))
         .collect();
-    let mut title = format!("{}: {}", csv.sweep_name(), args.z);
-    if !others.is_empty() {
-        title += &format!(", {} over {}", args.agg.name(), others.join(", "));
-    }
     Figure {
-        title,
+        title: format!("{}: {}", csv.sweep_name(), args.z),
+        subtitle: (!others.is_empty())
+            .then(|| format!("{} over {}", args.agg.name(), others.join(", "))),
         z_title: format!("{} ({})", args.z, args.agg.name()),
         x,
         second,
@@ -454,7 +455,10 @@ where
     let (w, h) = root.dim_in_pixel();
     let layout = Layout::new(w, h);
     root.fill(&WHITE)?;
-    let body = root.titled(&figure.title, layout.font(20.0))?;
+    let mut body = root.titled(&figure.title, fitted(&root, &figure.title, &layout, 20.0)?)?;
+    if let Some(subtitle) = &figure.subtitle {
+        body = body.titled(subtitle, fitted(&root, subtitle, &layout, 15.0)?)?;
+    }
     if figure.heatmap {
         draw_heatmap(&body, figure, &layout)?;
     } else {
@@ -462,6 +466,26 @@ where
     }
     root.present()?;
     Ok(())
+}
+
+/// The font at `base` size, shrunk if need be so that `text` fits the width of `area`.
+fn fitted<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    layout: &Layout,
+    base: f64,
+) -> anyhow::Result<TextStyle<'static>>
+where
+    DB::ErrorType: 'static,
+{
+    let font = layout.font(base);
+    let (text_w, _) = area.estimate_text_size(text, &font)?;
+    let room = area.dim_in_pixel().0 as f64 * 0.96;
+    Ok(if text_w as f64 > room {
+        layout.font(base * room / text_w as f64)
+    } else {
+        font
+    })
 }
 
 /// Margins around the plotting area, shared by the chart and the side panel so that they line up.
