@@ -120,10 +120,12 @@ impl RowSelection {
         }
     }
 
-    /// The output of a subset: `x.csv` becomes `x.shard-I-of-N.csv` or `x.rows-A-B.csv`.
+    /// The output of a subset: `x.csv` becomes `x.shard-I-of-N.csv` or `x.rows-A-B.csv`
+    /// (a subset never overwrites the whole sweep's CSV).
     fn output(self, full: &Path) -> PathBuf {
         let suffix = match self {
-            RowSelection::All | RowSelection::First(_) => return full.to_path_buf(),
+            RowSelection::All => return full.to_path_buf(),
+            RowSelection::First(n) => format!("rows-0-{n}"),
             RowSelection::Range(a, b) => format!("rows-{a}-{b}"),
             RowSelection::Shard(i, n) => format!("shard-{i}-of-{n}"),
         };
@@ -201,7 +203,8 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let mut plan = loaded.plan;
     let rows = opts.rows.rows(plan.rows)?;
     // --out names the whole sweep's output; a shard or row block writes beside it.
-    plan.output = opts.rows.output(opts.out.as_ref().unwrap_or(&plan.output));
+    let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
+    plan.output = selection.output(opts.out.as_ref().unwrap_or(&plan.output));
     let plan = &plan;
     let out = plan.output.clone();
 
@@ -247,7 +250,14 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let manifest_partial = partial_path(&manifest_file);
     let mut cleanup = Cleanup(vec![partial.clone(), checkpoint.clone(), manifest_partial.clone()]);
 
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
+    // Ctrl-C stops at the next chunk boundary; a second Ctrl-C stops at once (the
+    // checkpoint still describes what reached the disk, so --resume works either way).
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::Relaxed) {
+            eprintln!("\nstopped at once; continue with --resume");
+            std::process::exit(130);
+        }
+    });
     let progress = Progress::new(rows.end - start.next_row, &label, opts.quiet);
     let mut sink = CsvSink::new(plan, file, write_header, &progress, start.clone(), Some(checkpoint.clone()));
     let solved = backend.run(plan, start.next_row..rows.end, &mut sink);

@@ -101,10 +101,13 @@ fn runs_are_byte_identical_whatever_the_thread_count() {
 fn limit_writes_the_first_rows_of_the_full_run() {
     let tmp = tempfile::tempdir().unwrap();
     let full = run_to("configs/quickstart.toml", &tmp.path().join("full.csv"), &[]);
-    let part = run_to("configs/quickstart.toml", &tmp.path().join("part.csv"), &["--limit", "100"]);
+    // A subset never overwrites the whole sweep's CSV: it writes beside it.
+    moatsweep().args(["run", "--quiet", "configs/quickstart.toml", "--limit", "100", "--out"]).arg(tmp.path().join("full.csv")).assert().success();
+    assert!(std::fs::read_to_string(tmp.path().join("full.csv")).unwrap() == full);
+    let part = std::fs::read_to_string(tmp.path().join("full.rows-0-100.csv")).unwrap();
     let want: Vec<&str> = full.lines().take(101).collect();
     assert_eq!(part.lines().collect::<Vec<_>>(), want);
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("part.csv.manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("full.rows-0-100.csv.manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["rows"], serde_json::json!([0, 100]));
     assert_eq!(manifest["scenarios"], 2080);
 }
@@ -137,9 +140,10 @@ fn every_shipped_config_validates_and_the_small_ones_run() {
         let text = String::from_utf8_lossy(&out.stdout);
         let rows: u64 = text.lines().find_map(|l| l.strip_prefix("scenarios:")).unwrap().trim().parse().unwrap();
         // Small configs run whole; large ones run their first 2,000 rows.
-        let csv = tmp.path().join(format!("{}.csv", cfg.file_stem().unwrap().to_string_lossy()));
-        let limit = rows.min(2000).to_string();
-        moatsweep().args(["run", "--quiet", "--limit", &limit]).arg(&cfg).arg("--out").arg(&csv).assert().success();
+        let stem = cfg.file_stem().unwrap().to_string_lossy().into_owned();
+        let limit = rows.min(2000);
+        moatsweep().args(["run", "--quiet", "--limit", &limit.to_string()]).arg(&cfg).arg("--out").arg(tmp.path().join(format!("{stem}.csv"))).assert().success();
+        let csv = if limit < rows { tmp.path().join(format!("{stem}.rows-0-{limit}.csv")) } else { tmp.path().join(format!("{stem}.csv")) };
         assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count() as u64, rows.min(2000) + 1, "{}", cfg.display());
     }
 }

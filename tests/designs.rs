@@ -177,12 +177,14 @@ fn row_ranges_and_chunk_sizes_and_threads_do_not_change_bytes() {
 fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = root().join("configs/release-timing-lhs.toml");
-    let rows = ["--limit", "60000", "--chunk-rows", "2000"];
-    let full = tmp.path().join("full.csv");
-    run(&cfg, &full, &rows);
+    let rows = ["--rows", "0..60000", "--chunk-rows", "2000"];
+    run(&cfg, &tmp.path().join("full.csv"), &rows);
+    let full = tmp.path().join("full.rows-0-60000.csv");
 
+    // --out names the sweep; the block's files are killed.rows-0-60000.csv*.
     let out = tmp.path().join("killed.csv");
-    let checkpoint = tmp.path().join("killed.csv.partial.checkpoint");
+    let block = tmp.path().join("killed.rows-0-60000.csv");
+    let checkpoint = tmp.path().join("killed.rows-0-60000.csv.partial.checkpoint");
     let mut child = Std::new(env!("CARGO_BIN_EXE_moatsweep")).args(["run", "--quiet"]).arg(&cfg).arg("--out").arg(&out).args(rows).spawn().unwrap();
     // Kill it (SIGKILL: no chance to clean up) once some chunks have reached the disk.
     let t0 = std::time::Instant::now();
@@ -195,8 +197,8 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!out.exists(), "the run finished before it could be killed; make it longer");
-    assert!(tmp.path().join("killed.csv.partial").exists());
+    assert!(!block.exists(), "the run finished before it could be killed; make it longer");
+    assert!(tmp.path().join("killed.rows-0-60000.csv.partial").exists());
 
     // A changed config is refused.
     let changed = tmp.path().join("changed.toml");
@@ -206,9 +208,9 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     assert!(String::from_utf8_lossy(&res.stderr).contains("the config changed"));
 
     run(&cfg, &out, &[&rows[..], &["--resume"]].concat());
-    assert!(std::fs::read(&out).unwrap() == std::fs::read(&full).unwrap(), "resumed run differs from the uninterrupted one");
-    assert!(!checkpoint.exists() && !tmp.path().join("killed.csv.partial").exists());
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("killed.csv.manifest.json")).unwrap()).unwrap();
+    assert!(std::fs::read(&block).unwrap() == std::fs::read(&full).unwrap(), "resumed run differs from the uninterrupted one");
+    assert!(!checkpoint.exists() && !tmp.path().join("killed.rows-0-60000.csv.partial").exists());
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("killed.rows-0-60000.csv.manifest.json")).unwrap()).unwrap();
     assert!(m["resumed_at_row"].as_u64().unwrap() >= 6000);
 }
 
