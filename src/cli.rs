@@ -145,7 +145,7 @@ Examples:
   moatsweep plot results/quickstart.csv --x model.ad_uplift --z share.open --by firm.open.release_month
   moatsweep plot results/quickstart.csv --x firm.open.release_month --z exit_month.challenger --agg max --out /tmp/exits.svg
 
-Other axes are aggregated (--agg, default mean); logspace axes are drawn on a log scale, a release month's never after the largest month.")]
+Other axes are aggregated (--agg, default mean); logspace axes are drawn on a log scale, a release month's never after the largest month; an axis with more than 100 distinct values (a sampling design) is cut into 25 bins.")]
     Plot(crate::analysis::plot::PlotArgs),
     /// Summarize a sweep CSV: each output's mean, min and max, exits and non-convergence, per group of rows.
     #[command(after_help = "\
@@ -154,7 +154,7 @@ Examples:
   moatsweep summarize results/quickstart.csv --by firm.open.release_month
   moatsweep summarize results/quickstart.csv --by firm.open.release_month --by model.ad_uplift --out /tmp/summary.csv
 
-Without --by every row is one group; --out writes one CSV row per group instead of printing.")]
+Without --by every row is one group; an axis with more than 100 distinct values is grouped in 25 bins. --out writes one CSV row per group instead of printing.")]
     Summarize(crate::analysis::summarize::SummarizeArgs),
 }
 

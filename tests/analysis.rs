@@ -329,19 +329,29 @@ fn summary_means_match_means_computed_from_the_csv() {
         "exit_month.challenger",
         "max_iterations",
     ];
-    let mut sums: BTreeMap<String, (u64, Vec<(f64, u64)>, u64)> = BTreeMap::new();
+    /// One release month's rows: their count, the sum and count of each checked column's values, exits.
+    struct Group {
+        rows: u64,
+        sums: Vec<(f64, u64)>,
+        exits: u64,
+    }
+    let mut sums: BTreeMap<String, Group> = BTreeMap::new();
     for r in &rows {
         let g = sums
             .entry(r[col("firm.open.release_month")].clone())
-            .or_insert((0, vec![(0.0, 0); checked.len()], 0));
-        g.0 += 1;
+            .or_insert(Group {
+                rows: 0,
+                sums: vec![(0.0, 0); checked.len()],
+                exits: 0,
+            });
+        g.rows += 1;
         for (k, name) in checked.iter().enumerate() {
             if let Ok(v) = r[col(name)].parse::<f64>() {
-                g.1[k].0 += v;
-                g.1[k].1 += 1;
+                g.sums[k].0 += v;
+                g.sums[k].1 += 1;
             }
         }
-        g.2 += (r[col("exit_month.challenger")].parse::<i64>().unwrap() >= 0) as u64;
+        g.exits += (r[col("exit_month.challenger")].parse::<i64>().unwrap() >= 0) as u64;
     }
     assert_eq!(sums.len(), 8);
 
@@ -357,10 +367,10 @@ fn summary_means_match_means_computed_from_the_csv() {
     let months: Vec<&str> = s_rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(months, ["0", "3", "6", "9", "12", "18", "24", "-1"]);
     for r in &s_rows {
-        let (n, stats, exits) = &sums[&r[s_col("firm.open.release_month")]];
-        assert_eq!(r[s_col("rows")], n.to_string());
+        let g = &sums[&r[s_col("firm.open.release_month")]];
+        assert_eq!(r[s_col("rows")], g.rows.to_string());
         for (k, name) in checked.iter().enumerate() {
-            let want = stats[k].0 / stats[k].1 as f64;
+            let want = g.sums[k].0 / g.sums[k].1 as f64;
             let got: f64 = r[s_col(&format!("{name}.mean"))].parse().unwrap();
             assert!(
                 (got - want).abs() <= 1e-12 * want.abs().max(1.0),
@@ -369,7 +379,7 @@ fn summary_means_match_means_computed_from_the_csv() {
             );
         }
         let share: f64 = r[s_col("exited.challenger")].parse().unwrap();
-        assert_eq!(share, *exits as f64 / *n as f64);
+        assert_eq!(share, g.exits as f64 / g.rows as f64);
         assert!(r[s_col("nonconverged_scenarios")].parse::<u64>().is_ok());
     }
 }
@@ -401,4 +411,73 @@ fn summary_prints_one_block_per_group() {
     assert_eq!(text.matches("  output ").count(), 104);
     assert_eq!(text.matches("  npv.open ").count(), 104);
     assert_eq!(text.matches("exited (share of rows): open ").count(), 104);
+}
+
+/// A sampling design draws a new value of each axis for every row: such axes
+/// are cut into bins instead of getting one cell or group per value.
+#[test]
+fn sampled_axes_are_binned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("lhs.csv");
+    moatsweep()
+        .args([
+            "run",
+            "configs/release-timing-lhs.toml",
+            "--quiet",
+            "--rows",
+            "0..3000",
+            "--out",
+        ])
+        .arg(&csv)
+        .assert()
+        .success();
+    let csv = tmp.path().join("lhs.rows-0-3000.csv");
+    let svg = tmp.path().join("lhs.svg");
+    moatsweep()
+        .arg("plot")
+        .arg(&csv)
+        .args([
+            "--x",
+            "firm.challenger.funding",
+            "--y",
+            "firm.open.release_month",
+            "--z",
+            "share.challenger",
+            "--out",
+        ])
+        .arg(&svg)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("firm.challenger.funding (log scale, 25 bins)"),
+        "binned log axis"
+    );
+    assert!(
+        text.contains(">\n36\n<"),
+        "release months 0..36 stay one cell each"
+    );
+
+    let out = tmp.path().join("summary.csv");
+    moatsweep()
+        .arg("summarize")
+        .arg(&csv)
+        .args(["--by", "firm.challenger.funding", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let (header, rows) = read_csv(&out);
+    assert_eq!(header[..2], ["firm.challenger.funding", "rows"]);
+    assert!(rows.len() <= 25 && rows.len() > 20, "{} groups", rows.len());
+    assert_eq!(
+        rows.iter()
+            .map(|r| r[1].parse::<u64>().unwrap())
+            .sum::<u64>(),
+        3000
+    );
+    let centres: Vec<f64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!(
+        centres.windows(2).all(|w| w[0] < w[1]),
+        "bins in ascending order"
+    );
 }

@@ -5,12 +5,14 @@
 //! What is an axis and what is an output comes from the header alone (the
 //! `scenario` column, the axis paths, then the outputs of `output::csv`); the
 //! manifest beside the CSV, when it matches the header, adds the sweep's name
-//! and which axes are logspace.
+//! and which axes are logspace or loguniform. An axis with many distinct
+//! values (a sampling design draws a new one for every row) is cut into bins.
 
 mod font;
 pub mod plot;
 pub mod summarize;
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -20,10 +22,14 @@ use crate::model::NEVER;
 use crate::output::csv::{FIRM_OUTPUTS, SCENARIO_OUTPUTS};
 use crate::output::manifest_path;
 
-/// A sweep CSV opened for one pass over its rows.
+/// Distinct values an axis may have before it is cut into bins.
+const MAX_VALUES: usize = 100;
+/// Bins of an axis with more than [`MAX_VALUES`] distinct values.
+const BINS: usize = 25;
+
+/// A sweep CSV: its header and manifest, and passes over its rows.
 pub struct SweepCsv {
     path: PathBuf,
-    reader: csv::Reader<File>,
     /// The header: `scenario`, the axes, the outputs.
     columns: Vec<String>,
     /// Axis columns are `columns[1..=n_axes]`.
@@ -38,8 +44,7 @@ impl SweepCsv {
     pub fn open(path: &Path) -> anyhow::Result<SweepCsv> {
         let file = File::open(path)
             .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
-        let mut reader = csv::Reader::from_reader(file);
-        let columns: Vec<String> = reader
+        let columns: Vec<String> = csv::Reader::from_reader(file)
             .headers()
             .map_err(|e| InputError(format!("{}: {e}", path.display())))?
             .iter()
@@ -72,7 +77,6 @@ impl SweepCsv {
             });
         Ok(SweepCsv {
             path: path.to_path_buf(),
-            reader,
             columns,
             n_axes,
             manifest,
@@ -166,33 +170,78 @@ impl SweepCsv {
         }
     }
 
-    /// Whether the axis at column `col`, whose distinct values are `values`,
-    /// is best shown on a log scale: the manifest says it is a logspace axis,
-    /// or (for an axis the manifest does not describe) its values are
-    /// geometrically spaced.
-    pub fn is_log_axis(&self, col: usize, values: &[f64]) -> bool {
-        let name = &self.columns[col];
+    /// How each of the axis columns `cols` is grouped and shown, from one
+    /// pass over the CSV (none when `cols` is empty).
+    pub fn scales(&self, cols: &[usize]) -> anyhow::Result<Vec<AxisScale>> {
+        if cols.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seen: Vec<Seen> = cols.iter().map(|_| Seen::default()).collect();
+        self.for_each_row(|row| {
+            for (s, &c) in seen.iter_mut().zip(cols) {
+                s.add(&self.columns[c], row.number(c)?);
+            }
+            Ok(())
+        })?;
+        Ok(cols
+            .iter()
+            .zip(seen)
+            .map(|(&c, s)| self.scale(c, s))
+            .collect())
+    }
+
+    fn scale(&self, col: usize, seen: Seen) -> AxisScale {
+        let name = self.columns[col].clone();
         let described = self.manifest.as_ref().and_then(|m| {
             m["config"]["axes"]
                 .as_array()?
                 .iter()
                 .find(|a| a["path"] == name.as_str())
         });
-        match described {
-            Some(axis) => axis.get("logspace").is_some(),
-            None => is_geometric(values),
+        let (lo, hi) = (seen.min, seen.max);
+        let binned = seen.distinct.len() > MAX_VALUES;
+        let mut values: Vec<f64> = seen.distinct.into_iter().map(f64::from_bits).collect();
+        values.sort_by(f64::total_cmp);
+        let log = lo > 0.0
+            && match described {
+                Some(axis) => axis.get("logspace").or(axis.get("loguniform")).is_some(),
+                None if binned => hi / lo >= 100.0,
+                None => is_geometric(&values),
+            };
+        let grouping = if binned {
+            let (lo, hi) = if log {
+                (lo.log10(), hi.log10())
+            } else {
+                (lo, hi)
+            };
+            Grouping::Bins { lo, hi, n: BINS }
+        } else {
+            let index = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.to_bits(), i))
+                .collect();
+            Grouping::Values(values, index)
+        };
+        AxisScale {
+            name,
+            log,
+            grouping,
+            never: seen.never,
         }
     }
 
     /// Reads every row, calling `f` on each; returns the number of rows.
     pub fn for_each_row(
-        &mut self,
+        &self,
         mut f: impl FnMut(&Row) -> anyhow::Result<()>,
     ) -> anyhow::Result<u64> {
+        let file = File::open(&self.path)
+            .map_err(|e| InputError(format!("cannot read {}: {e}", self.path.display())))?;
+        let mut reader = csv::Reader::from_reader(file);
         let mut record = csv::ByteRecord::new();
         let mut rows = 0;
-        while self
-            .reader
+        while reader
             .read_byte_record(&mut record)
             .map_err(|e| InputError(format!("{}: {e}", self.path.display())))?
         {
@@ -249,6 +298,158 @@ impl Row<'_> {
     }
 }
 
+/// What one pass sees of an axis column.
+struct Seen {
+    /// Distinct values (bits), `never` excluded, up to one more than [`MAX_VALUES`].
+    distinct: HashSet<u64>,
+    min: f64,
+    max: f64,
+    never: bool,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            distinct: HashSet::new(),
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            never: false,
+        }
+    }
+}
+
+impl Seen {
+    fn add(&mut self, name: &str, v: f64) {
+        if is_never(name, v) {
+            self.never = true;
+            return;
+        }
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if self.distinct.len() <= MAX_VALUES {
+            self.distinct.insert(v.to_bits());
+        }
+    }
+}
+
+/// How an axis's values are grouped and shown: one slot per distinct value,
+/// or, past [`MAX_VALUES`] distinct values, one per equal-width bin (equal in
+/// log on a log scale); `never` gets a slot of its own, the last. Slots are in
+/// ascending order of value.
+pub struct AxisScale {
+    /// The axis path (its CSV column).
+    pub name: String,
+    /// Whether the axis is shown on a log scale: the manifest calls it
+    /// logspace or loguniform; without a manifest, its values are
+    /// geometrically spaced, or (binned) positive and spanning two decades.
+    pub log: bool,
+    grouping: Grouping,
+    /// Whether `never` occurs.
+    never: bool,
+}
+
+enum Grouping {
+    /// The distinct values, ascending, and the slot of each (by its bits).
+    Values(Vec<f64>, HashMap<u64, usize>),
+    /// `n` equal bins from `lo` to `hi` (log10 of the values on a log scale).
+    Bins { lo: f64, hi: f64, n: usize },
+}
+
+impl AxisScale {
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.never as usize
+            + match &self.grouping {
+                Grouping::Values(values, _) => values.len(),
+                Grouping::Bins { n, .. } => *n,
+            }
+    }
+
+    /// The slot of value `v`, which was seen in the pass that made the scale.
+    pub fn slot(&self, v: f64) -> usize {
+        if is_never(&self.name, v) {
+            return self.slots() - 1;
+        }
+        match &self.grouping {
+            Grouping::Values(_, index) => index[&v.to_bits()],
+            Grouping::Bins { lo, hi, n } => {
+                let at = (self.display(v) - lo) / (hi - lo) * *n as f64;
+                (at.max(0.0) as usize).min(n - 1)
+            }
+        }
+    }
+
+    /// Whether slot `i` is `never`.
+    pub fn is_never_slot(&self, i: usize) -> bool {
+        self.never && i == self.slots() - 1
+    }
+
+    /// The number of bins, when the axis is cut into bins.
+    pub fn bins(&self) -> Option<usize> {
+        match self.grouping {
+            Grouping::Bins { n, .. } => Some(n),
+            Grouping::Values(..) => None,
+        }
+    }
+
+    /// Where slot `i` is drawn: its value or its bin's centre (log10 of it on
+    /// a log scale); `never` one step (the last spacing) after the last slot.
+    pub fn position(&self, i: usize) -> f64 {
+        let n = self.slots() - self.never as usize;
+        if self.is_never_slot(i) {
+            return match n {
+                0 => 0.0,
+                1 => self.position(0) + 1.0,
+                _ => 2.0 * self.position(n - 1) - self.position(n - 2),
+            };
+        }
+        self.display(self.value(i))
+    }
+
+    /// The value slot `i` stands for: the value itself, its bin's centre
+    /// (geometric on a log scale), or `never` (-1).
+    pub fn value(&self, i: usize) -> f64 {
+        if self.is_never_slot(i) {
+            return NEVER as f64;
+        }
+        match &self.grouping {
+            Grouping::Values(values, _) => values[i],
+            Grouping::Bins { lo, hi, n } => {
+                self.undisplay(lo + (hi - lo) * (i as f64 + 0.5) / *n as f64)
+            }
+        }
+    }
+
+    /// The bounds [from, to) of bin `i`, for a binned axis.
+    pub fn bin(&self, i: usize) -> Option<(f64, f64)> {
+        match &self.grouping {
+            Grouping::Bins { lo, hi, n } if !self.is_never_slot(i) => {
+                let edge = |k: usize| self.undisplay(lo + (hi - lo) * k as f64 / *n as f64);
+                Some((edge(i), edge(i + 1)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Slot `i` as shown: `never`, or its value with at most `digits`
+    /// significant digits.
+    pub fn label(&self, i: usize, digits: usize) -> String {
+        if self.is_never_slot(i) {
+            "never".to_string()
+        } else {
+            fmt_number(self.value(i), digits)
+        }
+    }
+
+    fn display(&self, v: f64) -> f64 {
+        if self.log { v.log10() } else { v }
+    }
+
+    fn undisplay(&self, d: f64) -> f64 {
+        if self.log { 10f64.powf(d) } else { d }
+    }
+}
+
 /// Whether `column` is an output of a sweep CSV rather than an axis.
 fn is_output(column: &str) -> bool {
     SCENARIO_OUTPUTS.contains(&column)
@@ -258,28 +459,13 @@ fn is_output(column: &str) -> bool {
 }
 
 /// Whether an axis column may hold `never` (written -1): a firm's release month.
-pub fn is_month_axis(name: &str) -> bool {
+fn is_month_axis(name: &str) -> bool {
     name.starts_with("firm.") && name.ends_with(".release_month")
 }
 
 /// Whether `v` is `never` on the axis `name`.
-pub fn is_never(name: &str, v: f64) -> bool {
+fn is_never(name: &str, v: f64) -> bool {
     v == NEVER as f64 && is_month_axis(name)
-}
-
-/// The order in which an axis's values are shown: by value, `never` last.
-pub fn display_order(name: &str, v: f64) -> f64 {
-    if is_never(name, v) { f64::INFINITY } else { v }
-}
-
-/// An axis value as shown to people: `never`, or the number with at most
-/// `digits` significant digits.
-pub fn value_label(name: &str, v: f64, digits: usize) -> String {
-    if is_never(name, v) {
-        "never".to_string()
-    } else {
-        fmt_number(v, digits)
-    }
 }
 
 /// Sorted distinct values, three or more, all positive, with one common ratio.
@@ -380,11 +566,60 @@ mod tests {
 
     #[test]
     fn never_is_last_and_named() {
-        assert_eq!(value_label("firm.open.release_month", -1.0, 3), "never");
-        assert_eq!(value_label("model.spill_gap", -1.0, 3), "-1");
+        let scale = |name: &str| {
+            let mut seen = Seen::default();
+            for v in [12.0, -1.0, 0.0, 6.0] {
+                seen.add(name, v);
+            }
+            let csv = SweepCsv {
+                path: PathBuf::from("t.csv"),
+                columns: vec!["scenario".into(), name.into()],
+                n_axes: 1,
+                manifest: None,
+            };
+            csv.scale(1, seen)
+        };
+        let months = scale("firm.open.release_month");
+        assert_eq!(months.slots(), 4);
+        assert_eq!(
+            (months.slot(-1.0), months.label(3, 3)),
+            (3, "never".to_string())
+        );
+        assert_eq!((months.slot(0.0), months.slot(12.0)), (0, 2));
+        assert_eq!(months.position(3), 18.0, "one step after the last month");
+        let plain = scale("model.spill_gap");
+        assert_eq!((plain.slot(-1.0), plain.label(0, 3)), (0, "-1".to_string()));
+    }
+
+    #[test]
+    fn many_values_are_binned() {
+        let mut seen = Seen::default();
+        for k in 0..1000 {
+            seen.add(
+                "firm.open.train_spend",
+                1e8 * 10f64.powf(k as f64 / 999.0 * 2.0),
+            );
+        }
+        let csv = SweepCsv {
+            path: PathBuf::from("t.csv"),
+            columns: vec!["scenario".into(), "firm.open.train_spend".into()],
+            n_axes: 1,
+            manifest: None,
+        };
+        let s = csv.scale(1, seen);
         assert!(
-            display_order("firm.open.release_month", -1.0)
-                > display_order("firm.open.release_month", 24.0)
+            s.bins() == Some(BINS) && s.log,
+            "two decades of positive values: log bins"
+        );
+        assert_eq!(s.slots(), BINS);
+        assert_eq!((s.slot(1e8), s.slot(1e10)), (0, BINS - 1));
+        let (from, to) = s.bin(0).unwrap();
+        assert!(
+            (from - 1e8).abs() < 1.0 && (to / from - 10f64.powf(2.0 / BINS as f64)).abs() < 1e-9
+        );
+        assert!(
+            (s.value(0) / (from * to).sqrt() - 1.0).abs() < 1e-12,
+            "geometric centre"
         );
     }
 }

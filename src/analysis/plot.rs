@@ -7,7 +7,6 @@
 //! CSV) one step after its largest month. Text needs no system fonts (see
 //! [`super::font`]).
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -18,7 +17,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::font::{self, FAMILY, TextBitmap};
-use super::{Stats, SweepCsv, display_order, fmt_number, is_never, value_label};
+use super::{AxisScale, Stats, SweepCsv, fmt_number};
 use crate::InputError;
 
 /// Smallest and largest image sides accepted, in pixels.
@@ -117,56 +116,17 @@ impl Cell {
     }
 }
 
-/// One axis of the figure: its distinct values in display order and where
-/// each is drawn.
+/// One axis of the figure: how its values are grouped, and where each slot is drawn.
 struct AxisView {
-    name: String,
-    log: bool,
-    /// Distinct values, ascending, `never` last.
-    values: Vec<f64>,
-    /// Where each value is drawn: the value, or its log10 on a log axis;
-    /// `never` one step (the last spacing) after the largest value.
+    scale: AxisScale,
+    /// [`AxisScale::position`] of each slot.
     pos: Vec<f64>,
 }
 
 impl AxisView {
-    fn new(csv: &SweepCsv, col: usize, mut values: Vec<f64>) -> AxisView {
-        let name = csv.column(col).to_string();
-        values.sort_by(|a, b| display_order(&name, *a).total_cmp(&display_order(&name, *b)));
-        values.dedup();
-        let never = values.last().is_some_and(|&v| is_never(&name, v));
-        let numbers = &values[..values.len() - never as usize];
-        let log = csv.is_log_axis(col, numbers) && numbers.iter().all(|&v| v > 0.0);
-        let mut pos: Vec<f64> = numbers
-            .iter()
-            .map(|&v| if log { v.log10() } else { v })
-            .collect();
-        if never {
-            let step = match pos[..] {
-                [.., a, b] => b - a,
-                _ => 1.0,
-            };
-            pos.push(pos.last().map_or(0.0, |p| p + step));
-        }
-        AxisView {
-            name,
-            log,
-            values,
-            pos,
-        }
-    }
-
-    /// Whether the last value is `never`.
-    fn has_never(&self) -> bool {
-        self.values.last().is_some_and(|&v| is_never(&self.name, v))
-    }
-
-    /// Index of value `v` (one of `values`).
-    fn index(&self, v: f64) -> usize {
-        self.values
-            .iter()
-            .position(|&w| w == v)
-            .expect("a value seen in the CSV")
+    fn new(scale: AxisScale) -> AxisView {
+        let pos = (0..scale.slots()).map(|i| scale.position(i)).collect();
+        AxisView { scale, pos }
     }
 
     /// Cell edges: halfway between neighbouring positions, half a spacing
@@ -194,7 +154,7 @@ impl AxisView {
         let step = self.pos.len().div_ceil(max_labels.max(1));
         let last = self.pos.len() - 1;
         let ticks = (0..=last)
-            .filter(|&i| i % step == 0 || (self.has_never() && i == last))
+            .filter(|&i| i % step == 0 || self.scale.is_never_slot(i))
             .map(|i| self.pos[i])
             .collect();
         Ticked {
@@ -208,16 +168,25 @@ impl AxisView {
         let nearest = (0..self.pos.len())
             .min_by(|&i, &j| (self.pos[i] - p).abs().total_cmp(&(self.pos[j] - p).abs()));
         nearest
-            .map(|i| value_label(&self.name, self.values[i], LABEL_DIGITS))
+            .map(|i| self.scale.label(i, LABEL_DIGITS))
             .unwrap_or_default()
     }
 
-    /// The axis title: its path, and the scale when it is not linear.
+    /// The axis title: its path, then the scale when it is not linear and the
+    /// number of bins when it is binned.
     fn title(&self) -> String {
-        if self.log {
-            format!("{} (log scale)", self.name)
+        let s = &self.scale;
+        let mut notes = Vec::new();
+        if s.log {
+            notes.push("log scale".to_string());
+        }
+        if let Some(n) = s.bins() {
+            notes.push(format!("{n} bins"));
+        }
+        if notes.is_empty() {
+            s.name.clone()
         } else {
-            self.name.clone()
+            format!("{} ({})", s.name, notes.join(", "))
         }
     }
 }
@@ -299,7 +268,7 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
             .into());
         }
     }
-    let mut csv = SweepCsv::open(&args.csv)?;
+    let csv = SweepCsv::open(&args.csv)?;
     let x_col = csv.axis_column("--x", &args.x)?;
     let z_col = csv.output_column("--z", &args.z)?;
     let second_col = match (&args.y, &args.by) {
@@ -336,23 +305,32 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }
     };
 
-    let mut cells: HashMap<(u64, u64), Cell> = HashMap::new();
+    // One pass to see each axis's values, one to aggregate z into the cells they make.
+    let cols: Vec<usize> = [Some(x_col), second_col].into_iter().flatten().collect();
+    let mut scales = csv.scales(&cols)?.into_iter().map(AxisView::new);
+    let x = scales.next().expect("a scale per column");
+    let second = scales.next();
+    if x.pos.is_empty() {
+        return Err(InputError(format!("{} has no rows to plot", args.csv.display())).into());
+    }
+    let ny = second.as_ref().map_or(1, |s| s.pos.len());
+    let mut cells: Vec<Cell> = (0..x.pos.len() * ny).map(|_| Cell::default()).collect();
     let rows = csv.for_each_row(|row| {
-        let x = row.number(x_col)?;
-        let second = second_col
-            .map(|c| row.number(c))
-            .transpose()?
-            .unwrap_or(0.0);
-        let cell = cells.entry((x.to_bits(), second.to_bits())).or_default();
+        let i = x.scale.slot(row.number(x_col)?);
+        let j = match (&second, second_col) {
+            (Some(s), Some(c)) => s.scale.slot(row.number(c)?),
+            _ => 0,
+        };
         if let Some(z) = row.value(z_col)? {
-            cell.add(z, args.agg);
+            cells[i * ny + j].add(z, args.agg);
         }
         Ok(())
     })?;
-    if rows == 0 {
-        return Err(InputError(format!("{} has no rows to plot", args.csv.display())).into());
-    }
-    let figure = figure(&csv, args, x_col, second_col, cells);
+    let values = cells
+        .chunks_mut(ny)
+        .map(|column| column.iter_mut().map(|c| c.value(args.agg)).collect())
+        .collect();
+    let figure = figure(&csv, args, x, second, values);
 
     let (w, h) = (args.width, args.height);
     let bytes = if svg {
@@ -407,32 +385,20 @@ fn default_path(args: &PlotArgs) -> PathBuf {
     args.csv.with_file_name(name + ".png")
 }
 
-/// Turns the cells into the figure: axes in display order, one aggregate per cell.
+/// The figure: its titles, axes and aggregates.
 fn figure(
     csv: &SweepCsv,
     args: &PlotArgs,
-    x_col: usize,
-    second_col: Option<usize>,
-    mut cells: HashMap<(u64, u64), Cell>,
+    x: AxisView,
+    second: Option<AxisView>,
+    values: Vec<Vec<f64>>,
 ) -> Figure {
-    let distinct = |pick: fn(&(u64, u64)) -> u64| {
-        let mut v: Vec<f64> = cells.keys().map(|k| f64::from_bits(pick(k))).collect();
-        v.sort_by(f64::total_cmp);
-        v.dedup();
-        v
-    };
-    let x = AxisView::new(csv, x_col, distinct(|k| k.0));
-    let second = second_col.map(|c| AxisView::new(csv, c, distinct(|k| k.1)));
-    let n_second = second.as_ref().map_or(1, |s| s.values.len());
-    let mut values = vec![vec![f64::NAN; n_second]; x.values.len()];
-    for (&(xb, sb), cell) in &mut cells {
-        let j = second.as_ref().map_or(0, |s| s.index(f64::from_bits(sb)));
-        values[x.index(f64::from_bits(xb))][j] = cell.value(args.agg);
-    }
-
-    let others: Vec<&str> = (1..=csv.axes().len())
-        .filter(|&c| c != x_col && Some(c) != second_col)
-        .map(|c| csv.column(c))
+    let shown = [Some(&x), second.as_ref()].map(|a| a.map(|a| a.scale.name.as_str()));
+    let others: Vec<&str> = csv
+        .axes()
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !shown.contains(&Some(*a)))
         .collect();
     Figure {
         title: format!("{}: {}", csv.sweep_name(), args.z),
@@ -640,8 +606,8 @@ where
             .map(|(&x, column)| (x, column[j]))
             .collect();
         // A missing value breaks the line, and `never` stands apart: it does not continue the months.
-        let (months, never) =
-            points.split_at(figure.x.values.len() - figure.x.has_never() as usize);
+        let never = figure.x.scale.is_never_slot(points.len() - 1);
+        let (months, never) = points.split_at(points.len() - never as usize);
         for run in months
             .split(|p| p.1.is_nan())
             .chain([never])
@@ -662,7 +628,11 @@ where
         let frame = Frame::new(layout);
         let line_h = layout.px(20.0) as i32;
         let (x0, mut y) = (layout.px(10.0) as i32, frame.top as i32 + line_h);
-        legend.draw(&Text::new(by.name.clone(), (x0, y), layout.font(13.0)))?;
+        legend.draw(&Text::new(
+            by.scale.name.clone(),
+            (x0, y),
+            layout.font(13.0),
+        ))?;
         let room =
             ((legend.dim_in_pixel().1 as i32 - y - frame.bottom as i32) / line_h).max(1) as usize;
         let shown = if n_lines > room { room - 1 } else { n_lines };
@@ -674,7 +644,7 @@ where
                 colour.stroke_width(stroke),
             ))?;
             legend.draw(&Text::new(
-                value_label(&by.name, by.values[j], LABEL_DIGITS),
+                by.scale.label(j, LABEL_DIGITS),
                 (x0 + layout.px(32.0) as i32, y),
                 layout.font(13.0),
             ))?;

@@ -2,12 +2,11 @@
 //! axes' values, or all rows), every output's mean, min and max, the share of
 //! rows in which each firm exited, and the number of non-converged scenarios.
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{Stats, SweepCsv, display_order, fmt_number, value_label};
+use super::{AxisScale, Stats, SweepCsv, fmt_number};
 use crate::InputError;
 
 /// Mean, min and max of every output, exits and non-convergence, per group.
@@ -45,7 +44,7 @@ struct Group {
 
 /// `moatsweep summarize`: reads the CSV once, then prints the groups or writes them as CSV.
 pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let mut csv = SweepCsv::open(&args.csv)?;
+    let csv = SweepCsv::open(&args.csv)?;
     let by: Vec<usize> = args
         .by
         .iter()
@@ -76,12 +75,16 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
         })
         .collect();
 
-    let mut groups: HashMap<Vec<u64>, Group> = HashMap::new();
+    // With --by, one pass to see the axes' values (and bin them if there are
+    // many), then one to aggregate. Groups are keyed by the slot of each axis
+    // value, so the map keeps them in the order of the values, `never` last.
+    let scales = csv.scales(&by)?;
+    let mut groups: BTreeMap<Vec<usize>, Group> = BTreeMap::new();
     let mut key = Vec::with_capacity(by.len());
     let rows = csv.for_each_row(|row| {
         key.clear();
-        for &c in &by {
-            key.push(row.number(c)?.to_bits());
+        for (scale, &c) in scales.iter().zip(&by) {
+            key.push(scale.slot(row.number(c)?));
         }
         if !groups.contains_key(&key) {
             let group = Group {
@@ -108,29 +111,8 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
         Ok(())
     })?;
 
-    // Groups in the order of their axis values, `never` last.
-    let by_names: Vec<&str> = by.iter().map(|&c| csv.column(c)).collect();
-    let rank = |k: &[f64]| -> Vec<f64> {
-        k.iter()
-            .zip(&by_names)
-            .map(|(&v, name)| display_order(name, v))
-            .collect()
-    };
-    let mut groups: Vec<(Vec<f64>, Group)> = groups
-        .into_iter()
-        .map(|(k, g)| (k.into_iter().map(f64::from_bits).collect(), g))
-        .collect();
-    groups.sort_by(|a, b| {
-        let (ra, rb) = (rank(&a.0), rank(&b.0));
-        ra.iter()
-            .zip(&rb)
-            .map(|(x, y)| x.total_cmp(y))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    });
-
     let table = Table {
-        by: &by_names,
+        by: &scales,
         outputs: &outputs,
         firms: &firms,
         groups: &groups,
@@ -146,10 +128,10 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
             )?;
         }
         None => {
-            let grouping = if by_names.is_empty() {
+            let grouping = if args.by.is_empty() {
                 String::new()
             } else {
-                format!(" in {} groups by {}", groups.len(), by_names.join(", "))
+                format!(" in {} groups by {}", groups.len(), args.by.join(", "))
             };
             writeln!(
                 out,
@@ -163,12 +145,12 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The summary: one group per entry, keyed by its `by` axis values.
+/// The summary: one group per entry, keyed by the slot of each `by` axis.
 struct Table<'a> {
-    by: &'a [&'a str],
+    by: &'a [AxisScale],
     outputs: &'a [String],
     firms: &'a [String],
-    groups: &'a [(Vec<f64>, Group)],
+    groups: &'a BTreeMap<Vec<usize>, Group>,
 }
 
 impl Table<'_> {
@@ -205,7 +187,15 @@ impl Table<'_> {
                 let names: Vec<String> = key
                     .iter()
                     .zip(self.by)
-                    .map(|(&v, name)| format!("{name} = {}", value_label(name, v, 6)))
+                    .map(|(&slot, axis)| match axis.bin(slot) {
+                        Some((from, to)) => format!(
+                            "{} in [{}, {})",
+                            axis.name,
+                            fmt_number(from, 4),
+                            fmt_number(to, 4)
+                        ),
+                        None => format!("{} = {}", axis.name, axis.label(slot, 6)),
+                    })
                     .collect();
                 writeln!(out, "{}: {} rows", names.join(", "), g.rows)?;
             }
@@ -236,7 +226,8 @@ impl Table<'_> {
         Ok(())
     }
 
-    /// One row per group: the `by` axis values, `rows`, `<output>.mean`,
+    /// One row per group: the `by` axis values (a bin's centre, geometric on
+    /// a log scale, for a binned axis; `never` as -1), `rows`, `<output>.mean`,
     /// `<output>.min`, `<output>.max` per output (empty where the output had
     /// no value), `exited.<firm>` (a share of the rows) per firm, and
     /// `nonconverged_scenarios`.
@@ -247,7 +238,7 @@ impl Table<'_> {
         }
         let mut w = csv::Writer::from_path(path)
             .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
-        let mut header: Vec<String> = self.by.iter().map(|s| s.to_string()).collect();
+        let mut header: Vec<String> = self.by.iter().map(|a| a.name.clone()).collect();
         header.push("rows".into());
         for o in self.outputs {
             header.extend(["mean", "min", "max"].map(|s| format!("{o}.{s}")));
@@ -256,7 +247,11 @@ impl Table<'_> {
         header.push("nonconverged_scenarios".into());
         w.write_record(&header)?;
         for (key, g) in self.groups {
-            let mut record: Vec<String> = key.iter().map(|&v| number(v)).collect();
+            let mut record: Vec<String> = key
+                .iter()
+                .zip(self.by)
+                .map(|(&slot, axis)| number(axis.value(slot)))
+                .collect();
             record.push(g.rows.to_string());
             for s in &g.outputs {
                 match s.mean() {
