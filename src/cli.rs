@@ -52,6 +52,9 @@ every chunk a checkpoint (<out>.partial.checkpoint) records what reached the dis
         /// Which backend solves the scenarios.
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
+        /// GPU adapter to use: a case-insensitive part of its name (see `moatsweep adapters`).
+        #[arg(long, value_name = "NAME")]
+        adapter: Option<String>,
         /// Solve only the first N rows.
         #[arg(long, value_name = "N", conflicts_with_all = ["rows", "shard"])]
         limit: Option<u64>,
@@ -112,7 +115,10 @@ Examples:
   moatsweep bench configs/release-timing.toml --rows 500000
   moatsweep --threads 1 bench
 
-Rows beyond the config's row count wrap around to row 0.")]
+Rows beyond the config's row count wrap around to row 0. Each backend is measured
+compute only (outcomes dropped), end to end (CSV written to a temporary file) and,
+where the adapter has timestamp queries, kernel only; the GPU/CPU ratios come from
+the same run.")]
     Bench {
         /// Config whose scenarios are solved.
         #[arg(default_value = "configs/quickstart.toml")]
@@ -120,6 +126,9 @@ Rows beyond the config's row count wrap around to row 0.")]
         /// Scenarios per measurement.
         #[arg(long, default_value_t = 200_000)]
         rows: u64,
+        /// GPU adapter to measure (default: the first adapter, software ones included).
+        #[arg(long, value_name = "NAME")]
+        adapter: Option<String>,
     },
     /// Join shards (or row blocks) of one sweep into one CSV with its manifest.
     #[command(after_help = "\
@@ -136,6 +145,14 @@ to a single run of the whole sweep on the same backend.")]
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// List the GPU adapters wgpu finds (name, backend, device type, driver, key limits).
+    #[command(after_help = "\
+Examples:
+  moatsweep adapters
+  WGPU_BACKEND=vulkan moatsweep adapters
+
+`run --backend auto` uses the first hardware adapter; `run --adapter NAME` picks one.")]
+    Adapters,
     /// Print the table of every model parameter (path, default, range, unit, meaning, source) as Markdown.
     Params,
     /// Draw an output of a sweep CSV over one or two axes (heatmap or lines), as PNG or SVG.
@@ -168,7 +185,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Run { config, out, backend, limit, rows, shard, shards, resume, quiet, chunk_rows } => {
+        Command::Run { config, out, backend, adapter, limit, rows, shard, shards, resume, quiet, chunk_rows } => {
             let command = std::env::args().collect();
             let rows = match (limit, rows, shard) {
                 (Some(n), _, _) => RowSelection::First(n),
@@ -176,7 +193,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 (_, Some(r), _) | (_, _, Some(r)) => r,
                 _ => RowSelection::All,
             };
-            let report = crate::run::run(&config, &RunOptions { out, backend, rows, resume, quiet, chunk_rows }, command)?;
+            let report = crate::run::run(&config, &RunOptions { out, backend, rows, adapter, resume, quiet, chunk_rows }, command)?;
             if !quiet {
                 eprintln!(
                     "wrote rows {}..{} to {} in {:.2} s on {} ({} non-converged); manifest {}",
@@ -192,8 +209,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Validate { config } => crate::inspect::validate(&config, &mut stdout)?,
         Command::Scenario { config, index, set } => crate::inspect::scenario(&config, index, &set, &mut stdout)?,
-        Command::Bench { config, rows } => crate::bench::bench(&config, rows, &mut stdout)?,
+        Command::Bench { config, rows, adapter } => crate::bench::bench(&config, rows, adapter.as_deref(), &mut stdout)?,
         Command::Params => crate::inspect::params_table(&mut stdout)?,
+        Command::Adapters => {
+            let adapters = crate::gpu::list_adapters();
+            if adapters.is_empty() {
+                writeln!(stdout, "no GPU adapter found (run uses the CPU backend)")?;
+            }
+            for a in adapters {
+                writeln!(stdout, "{a}")?;
+            }
+        }
         Command::Merge { out, inputs } => {
             let rows = crate::merge::merge(&out, &inputs, std::env::args().collect())?;
             eprintln!("merged {} files, {rows} rows, into {}", inputs.len(), out.display());

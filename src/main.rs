@@ -9,6 +9,14 @@ use moatsweep::cli::{Cli, dispatch};
 use moatsweep::config::ConfigError;
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan device-select layer looks for a display to order devices by and
+    // prints "XDG_RUNTIME_DIR is invalid" on headless machines; moatsweep picks its
+    // adapter itself, so the layer is switched off unless the user set it.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: first thing in main, before any thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ use anyhow::Context;
 use crate::InputError;
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
+use crate::gpu::{GpuBackend, GpuOptions};
 use crate::config;
 use crate::output::csv::{Checkpoint, CsvSink, INTERRUPTED, Interrupted, header};
 use crate::output::manifest::{Manifest, timestamp};
@@ -139,6 +140,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub backend: BackendChoice,
     pub rows: RowSelection,
+    /// GPU adapter name (case-insensitive substring).
+    pub adapter: Option<String>,
     pub resume: bool,
     pub quiet: bool,
     /// Rows per chunk (default: the backend's own).
@@ -156,15 +159,29 @@ pub struct RunReport {
     pub backend: String,
 }
 
-/// Makes the backend a run asked for.
-pub fn make_backend(choice: BackendChoice, chunk_rows: Option<u64>) -> anyhow::Result<Box<dyn Backend>> {
-    let mut cpu = CpuBackend::default();
-    if let Some(n) = chunk_rows {
-        cpu.chunk_rows = n;
-    }
+/// Makes the backend a run asked for. `auto` takes a hardware GPU when one exists
+/// and otherwise the CPU reference, saying why on stderr unless `quiet`.
+pub fn make_backend(choice: BackendChoice, chunk_rows: Option<u64>, adapter: Option<&str>, quiet: bool) -> anyhow::Result<Box<dyn Backend>> {
+    let cpu = || {
+        let mut cpu = CpuBackend::default();
+        if let Some(n) = chunk_rows {
+            cpu.chunk_rows = n;
+        }
+        Box::new(cpu)
+    };
+    let gpu = |allow_software: bool| GpuBackend::new(&GpuOptions { adapter: adapter.map(str::to_string), allow_software, chunk_rows });
     match choice {
-        BackendChoice::Auto | BackendChoice::Cpu => Ok(Box::new(cpu)),
-        BackendChoice::Gpu => Err(InputError("the GPU backend is not available in this build; use --backend cpu".into()).into()),
+        BackendChoice::Cpu => Ok(cpu()),
+        BackendChoice::Gpu => Ok(Box::new(gpu(true).context("--backend gpu")?)),
+        BackendChoice::Auto => match gpu(false) {
+            Ok(g) => Ok(Box::new(g)),
+            Err(e) => {
+                if !quiet {
+                    eprintln!("note: using the CPU backend ({:#})", e);
+                }
+                Ok(cpu())
+            }
+        },
     }
 }
 
@@ -208,7 +225,10 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let plan = &plan;
     let out = plan.output.clone();
 
-    let mut backend = make_backend(opts.backend, opts.chunk_rows)?;
+    let mut backend = make_backend(opts.backend, opts.chunk_rows, opts.adapter.as_deref(), opts.quiet)?;
+    if backend.info().precision == "f32" {
+        warn_f32_tolerance(plan, opts.quiet);
+    }
     let label = backend_label(backend.as_ref());
     let info = backend.info();
     let fresh = Checkpoint {
@@ -308,6 +328,17 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     drop(cleanup); // removes the checkpoint; the other two are renamed
 
     Ok(RunReport { output: out, manifest: manifest_file, rows, rows_written, nonconverged_scenarios, wall_time_s, backend: label })
+}
+
+/// MODEL.md section 3: one rounding step of a markup near 10 is about 1e-7 relative
+/// in f32, so f32 needs tol >= about 2e-7.
+pub const F32_MIN_TOL: f64 = 2e-7;
+
+fn warn_f32_tolerance(plan: &crate::sweep::Plan, quiet: bool) {
+    let tol = plan.axes.iter().find(|a| a.param.spec.name == "tol").map_or(plan.base.model.tol, |a| a.values.extent().0);
+    if tol < F32_MIN_TOL && !quiet {
+        eprintln!("warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, MODEL.md section 3): GPU months may not converge; use --backend cpu for such a tolerance");
+    }
 }
 
 /// Whether an error is a Ctrl-C stop (exit status 130).
