@@ -1,6 +1,7 @@
 //! Reading a sweep's CSV back: [`plot`] draws an output over one or two axes,
-//! [`summarize`] tables every output per group of rows. Both read the CSV once,
-//! row by row, keeping only aggregates, so the file's size does not matter.
+//! [`summarize`] tables every output per group of rows. Both stream the CSV
+//! row by row (one pass to see the axes' values, one to aggregate) and keep
+//! only aggregates, so the file's size does not matter.
 //!
 //! What is an axis and what is an output comes from the header alone (the
 //! `scenario` column, the axis paths, then the outputs of `output::csv`); the

@@ -3,9 +3,10 @@
 //!
 //! With `--y` it is a heatmap (one cell per pair of axis values, a colour
 //! bar); without, lines (one per value of `--by`, with a legend). Logspace
-//! axes are drawn on a log scale, and a release month's `never` (-1 in the
-//! CSV) one step after its largest month. Text needs no system fonts (see
-//! [`super::font`]).
+//! and loguniform axes are drawn on a log scale, a release month's `never`
+//! (-1 in the CSV) one step after its largest month, and an axis with many
+//! distinct values (a sampling design) in bins. Text needs no system fonts
+//! (see [`super::font`]).
 
 use std::io::Write;
 use std::ops::Range;

@@ -42,7 +42,7 @@ struct Group {
     nonconverged: u64,
 }
 
-/// `moatsweep summarize`: reads the CSV once, then prints the groups or writes them as CSV.
+/// `moatsweep summarize`: aggregates the rows per group, then prints the groups or writes them as CSV.
 pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let csv = SweepCsv::open(&args.csv)?;
     let by: Vec<usize> = args
