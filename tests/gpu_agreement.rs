@@ -6,50 +6,79 @@
 //!
 //! # Tolerances (see [`compare`])
 //!
-//! The kernel evaluates the same formulas in the same order in f32, whose unit
-//! roundoff is 6e-8. Logs of O(30) quantities (ln C/6, x = ln N) carry absolute
-//! errors near 2e-6, so costs e^x and prices are good to a few 1e-6 relative, and
-//! a month's solve adds errors of the same order; the markup fixed point stops at a
-//! relative change below tol = 1e-6, so each side's markups sit within about
-//! tol / (1 - contraction) of the fixed point. Hence a relative tolerance of
-//! `REL` = 1e-4 on every real column (about 10x the largest deviations measured)
-//! plus an absolute floor per column for values that are small next to their
-//! natural scale, where relative error means nothing:
+//! The kernel evaluates the same formulas in the same order in f32 (unit roundoff
+//! 6e-8). Logs of O(30) quantities (ln C/6, x = ln N) carry absolute errors near
+//! 2e-6, llvmpipe's exp is good to 2e-6 relative for arguments near 30, and
+//! utilities of magnitude U carry U x 6e-8; so one month's shares and prices are
+//! good to a few 1e-6. Each real column gets
 //!
-//! - shares (share, outside_share, open_share): 1e-6, i.e. 16 f32 ulps at 1 (a
-//!   share of 1e-9 in f64 may be 0 or 2e-9 in f32: both are "no demand");
-//! - price: 1e-6 $/Mtok; quality: 1e-5 (capabilities are O(1), from logs of O(30));
-//! - hhi: 1e-2 on a 0..1e4 scale (1e-6 relative to its range);
-//! - npv and complement_npv: 2e-5 times the firm's money scale, the sum over
-//!   months of |direct| + complement + train_spend / 12 (from the reference's
-//!   trace). Flows are differences of these terms and npv sums them, so the f32
-//!   error is relative to this scale, not to the (possibly cancelling) result;
-//! - consumer_surplus_npv: 1e-6 times sum_t d_t M_t sum_k w_k / alpha_k, the f32
-//!   error of the inclusive value ln(denom) (denom >= 1, so about 1e-7 absolute)
-//!   carried through;
-//! - max_iterations: at most `ITER_SLACK` = 3 apart: near convergence the f32 change
-//!   carries roundoff of a few 1e-7 against tol = 1e-6, so the month that needs
-//!   the most iterations may stop one or two iterations earlier or later;
+//!   allowed = REL x |ref| + floor + SENSITIVITY x |probe - ref|
+//!
+//! - `REL` = 1e-4: the "few 1e-6" with the growth that a few dozen months of
+//!   warm-started markups, community stock and spillover add in ordinary
+//!   scenarios (measured over values that the probe below moves by less than
+//!   1e-7: at most 6.5e-5 for npv, 4.8e-5 for shares, 8e-6 for prices).
+//! - floor, for values that are small next to their natural scale, where a
+//!   relative error means nothing: shares (share, outside_share, open_share) 1e-6,
+//!   16 f32 ulps at 1 (a share of 1e-9 may be 0 or 2e-9 in f32: both are "no
+//!   demand"); price 1e-6 $/Mtok; quality 1e-5 (capabilities are O(1), from logs
+//!   of O(30)); hhi 1e-2 on its 0..1e4 scale; npv and complement_npv 2e-5 times
+//!   the firm's money scale, the sum over months of |direct| + complement +
+//!   train_spend / 12 from the reference's trace (flows are differences of these
+//!   terms and npv sums them, so f32's error is relative to this scale, not to a
+//!   possibly cancelling result); consumer_surplus_npv 1e-6 times
+//!   sum_t d_t M_t sum_k w_k / alpha_k (the f32 error of ln(denom), denom >= 1,
+//!   carried through).
+//! - the probe: the reference solved again with every real input moved by a
+//!   relative 2^-20 (about 8 f32 ulps, the size of the kernel's own per-operation
+//!   errors), `SENSITIVITY` = 4 times its change. Some scenarios amplify
+//!   perturbations by 1e3 or more: a cheap released model with price-sensitive
+//!   demand feeds its share back into its community stock, its cost and its share
+//!   again month after month, and several firms can sit near alternative
+//!   equilibria. There the f32 kernel legitimately differs from the f64 reference
+//!   by far more than 1e-4, and the probe shows by how much f64 itself moves. In
+//!   well-conditioned scenarios the probe's change is ~1e-8 and adds nothing.
+//! - max_iterations: at most 3 apart, or a tenth of the count, or twice the
+//!   probe's own shift ([`iteration_slack`]): the month that needs the most
+//!   iterations stops where a slowly shrinking change first drops below tol, and
+//!   a relative error of a few percent in that change (f32 roundoff of 1e-7
+//!   against tol = 1e-6) moves the crossing by many iterations when the
+//!   contraction is slow.
 //! - exit_month, offered, nonconverged_months: exactly equal, except on the knife
 //!   edges below.
+//!
+//! Injecting a 1e-3 relative error into any one step of the kernel (talent decay,
+//! community cost, catch-up rate) or 2e-4 into the complement makes thousands of
+//! the 20,480 scenarios fail, so the allowances do not hide real errors.
 //!
 //! # Knife edges
 //!
 //! - Exits: a firm exits when its cash turns negative. When the reference's cash
 //!   at some month is within `CASH_EDGE` = 1e-4 of that firm's money scale (to
-//!   that month) from zero, f32 may decide the other way; such a scenario is
-//!   counted as an exit knife edge and its other columns, which then legitimately
-//!   differ, are not compared. Exits that differ anywhere else are failures.
+//!   that month) from zero, or the probe moves the exit, f32 may decide the other
+//!   way; such a scenario is counted as an exit knife edge and its other columns,
+//!   which then legitimately differ, are not compared. Exits that differ anywhere
+//!   else are failures.
 //! - Convergence: a month that does not converge within max_iter stops wherever
-//!   the iteration happens to be, and a month that converges on its very last
-//!   iterations may or may not do so in f32. When either side has a
-//!   non-converged month, or the reference's max_iterations is within ITER_SLACK
-//!   of max_iter, the scenario is counted as a convergence knife edge: offered and
+//!   the iteration happens to be, and a month that converges on its last
+//!   iterations may or may not do so in f32. When the reference, its probe or the
+//!   GPU has a non-converged month, or max_iterations is within the slack of
+//!   max_iter, the scenario is counted as a convergence knife edge: offered and
 //!   exit months must still agree, other columns are not compared.
 //!
-//! Both kinds are tallied and printed, and must stay rare (below 1% and 2% of the
-//! scenarios, against measured rates far lower), so that the exemptions cannot hide
-//! a systematic error.
+//! Both kinds are tallied and printed and must stay rare (below 1% and 2% of the
+//! scenarios; measured: no exit edges and 0.9% convergence edges, 40% of them in
+//! the fifth of scenarios with a random max_iter below 200), so that the
+//! exemptions cannot hide a systematic error.
+//!
+//! # The reference's own NaN
+//!
+//! src/model/demand.rs `zeta_update`, in its rescaled branch (a product whose
+//! shares underflow), multiplies a segment of weight 0 by e^(ln s_k - top), which
+//! overflows to infinity when that segment's share is far above the weighted ones:
+//! 0 x inf = NaN, and the scenario's money and prices turn NaN. The kernel skips
+//! such terms (they have weight 0). These scenarios (about 1.5% here, all with a
+//! weight-0 segment) are counted, printed with a WARNING and not compared.
 
 use moatsweep::backend::{Backend, Collect};
 use moatsweep::gpu::{GpuBackend, GpuOptions};
@@ -67,9 +96,13 @@ fn gpu_or_skip_with(opts: GpuOptions) -> Option<GpuBackend> {
 }
 
 fn gpu_or_skip() -> Option<GpuBackend> {
-    gpu_or_skip_with(GpuOptions { allow_software: true, ..Default::default() })
+    gpu_or_skip_with(GpuOptions {
+        allow_software: true,
+        ..Default::default()
+    })
 }
 
+#[allow(clippy::ptr_arg)] // a Vec is a ScenarioSource, a slice is not
 fn run_gpu(gpu: &mut GpuBackend, scs: &Vec<Scenario>) -> Vec<Outcome<f32>> {
     let mut sink = Collect::default();
     gpu.run(scs, 0..scs.len() as u64, &mut sink).unwrap();
@@ -115,7 +148,11 @@ impl Rng {
 fn random_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenario {
     let mut sc = params::baseline();
     let m = &mut sc.model;
-    m.months = if rng.chance(0.1) { rng.int(1, 3) as u32 } else { rng.int(1, 120) as u32 };
+    m.months = if rng.chance(0.1) {
+        rng.int(1, 3) as u32
+    } else {
+        rng.int(1, 120) as u32
+    };
     m.discount = rng.uniform(0.9, 1.0);
     m.market0 = rng.log_uniform(1e5, 1e10);
     m.market_growth = rng.uniform(-0.1, 0.2);
@@ -149,15 +186,31 @@ fn random_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenario
         let min_spend = 6e12 * sc.model.train_usd_per_flop * 1.01;
         f.train_spend = rng.log_uniform(1e3, 1e11).max(min_spend);
         f.data_tokens = rng.log_uniform(1e8, 1e14);
-        f.release_month = if rng.chance(0.4) { NEVER } else { rng.int(0, months + 5) as i32 };
+        f.release_month = if rng.chance(0.4) {
+            NEVER
+        } else {
+            rng.int(0, months + 5) as i32
+        };
         f.brand = rng.uniform(-2.0, 2.0);
-        f.platform_revenue = if rng.chance(0.6) { 0.0 } else { rng.log_uniform(1e8, 3e11) };
-        f.funding = if rng.chance(0.1) { 0.0 } else { rng.log_uniform(1e5, 1e12) };
+        f.platform_revenue = if rng.chance(0.6) {
+            0.0
+        } else {
+            rng.log_uniform(1e8, 3e11)
+        };
+        f.funding = if rng.chance(0.1) {
+            0.0
+        } else {
+            rng.log_uniform(1e5, 1e12)
+        };
     }
     sc.n_segments = n_segments;
     let mut total = 0.0;
     for seg in &mut sc.segments[..n_segments] {
-        seg.weight = if n_segments > 1 && rng.chance(0.1) { 0.0 } else { rng.uniform(0.05, 1.0) };
+        seg.weight = if n_segments > 1 && rng.chance(0.1) {
+            0.0
+        } else {
+            rng.uniform(0.05, 1.0)
+        };
         seg.intercept = rng.uniform(-15.0, 8.0);
         seg.price_sens = rng.log_uniform(0.01, 10.0);
         seg.quality_taste = rng.uniform(-1.0, 6.0);
@@ -203,26 +256,56 @@ fn perturbed(sc: &Scenario, seed: u64) -> Scenario {
     let mut r = |x: &mut f64| *x *= if rng.chance(0.5) { 1.0 + PROBE } else { 1.0 - PROBE };
     let m = &mut s.model;
     for x in [
-        &mut m.discount, &mut m.market0, &mut m.market_growth, &mut m.train_usd_per_flop,
-        &mut m.infer_usd_per_flop, &mut m.spill_gap, &mut m.catchup_rate, &mut m.talent_decay,
-        &mut m.community_gain, &mut m.community_decay, &mut m.community_elasticity,
-        &mut m.community_quality, &mut m.community_cost, &mut m.ad_uplift,
+        &mut m.discount,
+        &mut m.market0,
+        &mut m.market_growth,
+        &mut m.train_usd_per_flop,
+        &mut m.infer_usd_per_flop,
+        &mut m.spill_gap,
+        &mut m.catchup_rate,
+        &mut m.talent_decay,
+        &mut m.community_gain,
+        &mut m.community_decay,
+        &mut m.community_elasticity,
+        &mut m.community_quality,
+        &mut m.community_cost,
+        &mut m.ad_uplift,
     ] {
         r(x);
     }
     m.discount = m.discount.min(1.0);
     let c = &mut s.scaling;
-    for x in [&mut c.e, &mut c.a, &mut c.b, &mut c.alpha, &mut c.beta, &mut c.repeat_scale, &mut c.loss_ref] {
+    for x in [
+        &mut c.e,
+        &mut c.a,
+        &mut c.b,
+        &mut c.alpha,
+        &mut c.beta,
+        &mut c.repeat_scale,
+        &mut c.loss_ref,
+    ] {
         r(x);
     }
     for f in &mut s.firms[..sc.n_firms] {
-        for x in [&mut f.train_spend, &mut f.data_tokens, &mut f.brand, &mut f.platform_revenue, &mut f.funding] {
+        for x in [
+            &mut f.train_spend,
+            &mut f.data_tokens,
+            &mut f.brand,
+            &mut f.platform_revenue,
+            &mut f.funding,
+        ] {
             r(x);
         }
     }
     let mut total = 0.0;
     for g in &mut s.segments[..sc.n_segments] {
-        for x in [&mut g.weight, &mut g.intercept, &mut g.price_sens, &mut g.quality_taste, &mut g.open_taste] {
+        for x in [
+            &mut g.weight,
+            &mut g.intercept,
+            &mut g.price_sens,
+            &mut g.quality_taste,
+            &mut g.open_taste,
+        ] {
             r(x);
         }
         total += g.weight;
@@ -249,7 +332,11 @@ fn reference(sc: &Scenario, seed: u64) -> Reference {
                 continue;
             }
             let released = r.released & (1 << i) != 0;
-            let direct = if released { 0.0 } else { market * r.share[i] * (r.price[i] - r.cost[i]) };
+            let direct = if released {
+                0.0
+            } else {
+                market * r.share[i] * (r.price[i] - r.cost[i])
+            };
             let complement = f.platform_revenue / 12.0 * m.ad_uplift * bought;
             money_scale[i] += direct.abs() + complement + f.train_spend / 12.0;
             let edge = r.cash[i].abs() / (f.funding + money_scale[i]);
@@ -257,7 +344,13 @@ fn reference(sc: &Scenario, seed: u64) -> Reference {
         }
     });
     let probe = model::solve(&perturbed(sc, seed));
-    Reference { out, probe, money_scale, cash_edge, surplus_scale }
+    Reference {
+        out,
+        probe,
+        money_scale,
+        cash_edge,
+        surplus_scale,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -294,20 +387,25 @@ struct Failure {
 }
 
 /// Per column over agreeing scenarios: the largest relative deviation
-/// |gpu - ref| / |ref| where |ref| is above the column's floor, and the largest
-/// share of the allowed difference used.
+/// |gpu - ref| / |ref| where |ref| is above the column's floor, the same over
+/// well-conditioned values (the probe moved them by less than 1e-7 relative), and
+/// the largest share of the allowed difference used.
 #[derive(Default)]
-struct Deviations(std::collections::BTreeMap<&'static str, [(f64, usize); 2]>);
+struct Deviations(std::collections::BTreeMap<&'static str, [(f64, usize); 3]>);
 
 impl Deviations {
-    fn note(&mut self, column: &'static str, r: f64, g: f64, floor: f64, allowed: f64, index: usize) {
-        let e = self.0.entry(column).or_insert([(0.0, 0); 2]);
+    #[allow(clippy::too_many_arguments)]
+    fn note(&mut self, column: &'static str, r: f64, p: f64, g: f64, floor: f64, allowed: f64, index: usize) {
+        let e = self.0.entry(column).or_insert([(0.0, 0); 3]);
         let d = (g - r).abs();
         if r.abs() > floor && d / r.abs() > e[0].0 {
             e[0] = (d / r.abs(), index);
         }
-        if allowed > 0.0 && d / allowed > e[1].0 {
-            e[1] = (d / allowed, index);
+        if r.abs() > floor && (p - r).abs() < 1e-7 * r.abs() && d / r.abs() > e[1].0 {
+            e[1] = (d / r.abs(), index);
+        }
+        if allowed > 0.0 && d / allowed > e[2].0 {
+            e[2] = (d / allowed, index);
         }
     }
 }
@@ -336,7 +434,13 @@ fn compare(
         return Verdict::ReferenceNonFinite;
     }
     let mut fail = |column: String, reference: f64, gpu: f64, allowed: f64| {
-        failures.push(Failure { index, column, reference, gpu, allowed });
+        failures.push(Failure {
+            index,
+            column,
+            reference,
+            gpu,
+            allowed,
+        });
     };
 
     // Exits first: they decide everything downstream.
@@ -376,17 +480,25 @@ fn compare(
     let mut real = |column: &'static str, label: String, rv: f64, pv: f64, gv: f32, floor: f64| {
         let gv = gv as f64;
         let allowed = REL * rv.abs() + floor + SENSITIVITY * (pv - rv).abs();
+        #[allow(clippy::neg_cmp_op_on_partial_ord)] // a NaN from the GPU must fail
         if !((gv - rv).abs() <= allowed) {
             fail(label, rv, gv, allowed);
         }
-        dev.note(column, rv, gv, floor, allowed, index);
+        dev.note(column, rv, pv, gv, floor, allowed, index);
     };
     for i in 0..nf {
         real("share", format!("share[{i}]"), o.share[i], p.share[i], g.share[i], 1e-6);
         if o.is_offered(i) {
             real("price", format!("price[{i}]"), o.price[i], p.price[i], g.price[i], 1e-6);
         }
-        real("quality", format!("quality[{i}]"), o.quality[i], p.quality[i], g.quality[i], 1e-5);
+        real(
+            "quality",
+            format!("quality[{i}]"),
+            o.quality[i],
+            p.quality[i],
+            g.quality[i],
+            1e-5,
+        );
         let money = 2e-5 * r.money_scale[i];
         real("npv", format!("npv[{i}]"), o.npv[i], p.npv[i], g.npv[i], money);
         real(
@@ -398,8 +510,22 @@ fn compare(
             money,
         );
     }
-    real("outside_share", "outside_share".into(), o.outside_share, p.outside_share, g.outside_share, 1e-6);
-    real("open_share", "open_share".into(), o.open_share, p.open_share, g.open_share, 1e-6);
+    real(
+        "outside_share",
+        "outside_share".into(),
+        o.outside_share,
+        p.outside_share,
+        g.outside_share,
+        1e-6,
+    );
+    real(
+        "open_share",
+        "open_share".into(),
+        o.open_share,
+        p.open_share,
+        g.open_share,
+        1e-6,
+    );
     real("hhi", "hhi".into(), o.hhi, p.hhi, g.hhi, 1e-2);
     real(
         "consumer_surplus_npv",
@@ -411,14 +537,22 @@ fn compare(
     );
     let di = o.max_iterations.abs_diff(g.max_iterations);
     if di > slack {
-        fail("max_iterations".into(), o.max_iterations as f64, g.max_iterations as f64, slack as f64);
+        fail(
+            "max_iterations".into(),
+            o.max_iterations as f64,
+            g.max_iterations as f64,
+            slack as f64,
+        );
     }
-    let e = dev.0.entry("max_iterations").or_insert([(0.0, 0); 2]);
+    let e = dev.0.entry("max_iterations (abs)").or_insert([(0.0, 0); 3]);
     if di as f64 > e[0].0 {
         e[0] = (di as f64, index);
     }
-    if di as f64 / slack as f64 > e[1].0 {
-        e[1] = (di as f64 / slack as f64, index);
+    if o.max_iterations == p.max_iterations && di as f64 > e[1].0 {
+        e[1] = (di as f64, index);
+    }
+    if di as f64 / slack as f64 > e[2].0 {
+        e[2] = (di as f64 / slack as f64, index);
     }
     Verdict::Agree
 }
@@ -459,12 +593,26 @@ fn baseline_matches_model_md() {
 /// four corners, and a spread between. Each shape is its own pipeline, and building
 /// one takes llvmpipe about 2 s (the loops are fully unrolled), so all 64 would
 /// spend two minutes compiling; `MOATSWEEP_ALL_SHAPES=1` runs them all.
-const SHAPES: [(usize, usize); 12] =
-    [(1, 1), (1, 8), (8, 1), (8, 8), (2, 3), (3, 6), (4, 3), (5, 2), (6, 7), (7, 4), (2, 5), (4, 8)];
+const SHAPES: [(usize, usize); 12] = [
+    (1, 1),
+    (1, 8),
+    (8, 1),
+    (8, 8),
+    (2, 3),
+    (3, 6),
+    (4, 3),
+    (5, 2),
+    (6, 7),
+    (7, 4),
+    (2, 5),
+    (4, 8),
+];
 
 fn shapes() -> Vec<(usize, usize)> {
     if std::env::var("MOATSWEEP_ALL_SHAPES").as_deref() == Ok("1") {
-        (1..=model::MAX_FIRMS).flat_map(|f| (1..=model::MAX_SEGMENTS).map(move |s| (f, s))).collect()
+        (1..=model::MAX_FIRMS)
+            .flat_map(|f| (1..=model::MAX_SEGMENTS).map(move |s| (f, s)))
+            .collect()
     } else {
         SHAPES.to_vec()
     }
@@ -474,7 +622,7 @@ fn shapes() -> Vec<(usize, usize)> {
 fn wide_scenarios() -> Vec<Vec<Scenario>> {
     let shapes = shapes();
     let per_shape = 20_480usize.div_ceil(shapes.len());
-    let mut rng = Rng(0x5eed_0f_0a75);
+    let mut rng = Rng(0x005e_ed0f_0a75);
     shapes
         .iter()
         .map(|&(nf, ns)| (0..per_shape).map(|_| random_scenario(&mut rng, nf, ns)).collect())
@@ -491,6 +639,7 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
     let (mut n, mut exit_edges, mut conv_edges) = (0usize, 0usize, 0usize);
     let mut reference_nan = Vec::new();
     let mut nan_with_zero_weight = 0;
+    let mut conv_edges_small_cap = 0;
     let (mut gpu_time, mut cpu_time, mut build_time) = (0.0, 0.0, 0.0);
     for scs in wide_scenarios() {
         {
@@ -503,14 +652,22 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
             let t = std::time::Instant::now();
             let refs: Vec<Reference> = {
                 use rayon::prelude::*;
-                scs.par_iter().enumerate().map(|(k, sc)| reference(sc, (n + k) as u64)).collect()
+                scs.par_iter()
+                    .enumerate()
+                    .map(|(k, sc)| reference(sc, (n + k) as u64))
+                    .collect()
             };
             cpu_time += t.elapsed().as_secs_f64();
             for (k, sc) in scs.iter().enumerate() {
                 match compare(n + k, sc, &refs[k], &g[k], &mut failures, &mut dev) {
                     Verdict::Agree => {}
                     Verdict::ExitEdge => exit_edges += 1,
-                    Verdict::ConvergenceEdge => conv_edges += 1,
+                    Verdict::ConvergenceEdge => {
+                        conv_edges += 1;
+                        if sc.model.max_iter < 200 {
+                            conv_edges_small_cap += 1;
+                        }
+                    }
                     Verdict::ReferenceNonFinite => {
                         reference_nan.push(n + k);
                         if sc.segments().iter().any(|g| g.weight == 0.0) {
@@ -524,7 +681,8 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
     }
     eprintln!(
         "{n} scenarios: GPU {gpu_time:.1}s (+ {build_time:.1}s building pipelines), CPU reference {cpu_time:.1}s; \
-         exit knife edges {exit_edges}, convergence knife edges {conv_edges}"
+         exit knife edges {exit_edges}, convergence knife edges {conv_edges} \
+         ({conv_edges_small_cap} with max_iter < 200)"
     );
     if !reference_nan.is_empty() {
         eprintln!(
@@ -534,9 +692,12 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
             &reference_nan[..reference_nan.len().min(10)]
         );
     }
-    eprintln!("per column: largest |gpu - ref| / |ref| where |ref| > floor (scenario); largest share of the allowance used (scenario)");
-    for (col, [(d, i), (u, j)]) in &dev.0 {
-        eprintln!("  {col:>22}: {d:.3e} ({i}); {u:.3} ({j})");
+    eprintln!(
+        "per column: largest |gpu - ref| / |ref| where |ref| > floor (scenario); the same where the probe \
+         moved ref by < 1e-7 relative; largest share of the allowance used"
+    );
+    for (col, [(d, i), (w, j), (u, k)]) in &dev.0 {
+        eprintln!("  {col:>22}: {d:.2e} ({i}); {w:.2e} ({j}); {u:.3} ({k})");
     }
     if !failures.is_empty() {
         for f in failures.iter().take(20) {
@@ -548,7 +709,10 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
         panic!("{} disagreements over {n} scenarios (first 20 above)", failures.len());
     }
     assert!(exit_edges * 100 < n, "too many exit knife edges: {exit_edges} of {n}");
-    assert!(conv_edges * 50 < n, "too many convergence knife edges: {conv_edges} of {n}");
+    assert!(
+        conv_edges * 50 < n,
+        "too many convergence knife edges: {conv_edges} of {n}"
+    );
 }
 
 /// Chunk boundaries change nothing: every row is solved by the same code alone.
@@ -558,16 +722,29 @@ fn chunk_size_does_not_change_results() {
     let scs: Vec<Scenario> = (0..9000).map(|_| random_scenario(&mut rng, 3, 2)).collect();
     let mut runs = Vec::new();
     for chunk_rows in [None, Some(1000), Some(4096)] {
-        let Some(mut gpu) = gpu_or_skip_with(GpuOptions { allow_software: true, chunk_rows, ..Default::default() })
-        else {
+        let Some(mut gpu) = gpu_or_skip_with(GpuOptions {
+            allow_software: true,
+            chunk_rows,
+            ..Default::default()
+        }) else {
             return;
         };
         gpu.poison_outputs(true);
         runs.push(run_gpu(&mut gpu, &scs));
     }
-    let bits = |o: &Outcome<f32>| format!("{:?}", (o.offered, o.exit_month, o.max_iterations, o.nonconverged_months,
-        [o.share, o.price, o.quality, o.npv, o.complement_npv].map(|a| a.map(f32::to_bits)),
-        [o.outside_share, o.open_share, o.hhi, o.consumer_surplus_npv].map(f32::to_bits)));
+    let bits = |o: &Outcome<f32>| {
+        format!(
+            "{:?}",
+            (
+                o.offered,
+                o.exit_month,
+                o.max_iterations,
+                o.nonconverged_months,
+                [o.share, o.price, o.quality, o.npv, o.complement_npv].map(|a| a.map(f32::to_bits)),
+                [o.outside_share, o.open_share, o.hhi, o.consumer_surplus_npv].map(f32::to_bits)
+            )
+        )
+    };
     for (k, o) in runs[0].iter().enumerate() {
         assert_eq!(bits(o), bits(&runs[1][k]), "row {k}: default chunk vs 1000");
         assert_eq!(bits(o), bits(&runs[2][k]), "row {k}: default chunk vs 4096");
@@ -615,13 +792,21 @@ fn loop_cap_is_respected() {
         let mut sink = Collect::default();
         let r = gpu.run(&vec![over], 0..1, &mut sink);
         if gpu.is_llvmpipe() {
-            let e = format!("{:#}", r.expect_err("llvmpipe must refuse a run that can reach its loop cap"));
-            assert!(e.contains("llvmpipe") && e.contains(&format!("months = {}", over.model.months)), "{e}");
+            let e = format!(
+                "{:#}",
+                r.expect_err("llvmpipe must refuse a run that can reach its loop cap")
+            );
+            assert!(
+                e.contains("llvmpipe") && e.contains(&format!("months = {}", over.model.months)),
+                "{e}"
+            );
             assert!(sink.f32.is_empty());
             // Past the refusal, the kernel's own flag catches the cut row.
             over.model.tol = 0.0;
             over.model.months += 10;
-            let e = gpu.run_unchecked_for_tests(&vec![over], &mut sink).expect_err("a cut row must fail the run");
+            let e = gpu
+                .run_unchecked_for_tests(&vec![over], &mut sink)
+                .expect_err("a cut row must fail the run");
             assert!(format!("{e:#}").contains("ended the kernel's loops early"), "{e:#}");
         } else {
             r.expect("only llvmpipe has a loop cap");
@@ -640,16 +825,25 @@ fn throughput_baseline() {
     let t = std::time::Instant::now();
     let _ = run_gpu(&mut gpu, &vec![params::baseline()]);
     eprintln!("first run (pipeline build) {:.3}s", t.elapsed().as_secs_f64());
+    let kernel_before = gpu.kernel_seconds().unwrap_or(0.0);
     let t = std::time::Instant::now();
     let out = run_gpu(&mut gpu, &scs);
     let g = t.elapsed().as_secs_f64();
-    eprintln!("gpu {n} rows in {g:.3}s = {:.0} rows/s; kernel {:?} s", n as f64 / g, gpu.kernel_seconds());
+    let kernel = gpu.kernel_seconds().map(|k| k - kernel_before);
+    eprintln!(
+        "gpu {n} rows in {g:.3}s = {:.0} rows/s; kernel {kernel:?} s",
+        n as f64 / g
+    );
     let mut cpu = moatsweep::backend::cpu::CpuBackend::default();
     let mut sink = Collect::default();
     let t = std::time::Instant::now();
     cpu.run(&scs, 0..n as u64, &mut sink).unwrap();
     let c = t.elapsed().as_secs_f64();
-    eprintln!("cpu {n} rows in {c:.3}s = {:.0} rows/s ({} threads)", n as f64 / c, rayon::current_num_threads());
+    eprintln!(
+        "cpu {n} rows in {c:.3}s = {:.0} rows/s ({} threads)",
+        n as f64 / c,
+        rayon::current_num_threads()
+    );
     assert_eq!(out.len(), n);
 }
 
@@ -709,6 +903,8 @@ fn measure_loop_cap() {
         let good = moatsweep::gpu::loop_iterations(&sc);
         sc.model.months = lo + 1;
         let bad = moatsweep::gpu::loop_iterations(&sc);
-        eprintln!("{nf}x{ns}, max_iter {max_iter}: at most {lo} months run whole: count {good}, one more month {bad} (cap 65535)");
+        eprintln!(
+            "{nf}x{ns}, max_iter {max_iter}: at most {lo} months run whole: count {good}, one more month {bad} (cap 65535)"
+        );
     }
 }

@@ -86,9 +86,7 @@ fn describe(list: &[wgpu::Adapter]) -> String {
                 WGPU_BACKEND selects other backends)"
             .into();
     }
-    list.iter()
-        .map(|a| format!("\n  {}", summary(a)))
-        .collect::<String>()
+    list.iter().map(|a| format!("\n  {}", summary(a))).collect::<String>()
 }
 
 /// Picks the adapter: `opts.adapter` (case-insensitive substring of its name),
@@ -103,7 +101,10 @@ pub(crate) fn choose_adapter(instance: &wgpu::Instance, opts: &GpuOptions) -> an
     let chosen = if let Some(wanted) = &wanted {
         let needle = wanted.to_lowercase();
         let Some(a) = list.iter().find(|a| a.get_info().name.to_lowercase().contains(&needle)) else {
-            bail!("no GPU adapter's name contains {wanted:?}; adapters: {}", describe(&list));
+            bail!(
+                "no GPU adapter's name contains {wanted:?}; adapters: {}",
+                describe(&list)
+            );
         };
         a.clone()
     } else {
@@ -272,7 +273,10 @@ impl Context {
         // `chunk.rows`). Loop bounding stays on. With checks, each index is wrapped
         // in a clamp that hides the loop counter from the compiler, and llvmpipe
         // then keeps the loops (see `specialized_source`).
-        let checks = wgpu::ShaderRuntimeChecks { bounds_checks: false, ..wgpu::ShaderRuntimeChecks::checked() };
+        let checks = wgpu::ShaderRuntimeChecks {
+            bounds_checks: false,
+            ..wgpu::ShaderRuntimeChecks::checked()
+        };
         let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("moat"),
@@ -345,9 +349,18 @@ impl Context {
             label: Some(&format!("moat bindings {k}")),
             layout: &self.bind_group_layout,
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: outputs.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: outputs.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: uniform.as_entire_binding(),
+                },
             ],
         });
         Slot {

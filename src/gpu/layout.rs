@@ -245,20 +245,32 @@ mod tests {
         ];
         let mut shader = std::collections::HashMap::new();
         for line in super::super::SHADER_SOURCE.lines() {
-            let Some(rest) = line.trim().strip_prefix("const ") else { continue };
-            let Some((name, rest)) = rest.split_once(": u32 = ") else { continue };
+            let Some(rest) = line.trim().strip_prefix("const ") else {
+                continue;
+            };
+            let Some((name, rest)) = rest.split_once(": u32 = ") else {
+                continue;
+            };
             let value = rest.split(['u', ';']).next().unwrap().trim();
             if let Ok(v) = value.parse::<usize>() {
                 shader.insert(name.to_string(), v);
             }
         }
         for (name, v) in host {
-            assert_eq!(shader.get(*name), Some(v), "layout constant {name} differs between host and shader");
+            assert_eq!(
+                shader.get(*name),
+                Some(v),
+                "layout constant {name} differs between host and shader"
+            );
         }
         let layout_names = shader
             .keys()
             .filter(|n| ["P_", "F_", "S_", "O_", "OF_"].iter().any(|p| n.starts_with(p)))
             .count();
-        assert_eq!(layout_names, host.len(), "the shader has layout constants the host does not know");
+        assert_eq!(
+            layout_names,
+            host.len(),
+            "the shader has layout constants the host does not know"
+        );
     }
 }

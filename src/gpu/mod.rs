@@ -31,12 +31,14 @@ pub const SHADER_SOURCE: &str = include_str!("../../shaders/moat.wgsl");
 
 /// The kernel's source for one shape: the lengths of its private arrays
 /// (`MAX_FIRMS`, `MAX_SEGMENTS`, 8 in the file) become the shape itself, so that
-/// every loop over firms or segments walks a whole array. Mesa's NIR unrolls such
-/// loops whatever their size; with 8-long arrays and fewer firms it weighs the
-/// unrolled size instead and keeps the larger loops (measured: 6 firms x 6
-/// segments kept ~14 loop iterations per markup iteration), which on llvmpipe
-/// count towards [`LLVMPIPE_LOOP_CAP`]. The trip counts themselves are the
-/// pipeline's override constants `N_FIRMS` and `N_SEGMENTS`.
+/// every loop over firms or segments walks a whole array. Mesa's NIR always
+/// unrolls a loop that indexes a local array by its counter over the array's full
+/// length; otherwise it weighs the unrolled size, and on Mesa 22.3 it kept the
+/// loops of shapes from about 4 x 4 up (6 x 6 kept ~14 loop iterations per markup
+/// iteration), which on llvmpipe count towards [`LLVMPIPE_LOOP_CAP`]. The same
+/// needs the runtime bounds checks off (see `Context::pipeline`): a clamped index
+/// hides the counter. The trip counts themselves are the pipeline's override
+/// constants `N_FIRMS` and `N_SEGMENTS`.
 pub fn specialized_source(n_firms: usize, n_segments: usize) -> String {
     const FIRMS: &str = "const MAX_FIRMS: u32 = 8u;";
     const SEGMENTS: &str = "const MAX_SEGMENTS: u32 = 8u;";
@@ -49,11 +51,15 @@ pub fn specialized_source(n_firms: usize, n_segments: usize) -> String {
 /// Invocations per workgroup (the shader's `WORKGROUP_SIZE` override).
 pub const WORKGROUP_SIZE: u32 = 64;
 
-/// Rows per chunk unless [`GpuOptions::chunk_rows`] says otherwise. At 36 months
-/// and ~25 iterations a month this is a few hundred milliseconds of kernel on a
-/// desktop GPU (far below the 2 s after which Windows resets a busy driver) and a
-/// few seconds of lavapipe, while keeping host memory per chunk to a few MiB.
+/// Rows per chunk unless [`GpuOptions::chunk_rows`] says otherwise, for horizons
+/// up to 36 months; longer horizons get fewer rows ([`DEFAULT_CHUNK_ROW_MONTHS`]).
+/// The baseline's 65,536 rows take under a second on lavapipe with two cores and
+/// a few tens of milliseconds on a desktop GPU, far below the 2 s after which
+/// Windows resets a busy driver, and hold about 20 MiB of buffers per ring slot.
 pub const DEFAULT_CHUNK_ROWS: u64 = 65_536;
+
+/// Rows x months per chunk by default: a chunk's kernel time grows with both.
+pub const DEFAULT_CHUNK_ROW_MONTHS: u64 = DEFAULT_CHUNK_ROWS * 36;
 
 /// Buffer sets in the ring: one being computed while the other is read back.
 pub const RING: usize = 2;
@@ -67,12 +73,13 @@ pub const LLVMPIPE_LOOP_CAP: u64 = 65_535;
 /// llvmpipe counts them: per firm its 60 bisection halvings plus 2 (the exit test
 /// and the firm loop); per month `max_iter` markup iterations plus 2 (the exit test
 /// and the month loop). The loops over firms and segments unroll (see
-/// [`specialized_source`]) and do not count. Measured on Mesa 22.3 for shapes from
-/// 1x1 to 8x8 by running scenarios that never converge (tol = 0) at growing
-/// months: the first scenario the cap cut short was within 8 iterations above this
-/// count. The kernel also flags any row whose loops were cut (`O_LOOPS_CUT`), and a
-/// run fails on such a row, so a driver that counts differently cannot pass wrong
-/// rows silently.
+/// [`specialized_source`]) and do not count. Measured on Mesa 22.3 (test
+/// `measure_loop_cap`) with scenarios that never converge (tol = 0), for ten
+/// shapes from 1 x 1 to 8 x 8 and max_iter from 7 to 3000: every horizon whose
+/// count was at most the cap ran whole, and one month more was always cut. The
+/// kernel also flags any row whose loops were cut (`layout::O_LOOPS_CUT`) and a run
+/// fails on such a row, so a driver that counts differently cannot pass wrong rows
+/// silently.
 pub fn loop_iterations(sc: &Scenario) -> u64 {
     let months = sc.model.months as u64;
     let max_iter = sc.model.max_iter as u64;
@@ -145,8 +152,9 @@ pub struct GpuOptions {
 /// The f32 WGSL kernel on one adapter.
 pub struct GpuBackend {
     ctx: Context,
-    chunk_rows: u64,
+    chunk_rows: Option<u64>,
     poison: bool,
+    /// Kernel time summed over every chunk since creation (timestamp queries).
     kernel_ns: Option<f64>,
     skip_loop_check: bool,
 }
@@ -165,7 +173,7 @@ impl GpuBackend {
         let ctx = Context::new(opts)?;
         Ok(GpuBackend {
             ctx,
-            chunk_rows: opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS).max(1),
+            chunk_rows: opts.chunk_rows.map(|r| r.max(1)),
             poison: false,
             kernel_ns: None,
             skip_loop_check: false,
@@ -209,22 +217,31 @@ impl GpuBackend {
     }
 
     #[doc(hidden)]
-    pub fn run_unchecked_for_tests(&mut self, src: &dyn ScenarioSource, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {
+    pub fn run_unchecked_for_tests(
+        &mut self,
+        src: &dyn ScenarioSource,
+        sink: &mut dyn ChunkSink,
+    ) -> anyhow::Result<()> {
         self.skip_loop_check = true;
         let r = self.run(src, 0..1, sink);
         self.skip_loop_check = false;
         r
     }
 
-    /// Rows per chunk for one shape: the requested number, capped by the device's
-    /// storage binding and buffer sizes and by the 2D dispatch grid.
-    pub fn chunk_rows_for(&self, n_firms: usize, n_segments: usize) -> u64 {
+    /// Rows per chunk for one shape and horizon: [`GpuOptions::chunk_rows`] if set,
+    /// else [`DEFAULT_CHUNK_ROWS`] cut to [`DEFAULT_CHUNK_ROW_MONTHS`] / `months`;
+    /// either way capped by the device's storage binding and buffer sizes and by
+    /// the 2D dispatch grid.
+    pub fn chunk_rows_for(&self, n_firms: usize, n_segments: usize, months: u32) -> u64 {
         let l = &self.ctx.limits;
         let row_bytes = 4 * layout::param_stride(n_firms, n_segments).max(layout::out_stride(n_firms)) as u64;
         let max_bytes = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
         let per_dim = l.max_compute_workgroups_per_dimension as u64;
         let grid = per_dim * per_dim * WORKGROUP_SIZE as u64;
-        self.chunk_rows.min(max_bytes / row_bytes).min(grid).max(1)
+        let wanted = self
+            .chunk_rows
+            .unwrap_or_else(|| DEFAULT_CHUNK_ROWS.min(DEFAULT_CHUNK_ROW_MONTHS / months.max(1) as u64));
+        wanted.min(max_bytes / row_bytes).min(grid).max(1)
     }
 
     /// Packs, uploads and submits one chunk into slot `slot`.
@@ -311,7 +328,13 @@ impl GpuBackend {
             });
         }
         self.ctx.check_errors()?;
-        Ok(InFlight { slot, first_row, rows, submission, mapped })
+        Ok(InFlight {
+            slot,
+            first_row,
+            rows,
+            submission,
+            mapped,
+        })
     }
 
     /// Waits for a chunk, decodes it and hands it to the sink.
@@ -323,7 +346,10 @@ impl GpuBackend {
             }
             self.ctx
                 .device
-                .poll(wgpu::PollType::Wait { submission_index: Some(f.submission.clone()), timeout: None })
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(f.submission.clone()),
+                    timeout: None,
+                })
                 .map_err(|e| anyhow!("GPU device lost or timed out: {e}"))?;
             self.ctx.check_errors()?;
         }
@@ -346,27 +372,33 @@ impl GpuBackend {
             let poison = self.poison;
             out.par_chunks(stride)
                 .enumerate()
-                .map(|(k, w)| {
-                    let row = f.first_row + k as u64;
-                    // The flag first: a cut row may also have left words unwritten.
-                    if w[layout::O_LOOPS_CUT] == 1 {
-                        return Err(format!(
-                            "the GPU driver ended the kernel's loops early at row {row} (llvmpipe stops an \
-                             invocation's loops after {LLVMPIPE_LOOP_CAP} iterations in all): lower months \
-                             or max_iter, or use the CPU backend"
-                        ));
-                    }
-                    if poison && let Some(p) = w.iter().position(|&x| x == POISON) {
-                        return Err(format!("row {row} word {p} of {stride} was not written by the kernel"));
-                    }
-                    Ok(layout::unpack(w, n_firms))
-                })
+                .map(|(k, w)| decode_row(w, n_firms, f.first_row + k as u64, poison))
                 .collect()
         };
         s.readback.unmap();
         let outcomes = outcomes.map_err(|e| anyhow!(e))?;
         sink.push(f.first_row, Outcomes::F32(outcomes))
     }
+}
+
+/// One row of the output buffer: an error when the kernel flagged its loops as
+/// cut (llvmpipe's cap) or, with `poison`, when a word still holds the sentinel.
+fn decode_row(w: &[u32], n_firms: usize, row: u64, poison: bool) -> Result<Outcome<f32>, String> {
+    // The flag first: a cut row may also have left words unwritten.
+    if w[layout::O_LOOPS_CUT] == 1 {
+        return Err(format!(
+            "the GPU driver ended the kernel's loops early at row {row} (llvmpipe stops an \
+             invocation's loops after {LLVMPIPE_LOOP_CAP} iterations in all): lower months \
+             or max_iter, or use the CPU backend"
+        ));
+    }
+    if poison && let Some(p) = w.iter().position(|&x| x == POISON) {
+        return Err(format!(
+            "row {row} word {p} of {} was not written by the kernel",
+            w.len()
+        ));
+    }
+    Ok(layout::unpack(w, n_firms))
 }
 
 impl Backend for GpuBackend {
@@ -380,7 +412,6 @@ impl Backend for GpuBackend {
     }
 
     fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {
-        self.kernel_ns = None;
         if rows.is_empty() {
             return Ok(());
         }
@@ -410,7 +441,14 @@ impl Backend for GpuBackend {
             }
         }
         let pipeline = self.ctx.pipeline(nf, ns)?;
-        let chunk = self.chunk_rows_for(nf, ns);
+        // The horizon, from up to 64 rows spread over the range (months may be an axis).
+        let len = rows.end - rows.start;
+        let months = (0..64.min(len))
+            .map(|k| src.scenario(rows.start + k * len / 64.min(len)).model.months)
+            .chain([src.scenario(rows.end - 1).model.months])
+            .max()
+            .unwrap_or(1);
+        let chunk = self.chunk_rows_for(nf, ns, months);
         self.ctx.ensure_slots(RING, chunk.min(rows.end - rows.start), nf, ns);
 
         let mut pending: std::collections::VecDeque<InFlight> = Default::default();
@@ -450,7 +488,52 @@ impl Backend for GpuBackend {
         result
     }
 
+    /// Kernel time in seconds summed over every run since the backend was created
+    /// (take differences to time one run); None without timestamp queries, or
+    /// before the first chunk.
     fn kernel_seconds(&self) -> Option<f64> {
         self.kernel_ns.map(|ns| ns * 1e-9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_row_catches_unwritten_words_and_cut_loops() {
+        let nf = 2;
+        let mut w = vec![0u32; layout::out_stride(nf)];
+        w[layout::O_FIRMS + layout::OF_EXIT_MONTH] = (-1i32) as u32;
+        w[layout::O_FIRMS + layout::OF_STRIDE + layout::OF_SHARE] = 0.25f32.to_bits();
+        let o = decode_row(&w, nf, 7, true).unwrap();
+        assert_eq!(o.exit_month[..3], [-1, 0, -1]);
+        assert_eq!(o.share[1], 0.25);
+
+        let mut poisoned = w.clone();
+        poisoned[layout::O_FIRMS + layout::OF_NPV] = POISON;
+        let e = decode_row(&poisoned, nf, 7, true).unwrap_err();
+        assert!(e.contains("row 7") && e.contains("not written"), "{e}");
+        assert!(decode_row(&poisoned, nf, 7, false).is_ok());
+
+        let mut cut = poisoned;
+        cut[layout::O_LOOPS_CUT] = 1;
+        let e = decode_row(&cut, nf, 7, false).unwrap_err();
+        assert!(e.contains("ended the kernel's loops early at row 7"), "{e}");
+    }
+
+    #[test]
+    fn loop_iterations_counts_months_iterations_and_bisections() {
+        let mut sc = crate::model::params::baseline();
+        assert_eq!(loop_iterations(&sc), 4 * 62 + 36 * 202);
+        sc.model.months = 120;
+        sc.model.max_iter = 1000;
+        assert!(loop_iterations(&sc) > LLVMPIPE_LOOP_CAP);
+    }
+
+    #[test]
+    fn specialized_source_sets_array_lengths() {
+        let src = specialized_source(3, 5);
+        assert!(src.contains("const MAX_FIRMS: u32 = 3u;") && src.contains("const MAX_SEGMENTS: u32 = 5u;"));
     }
 }
