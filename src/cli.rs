@@ -55,6 +55,10 @@ every chunk a checkpoint (<out>.partial.checkpoint) records what reached the dis
         /// GPU adapter to use: a case-insensitive part of its name (see `moatsweep adapters`).
         #[arg(long, value_name = "NAME")]
         adapter: Option<String>,
+        /// After a GPU run, re-solve K rows spread over it on the f64 CPU reference and
+        /// record each column's largest deviation in the manifest (default 64; 0: off).
+        #[arg(long, value_name = "K")]
+        verify: Option<u64>,
         /// Solve only the first N rows.
         #[arg(long, value_name = "N", conflicts_with_all = ["rows", "shard"])]
         limit: Option<u64>,
@@ -185,7 +189,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Run { config, out, backend, adapter, limit, rows, shard, shards, resume, quiet, chunk_rows } => {
+        Command::Run { config, out, backend, adapter, verify, limit, rows, shard, shards, resume, quiet, chunk_rows } => {
             let command = std::env::args().collect();
             let rows = match (limit, rows, shard) {
                 (Some(n), _, _) => RowSelection::First(n),
@@ -193,7 +197,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 (_, Some(r), _) | (_, _, Some(r)) => r,
                 _ => RowSelection::All,
             };
-            let report = crate::run::run(&config, &RunOptions { out, backend, rows, adapter, resume, quiet, chunk_rows }, command)?;
+            let report = crate::run::run(&config, &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows }, command)?;
             if !quiet {
                 eprintln!(
                     "wrote rows {}..{} to {} in {:.2} s on {} ({} non-converged); manifest {}",

@@ -16,6 +16,7 @@ pub mod model;
 pub mod output;
 pub mod run;
 pub mod sweep;
+pub mod verify;
 
 /// A problem with what the user asked for that is not inside a config file
 /// (an output path that cannot be written, a bad flag value): exit status 2.

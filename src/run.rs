@@ -18,6 +18,7 @@ use crate::config;
 use crate::output::csv::{Checkpoint, CsvSink, INTERRUPTED, Interrupted, header};
 use crate::output::manifest::{Manifest, timestamp};
 use crate::output::progress::Progress;
+use crate::verify::{self, VerifySink};
 use crate::output::{create_partial, manifest_path, partial_path};
 
 /// Which backend solves a sweep.
@@ -142,6 +143,8 @@ pub struct RunOptions {
     pub rows: RowSelection,
     /// GPU adapter name (case-insensitive substring).
     pub adapter: Option<String>,
+    /// Rows to re-solve on the f64 reference after a GPU run (default 64 then).
+    pub verify: Option<u64>,
     pub resume: bool,
     pub quiet: bool,
     /// Rows per chunk (default: the backend's own).
@@ -280,7 +283,17 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     });
     let progress = Progress::new(rows.end - start.next_row, &label, opts.quiet);
     let mut sink = CsvSink::new(plan, file, write_header, &progress, start.clone(), Some(checkpoint.clone()));
-    let solved = backend.run(plan, start.next_row..rows.end, &mut sink);
+    let verify_rows = match (info.precision, opts.verify) {
+        ("f32", k) => k.unwrap_or(verify::DEFAULT_ROWS),
+        (_, Some(_)) if !opts.quiet => {
+            eprintln!("note: --verify compares a GPU run with the CPU reference; this run is the CPU reference");
+            0
+        }
+        _ => 0,
+    };
+    let mut checked = VerifySink::new(&mut sink, start.next_row..rows.end, verify_rows);
+    let solved = backend.run(plan, start.next_row..rows.end, &mut checked);
+    let kept = std::mem::take(&mut checked.kept);
     let (rows_written, nonconverged_scenarios, next_row) = (sink.rows_written, sink.nonconverged_scenarios, sink.next_row);
     let written = sink.finish();
     progress.finish();
@@ -299,6 +312,18 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     }
     anyhow::ensure!(next_row == rows.end, "internal error: stopped at row {next_row} of {}", rows.end);
 
+    let verified = (verify_rows > 0).then(|| verify::verify(plan, &kept));
+    if let Some(v) = &verified {
+        if v.beyond_tolerance > 0 {
+            eprintln!(
+                "warning: --verify: {} of {} re-solved rows deviate from the f64 reference beyond the documented tolerance, e.g. {}",
+                v.beyond_tolerance,
+                v.rows_checked,
+                v.examples.first().map_or("", String::as_str)
+            );
+        }
+    }
+
     let finished_at = SystemTime::now();
     let wall_time_s = t0.elapsed().as_secs_f64();
     let manifest = Manifest {
@@ -316,6 +341,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
         rows_written: rows.end - rows.start,
         nonconverged_scenarios,
         resumed_at_row,
+        verify: verified,
         kernel_time_s: backend.kernel_seconds(),
         wall_time_s,
         started_at: timestamp(started_at),

@@ -30,6 +30,10 @@ pub struct Manifest {
     /// Set when the run was resumed from a checkpoint at this row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed_at_row: Option<u64>,
+    /// `--verify`: GPU rows re-solved on the f64 reference, deviations per column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::Report>,
+    /// Total GPU kernel time (timestamp queries), where the adapter has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_time_s: Option<f64>,
     pub wall_time_s: f64,
