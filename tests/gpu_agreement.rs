@@ -751,6 +751,32 @@ fn chunk_size_does_not_change_results() {
     }
 }
 
+/// Inputs that f32 cannot hold are refused, not turned into infinities; so are
+/// rows whose shape differs from the source's.
+#[test]
+fn out_of_range_and_misshapen_rows_are_refused() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let mut sc = params::baseline();
+    sc.firms[1].funding = 1e39;
+    let mut sink = Collect::default();
+    let e = gpu
+        .run(&vec![params::baseline(), sc], 0..2, &mut sink)
+        .expect_err("funding 1e39 is beyond f32");
+    assert!(
+        format!("{e:#}").contains("row 1 has a parameter beyond the range of f32"),
+        "{e:#}"
+    );
+    let mut other = params::baseline();
+    other.n_segments = 2;
+    let e = gpu
+        .run(&vec![params::baseline(), other], 0..2, &mut sink)
+        .expect_err("two shapes in one source");
+    assert!(format!("{e:#}").contains("row 1 has 4 firms, 2 segments"), "{e:#}");
+    assert!(sink.f32.is_empty());
+    // The backend is still usable afterwards.
+    assert_eq!(run_gpu(&mut gpu, &vec![params::baseline()])[0].max_iterations, 26);
+}
+
 /// llvmpipe's loop cap: a run that could reach it is refused before it starts,
 /// one just below it runs whole, and a cut row is caught by the kernel's own flag.
 #[test]

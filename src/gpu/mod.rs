@@ -263,17 +263,21 @@ impl GpuBackend {
         }
         let s = &mut self.ctx.slots[slot];
         s.host_params.resize(rows as usize * stride, 0.0);
-        let bad_row = AtomicU64::new(u64::MAX);
+        let bad_shape = AtomicU64::new(u64::MAX);
+        let bad_range = AtomicU64::new(u64::MAX);
         s.host_params.par_chunks_mut(stride).enumerate().for_each(|(k, dst)| {
             let row = first_row + k as u64;
             let sc = src.scenario(row);
             if sc.n_firms != nf || sc.n_segments != ns || sc.model.months == 0 {
-                bad_row.fetch_min(row, Ordering::Relaxed);
+                bad_shape.fetch_min(row, Ordering::Relaxed);
                 return;
             }
             layout::pack(&sc, dst);
+            if !dst.iter().all(|x| x.is_finite()) {
+                bad_range.fetch_min(row, Ordering::Relaxed);
+            }
         });
-        let bad = bad_row.into_inner();
+        let bad = bad_shape.into_inner();
         if bad != u64::MAX {
             let sc = src.scenario(bad);
             bail!(
@@ -282,6 +286,13 @@ impl GpuBackend {
                 sc.n_firms,
                 sc.n_segments,
                 sc.model.months
+            );
+        }
+        let bad = bad_range.into_inner();
+        if bad != u64::MAX {
+            bail!(
+                "row {bad} has a parameter beyond the range of f32 (about 3.4e38), which the GPU kernel \
+                 computes in; use the CPU backend for it"
             );
         }
         let s = &self.ctx.slots[slot];
