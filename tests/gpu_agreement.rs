@@ -751,6 +751,41 @@ fn chunk_size_does_not_change_results() {
     }
 }
 
+/// Asking for an adapter that is not there, or refusing software when only
+/// software is there, fails with a message that lists the adapters.
+#[test]
+fn adapter_choice_errors_list_the_adapters() {
+    let adapters = moatsweep::gpu::list_adapters();
+    let Some(first) = adapters.first() else {
+        let _ = gpu_or_skip(); // prints the skip line, or panics in CI
+        return;
+    };
+    for a in &adapters {
+        assert_eq!(a.to_string().lines().count(), 1, "one line per adapter: {a}");
+    }
+    let opts = GpuOptions {
+        adapter: Some("no such adapter".into()),
+        allow_software: true,
+        chunk_rows: None,
+    };
+    let e = format!("{:#}", GpuBackend::new(&opts).err().expect("no adapter has that name"));
+    assert!(e.contains("no such adapter") && e.contains(&first.name), "{e}");
+
+    let opts = GpuOptions {
+        adapter: None,
+        allow_software: false,
+        chunk_rows: None,
+    };
+    match GpuBackend::new(&opts) {
+        Ok(g) => assert!(!g.is_software()),
+        Err(e) => {
+            let e = format!("{e:#}");
+            assert!(adapters.iter().all(|a| a.software), "{e}");
+            assert!(e.contains("software") && e.contains(&first.name), "{e}");
+        }
+    }
+}
+
 /// Inputs that f32 cannot hold are refused, not turned into infinities; so are
 /// rows whose shape differs from the source's.
 #[test]
