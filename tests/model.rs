@@ -242,3 +242,22 @@ fn invariants_hold_over_random_scenarios() {
     assert!(converged_months > 10_000, "too few converged months tested: {converged_months}");
     assert!(exits > 100, "too few exits exercised: {exits}");
 }
+
+/// Regression: with a product's shares underflowing in every weighted segment, the
+/// rescaled markup update once multiplied a weight-0 segment's term e^(ln s - top)
+/// (overflowing to infinity) by 0, and NaN spread to prices and money.
+#[test]
+fn zero_weight_segment_with_underflowing_shares_stays_finite() {
+    let mut sc = baseline();
+    sc.model.infer_usd_per_flop = 5e-15; // serving costs of thousands of $/Mtok
+    sc.n_segments = 2;
+    sc.segments[0] = Segment { weight: 0.0, intercept: 0.0, price_sens: 0.01, quality_taste: 1.0, open_taste: 0.0 };
+    sc.segments[1] = Segment { weight: 1.0, intercept: -4.0, price_sens: 1.0, quality_taste: 1.0, open_taste: 0.0 };
+    let c0 = train(&sc.model, &sc.scaling, &sc.firms[1]).c0;
+    assert!(c0 > 800.0, "the closed products' shares must underflow in the weighted segment (c0 = {c0})");
+    let o = solve(&sc);
+    for i in 0..sc.n_firms {
+        assert!(o.price[i].is_finite() && o.npv[i].is_finite() && o.share[i].is_finite(), "firm {i}: {o:?}");
+    }
+    assert!(o.consumer_surplus_npv.is_finite() && o.hhi.is_finite());
+}

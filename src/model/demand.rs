@@ -128,7 +128,9 @@ pub fn zeta_update(
         }
     }
     let (mut num, mut den) = (0.0, 0.0);
-    for (k, seg) in segs.iter().enumerate() {
+    for (k, seg) in segs.iter().enumerate().filter(|(_, seg)| seg.weight > 0.0) {
+        // Segments of weight 0 add nothing to S, Lambda or Gamma; skipping them also
+        // keeps exp() finite, since their shares may lie far above `top`.
         let scaled = (ln_s[k] - top).exp();
         num += seg.weight * scaled * (1.0 + seg.price_sens * sh.s[j][k] * markup);
         den += seg.weight * seg.price_sens * scaled;

@@ -24,9 +24,6 @@ pub struct MonthRecord {
     pub outside_share: f64,
     pub iterations: u32,
     pub converged: bool,
-    /// Largest first-order-condition residual |S_j - (Lambda_j - Gamma_j) m_j| / S_j
-    /// over closed products at the final prices (0 with no closed product).
-    pub foc_residual: f64,
 }
 
 /// Receives each solved month; [`NoTrace`] compiles to nothing in a sweep.
@@ -150,25 +147,27 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
             n += 1;
         }
 
-        // Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started.
+        // Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started. The
+        // markups are the iterated state (prices follow as cost + markup), as the spec
+        // states the update, so no markup is recovered from a price by subtraction.
         let mut iterations = 0;
         let mut converged = n_closed == 0;
         while !converged && iterations < m.max_iter {
             demand::shares(segs, n, &base, &price, &mut shares);
             let mut change = 0.0f64;
-            let mut new_price = price;
+            let mut updated = markup;
             for &j in &closed[..n_closed] {
-                let old = price[j] - cost[j];
+                let old = markup[firm_of[j]];
                 let new = demand::zeta_update(segs, &shares, &base, &price, j, old);
                 change = change.max((new - old).abs() / (1.0 + old.abs()));
-                new_price[j] = cost[j] + new;
+                updated[firm_of[j]] = new;
             }
-            price = new_price;
+            markup = updated;
+            for &j in &closed[..n_closed] {
+                price[j] = cost[j] + markup[firm_of[j]];
+            }
             iterations += 1;
             converged = change < m.tol;
-        }
-        for &j in &closed[..n_closed] {
-            markup[firm_of[j]] = price[j] - cost[j];
         }
         if !converged {
             out.nonconverged_months += 1;
@@ -204,7 +203,7 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
             let direct = if released[j] {
                 0.0
             } else {
-                market * share[j] * (price[j] - cost[j])
+                market * share[j] * markup[i] // p_i - c_i
             };
             let complement = firm.platform_revenue / 12.0 * m.ad_uplift * bought;
             let flow = direct + complement - firm.train_spend / 12.0;
@@ -247,11 +246,6 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
             }
             rec.offered = offered;
             if O::ACTIVE {
-                for &j in &closed[..n_closed] {
-                    let (s, lambda, gamma) = demand::foc_terms(segs, &shares, j);
-                    let resid = (s - (lambda - gamma) * (price[j] - cost[j])).abs() / s.max(f64::MIN_POSITIVE);
-                    rec.foc_residual = rec.foc_residual.max(resid);
-                }
                 obs.month(&rec);
             }
             if last {
