@@ -3,13 +3,13 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::InputError;
 use crate::backend::ScenarioSource;
 use crate::config::{self, ConfigError};
 use crate::model::params::{Group, Kind, PARAMS};
 use crate::model::{self, MonthRecord, NEVER};
 use crate::output::csv::{format_row, header};
 use crate::sweep::{AxisValues, Design, Plan};
-use crate::InputError;
 
 /// Rows solved to estimate the CSV size.
 const SIZE_SAMPLE: u64 = 16;
@@ -58,7 +58,9 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
             let kind = a.param.spec.kind;
             let desc = match &a.values {
                 AxisValues::List(v) if v.len() <= 8 => v.iter().map(|&x| fmt_value(kind, x)).collect::<Vec<_>>().join(", "),
-                AxisValues::List(v) => format!("{}, {}, ..., {}", fmt_value(kind, v[0]), fmt_value(kind, v[1]), fmt_value(kind, v[v.len() - 1])),
+                AxisValues::List(v) => {
+                    format!("{}, {}, ..., {}", fmt_value(kind, v[0]), fmt_value(kind, v[1]), fmt_value(kind, v[v.len() - 1]))
+                }
                 AxisValues::Range { lo, hi, .. } => format!("range {lo} .. {hi}"),
                 AxisValues::Logspace { lo, hi, .. } => format!("logspace {lo} .. {hi}"),
                 AxisValues::Uniform { lo, hi } => format!("uniform on [{lo}, {hi}]"),
@@ -75,7 +77,12 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     if matches!(plan.design, Design::Random { .. } | Design::Lhs { .. } | Design::Sobol { .. }) {
         writeln!(out, "first rows:")?;
         for row in 0..plan.rows.min(5) {
-            let values: Vec<String> = plan.axes.iter().enumerate().map(|(a, ax)| format!("{}={}", ax.path, fmt_value(ax.param.spec.kind, plan.axis_value(row, a)))).collect();
+            let values: Vec<String> = plan
+                .axes
+                .iter()
+                .enumerate()
+                .map(|(a, ax)| format!("{}={}", ax.path, fmt_value(ax.param.spec.kind, plan.axis_value(row, a))))
+                .collect();
             writeln!(out, "  {row}: {}", values.join("  "))?;
         }
     }
@@ -111,7 +118,15 @@ pub fn scenario(path: &Path, index: Option<u64>, sets: &[String], out: &mut impl
         config::apply_set(plan, &mut sc, s)?;
     }
     // The scenario as a one-row plan must pass the same checks as a config.
-    let single = Plan::new(plan.name.clone(), Design::Grid, sc, plan.firm_names.clone(), plan.segment_names.clone(), Vec::new(), plan.output.clone());
+    let single = Plan::new(
+        plan.name.clone(),
+        Design::Grid,
+        sc,
+        plan.firm_names.clone(),
+        plan.segment_names.clone(),
+        Vec::new(),
+        plan.output.clone(),
+    );
     config::check_plan(&single, "--set").map_err(|e: ConfigError| anyhow::Error::new(e))?;
 
     match index {

@@ -22,14 +22,22 @@ fn refuse(msg: String) -> anyhow::Error {
 
 fn read_shard(path: &Path) -> anyhow::Result<Shard> {
     let mpath = manifest_path(path);
-    let bytes = std::fs::read(&mpath).map_err(|e| refuse(format!("{}: cannot read its manifest {}: {e}", path.display(), mpath.display())))?;
-    let manifest: Value = serde_json::from_slice(&bytes).map_err(|e| refuse(format!("{}: its manifest is not valid JSON: {e}", mpath.display())))?;
+    let bytes =
+        std::fs::read(&mpath).map_err(|e| refuse(format!("{}: cannot read its manifest {}: {e}", path.display(), mpath.display())))?;
+    let manifest: Value =
+        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("{}: its manifest is not valid JSON: {e}", mpath.display())))?;
     let rows = match manifest["rows"].as_array().map(|r| r.iter().filter_map(Value::as_u64).collect::<Vec<_>>()) {
         Some(r) if r.len() == 2 && r[0] <= r[1] => [r[0], r[1]],
         _ => return Err(refuse(format!("{}: its manifest has no row range (\"rows\": [start, end])", mpath.display()))),
     };
     if manifest["rows_written"].as_u64() != Some(rows[1] - rows[0]) {
-        return Err(refuse(format!("{}: its manifest says rows {}..{} but rows_written {}", path.display(), rows[0], rows[1], manifest["rows_written"])));
+        return Err(refuse(format!(
+            "{}: its manifest says rows {}..{} but rows_written {}",
+            path.display(),
+            rows[0],
+            rows[1],
+            manifest["rows_written"]
+        )));
     }
     Ok(Shard { path: path.to_path_buf(), manifest, rows })
 }
@@ -39,7 +47,12 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     let mut shards = inputs.iter().map(|p| read_shard(p)).collect::<anyhow::Result<Vec<_>>>()?;
     let first = &shards[0];
     for s in &shards[1..] {
-        for (key, what) in [("/config_sha256", "config"), ("/moatsweep_version", "moatsweep version"), ("/backend/precision", "precision"), ("/scenarios", "scenario count")] {
+        for (key, what) in [
+            ("/config_sha256", "config"),
+            ("/moatsweep_version", "moatsweep version"),
+            ("/backend/precision", "precision"),
+            ("/scenarios", "scenario count"),
+        ] {
             if s.manifest.pointer(key) != first.manifest.pointer(key) {
                 return Err(refuse(format!(
                     "{}: its {what} ({}) differs from {}'s ({}); shards must come from one sweep",
@@ -51,12 +64,22 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
             }
         }
     }
-    let total = first.manifest["scenarios"].as_u64().ok_or_else(|| refuse(format!("{}: its manifest has no scenario count", first.path.display())))?;
+    let total = first.manifest["scenarios"]
+        .as_u64()
+        .ok_or_else(|| refuse(format!("{}: its manifest has no scenario count", first.path.display())))?;
     shards.sort_by_key(|s| s.rows);
     let mut next = 0;
     for (k, s) in shards.iter().enumerate() {
         if s.rows[0] < next {
-            return Err(refuse(format!("{} (rows {}..{}) overlaps {} (rows {}..{})", s.path.display(), s.rows[0], s.rows[1], shards[k - 1].path.display(), shards[k - 1].rows[0], shards[k - 1].rows[1])));
+            return Err(refuse(format!(
+                "{} (rows {}..{}) overlaps {} (rows {}..{})",
+                s.path.display(),
+                s.rows[0],
+                s.rows[1],
+                shards[k - 1].path.display(),
+                shards[k - 1].rows[0],
+                shards[k - 1].rows[1]
+            )));
         }
         if s.rows[0] > next {
             return Err(refuse(format!("rows {next}..{} are missing (before {})", s.rows[0], s.path.display())));
@@ -73,7 +96,10 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?);
+        let mut w = std::io::BufWriter::with_capacity(
+            1 << 20,
+            File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?,
+        );
         let mut header = None;
         for s in &shards {
             let mut r = BufReader::with_capacity(1 << 20, File::open(&s.path).with_context(|| format!("reading {}", s.path.display()))?);
@@ -84,7 +110,9 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
                     w.write_all(line.as_bytes())?;
                     header = Some(line);
                 }
-                Some(h) if *h != line => return Err(refuse(format!("{}: its CSV header differs from {}'s", s.path.display(), shards[0].path.display()))),
+                Some(h) if *h != line => {
+                    return Err(refuse(format!("{}: its CSV header differs from {}'s", s.path.display(), shards[0].path.display())));
+                }
                 Some(_) => {}
             }
             let mut body = Vec::new();
@@ -118,7 +146,10 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     let times = |key: &str| shards.iter().filter_map(|s| s.manifest[key].as_str().map(str::to_string)).collect::<Vec<_>>();
     manifest["started_at"] = Value::from(times("started_at").into_iter().min());
     manifest["finished_at"] = Value::from(times("finished_at").into_iter().max());
-    manifest["merged_from"] = shards.iter().map(|s| serde_json::json!({ "path": s.path.display().to_string(), "rows": s.rows, "backend": s.manifest["backend"] })).collect();
+    manifest["merged_from"] = shards
+        .iter()
+        .map(|s| serde_json::json!({ "path": s.path.display().to_string(), "rows": s.rows, "backend": s.manifest["backend"] }))
+        .collect();
     if let Some(m) = manifest.as_object_mut() {
         m.remove("resumed_at_row");
     }

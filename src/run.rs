@@ -13,13 +13,13 @@ use anyhow::Context;
 use crate::InputError;
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
-use crate::gpu::{GpuBackend, GpuOptions};
 use crate::config;
+use crate::gpu::{GpuBackend, GpuOptions};
 use crate::output::csv::{Checkpoint, CsvSink, INTERRUPTED, Interrupted, header};
 use crate::output::manifest::{Manifest, timestamp};
 use crate::output::progress::Progress;
-use crate::verify::{self, VerifySink};
 use crate::output::{create_partial, manifest_path, partial_path};
+use crate::verify::{self, VerifySink};
 
 /// Which backend solves a sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -92,10 +92,16 @@ impl RowSelection {
                 (Some(n), _) | (None, Some(n)) => n,
                 (None, None) => return Err(InputError("--shard auto: SLURM_ARRAY_TASK_COUNT is not set; give --shards N".into())),
             };
-            let i = id.checked_sub(min).ok_or_else(|| InputError(format!("--shard auto: SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")))?;
+            let i = id
+                .checked_sub(min)
+                .ok_or_else(|| InputError(format!("--shard auto: SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")))?;
             (i, n, "SLURM_ARRAY_TASK_ID")
         } else if let Some(i) = num("JOB_COMPLETION_INDEX")? {
-            let n = shards.ok_or_else(|| InputError("--shard auto: JOB_COMPLETION_INDEX is set but the shard count is not; give --shards N (the Job's completions)".into()))?;
+            let n = shards.ok_or_else(|| {
+                InputError(
+                    "--shard auto: JOB_COMPLETION_INDEX is set but the shard count is not; give --shards N (the Job's completions)".into(),
+                )
+            })?;
             (i, n, "JOB_COMPLETION_INDEX")
         } else {
             return Err(InputError(
@@ -164,7 +170,12 @@ pub struct RunReport {
 
 /// Makes the backend a run asked for. `auto` takes a hardware GPU when one exists
 /// and otherwise the CPU reference, saying why on stderr unless `quiet`.
-pub fn make_backend(choice: BackendChoice, chunk_rows: Option<u64>, adapter: Option<&str>, quiet: bool) -> anyhow::Result<Box<dyn Backend>> {
+pub fn make_backend(
+    choice: BackendChoice,
+    chunk_rows: Option<u64>,
+    adapter: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<Box<dyn Backend>> {
     let cpu = || {
         let mut cpu = CpuBackend::default();
         if let Some(n) = chunk_rows {
@@ -249,7 +260,12 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let (file, start, write_header) = if opts.resume {
         let cp = Checkpoint::read(&checkpoint)
             .map_err(|e| InputError(format!("nothing to resume: cannot read the checkpoint {}: {e}", checkpoint.display())))?;
-        let refuse = |what: &str, was: &str, now: &str| InputError(format!("cannot resume {}: {what} changed (checkpoint: {was}; now: {now}); run without --resume to start over", partial.display()));
+        let refuse = |what: &str, was: &str, now: &str| {
+            InputError(format!(
+                "cannot resume {}: {what} changed (checkpoint: {was}; now: {now}); run without --resume to start over",
+                partial.display()
+            ))
+        };
         if cp.config_sha256 != fresh.config_sha256 {
             return Err(refuse("the config", &cp.config_sha256, &fresh.config_sha256).into());
         }
@@ -259,7 +275,8 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
         if cp.rows != fresh.rows {
             return Err(refuse("the rows", &format!("{:?}", cp.rows), &format!("{:?}", fresh.rows)).into());
         }
-        let mut file = OpenOptions::new().write(true).open(&partial).map_err(|e| InputError(format!("cannot resume: {}: {e}", partial.display())))?;
+        let mut file =
+            OpenOptions::new().write(true).open(&partial).map_err(|e| InputError(format!("cannot resume: {}: {e}", partial.display())))?;
         file.set_len(cp.bytes)?;
         file.seek(SeekFrom::End(0))?;
         (file, cp, false)
@@ -306,7 +323,14 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
                 args.push("--resume".into());
             }
             let done = Checkpoint::read(&checkpoint).map(|c| c.next_row).unwrap_or(next_row);
-            eprintln!("rows {}..{done} of {}..{} are in {}; continue with:\n  {}", rows.start, rows.start, rows.end, partial.display(), args.join(" "));
+            eprintln!(
+                "rows {}..{done} of {}..{} are in {}; continue with:\n  {}",
+                rows.start,
+                rows.start,
+                rows.end,
+                partial.display(),
+                args.join(" ")
+            );
         }
         return Err(e);
     }
@@ -363,7 +387,9 @@ pub const F32_MIN_TOL: f64 = 2e-7;
 fn warn_f32_tolerance(plan: &crate::sweep::Plan, quiet: bool) {
     let tol = plan.axes.iter().find(|a| a.param.spec.name == "tol").map_or(plan.base.model.tol, |a| a.values.extent().0);
     if tol < F32_MIN_TOL && !quiet {
-        eprintln!("warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, MODEL.md section 3): GPU months may not converge; use --backend cpu for such a tolerance");
+        eprintln!(
+            "warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, MODEL.md section 3): GPU months may not converge; use --backend cpu for such a tolerance"
+        );
     }
 }
 

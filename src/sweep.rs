@@ -178,7 +178,15 @@ pub struct Plan {
 
 impl Plan {
     /// Builds a plan; the caller has checked that the row count is at most [`MAX_ROWS`].
-    pub fn new(name: String, design: Design, base: Scenario, firm_names: Vec<String>, segment_names: Vec<String>, axes: Vec<Axis>, output: PathBuf) -> Plan {
+    pub fn new(
+        name: String,
+        design: Design,
+        base: Scenario,
+        firm_names: Vec<String>,
+        segment_names: Vec<String>,
+        axes: Vec<Axis>,
+        output: PathBuf,
+    ) -> Plan {
         let mut strides = vec![1u64; axes.len()];
         let mut grid_rows = 1u64;
         for (a, axis) in axes.iter().enumerate().rev() {
@@ -269,7 +277,9 @@ impl Plan {
                     AxisValues::Logspace { lo, hi, steps } => json!({ "path": a.path, "logspace": [lo, hi], "steps": steps }),
                     AxisValues::Uniform { lo, hi } => json!({ "path": a.path, "uniform": [lo, hi] }),
                     AxisValues::LogUniform { lo, hi } => json!({ "path": a.path, "loguniform": [lo, hi] }),
-                    AxisValues::Integers { lo, hi } => json!({ "path": a.path, "integers": [value_json(spec, *lo, false), value_json(spec, *hi, false)] }),
+                    AxisValues::Integers { lo, hi } => {
+                        json!({ "path": a.path, "integers": [value_json(spec, *lo, false), value_json(spec, *hi, false)] })
+                    }
                 }
             })
             .collect();

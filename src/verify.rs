@@ -153,4 +153,3 @@ pub fn verify(plan: &Plan, kept: &[(u64, Outcome<f32>)]) -> Report {
 
 /// Rows to verify by default when a GPU ran.
 pub const DEFAULT_ROWS: u64 = 64;
-

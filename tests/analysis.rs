@@ -18,11 +18,7 @@ fn moatsweep() -> Command {
 /// Runs the quickstart sweep into `dir/q.csv` (with its manifest) and returns the CSV path.
 fn sweep(dir: &Path) -> PathBuf {
     let csv = dir.join("q.csv");
-    moatsweep()
-        .args(["run", "configs/quickstart.toml", "--quiet", "--out"])
-        .arg(&csv)
-        .assert()
-        .success();
+    moatsweep().args(["run", "configs/quickstart.toml", "--quiet", "--out"]).arg(&csv).assert().success();
     csv
 }
 
@@ -39,13 +35,8 @@ fn decode_png(path: &Path) -> (u32, u32, Vec<u8>, usize) {
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
     // IHDR: width and height are big-endian u32 at bytes 16..24.
-    let header = (
-        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
-        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
-    );
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .unwrap();
+    let header = (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     assert_eq!((info.width, info.height), header);
@@ -61,35 +52,16 @@ fn heatmap_png_has_the_requested_size_and_is_not_blank() {
     let a = moatsweep()
         .arg("plot")
         .arg(&csv)
-        .args([
-            "--x",
-            "firm.open.release_month",
-            "--y",
-            "model.ad_uplift",
-            "--z",
-            "npv.open",
-            "--width",
-            "640",
-            "--height",
-            "480",
-            "--out",
-        ])
+        .args(["--x", "firm.open.release_month", "--y", "model.ad_uplift", "--z", "npv.open", "--width", "640", "--height", "480", "--out"])
         .arg(&png)
         .assert()
         .success();
-    assert!(
-        stdout(&a).contains("heatmap of mean npv.open over 2080 rows"),
-        "{}",
-        stdout(&a)
-    );
+    assert!(stdout(&a).contains("heatmap of mean npv.open over 2080 rows"), "{}", stdout(&a));
 
     let (w, h, pixels, samples) = decode_png(&png);
     assert_eq!((w, h), (640, 480));
     // Not blank: the luminance varies and the colour map shows many colours.
-    let luma: Vec<f64> = pixels
-        .chunks(samples)
-        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
-        .collect();
+    let luma: Vec<f64> = pixels.chunks(samples).map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64).collect();
     let mean = luma.iter().sum::<f64>() / luma.len() as f64;
     let variance = luma.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / luma.len() as f64;
     assert!(variance > 500.0, "pixel variance {variance}");
@@ -101,56 +73,25 @@ fn heatmap_png_has_the_requested_size_and_is_not_blank() {
 fn line_plot_goes_beside_the_csv_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = sweep(tmp.path());
-    moatsweep()
-        .arg("plot")
-        .arg(&csv)
-        .args(["--x", "firm.open.release_month", "--z", "hhi"])
-        .assert()
-        .success();
+    moatsweep().arg("plot").arg(&csv).args(["--x", "firm.open.release_month", "--z", "hhi"]).assert().success();
     let (w, h, _, _) = decode_png(&tmp.path().join("q.hhi-by-firm.open.release_month.png"));
     assert_eq!((w, h), (1000, 700));
 
     moatsweep()
         .arg("plot")
         .arg(&csv)
-        .args([
-            "--x",
-            "model.ad_uplift",
-            "--z",
-            "share.open",
-            "--by",
-            "firm.open.release_month",
-            "--agg",
-            "median",
-        ])
+        .args(["--x", "model.ad_uplift", "--z", "share.open", "--by", "firm.open.release_month", "--agg", "median"])
         .assert()
         .success();
-    assert!(
-        tmp.path()
-            .join("q.share.open-by-model.ad_uplift-per-firm.open.release_month.png")
-            .exists()
-    );
+    assert!(tmp.path().join("q.share.open-by-model.ad_uplift-per-firm.open.release_month.png").exists());
 
     moatsweep()
         .arg("plot")
         .arg(&csv)
-        .args([
-            "--x",
-            "firm.open.release_month",
-            "--y",
-            "firm.challenger.funding",
-            "--z",
-            "exit_month.challenger",
-            "--agg",
-            "max",
-        ])
+        .args(["--x", "firm.open.release_month", "--y", "firm.challenger.funding", "--z", "exit_month.challenger", "--agg", "max"])
         .assert()
         .success();
-    assert!(
-        tmp.path()
-            .join("q.exit_month.challenger-by-firm.open.release_month-firm.challenger.funding.png")
-            .exists()
-    );
+    assert!(tmp.path().join("q.exit_month.challenger-by-firm.open.release_month-firm.challenger.funding.png").exists());
 }
 
 #[test]
@@ -162,15 +103,7 @@ fn svg_names_the_sweep_axes_scales_and_never() {
         moatsweep()
             .arg("plot")
             .arg(&csv)
-            .args([
-                "--x",
-                "firm.open.release_month",
-                "--y",
-                "model.ad_uplift",
-                "--z",
-                "npv.open",
-                "--out",
-            ])
+            .args(["--x", "firm.open.release_month", "--y", "model.ad_uplift", "--z", "npv.open", "--out"])
             .arg(out)
             .assert()
             .success();
@@ -203,106 +136,41 @@ fn bad_names_list_the_valid_ones_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = sweep(tmp.path());
     let fail = |args: &[&str]| {
-        let a = moatsweep()
-            .arg(args[0])
-            .arg(&csv)
-            .args(&args[1..])
-            .assert()
-            .code(2);
+        let a = moatsweep().arg(args[0]).arg(&csv).args(&args[1..]).assert().code(2);
         stderr(&a)
     };
 
     let e = fail(&["plot", "--x", "firm.open.release", "--z", "npv.open"]);
-    assert!(
-        e.contains("--x:") && e.contains("no axis \"firm.open.release\""),
-        "{e}"
-    );
-    assert!(
-        e.contains("did you mean \"firm.open.release_month\"?"),
-        "{e}"
-    );
+    assert!(e.contains("--x:") && e.contains("no axis \"firm.open.release\""), "{e}");
+    assert!(e.contains("did you mean \"firm.open.release_month\"?"), "{e}");
     assert!(e.contains(&format!("its axes are: {AXES}")), "{e}");
 
     let e = fail(&["plot", "--x", "model.ad_uplift", "--z", "npv.opne"]);
-    assert!(
-        e.contains("--z:") && e.contains("did you mean \"npv.open\"?"),
-        "{e}"
-    );
-    assert!(
-        e.contains("its outputs are: share.open, share.frontier_a,")
-            && e.contains("nonconverged_months"),
-        "{e}"
-    );
+    assert!(e.contains("--z:") && e.contains("did you mean \"npv.open\"?"), "{e}");
+    assert!(e.contains("its outputs are: share.open, share.frontier_a,") && e.contains("nonconverged_months"), "{e}");
 
-    let e = fail(&[
-        "plot",
-        "--x",
-        "model.ad_uplift",
-        "--y",
-        "npv.open",
-        "--z",
-        "hhi",
-    ]);
-    assert!(
-        e.contains("--y: \"npv.open\" is not an axis") && e.contains(AXES),
-        "{e}"
-    );
+    let e = fail(&["plot", "--x", "model.ad_uplift", "--y", "npv.open", "--z", "hhi"]);
+    assert!(e.contains("--y: \"npv.open\" is not an axis") && e.contains(AXES), "{e}");
 
-    let e = fail(&[
-        "plot",
-        "--x",
-        "model.ad_uplift",
-        "--by",
-        "model.ad_uplift",
-        "--z",
-        "hhi",
-    ]);
+    let e = fail(&["plot", "--x", "model.ad_uplift", "--by", "model.ad_uplift", "--z", "hhi"]);
     assert!(e.contains("--by must name another axis than --x"), "{e}");
 
-    let e = fail(&[
-        "plot",
-        "--x",
-        "model.ad_uplift",
-        "--z",
-        "hhi",
-        "--out",
-        "x.jpg",
-    ]);
+    let e = fail(&["plot", "--x", "model.ad_uplift", "--z", "hhi", "--out", "x.jpg"]);
     assert!(e.contains("must end in .png or .svg"), "{e}");
 
     let e = fail(&["summarize", "--by", "model.uplift"]);
-    assert!(
-        e.contains("--by:") && e.contains("did you mean \"model.ad_uplift\"?") && e.contains(AXES),
-        "{e}"
-    );
+    assert!(e.contains("--by:") && e.contains("did you mean \"model.ad_uplift\"?") && e.contains(AXES), "{e}");
 
-    let a = moatsweep()
-        .args(["summarize", "no-such-file.csv"])
-        .assert()
-        .code(2);
-    assert!(
-        stderr(&a).contains("cannot read no-such-file.csv"),
-        "{}",
-        stderr(&a)
-    );
+    let a = moatsweep().args(["summarize", "no-such-file.csv"]).assert().code(2);
+    assert!(stderr(&a).contains("cannot read no-such-file.csv"), "{}", stderr(&a));
 }
 
 /// Column values of a CSV written by moatsweep (no quoting needed).
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    let header = lines
-        .next()
-        .unwrap()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    (
-        header,
-        lines
-            .map(|l| l.split(',').map(str::to_string).collect())
-            .collect(),
-    )
+    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    (header, lines.map(|l| l.split(',').map(str::to_string).collect()).collect())
 }
 
 #[test]
@@ -310,25 +178,12 @@ fn summary_means_match_means_computed_from_the_csv() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = sweep(tmp.path());
     let out = tmp.path().join("summary.csv");
-    moatsweep()
-        .arg("summarize")
-        .arg(&csv)
-        .args(["--by", "firm.open.release_month", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    moatsweep().arg("summarize").arg(&csv).args(["--by", "firm.open.release_month", "--out"]).arg(&out).assert().success();
 
     // The means, exit shares and counts per release month, computed here.
     let (header, rows) = read_csv(&csv);
     let col = |name: &str| header.iter().position(|c| c == name).unwrap();
-    let checked = [
-        "npv.open",
-        "share.challenger",
-        "price.open",
-        "hhi",
-        "exit_month.challenger",
-        "max_iterations",
-    ];
+    let checked = ["npv.open", "share.challenger", "price.open", "hhi", "exit_month.challenger", "max_iterations"];
     /// One release month's rows: their count, the sum and count of each checked column's values, exits.
     struct Group {
         rows: u64,
@@ -337,13 +192,11 @@ fn summary_means_match_means_computed_from_the_csv() {
     }
     let mut sums: BTreeMap<String, Group> = BTreeMap::new();
     for r in &rows {
-        let g = sums
-            .entry(r[col("firm.open.release_month")].clone())
-            .or_insert(Group {
-                rows: 0,
-                sums: vec![(0.0, 0); checked.len()],
-                exits: 0,
-            });
+        let g = sums.entry(r[col("firm.open.release_month")].clone()).or_insert(Group {
+            rows: 0,
+            sums: vec![(0.0, 0); checked.len()],
+            exits: 0,
+        });
         g.rows += 1;
         for (k, name) in checked.iter().enumerate() {
             if let Ok(v) = r[col(name)].parse::<f64>() {
@@ -356,12 +209,7 @@ fn summary_means_match_means_computed_from_the_csv() {
     assert_eq!(sums.len(), 8);
 
     let (s_header, s_rows) = read_csv(&out);
-    let s_col = |name: &str| {
-        s_header
-            .iter()
-            .position(|c| c == name)
-            .unwrap_or_else(|| panic!("summary lacks {name}"))
-    };
+    let s_col = |name: &str| s_header.iter().position(|c| c == name).unwrap_or_else(|| panic!("summary lacks {name}"));
     assert_eq!(s_rows.len(), 8);
     // Groups in axis order, never (-1) last.
     let months: Vec<&str> = s_rows.iter().map(|r| r[0].as_str()).collect();
@@ -372,11 +220,7 @@ fn summary_means_match_means_computed_from_the_csv() {
         for (k, name) in checked.iter().enumerate() {
             let want = g.sums[k].0 / g.sums[k].1 as f64;
             let got: f64 = r[s_col(&format!("{name}.mean"))].parse().unwrap();
-            assert!(
-                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
-                "{name} month {}: summary {got}, CSV {want}",
-                r[0]
-            );
+            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{name} month {}: summary {got}, CSV {want}", r[0]);
         }
         let share: f64 = r[s_col("exited.challenger")].parse().unwrap();
         assert_eq!(share, g.exits as f64 / g.rows as f64);
@@ -393,21 +237,10 @@ fn summary_prints_one_block_per_group() {
     assert!(text.contains("(sweep quickstart): 2080 rows"), "{text}");
     assert!(text.contains("all rows: 2080"), "{text}");
 
-    let a = moatsweep()
-        .arg("summarize")
-        .arg(&csv)
-        .args(["--by", "firm.open.release_month", "--by", "model.ad_uplift"])
-        .assert()
-        .success();
+    let a = moatsweep().arg("summarize").arg(&csv).args(["--by", "firm.open.release_month", "--by", "model.ad_uplift"]).assert().success();
     let text = stdout(&a);
-    assert!(
-        text.contains("2080 rows in 104 groups by firm.open.release_month, model.ad_uplift"),
-        "{text}"
-    );
-    assert!(
-        text.contains("firm.open.release_month = never, model.ad_uplift = 0.1: 20 rows"),
-        "{text}"
-    );
+    assert!(text.contains("2080 rows in 104 groups by firm.open.release_month, model.ad_uplift"), "{text}");
+    assert!(text.contains("firm.open.release_month = never, model.ad_uplift = 0.1: 20 rows"), "{text}");
     assert_eq!(text.matches("  output ").count(), 104);
     assert_eq!(text.matches("  npv.open ").count(), 104);
     assert_eq!(text.matches("exited (share of rows): open ").count(), 104);
@@ -419,65 +252,26 @@ fn summary_prints_one_block_per_group() {
 fn sampled_axes_are_binned() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("lhs.csv");
-    moatsweep()
-        .args([
-            "run",
-            "configs/release-timing-lhs.toml",
-            "--quiet",
-            "--rows",
-            "0..3000",
-            "--out",
-        ])
-        .arg(&csv)
-        .assert()
-        .success();
+    moatsweep().args(["run", "configs/release-timing-lhs.toml", "--quiet", "--rows", "0..3000", "--out"]).arg(&csv).assert().success();
     let csv = tmp.path().join("lhs.rows-0-3000.csv");
     let svg = tmp.path().join("lhs.svg");
     moatsweep()
         .arg("plot")
         .arg(&csv)
-        .args([
-            "--x",
-            "firm.challenger.funding",
-            "--y",
-            "firm.open.release_month",
-            "--z",
-            "share.challenger",
-            "--out",
-        ])
+        .args(["--x", "firm.challenger.funding", "--y", "firm.open.release_month", "--z", "share.challenger", "--out"])
         .arg(&svg)
         .assert()
         .success();
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(
-        text.contains("firm.challenger.funding (log scale, 25 bins)"),
-        "binned log axis"
-    );
-    assert!(
-        text.contains(">\n36\n<"),
-        "release months 0..36 stay one cell each"
-    );
+    assert!(text.contains("firm.challenger.funding (log scale, 25 bins)"), "binned log axis");
+    assert!(text.contains(">\n36\n<"), "release months 0..36 stay one cell each");
 
     let out = tmp.path().join("summary.csv");
-    moatsweep()
-        .arg("summarize")
-        .arg(&csv)
-        .args(["--by", "firm.challenger.funding", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    moatsweep().arg("summarize").arg(&csv).args(["--by", "firm.challenger.funding", "--out"]).arg(&out).assert().success();
     let (header, rows) = read_csv(&out);
     assert_eq!(header[..2], ["firm.challenger.funding", "rows"]);
     assert!(rows.len() <= 25 && rows.len() > 20, "{} groups", rows.len());
-    assert_eq!(
-        rows.iter()
-            .map(|r| r[1].parse::<u64>().unwrap())
-            .sum::<u64>(),
-        3000
-    );
+    assert_eq!(rows.iter().map(|r| r[1].parse::<u64>().unwrap()).sum::<u64>(), 3000);
     let centres: Vec<f64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
-    assert!(
-        centres.windows(2).all(|w| w[0] < w[1]),
-        "bins in ascending order"
-    );
+    assert!(centres.windows(2).all(|w| w[0] < w[1]), "bins in ascending order");
 }

@@ -9,7 +9,8 @@ use assert_cmd::Command;
 
 fn expectation(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    let line = text.lines().rev().find(|l| l.starts_with("# expect: ")).unwrap_or_else(|| panic!("{} has no # expect: line", path.display()));
+    let line =
+        text.lines().rev().find(|l| l.starts_with("# expect: ")).unwrap_or_else(|| panic!("{} has no # expect: line", path.display()));
     line["# expect: ".len()..].to_string()
 }
 
@@ -23,7 +24,8 @@ fn each_bad_config_gets_its_message_and_exit_status_2() {
     for path in &fixtures {
         let rel = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap();
         let want = format!("error: {}:{}", rel.display(), expectation(path));
-        let out = Command::cargo_bin("moatsweep").unwrap().current_dir(env!("CARGO_MANIFEST_DIR")).arg("validate").arg(rel).output().unwrap();
+        let out =
+            Command::cargo_bin("moatsweep").unwrap().current_dir(env!("CARGO_MANIFEST_DIR")).arg("validate").arg(rel).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first = stderr.lines().next().unwrap_or("");
         if out.status.code() != Some(2) || !first.starts_with(&want) || stderr.lines().count() != 1 || !out.stdout.is_empty() {
@@ -70,7 +72,13 @@ fn bad_set_overrides_name_the_path() {
     let res = Command::cargo_bin("moatsweep").unwrap().arg("scenario").arg(&cfg).args(["--set", "firm.open.funding=-5"]).output().unwrap();
     assert_eq!(res.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&res.stderr), "error: --set: firm.open.funding: value -5 is outside the allowed range >= 0\n");
-    let res = Command::cargo_bin("moatsweep").unwrap().arg("scenario").arg(&cfg).args(["--set", "firm.challenger.train_spend=1e-9"]).output().unwrap();
+    let res = Command::cargo_bin("moatsweep")
+        .unwrap()
+        .arg("scenario")
+        .arg(&cfg)
+        .args(["--set", "firm.challenger.train_spend=1e-9"])
+        .output()
+        .unwrap();
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).starts_with("error: --set: firm.challenger.train_spend: training compute C/6"));
 }

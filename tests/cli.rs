@@ -63,7 +63,8 @@ fn quickstart_csv_has_header_rows_and_manifest() {
     assert!(!tmp.path().join("q.csv.partial").exists(), ".partial left behind");
 
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("q.csv.manifest.json")).unwrap()).unwrap();
-    let sha: String = Sha256::digest(std::fs::read(root().join("configs/quickstart.toml")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String =
+        Sha256::digest(std::fs::read(root().join("configs/quickstart.toml")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(manifest["config_sha256"], sha.as_str());
     assert_eq!(manifest["moatsweep_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(manifest["scenarios"], 2080);
@@ -102,12 +103,17 @@ fn limit_writes_the_first_rows_of_the_full_run() {
     let tmp = tempfile::tempdir().unwrap();
     let full = run_to("configs/quickstart.toml", &tmp.path().join("full.csv"), &[]);
     // A subset never overwrites the whole sweep's CSV: it writes beside it.
-    moatsweep().args(["run", "--quiet", "configs/quickstart.toml", "--limit", "100", "--out"]).arg(tmp.path().join("full.csv")).assert().success();
+    moatsweep()
+        .args(["run", "--quiet", "configs/quickstart.toml", "--limit", "100", "--out"])
+        .arg(tmp.path().join("full.csv"))
+        .assert()
+        .success();
     assert!(std::fs::read_to_string(tmp.path().join("full.csv")).unwrap() == full);
     let part = std::fs::read_to_string(tmp.path().join("full.rows-0-100.csv")).unwrap();
     let want: Vec<&str> = full.lines().take(101).collect();
     assert_eq!(part.lines().collect::<Vec<_>>(), want);
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("full.rows-0-100.csv.manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("full.rows-0-100.csv.manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["rows"], serde_json::json!([0, 100]));
     assert_eq!(manifest["scenarios"], 2080);
 }
@@ -142,7 +148,13 @@ fn every_shipped_config_validates_and_the_small_ones_run() {
         // Small configs run whole; large ones run their first 2,000 rows.
         let stem = cfg.file_stem().unwrap().to_string_lossy().into_owned();
         let limit = rows.min(2000);
-        moatsweep().args(["run", "--quiet", "--limit", &limit.to_string()]).arg(&cfg).arg("--out").arg(tmp.path().join(format!("{stem}.csv"))).assert().success();
+        moatsweep()
+            .args(["run", "--quiet", "--limit", &limit.to_string()])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(tmp.path().join(format!("{stem}.csv")))
+            .assert()
+            .success();
         let csv = if limit < rows { tmp.path().join(format!("{stem}.rows-0-{limit}.csv")) } else { tmp.path().join(format!("{stem}.csv")) };
         assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count() as u64, rows.min(2000) + 1, "{}", cfg.display());
     }
@@ -158,7 +170,10 @@ fn release_timing_is_about_a_million_scenarios() {
 
 #[test]
 fn scenario_prints_every_month_and_the_row() {
-    let out = moatsweep().args(["scenario", "configs/baseline.toml", "--set", "firm.challenger.train_spend=5e8", "--set", "firm.challenger.funding=5e7"]).output().unwrap();
+    let out = moatsweep()
+        .args(["scenario", "configs/baseline.toml", "--set", "firm.challenger.train_spend=5e8", "--set", "firm.challenger.funding=5e7"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let month_lines = text.lines().filter(|l| l.trim_start().split(' ').next().is_some_and(|w| w.parse::<u32>().is_ok())).count();
@@ -179,7 +194,8 @@ fn a_closed_pipe_is_not_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("long.toml");
     std::fs::write(&cfg, "version = 1\n[model]\nmonths = 1200\nmarket_growth = 0.01\n").unwrap();
-    let mut child = Std::new(env!("CARGO_BIN_EXE_moatsweep")).arg("scenario").arg(&cfg).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        Std::new(env!("CARGO_BIN_EXE_moatsweep")).arg("scenario").arg(&cfg).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 64];
     child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     drop(child.stdout.take());

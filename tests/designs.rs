@@ -37,7 +37,11 @@ fn lhs_hits_every_stratum_of_every_axis_once() {
                 assert!((0.0..1.0).contains(&u));
                 hits[(u * n as f64) as usize] += 1;
             }
-            assert!(hits.iter().all(|&h| h == 1), "n {n} seed {seed} axis {axis}: strata hit {:?} times", hits.iter().filter(|&&h| h != 1).count());
+            assert!(
+                hits.iter().all(|&h| h == 1),
+                "n {n} seed {seed} axis {axis}: strata hit {:?} times",
+                hits.iter().filter(|&&h| h != 1).count()
+            );
         }
     }
 }
@@ -115,7 +119,8 @@ fn shards_merge_into_the_bytes_of_one_run() {
         // --out names the whole sweep; each shard writes beside it.
         run(&cfg, &tmp.path().join("s.csv"), &["--shard", &format!("{i}/4")]);
         let s = tmp.path().join(format!("s.shard-{i}-of-4.csv"));
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(format!("s.shard-{i}-of-4.csv.manifest.json"))).unwrap()).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tmp.path().join(format!("s.shard-{i}-of-4.csv.manifest.json"))).unwrap()).unwrap();
         let (a, b) = (i * 3001 / 4, (i + 1) * 3001 / 4);
         assert_eq!(m["rows"], serde_json::json!([a, b]), "shard {i} range");
         shards.push(s);
@@ -185,11 +190,15 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     let out = tmp.path().join("killed.csv");
     let block = tmp.path().join("killed.rows-0-60000.csv");
     let checkpoint = tmp.path().join("killed.rows-0-60000.csv.partial.checkpoint");
-    let mut child = Std::new(env!("CARGO_BIN_EXE_moatsweep")).args(["run", "--quiet"]).arg(&cfg).arg("--out").arg(&out).args(rows).spawn().unwrap();
+    let mut child =
+        Std::new(env!("CARGO_BIN_EXE_moatsweep")).args(["run", "--quiet"]).arg(&cfg).arg("--out").arg(&out).args(rows).spawn().unwrap();
     // Kill it (SIGKILL: no chance to clean up) once some chunks have reached the disk.
     let t0 = std::time::Instant::now();
     loop {
-        let next = std::fs::read(&checkpoint).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).and_then(|v| v["next_row"].as_u64());
+        let next = std::fs::read(&checkpoint)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["next_row"].as_u64());
         if next.is_some_and(|n| n >= 6000) || t0.elapsed().as_secs() > 60 {
             break;
         }
@@ -210,7 +219,8 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     run(&cfg, &out, &[&rows[..], &["--resume"]].concat());
     assert!(std::fs::read(&block).unwrap() == std::fs::read(&full).unwrap(), "resumed run differs from the uninterrupted one");
     assert!(!checkpoint.exists() && !tmp.path().join("killed.rows-0-60000.csv.partial").exists());
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("killed.rows-0-60000.csv.manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("killed.rows-0-60000.csv.manifest.json")).unwrap()).unwrap();
     assert!(m["resumed_at_row"].as_u64().unwrap() >= 6000);
 }
 
@@ -227,7 +237,12 @@ fn shard_auto_reads_slurm_and_kubernetes_indices() {
     let past = env(&[("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
     assert!(RowSelection::shard_from_env(None, past).unwrap_err().0.contains("does not exist"));
     // The binary refuses with that message and exit status 2 outside a job array.
-    let out = moatsweep().args(["run", "--quiet", "configs/quickstart.toml", "--shard", "auto"]).env_remove("SLURM_ARRAY_TASK_ID").env_remove("JOB_COMPLETION_INDEX").output().unwrap();
+    let out = moatsweep()
+        .args(["run", "--quiet", "configs/quickstart.toml", "--shard", "auto"])
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--shard auto needs a job array"));
 }
@@ -246,7 +261,11 @@ fn list_designs_run_their_rows_and_name_bad_lines() {
 
     let bad = |list: &str, want: &str| {
         let cfg = tmp.path().join("bad.toml");
-        std::fs::write(&cfg, format!("version = 1\n[sweep]\ndesign = \"list\"\nlist = \"{}\"\n", root().join("tests/configs/lists").join(list).display())).unwrap();
+        std::fs::write(
+            &cfg,
+            format!("version = 1\n[sweep]\ndesign = \"list\"\nlist = \"{}\"\n", root().join("tests/configs/lists").join(list).display()),
+        )
+        .unwrap();
         let out = moatsweep().arg("validate").arg(&cfg).output().unwrap();
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);

@@ -93,10 +93,7 @@ fn gpu_or_skip_with(opts: GpuOptions) -> Option<GpuBackend> {
 }
 
 fn gpu_or_skip() -> Option<GpuBackend> {
-    gpu_or_skip_with(GpuOptions {
-        allow_software: true,
-        ..Default::default()
-    })
+    gpu_or_skip_with(GpuOptions { allow_software: true, ..Default::default() })
 }
 
 #[allow(clippy::ptr_arg)] // a Vec is a ScenarioSource, a slice is not
@@ -145,11 +142,7 @@ impl Rng {
 fn random_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenario {
     let mut sc = params::baseline();
     let m = &mut sc.model;
-    m.months = if rng.chance(0.1) {
-        rng.int(1, 3) as u32
-    } else {
-        rng.int(1, 120) as u32
-    };
+    m.months = if rng.chance(0.1) { rng.int(1, 3) as u32 } else { rng.int(1, 120) as u32 };
     m.discount = rng.uniform(0.9, 1.0);
     m.market0 = rng.log_uniform(1e5, 1e10);
     m.market_growth = rng.uniform(-0.1, 0.2);
@@ -183,31 +176,15 @@ fn random_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenario
         let min_spend = 6e12 * sc.model.train_usd_per_flop * 1.01;
         f.train_spend = rng.log_uniform(1e3, 1e11).max(min_spend);
         f.data_tokens = rng.log_uniform(1e8, 1e14);
-        f.release_month = if rng.chance(0.4) {
-            NEVER
-        } else {
-            rng.int(0, months + 5) as i32
-        };
+        f.release_month = if rng.chance(0.4) { NEVER } else { rng.int(0, months + 5) as i32 };
         f.brand = rng.uniform(-2.0, 2.0);
-        f.platform_revenue = if rng.chance(0.6) {
-            0.0
-        } else {
-            rng.log_uniform(1e8, 3e11)
-        };
-        f.funding = if rng.chance(0.1) {
-            0.0
-        } else {
-            rng.log_uniform(1e5, 1e12)
-        };
+        f.platform_revenue = if rng.chance(0.6) { 0.0 } else { rng.log_uniform(1e8, 3e11) };
+        f.funding = if rng.chance(0.1) { 0.0 } else { rng.log_uniform(1e5, 1e12) };
     }
     sc.n_segments = n_segments;
     let mut total = 0.0;
     for seg in &mut sc.segments[..n_segments] {
-        seg.weight = if n_segments > 1 && rng.chance(0.1) {
-            0.0
-        } else {
-            rng.uniform(0.05, 1.0)
-        };
+        seg.weight = if n_segments > 1 && rng.chance(0.1) { 0.0 } else { rng.uniform(0.05, 1.0) };
         seg.intercept = rng.uniform(-15.0, 8.0);
         seg.price_sens = rng.log_uniform(0.01, 10.0);
         seg.quality_taste = rng.uniform(-1.0, 6.0);
@@ -272,37 +249,17 @@ fn perturbed(sc: &Scenario, seed: u64) -> Scenario {
     }
     m.discount = m.discount.min(1.0);
     let c = &mut s.scaling;
-    for x in [
-        &mut c.e,
-        &mut c.a,
-        &mut c.b,
-        &mut c.alpha,
-        &mut c.beta,
-        &mut c.repeat_scale,
-        &mut c.loss_ref,
-    ] {
+    for x in [&mut c.e, &mut c.a, &mut c.b, &mut c.alpha, &mut c.beta, &mut c.repeat_scale, &mut c.loss_ref] {
         r(x);
     }
     for f in &mut s.firms[..sc.n_firms] {
-        for x in [
-            &mut f.train_spend,
-            &mut f.data_tokens,
-            &mut f.brand,
-            &mut f.platform_revenue,
-            &mut f.funding,
-        ] {
+        for x in [&mut f.train_spend, &mut f.data_tokens, &mut f.brand, &mut f.platform_revenue, &mut f.funding] {
             r(x);
         }
     }
     let mut total = 0.0;
     for g in &mut s.segments[..sc.n_segments] {
-        for x in [
-            &mut g.weight,
-            &mut g.intercept,
-            &mut g.price_sens,
-            &mut g.quality_taste,
-            &mut g.open_taste,
-        ] {
+        for x in [&mut g.weight, &mut g.intercept, &mut g.price_sens, &mut g.quality_taste, &mut g.open_taste] {
             r(x);
         }
         total += g.weight;
@@ -329,11 +286,7 @@ fn reference(sc: &Scenario, seed: u64) -> Reference {
                 continue;
             }
             let released = r.released & (1 << i) != 0;
-            let direct = if released {
-                0.0
-            } else {
-                market * r.share[i] * (r.price[i] - r.cost[i])
-            };
+            let direct = if released { 0.0 } else { market * r.share[i] * (r.price[i] - r.cost[i]) };
             let complement = f.platform_revenue / 12.0 * m.ad_uplift * bought;
             money_scale[i] += direct.abs() + complement + f.train_spend / 12.0;
             let edge = r.cash[i].abs() / (f.funding + money_scale[i]);
@@ -341,13 +294,7 @@ fn reference(sc: &Scenario, seed: u64) -> Reference {
         }
     });
     let probe = model::solve(&perturbed(sc, seed));
-    Reference {
-        out,
-        probe,
-        money_scale,
-        cash_edge,
-        surplus_scale,
-    }
+    Reference { out, probe, money_scale, cash_edge, surplus_scale }
 }
 
 // ---------------------------------------------------------------------------
@@ -417,46 +364,27 @@ fn finite(o: &Outcome<f64>, nf: usize) -> bool {
         && f(&[o.outside_share, o.open_share, o.hhi, o.consumer_surplus_npv])
 }
 
-fn compare(
-    index: usize,
-    sc: &Scenario,
-    r: &Reference,
-    g: &Outcome<f32>,
-    failures: &mut Vec<Failure>,
-    dev: &mut Deviations,
-) -> Verdict {
+fn compare(index: usize, sc: &Scenario, r: &Reference, g: &Outcome<f32>, failures: &mut Vec<Failure>, dev: &mut Deviations) -> Verdict {
     let (o, p) = (&r.out, &r.probe);
     let nf = sc.n_firms;
     if !finite(o, nf) || !finite(p, nf) || !r.money_scale[..nf].iter().all(|x| x.is_finite()) {
         return Verdict::ReferenceNonFinite;
     }
     let mut fail = |column: String, reference: f64, gpu: f64, allowed: f64| {
-        failures.push(Failure {
-            index,
-            column,
-            reference,
-            gpu,
-            allowed,
-        });
+        failures.push(Failure { index, column, reference, gpu, allowed });
     };
 
     // Exits first: they decide everything downstream.
     let exits_differ = (0..nf).any(|i| o.exit_month[i] != g.exit_month[i]);
     if exits_differ {
-        let on_edge = (0..nf).all(|i| {
-            o.exit_month[i] == g.exit_month[i] || r.cash_edge[i] <= CASH_EDGE || o.exit_month[i] != p.exit_month[i]
-        });
+        let on_edge =
+            (0..nf).all(|i| o.exit_month[i] == g.exit_month[i] || r.cash_edge[i] <= CASH_EDGE || o.exit_month[i] != p.exit_month[i]);
         if on_edge {
             return Verdict::ExitEdge;
         }
         for i in 0..nf {
             if o.exit_month[i] != g.exit_month[i] {
-                fail(
-                    format!("exit_month[{i}] (cash edge {:.2e})", r.cash_edge[i]),
-                    o.exit_month[i] as f64,
-                    g.exit_month[i] as f64,
-                    0.0,
-                );
+                fail(format!("exit_month[{i}] (cash edge {:.2e})", r.cash_edge[i]), o.exit_month[i] as f64, g.exit_month[i] as f64, 0.0);
             }
         }
         return Verdict::Agree;
@@ -488,41 +416,13 @@ fn compare(
         if o.is_offered(i) {
             real("price", format!("price[{i}]"), o.price[i], p.price[i], g.price[i], 1e-6);
         }
-        real(
-            "quality",
-            format!("quality[{i}]"),
-            o.quality[i],
-            p.quality[i],
-            g.quality[i],
-            1e-5,
-        );
+        real("quality", format!("quality[{i}]"), o.quality[i], p.quality[i], g.quality[i], 1e-5);
         let money = 2e-5 * r.money_scale[i];
         real("npv", format!("npv[{i}]"), o.npv[i], p.npv[i], g.npv[i], money);
-        real(
-            "complement_npv",
-            format!("complement_npv[{i}]"),
-            o.complement_npv[i],
-            p.complement_npv[i],
-            g.complement_npv[i],
-            money,
-        );
+        real("complement_npv", format!("complement_npv[{i}]"), o.complement_npv[i], p.complement_npv[i], g.complement_npv[i], money);
     }
-    real(
-        "outside_share",
-        "outside_share".into(),
-        o.outside_share,
-        p.outside_share,
-        g.outside_share,
-        1e-6,
-    );
-    real(
-        "open_share",
-        "open_share".into(),
-        o.open_share,
-        p.open_share,
-        g.open_share,
-        1e-6,
-    );
+    real("outside_share", "outside_share".into(), o.outside_share, p.outside_share, g.outside_share, 1e-6);
+    real("open_share", "open_share".into(), o.open_share, p.open_share, g.open_share, 1e-6);
     real("hhi", "hhi".into(), o.hhi, p.hhi, g.hhi, 1e-2);
     real(
         "consumer_surplus_npv",
@@ -534,12 +434,7 @@ fn compare(
     );
     let di = o.max_iterations.abs_diff(g.max_iterations);
     if di > slack {
-        fail(
-            "max_iterations".into(),
-            o.max_iterations as f64,
-            g.max_iterations as f64,
-            slack as f64,
-        );
+        fail("max_iterations".into(), o.max_iterations as f64, g.max_iterations as f64, slack as f64);
     }
     let e = dev.0.entry("max_iterations (abs)").or_insert([(0.0, 0); 3]);
     if di as f64 > e[0].0 {
@@ -590,26 +485,11 @@ fn baseline_matches_model_md() {
 /// four corners, and a spread between. Each shape is its own pipeline, and building
 /// one takes llvmpipe about 2 s (the loops are fully unrolled), so all 64 would
 /// spend two minutes compiling; `MOATSWEEP_ALL_SHAPES=1` runs them all.
-const SHAPES: [(usize, usize); 12] = [
-    (1, 1),
-    (1, 8),
-    (8, 1),
-    (8, 8),
-    (2, 3),
-    (3, 6),
-    (4, 3),
-    (5, 2),
-    (6, 7),
-    (7, 4),
-    (2, 5),
-    (4, 8),
-];
+const SHAPES: [(usize, usize); 12] = [(1, 1), (1, 8), (8, 1), (8, 8), (2, 3), (3, 6), (4, 3), (5, 2), (6, 7), (7, 4), (2, 5), (4, 8)];
 
 fn shapes() -> Vec<(usize, usize)> {
     if std::env::var("MOATSWEEP_ALL_SHAPES").as_deref() == Ok("1") {
-        (1..=model::MAX_FIRMS)
-            .flat_map(|f| (1..=model::MAX_SEGMENTS).map(move |s| (f, s)))
-            .collect()
+        (1..=model::MAX_FIRMS).flat_map(|f| (1..=model::MAX_SEGMENTS).map(move |s| (f, s))).collect()
     } else {
         SHAPES.to_vec()
     }
@@ -620,10 +500,7 @@ fn wide_scenarios() -> Vec<Vec<Scenario>> {
     let shapes = shapes();
     let per_shape = 20_480usize.div_ceil(shapes.len());
     let mut rng = Rng(0x005e_ed0f_0a75);
-    shapes
-        .iter()
-        .map(|&(nf, ns)| (0..per_shape).map(|_| random_scenario(&mut rng, nf, ns)).collect())
-        .collect()
+    shapes.iter().map(|&(nf, ns)| (0..per_shape).map(|_| random_scenario(&mut rng, nf, ns)).collect()).collect()
 }
 
 /// The wide agreement test: 20,480 random scenarios (or a few more) over 12 shapes.
@@ -649,10 +526,7 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
             let t = std::time::Instant::now();
             let refs: Vec<Reference> = {
                 use rayon::prelude::*;
-                scs.par_iter()
-                    .enumerate()
-                    .map(|(k, sc)| reference(sc, (n + k) as u64))
-                    .collect()
+                scs.par_iter().enumerate().map(|(k, sc)| reference(sc, (n + k) as u64)).collect()
             };
             cpu_time += t.elapsed().as_secs_f64();
             for (k, sc) in scs.iter().enumerate() {
@@ -704,10 +578,7 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
         panic!("{} disagreements over {n} scenarios (first 20 above)", failures.len());
     }
     assert!(exit_edges * 100 < n, "too many exit knife edges: {exit_edges} of {n}");
-    assert!(
-        conv_edges * 50 < n,
-        "too many convergence knife edges: {conv_edges} of {n}"
-    );
+    assert!(conv_edges * 50 < n, "too many convergence knife edges: {conv_edges} of {n}");
 }
 
 /// Chunk boundaries change nothing: every row is solved by the same code alone.
@@ -717,11 +588,7 @@ fn chunk_size_does_not_change_results() {
     let scs: Vec<Scenario> = (0..9000).map(|_| random_scenario(&mut rng, 3, 2)).collect();
     let mut runs = Vec::new();
     for chunk_rows in [None, Some(1000), Some(4096)] {
-        let Some(mut gpu) = gpu_or_skip_with(GpuOptions {
-            allow_software: true,
-            chunk_rows,
-            ..Default::default()
-        }) else {
+        let Some(mut gpu) = gpu_or_skip_with(GpuOptions { allow_software: true, chunk_rows, ..Default::default() }) else {
             return;
         };
         gpu.poison_outputs(true);
@@ -758,19 +625,11 @@ fn adapter_choice_errors_list_the_adapters() {
     for a in &adapters {
         assert_eq!(a.to_string().lines().count(), 1, "one line per adapter: {a}");
     }
-    let opts = GpuOptions {
-        adapter: Some("no such adapter".into()),
-        allow_software: true,
-        chunk_rows: None,
-    };
+    let opts = GpuOptions { adapter: Some("no such adapter".into()), allow_software: true, chunk_rows: None };
     let e = format!("{:#}", GpuBackend::new(&opts).err().expect("no adapter has that name"));
     assert!(e.contains("no such adapter") && e.contains(&first.name), "{e}");
 
-    let opts = GpuOptions {
-        adapter: None,
-        allow_software: false,
-        chunk_rows: None,
-    };
+    let opts = GpuOptions { adapter: None, allow_software: false, chunk_rows: None };
     match GpuBackend::new(&opts) {
         Ok(g) => assert!(!g.is_software()),
         Err(e) => {
@@ -789,18 +648,11 @@ fn out_of_range_and_misshapen_rows_are_refused() {
     let mut sc = params::baseline();
     sc.firms[1].funding = 1e39;
     let mut sink = Collect::default();
-    let e = gpu
-        .run(&vec![params::baseline(), sc], 0..2, &mut sink)
-        .expect_err("funding 1e39 is beyond f32");
-    assert!(
-        format!("{e:#}").contains("row 1 has a parameter beyond the range of f32"),
-        "{e:#}"
-    );
+    let e = gpu.run(&vec![params::baseline(), sc], 0..2, &mut sink).expect_err("funding 1e39 is beyond f32");
+    assert!(format!("{e:#}").contains("row 1 has a parameter beyond the range of f32"), "{e:#}");
     let mut other = params::baseline();
     other.n_segments = 2;
-    let e = gpu
-        .run(&vec![params::baseline(), other], 0..2, &mut sink)
-        .expect_err("two shapes in one source");
+    let e = gpu.run(&vec![params::baseline(), other], 0..2, &mut sink).expect_err("two shapes in one source");
     assert!(format!("{e:#}").contains("row 1 has 4 firms, 2 segments"), "{e:#}");
     assert!(sink.f32.is_empty());
     // The backend is still usable afterwards.
@@ -848,21 +700,13 @@ fn loop_cap_is_respected() {
         let mut sink = Collect::default();
         let r = gpu.run(&vec![over], 0..1, &mut sink);
         if gpu.is_llvmpipe() {
-            let e = format!(
-                "{:#}",
-                r.expect_err("llvmpipe must refuse a run that can reach its loop cap")
-            );
-            assert!(
-                e.contains("llvmpipe") && e.contains(&format!("months = {}", over.model.months)),
-                "{e}"
-            );
+            let e = format!("{:#}", r.expect_err("llvmpipe must refuse a run that can reach its loop cap"));
+            assert!(e.contains("llvmpipe") && e.contains(&format!("months = {}", over.model.months)), "{e}");
             assert!(sink.f32.is_empty());
             // Past the refusal, the kernel's own flag catches the cut row.
             over.model.tol = 0.0;
             over.model.months += 10;
-            let e = gpu
-                .run_unchecked_for_tests(&vec![over], &mut sink)
-                .expect_err("a cut row must fail the run");
+            let e = gpu.run_unchecked_for_tests(&vec![over], &mut sink).expect_err("a cut row must fail the run");
             assert!(format!("{e:#}").contains("ended the kernel's loops early"), "{e:#}");
         } else {
             r.expect("only llvmpipe has a loop cap");
@@ -886,20 +730,13 @@ fn throughput_baseline() {
     let out = run_gpu(&mut gpu, &scs);
     let g = t.elapsed().as_secs_f64();
     let kernel = gpu.kernel_seconds().map(|k| k - kernel_before);
-    eprintln!(
-        "gpu {n} rows in {g:.3}s = {:.0} rows/s; kernel {kernel:?} s",
-        n as f64 / g
-    );
+    eprintln!("gpu {n} rows in {g:.3}s = {:.0} rows/s; kernel {kernel:?} s", n as f64 / g);
     let mut cpu = moatsweep::backend::cpu::CpuBackend::default();
     let mut sink = Collect::default();
     let t = std::time::Instant::now();
     cpu.run(&scs, 0..n as u64, &mut sink).unwrap();
     let c = t.elapsed().as_secs_f64();
-    eprintln!(
-        "cpu {n} rows in {c:.3}s = {:.0} rows/s ({} threads)",
-        n as f64 / c,
-        rayon::current_num_threads()
-    );
+    eprintln!("cpu {n} rows in {c:.3}s = {:.0} rows/s ({} threads)", n as f64 / c, rayon::current_num_threads());
     assert_eq!(out.len(), n);
 }
 
@@ -949,18 +786,12 @@ fn measure_loop_cap() {
             let mid = (lo + hi) / 2;
             sc.model.months = mid;
             let mut sink = Collect::default();
-            if gpu.run_unchecked_for_tests(&vec![sc], &mut sink).is_ok() {
-                lo = mid
-            } else {
-                hi = mid
-            }
+            if gpu.run_unchecked_for_tests(&vec![sc], &mut sink).is_ok() { lo = mid } else { hi = mid }
         }
         sc.model.months = lo;
         let good = moatsweep::gpu::loop_iterations(&sc);
         sc.model.months = lo + 1;
         let bad = moatsweep::gpu::loop_iterations(&sc);
-        eprintln!(
-            "{nf}x{ns}, max_iter {max_iter}: at most {lo} months run whole: count {good}, one more month {bad} (cap 65535)"
-        );
+        eprintln!("{nf}x{ns}, max_iter {max_iter}: at most {lo} months run whole: count {good}, one more month {bad} (cap 65535)");
     }
 }

@@ -170,7 +170,8 @@ fn recompute_shares(sc: &Scenario, r: &MonthRecord, first_release: Option<i32>) 
             if let Some(ts) = first_release.filter(|&ts| !open && t >= ts) {
                 brand *= (-sc.model.talent_decay * (t - ts) as f64).exp();
             }
-            u[i] = seg.intercept + seg.quality_taste * r.quality[i] + brand + if open { seg.open_taste } else { 0.0 } - seg.price_sens * r.price[i];
+            u[i] = seg.intercept + seg.quality_taste * r.quality[i] + brand + if open { seg.open_taste } else { 0.0 }
+                - seg.price_sens * r.price[i];
         }
         let top = u.iter().cloned().fold(0.0, f64::max);
         let denom: f64 = (-top).exp() + u.iter().map(|x| (x - top).exp()).sum::<f64>();
@@ -195,7 +196,12 @@ fn invariants_hold_over_random_scenarios() {
         let mut gone = 0u32; // firms that exited and never released
         for r in &months {
             let total: f64 = r.share[..sc.n_firms].iter().sum();
-            assert!((total + r.outside_share - 1.0).abs() < 1e-12, "scenario {n} month {}: shares sum to {}", r.month, total + r.outside_share);
+            assert!(
+                (total + r.outside_share - 1.0).abs() < 1e-12,
+                "scenario {n} month {}: shares sum to {}",
+                r.month,
+                total + r.outside_share
+            );
             for i in 0..sc.n_firms {
                 assert!((0.0..=1.0).contains(&r.share[i]), "scenario {n}: share {}", r.share[i]);
                 let released = r.released & (1 << i) != 0;
@@ -220,7 +226,11 @@ fn invariants_hold_over_random_scenarios() {
                         lambda += seg.weight * seg.price_sens * s[i][k];
                         gamma += seg.weight * seg.price_sens * s[i][k] * s[i][k];
                     }
-                    assert!((big_s - r.share[i]).abs() <= 1e-12 * big_s.max(1e-300), "scenario {n}: share {} vs recomputed {big_s}", r.share[i]);
+                    assert!(
+                        (big_s - r.share[i]).abs() <= 1e-12 * big_s.max(1e-300),
+                        "scenario {n}: share {} vs recomputed {big_s}",
+                        r.share[i]
+                    );
                     if big_s > 1e-250 {
                         let m = r.price[i] - r.cost[i];
                         let resid = (big_s - (lambda - gamma) * m).abs() / big_s;

@@ -13,9 +13,7 @@ use std::sync::Once;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use plotters::prelude::{BitMapBackend, DrawingBackend};
 use plotters_backend::text_anchor::{HPos, VPos};
-use plotters_backend::{
-    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind, FontStyle,
-};
+use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind, FontStyle};
 
 /// DejaVu Sans 2.37 from Debian's fonts-dejavu-core (Bitstream Vera licence,
 /// `assets/fonts/DejaVuSans-LICENSE`).
@@ -29,10 +27,7 @@ pub fn register() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         let registered = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
-        assert!(
-            registered.is_ok(),
-            "the embedded font is a valid TrueType font"
-        );
+        assert!(registered.is_ok(), "the embedded font is a valid TrueType font");
     });
 }
 
@@ -45,12 +40,8 @@ pub struct TextBitmap<'a> {
 impl<'a> TextBitmap<'a> {
     /// Draws into `rgb`, an 8-bit RGB buffer of `size` pixels.
     pub fn new(rgb: &'a mut [u8], size: (u32, u32)) -> TextBitmap<'a> {
-        let font =
-            FontRef::try_from_slice(FONT).expect("the embedded font is a valid TrueType font");
-        TextBitmap {
-            inner: BitMapBackend::with_buffer(rgb, size),
-            font,
-        }
+        let font = FontRef::try_from_slice(FONT).expect("the embedded font is a valid TrueType font");
+        TextBitmap { inner: BitMapBackend::with_buffer(rgb, size), font }
     }
 
     /// Pen position of each glyph of `text` at `scale`, and the advance of the whole line.
@@ -72,8 +63,7 @@ impl<'a> TextBitmap<'a> {
     }
 }
 
-type Result<T> =
-    std::result::Result<T, DrawingErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
+type Result<T> = std::result::Result<T, DrawingErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
 
 impl DrawingBackend for TextBitmap<'_> {
     type ErrorType = <BitMapBackend<'static> as DrawingBackend>::ErrorType;
@@ -94,48 +84,23 @@ impl DrawingBackend for TextBitmap<'_> {
         self.inner.draw_pixel(point, color)
     }
 
-    fn draw_line<S: BackendStyle>(
-        &mut self,
-        from: BackendCoord,
-        to: BackendCoord,
-        style: &S,
-    ) -> Result<()> {
+    fn draw_line<S: BackendStyle>(&mut self, from: BackendCoord, to: BackendCoord, style: &S) -> Result<()> {
         self.inner.draw_line(from, to, style)
     }
 
-    fn draw_rect<S: BackendStyle>(
-        &mut self,
-        upper_left: BackendCoord,
-        bottom_right: BackendCoord,
-        style: &S,
-        fill: bool,
-    ) -> Result<()> {
+    fn draw_rect<S: BackendStyle>(&mut self, upper_left: BackendCoord, bottom_right: BackendCoord, style: &S, fill: bool) -> Result<()> {
         self.inner.draw_rect(upper_left, bottom_right, style, fill)
     }
 
-    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
-        &mut self,
-        path: I,
-        style: &S,
-    ) -> Result<()> {
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, path: I, style: &S) -> Result<()> {
         self.inner.draw_path(path, style)
     }
 
-    fn draw_circle<S: BackendStyle>(
-        &mut self,
-        center: BackendCoord,
-        radius: u32,
-        style: &S,
-        fill: bool,
-    ) -> Result<()> {
+    fn draw_circle<S: BackendStyle>(&mut self, center: BackendCoord, radius: u32, style: &S, fill: bool) -> Result<()> {
         self.inner.draw_circle(center, radius, style, fill)
     }
 
-    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
-        &mut self,
-        vert: I,
-        style: &S,
-    ) -> Result<()> {
+    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, vert: I, style: &S) -> Result<()> {
         self.inner.fill_polygon(vert, style)
     }
 
@@ -148,20 +113,12 @@ impl DrawingBackend for TextBitmap<'_> {
         let scale = PxScale::from(style.size() as f32);
         let font = self.font.as_scaled(scale);
         let (_, width) = self.layout(text, scale);
-        Ok((
-            width.ceil() as u32,
-            (font.ascent() - font.descent()).ceil() as u32,
-        ))
+        Ok((width.ceil() as u32, (font.ascent() - font.descent()).ceil() as u32))
     }
 
     /// Each glyph at its pen position on a common baseline, anchored and
     /// rotated as the style asks, its coverage blended into the image.
-    fn draw_text<S: BackendTextStyle>(
-        &mut self,
-        text: &str,
-        style: &S,
-        pos: BackendCoord,
-    ) -> Result<()> {
+    fn draw_text<S: BackendTextStyle>(&mut self, text: &str, style: &S, pos: BackendCoord) -> Result<()> {
         let color = style.color();
         if color.alpha == 0.0 {
             return Ok(());
@@ -185,9 +142,7 @@ impl DrawingBackend for TextBitmap<'_> {
         let transform = style.transform();
         let mut result = Ok(());
         for (id, pen) in glyphs {
-            let Some(outline) =
-                font.outline_glyph(id.with_scale_and_position(scale, point(left + pen, baseline)))
-            else {
+            let Some(outline) = font.outline_glyph(id.with_scale_and_position(scale, point(left + pen, baseline))) else {
                 continue;
             };
             let bounds = outline.px_bounds();
@@ -195,18 +150,9 @@ impl DrawingBackend for TextBitmap<'_> {
                 if coverage <= 0.0 || result.is_err() {
                     return;
                 }
-                let (dx, dy) = transform.transform(
-                    bounds.min.x as i32 + x as i32,
-                    bounds.min.y as i32 + y as i32,
-                );
+                let (dx, dy) = transform.transform(bounds.min.x as i32 + x as i32, bounds.min.y as i32 + y as i32);
                 let alpha = color.alpha * coverage.min(1.0) as f64;
-                result = self.inner.draw_pixel(
-                    (pos.0 + dx, pos.1 + dy),
-                    BackendColor {
-                        alpha,
-                        rgb: color.rgb,
-                    },
-                );
+                result = self.inner.draw_pixel((pos.0 + dx, pos.1 + dy), BackendColor { alpha, rgb: color.rgb });
             });
             if result.is_err() {
                 break;

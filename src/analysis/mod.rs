@@ -43,8 +43,7 @@ impl SweepCsv {
     /// Opens `path` and reads its header and manifest. A file that cannot be
     /// read or is not a moatsweep CSV is an [`InputError`].
     pub fn open(path: &Path) -> anyhow::Result<SweepCsv> {
-        let file = File::open(path)
-            .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+        let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
         let columns: Vec<String> = csv::Reader::from_reader(file)
             .headers()
             .map_err(|e| InputError(format!("{}: {e}", path.display())))?
@@ -52,36 +51,17 @@ impl SweepCsv {
             .map(str::to_string)
             .collect();
         if columns.first().map(String::as_str) != Some("scenario") {
-            return Err(InputError(format!(
-                "{} is not a moatsweep CSV: its first column should be \"scenario\"",
-                path.display()
-            ))
-            .into());
+            return Err(InputError(format!("{} is not a moatsweep CSV: its first column should be \"scenario\"", path.display())).into());
         }
         let n_axes = columns[1..].iter().take_while(|c| !is_output(c)).count();
         if n_axes + 1 == columns.len() {
-            return Err(InputError(format!(
-                "{} is not a moatsweep CSV: it has no output columns",
-                path.display()
-            ))
-            .into());
+            return Err(InputError(format!("{} is not a moatsweep CSV: it has no output columns", path.display())).into());
         }
         let manifest = std::fs::read(manifest_path(path))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .filter(|m| {
-                m["columns"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .map(|v| v.as_str())
-                        .eq(columns.iter().map(|c| Some(c.as_str())))
-                })
-            });
-        Ok(SweepCsv {
-            path: path.to_path_buf(),
-            columns,
-            n_axes,
-            manifest,
-        })
+            .filter(|m| m["columns"].as_array().is_some_and(|c| c.iter().map(|v| v.as_str()).eq(columns.iter().map(|c| Some(c.as_str())))));
+        Ok(SweepCsv { path: path.to_path_buf(), columns, n_axes, manifest })
     }
 
     /// The axis columns, in CSV order.
@@ -96,10 +76,7 @@ impl SweepCsv {
 
     /// The firms, in CSV order (from the `exit_month.<firm>` columns).
     pub fn firms(&self) -> Vec<&str> {
-        self.outputs()
-            .iter()
-            .filter_map(|c| c.strip_prefix("exit_month."))
-            .collect()
+        self.outputs().iter().filter_map(|c| c.strip_prefix("exit_month.")).collect()
     }
 
     /// The column index of axis `name`, or an error naming the valid axes.
@@ -110,44 +87,21 @@ impl SweepCsv {
 
     /// The column index of output `name`, or an error naming the valid outputs.
     pub fn output_column(&self, flag: &str, name: &str) -> Result<usize, InputError> {
-        self.find(
-            flag,
-            name,
-            "output",
-            "outputs",
-            self.n_axes + 1..self.columns.len(),
-        )
+        self.find(flag, name, "output", "outputs", self.n_axes + 1..self.columns.len())
     }
 
-    fn find(
-        &self,
-        flag: &str,
-        name: &str,
-        what: &str,
-        plural: &str,
-        range: std::ops::Range<usize>,
-    ) -> Result<usize, InputError> {
+    fn find(&self, flag: &str, name: &str, what: &str, plural: &str, range: std::ops::Range<usize>) -> Result<usize, InputError> {
         if let Some(i) = range.clone().find(|&i| self.columns[i] == name) {
             return Ok(i);
         }
         let valid = &self.columns[range];
-        let names = if valid.is_empty() {
-            "none".to_string()
-        } else {
-            valid.join(", ")
-        };
+        let names = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
         let problem = if self.columns.iter().any(|c| c == name) {
             format!("\"{name}\" is not an {what} of {}", self.path.display())
         } else {
-            format!(
-                "{} has no {what} \"{name}\"{}",
-                self.path.display(),
-                suggest(name, valid.iter().map(String::as_str))
-            )
+            format!("{} has no {what} \"{name}\"{}", self.path.display(), suggest(name, valid.iter().map(String::as_str)))
         };
-        Err(InputError(format!(
-            "{flag}: {problem}; its {plural} are: {names}"
-        )))
+        Err(InputError(format!("{flag}: {problem}; its {plural} are: {names}")))
     }
 
     /// The name of the column at `col`.
@@ -157,17 +111,9 @@ impl SweepCsv {
 
     /// The sweep's name: the manifest's `config.sweep.name`, else the file stem.
     pub fn sweep_name(&self) -> String {
-        match self
-            .manifest
-            .as_ref()
-            .and_then(|m| m["config"]["sweep"]["name"].as_str())
-        {
+        match self.manifest.as_ref().and_then(|m| m["config"]["sweep"]["name"].as_str()) {
             Some(name) => name.to_string(),
-            None => self
-                .path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            None => self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         }
     }
 
@@ -184,21 +130,12 @@ impl SweepCsv {
             }
             Ok(())
         })?;
-        Ok(cols
-            .iter()
-            .zip(seen)
-            .map(|(&c, s)| self.scale(c, s))
-            .collect())
+        Ok(cols.iter().zip(seen).map(|(&c, s)| self.scale(c, s)).collect())
     }
 
     fn scale(&self, col: usize, seen: Seen) -> AxisScale {
         let name = self.columns[col].clone();
-        let described = self.manifest.as_ref().and_then(|m| {
-            m["config"]["axes"]
-                .as_array()?
-                .iter()
-                .find(|a| a["path"] == name.as_str())
-        });
+        let described = self.manifest.as_ref().and_then(|m| m["config"]["axes"].as_array()?.iter().find(|a| a["path"] == name.as_str()));
         let (lo, hi) = (seen.min, seen.max);
         let binned = seen.distinct.len() > MAX_VALUES;
         let mut values: Vec<f64> = seen.distinct.into_iter().map(f64::from_bits).collect();
@@ -210,46 +147,23 @@ impl SweepCsv {
                 None => is_geometric(&values),
             };
         let grouping = if binned {
-            let (lo, hi) = if log {
-                (lo.log10(), hi.log10())
-            } else {
-                (lo, hi)
-            };
+            let (lo, hi) = if log { (lo.log10(), hi.log10()) } else { (lo, hi) };
             Grouping::Bins { lo, hi, n: BINS }
         } else {
-            let index = values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (v.to_bits(), i))
-                .collect();
+            let index = values.iter().enumerate().map(|(i, v)| (v.to_bits(), i)).collect();
             Grouping::Values(values, index)
         };
-        AxisScale {
-            name,
-            log,
-            grouping,
-            never: seen.never,
-        }
+        AxisScale { name, log, grouping, never: seen.never }
     }
 
     /// Reads every row, calling `f` on each; returns the number of rows.
-    pub fn for_each_row(
-        &self,
-        mut f: impl FnMut(&Row) -> anyhow::Result<()>,
-    ) -> anyhow::Result<u64> {
-        let file = File::open(&self.path)
-            .map_err(|e| InputError(format!("cannot read {}: {e}", self.path.display())))?;
+    pub fn for_each_row(&self, mut f: impl FnMut(&Row) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+        let file = File::open(&self.path).map_err(|e| InputError(format!("cannot read {}: {e}", self.path.display())))?;
         let mut reader = csv::Reader::from_reader(file);
         let mut record = csv::ByteRecord::new();
         let mut rows = 0;
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| InputError(format!("{}: {e}", self.path.display())))?
-        {
-            f(&Row {
-                record: &record,
-                csv: self,
-            })?;
+        while reader.read_byte_record(&mut record).map_err(|e| InputError(format!("{}: {e}", self.path.display())))? {
+            f(&Row { record: &record, csv: self })?;
             rows += 1;
         }
         Ok(rows)
@@ -270,32 +184,21 @@ impl Row<'_> {
         if bytes.is_empty() {
             return Ok(None);
         }
-        match std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-        {
+        match std::str::from_utf8(bytes).ok().and_then(|s| s.parse::<f64>().ok()) {
             // + 0.0 turns -0 into 0, so that equal values have equal bits (group keys).
             Some(v) => Ok(Some(v + 0.0)),
-            None => Err(self.error(
-                col,
-                &format!("\"{}\" is not a number", String::from_utf8_lossy(bytes)),
-            )),
+            None => Err(self.error(col, &format!("\"{}\" is not a number", String::from_utf8_lossy(bytes)))),
         }
     }
 
     /// The number in column `col`, which must not be empty (an axis value).
     pub fn number(&self, col: usize) -> Result<f64, InputError> {
-        self.value(col)?
-            .ok_or_else(|| self.error(col, "empty cell"))
+        self.value(col)?.ok_or_else(|| self.error(col, "empty cell"))
     }
 
     fn error(&self, col: usize, message: &str) -> InputError {
         let line = self.record.position().map_or(0, |p| p.line());
-        InputError(format!(
-            "{}:{line}: {}: {message}",
-            self.csv.path.display(),
-            self.csv.columns[col]
-        ))
+        InputError(format!("{}:{line}: {}: {message}", self.csv.path.display(), self.csv.columns[col]))
     }
 }
 
@@ -310,12 +213,7 @@ struct Seen {
 
 impl Default for Seen {
     fn default() -> Self {
-        Seen {
-            distinct: HashSet::new(),
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            never: false,
-        }
+        Seen { distinct: HashSet::new(), min: f64::INFINITY, max: f64::NEG_INFINITY, never: false }
     }
 }
 
@@ -415,9 +313,7 @@ impl AxisScale {
         }
         match &self.grouping {
             Grouping::Values(values, _) => values[i],
-            Grouping::Bins { lo, hi, n } => {
-                self.undisplay(lo + (hi - lo) * (i as f64 + 0.5) / *n as f64)
-            }
+            Grouping::Bins { lo, hi, n } => self.undisplay(lo + (hi - lo) * (i as f64 + 0.5) / *n as f64),
         }
     }
 
@@ -435,11 +331,7 @@ impl AxisScale {
     /// Slot `i` as shown: `never`, or its value with at most `digits`
     /// significant digits.
     pub fn label(&self, i: usize, digits: usize) -> String {
-        if self.is_never_slot(i) {
-            "never".to_string()
-        } else {
-            fmt_number(self.value(i), digits)
-        }
+        if self.is_never_slot(i) { "never".to_string() } else { fmt_number(self.value(i), digits) }
     }
 
     fn display(&self, v: f64) -> f64 {
@@ -453,10 +345,7 @@ impl AxisScale {
 
 /// Whether `column` is an output of a sweep CSV rather than an axis.
 fn is_output(column: &str) -> bool {
-    SCENARIO_OUTPUTS.contains(&column)
-        || column
-            .split_once('.')
-            .is_some_and(|(head, _)| FIRM_OUTPUTS.contains(&head))
+    SCENARIO_OUTPUTS.contains(&column) || column.split_once('.').is_some_and(|(head, _)| FIRM_OUTPUTS.contains(&head))
 }
 
 /// Whether an axis column may hold `never` (written -1): a firm's release month.
@@ -475,10 +364,7 @@ fn is_geometric(sorted: &[f64]) -> bool {
         return false;
     }
     let ratio = sorted[1] / sorted[0];
-    ratio > 1.0
-        && sorted
-            .windows(2)
-            .all(|w| ((w[1] / w[0]) / ratio - 1.0).abs() < 1e-6)
+    ratio > 1.0 && sorted.windows(2).all(|w| ((w[1] / w[0]) / ratio - 1.0).abs() < 1e-6)
 }
 
 /// `v` with at most `digits` significant digits, trailing zeros dropped, in
@@ -489,11 +375,7 @@ pub fn fmt_number(v: f64, digits: usize) -> String {
     }
     let exp = v.abs().log10().floor() as i32;
     let trim = |s: &str| {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
     };
     if (-3..6).contains(&exp) {
         let decimals = (digits as i32 - 1 - exp).max(0) as usize;
@@ -516,12 +398,7 @@ pub struct Stats {
 
 impl Default for Stats {
     fn default() -> Self {
-        Stats {
-            n: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
+        Stats { n: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
     }
 }
 
@@ -572,20 +449,12 @@ mod tests {
             for v in [12.0, -1.0, 0.0, 6.0] {
                 seen.add(name, v);
             }
-            let csv = SweepCsv {
-                path: PathBuf::from("t.csv"),
-                columns: vec!["scenario".into(), name.into()],
-                n_axes: 1,
-                manifest: None,
-            };
+            let csv = SweepCsv { path: PathBuf::from("t.csv"), columns: vec!["scenario".into(), name.into()], n_axes: 1, manifest: None };
             csv.scale(1, seen)
         };
         let months = scale("firm.open.release_month");
         assert_eq!(months.slots(), 4);
-        assert_eq!(
-            (months.slot(-1.0), months.label(3, 3)),
-            (3, "never".to_string())
-        );
+        assert_eq!((months.slot(-1.0), months.label(3, 3)), (3, "never".to_string()));
         assert_eq!((months.slot(0.0), months.slot(12.0)), (0, 2));
         assert_eq!(months.position(3), 18.0, "one step after the last month");
         let plain = scale("model.spill_gap");
@@ -596,10 +465,7 @@ mod tests {
     fn many_values_are_binned() {
         let mut seen = Seen::default();
         for k in 0..1000 {
-            seen.add(
-                "firm.open.train_spend",
-                1e8 * 10f64.powf(k as f64 / 999.0 * 2.0),
-            );
+            seen.add("firm.open.train_spend", 1e8 * 10f64.powf(k as f64 / 999.0 * 2.0));
         }
         let csv = SweepCsv {
             path: PathBuf::from("t.csv"),
@@ -608,19 +474,11 @@ mod tests {
             manifest: None,
         };
         let s = csv.scale(1, seen);
-        assert!(
-            s.bins() == Some(BINS) && s.log,
-            "two decades of positive values: log bins"
-        );
+        assert!(s.bins() == Some(BINS) && s.log, "two decades of positive values: log bins");
         assert_eq!(s.slots(), BINS);
         assert_eq!((s.slot(1e8), s.slot(1e10)), (0, BINS - 1));
         let (from, to) = s.bin(0).unwrap();
-        assert!(
-            (from - 1e8).abs() < 1.0 && (to / from - 10f64.powf(2.0 / BINS as f64)).abs() < 1e-9
-        );
-        assert!(
-            (s.value(0) / (from * to).sqrt() - 1.0).abs() < 1e-12,
-            "geometric centre"
-        );
+        assert!((from - 1e8).abs() < 1.0 && (to / from - 10f64.powf(2.0 / BINS as f64)).abs() < 1e-9);
+        assert!((s.value(0) / (from * to).sqrt() - 1.0).abs() < 1e-12, "geometric centre");
     }
 }

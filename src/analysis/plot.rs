@@ -107,11 +107,7 @@ impl Cell {
                 let v = &mut self.values;
                 v.sort_by(f64::total_cmp);
                 let m = v.len() / 2;
-                if v.len() % 2 == 1 {
-                    v[m]
-                } else {
-                    (v[m - 1] + v[m]) / 2.0
-                }
+                if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
             }
         }
     }
@@ -135,11 +131,7 @@ impl AxisView {
     fn edges(&self) -> Vec<f64> {
         let p = &self.pos;
         let half = |i: usize| {
-            if p.len() > 1 {
-                (p[i + 1] - p[i]) / 2.0
-            } else {
-                0.5
-            }
+            if p.len() > 1 { (p[i + 1] - p[i]) / 2.0 } else { 0.5 }
         };
         let mut e = vec![p[0] - half(0)];
         e.extend(p.windows(2).map(|w| (w[0] + w[1]) / 2.0));
@@ -154,23 +146,14 @@ impl AxisView {
         let e = self.edges();
         let step = self.pos.len().div_ceil(max_labels.max(1));
         let last = self.pos.len() - 1;
-        let ticks = (0..=last)
-            .filter(|&i| i % step == 0 || self.scale.is_never_slot(i))
-            .map(|i| self.pos[i])
-            .collect();
-        Ticked {
-            range: (e[0]..e[e.len() - 1]).into(),
-            ticks,
-        }
+        let ticks = (0..=last).filter(|&i| i % step == 0 || self.scale.is_never_slot(i)).map(|i| self.pos[i]).collect();
+        Ticked { range: (e[0]..e[e.len() - 1]).into(), ticks }
     }
 
     /// The label of the value drawn nearest to position `p`.
     fn label_at(&self, p: f64) -> String {
-        let nearest = (0..self.pos.len())
-            .min_by(|&i, &j| (self.pos[i] - p).abs().total_cmp(&(self.pos[j] - p).abs()));
-        nearest
-            .map(|i| self.scale.label(i, LABEL_DIGITS))
-            .unwrap_or_default()
+        let nearest = (0..self.pos.len()).min_by(|&i, &j| (self.pos[i] - p).abs().total_cmp(&(self.pos[j] - p).abs()));
+        nearest.map(|i| self.scale.label(i, LABEL_DIGITS)).unwrap_or_default()
     }
 
     /// The axis title: its path, then the scale when it is not linear and the
@@ -184,11 +167,7 @@ impl AxisView {
         if let Some(n) = s.bins() {
             notes.push(format!("{n} bins"));
         }
-        if notes.is_empty() {
-            s.name.clone()
-        } else {
-            format!("{} ({})", s.name, notes.join(", "))
-        }
+        if notes.is_empty() { s.name.clone() } else { format!("{} ({})", s.name, notes.join(", ")) }
     }
 }
 
@@ -209,11 +188,7 @@ impl Ranged for Ticked {
 
     /// The given positions as the bold points (labels); no light grid lines.
     fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
-        if hint.weight().allow_light_points() {
-            Vec::new()
-        } else {
-            self.ticks.clone()
-        }
+        if hint.weight().allow_light_points() { Vec::new() } else { self.ticks.clone() }
     }
 
     fn range(&self) -> Range<f64> {
@@ -228,11 +203,7 @@ struct Layout {
 
 impl Layout {
     fn new(width: u32, height: u32) -> Layout {
-        Layout {
-            scale: (width as f64 / 1000.0)
-                .min(height as f64 / 700.0)
-                .clamp(0.7, 4.0),
-        }
+        Layout { scale: (width as f64 / 1000.0).min(height as f64 / 700.0).clamp(0.7, 4.0) }
     }
 
     fn px(&self, base: f64) -> u32 {
@@ -263,10 +234,7 @@ struct Figure {
 pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
     for (flag, side) in [("--width", args.width), ("--height", args.height)] {
         if !(MIN_SIDE..=MAX_SIDE).contains(&side) {
-            return Err(InputError(format!(
-                "{flag} must be between {MIN_SIDE} and {MAX_SIDE} pixels, not {side}"
-            ))
-            .into());
+            return Err(InputError(format!("{flag} must be between {MIN_SIDE} and {MAX_SIDE} pixels, not {side}")).into());
         }
     }
     let csv = SweepCsv::open(&args.csv)?;
@@ -279,30 +247,17 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
     };
     if second_col == Some(x_col) {
         let flag = if args.y.is_some() { "--y" } else { "--by" };
-        return Err(InputError(format!(
-            "{flag} must name another axis than --x ({})",
-            args.x
-        ))
-        .into());
+        return Err(InputError(format!("{flag} must name another axis than --x ({})", args.x)).into());
     }
     let path = match &args.out {
         Some(p) => p.clone(),
         None => default_path(args),
     };
-    let svg = match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    let svg = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("svg") => true,
         Some("png") => false,
         _ => {
-            return Err(InputError(format!(
-                "--out: {} must end in .png or .svg",
-                path.display()
-            ))
-            .into());
+            return Err(InputError(format!("--out: {} must end in .png or .svg", path.display())).into());
         }
     };
 
@@ -327,56 +282,31 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let values = cells
-        .chunks_mut(ny)
-        .map(|column| column.iter_mut().map(|c| c.value(args.agg)).collect())
-        .collect();
+    let values = cells.chunks_mut(ny).map(|column| column.iter_mut().map(|c| c.value(args.agg)).collect()).collect();
     let figure = figure(&csv, args, x, second, values);
 
     let (w, h) = (args.width, args.height);
     let bytes = if svg {
         let mut text = String::new();
-        draw(
-            SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
-            &figure,
-        )?;
+        draw(SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(), &figure)?;
         text.into_bytes()
     } else {
         let mut rgb = vec![0; w as usize * h as usize * 3];
-        draw(
-            TextBitmap::new(&mut rgb, (w, h)).into_drawing_area(),
-            &figure,
-        )?;
+        draw(TextBitmap::new(&mut rgb, (w, h)).into_drawing_area(), &figure)?;
         encode_png(&rgb, w, h)?
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
     }
-    std::fs::write(&path, bytes)
-        .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
-    let kind = if figure.heatmap {
-        "heatmap"
-    } else {
-        "line plot"
-    };
-    writeln!(
-        out,
-        "wrote {} ({kind} of {} {} over {rows} rows)",
-        path.display(),
-        args.agg.name(),
-        args.z
-    )?;
+    std::fs::write(&path, bytes).map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+    let kind = if figure.heatmap { "heatmap" } else { "line plot" };
+    writeln!(out, "wrote {} ({kind} of {} {} over {rows} rows)", path.display(), args.agg.name(), args.z)?;
     Ok(())
 }
 
 /// `<csv stem>.<z>-by-<x>[-<y>].png` beside the CSV (`-per-<by>` for lines by an axis).
 fn default_path(args: &PlotArgs) -> PathBuf {
-    let stem = args
-        .csv
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = args.csv.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut name = format!("{stem}.{}-by-{}", args.z, args.x);
     if let Some(y) = &args.y {
         name += &format!("-{y}");
@@ -387,24 +317,12 @@ fn default_path(args: &PlotArgs) -> PathBuf {
 }
 
 /// The figure: its titles, axes and aggregates.
-fn figure(
-    csv: &SweepCsv,
-    args: &PlotArgs,
-    x: AxisView,
-    second: Option<AxisView>,
-    values: Vec<Vec<f64>>,
-) -> Figure {
+fn figure(csv: &SweepCsv, args: &PlotArgs, x: AxisView, second: Option<AxisView>, values: Vec<Vec<f64>>) -> Figure {
     let shown = [Some(&x), second.as_ref()].map(|a| a.map(|a| a.scale.name.as_str()));
-    let others: Vec<&str> = csv
-        .axes()
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !shown.contains(&Some(*a)))
-        .collect();
+    let others: Vec<&str> = csv.axes().iter().map(String::as_str).filter(|a| !shown.contains(&Some(*a))).collect();
     Figure {
         title: format!("{}: {}", csv.sweep_name(), args.z),
-        subtitle: (!others.is_empty())
-            .then(|| format!("{} over {}", args.agg.name(), others.join(", "))),
+        subtitle: (!others.is_empty()).then(|| format!("{} over {}", args.agg.name(), others.join(", "))),
         z_title: format!("{} ({})", args.z, args.agg.name()),
         x,
         second,
@@ -436,23 +354,14 @@ where
 }
 
 /// The font at `base` size, shrunk if need be so that `text` fits the width of `area`.
-fn fitted<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    text: &str,
-    layout: &Layout,
-    base: f64,
-) -> anyhow::Result<TextStyle<'static>>
+fn fitted<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, layout: &Layout, base: f64) -> anyhow::Result<TextStyle<'static>>
 where
     DB::ErrorType: 'static,
 {
     let font = layout.font(base);
     let (text_w, _) = area.estimate_text_size(text, &font)?;
     let room = area.dim_in_pixel().0 as f64 * 0.96;
-    Ok(if text_w as f64 > room {
-        layout.font(base * room / text_w as f64)
-    } else {
-        font
-    })
+    Ok(if text_w as f64 > room { layout.font(base * room / text_w as f64) } else { font })
 }
 
 /// Margins around the plotting area, shared by the chart and the side panel so that they line up.
@@ -464,11 +373,7 @@ struct Frame {
 
 impl Frame {
     fn new(layout: &Layout) -> Frame {
-        Frame {
-            top: layout.px(10.0),
-            bottom: layout.px(50.0),
-            left: layout.px(90.0),
-        }
+        Frame { top: layout.px(10.0), bottom: layout.px(50.0), left: layout.px(90.0) }
     }
 }
 
@@ -494,11 +399,7 @@ where
     Ok(chart)
 }
 
-fn draw_heatmap<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    figure: &Figure,
-    layout: &Layout,
-) -> anyhow::Result<()>
+fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: &Figure, layout: &Layout) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -520,18 +421,12 @@ where
 
     let (lo, hi) = finite_range(figure.values.iter().flatten().copied());
     let colour = |v: f64| -> RGBColor {
-        if v.is_nan() {
-            RGBColor(215, 215, 215)
-        } else {
-            ViridisRGB::get_color_normalized(v as f32, lo as f32, hi as f32)
-        }
+        if v.is_nan() { RGBColor(215, 215, 215) } else { ViridisRGB::get_color_normalized(v as f32, lo as f32, hi as f32) }
     };
     let (xe, ye) = (figure.x.edges(), y.edges());
     chart.draw_series(figure.values.iter().enumerate().flat_map(|(i, column)| {
         let (xe, ye) = (&xe, &ye);
-        column.iter().enumerate().map(move |(j, &v)| {
-            Rectangle::new([(xe[i], ye[j]), (xe[i + 1], ye[j + 1])], colour(v).filled())
-        })
+        column.iter().enumerate().map(move |(j, &v)| Rectangle::new([(xe[i], ye[j]), (xe[i + 1], ye[j + 1])], colour(v).filled()))
     }))?;
 
     // The colour bar: the same height as the plotting area, labelled on its right.
@@ -559,11 +454,7 @@ where
     Ok(())
 }
 
-fn draw_lines<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    figure: &Figure,
-    layout: &Layout,
-) -> anyhow::Result<()>
+fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: &Figure, layout: &Layout) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -577,12 +468,7 @@ where
     };
     let (lo, hi) = finite_range(figure.values.iter().flatten().copied());
     let pad = (hi - lo) * 0.05;
-    let mut chart = chart(
-        &main,
-        &figure.x,
-        RangedCoordf64::from(lo - pad..hi + pad),
-        layout,
-    )?;
+    let mut chart = chart(&main, &figure.x, RangedCoordf64::from(lo - pad..hi + pad), layout)?;
     chart
         .configure_mesh()
         .light_line_style(WHITE)
@@ -599,29 +485,13 @@ where
     let colours: Vec<RGBColor> = (0..n_lines).map(|j| line_colour(j, n_lines)).collect();
     let stroke = layout.px(2.0).max(1);
     for (j, &colour) in colours.iter().enumerate() {
-        let points: Vec<(f64, f64)> = figure
-            .x
-            .pos
-            .iter()
-            .zip(&figure.values)
-            .map(|(&x, column)| (x, column[j]))
-            .collect();
+        let points: Vec<(f64, f64)> = figure.x.pos.iter().zip(&figure.values).map(|(&x, column)| (x, column[j])).collect();
         // A missing value breaks the line, and `never` stands apart: it does not continue the months.
         let never = figure.x.scale.is_never_slot(points.len() - 1);
         let (months, never) = points.split_at(points.len() - never as usize);
-        for run in months
-            .split(|p| p.1.is_nan())
-            .chain([never])
-            .filter(|r| r.first().is_some_and(|p| !p.1.is_nan()))
-        {
-            chart.draw_series(LineSeries::new(
-                run.iter().copied(),
-                colour.stroke_width(stroke),
-            ))?;
-            chart.draw_series(
-                run.iter()
-                    .map(|&p| Circle::new(p, layout.px(3.0), colour.filled())),
-            )?;
+        for run in months.split(|p| p.1.is_nan()).chain([never]).filter(|r| r.first().is_some_and(|p| !p.1.is_nan())) {
+            chart.draw_series(LineSeries::new(run.iter().copied(), colour.stroke_width(stroke)))?;
+            chart.draw_series(run.iter().map(|&p| Circle::new(p, layout.px(3.0), colour.filled())))?;
         }
     }
 
@@ -629,33 +499,17 @@ where
         let frame = Frame::new(layout);
         let line_h = layout.px(20.0) as i32;
         let (x0, mut y) = (layout.px(10.0) as i32, frame.top as i32 + line_h);
-        legend.draw(&Text::new(
-            by.scale.name.clone(),
-            (x0, y),
-            layout.font(13.0),
-        ))?;
-        let room =
-            ((legend.dim_in_pixel().1 as i32 - y - frame.bottom as i32) / line_h).max(1) as usize;
+        legend.draw(&Text::new(by.scale.name.clone(), (x0, y), layout.font(13.0)))?;
+        let room = ((legend.dim_in_pixel().1 as i32 - y - frame.bottom as i32) / line_h).max(1) as usize;
         let shown = if n_lines > room { room - 1 } else { n_lines };
         for (j, &colour) in colours.iter().enumerate().take(shown) {
             y += line_h;
             let mid = y + line_h / 3;
-            legend.draw(&PathElement::new(
-                vec![(x0, mid), (x0 + layout.px(24.0) as i32, mid)],
-                colour.stroke_width(stroke),
-            ))?;
-            legend.draw(&Text::new(
-                by.scale.label(j, LABEL_DIGITS),
-                (x0 + layout.px(32.0) as i32, y),
-                layout.font(13.0),
-            ))?;
+            legend.draw(&PathElement::new(vec![(x0, mid), (x0 + layout.px(24.0) as i32, mid)], colour.stroke_width(stroke)))?;
+            legend.draw(&Text::new(by.scale.label(j, LABEL_DIGITS), (x0 + layout.px(32.0) as i32, y), layout.font(13.0)))?;
         }
         if shown < n_lines {
-            legend.draw(&Text::new(
-                format!("... {} more", n_lines - shown),
-                (x0, y + line_h),
-                layout.font(13.0),
-            ))?;
+            legend.draw(&Text::new(format!("... {} more", n_lines - shown), (x0, y + line_h), layout.font(13.0)))?;
         }
     }
     Ok(())
@@ -688,11 +542,7 @@ fn line_colour(j: usize, n: usize) -> RGBColor {
 /// The smallest and largest finite value, widened when they are equal so that
 /// a scale can be drawn; (0, 1) when there is none.
 fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if lo > hi {
         (0.0, 1.0)
     } else if lo == hi {

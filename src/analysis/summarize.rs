@@ -45,17 +45,8 @@ struct Group {
 /// `moatsweep summarize`: aggregates the rows per group, then prints the groups or writes them as CSV.
 pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let csv = SweepCsv::open(&args.csv)?;
-    let by: Vec<usize> = args
-        .by
-        .iter()
-        .map(|b| csv.axis_column("--by", b))
-        .collect::<Result<_, _>>()?;
-    if let Some(dup) = args
-        .by
-        .iter()
-        .enumerate()
-        .find_map(|(i, b)| args.by[..i].contains(b).then_some(b))
-    {
+    let by: Vec<usize> = args.by.iter().map(|b| csv.axis_column("--by", b)).collect::<Result<_, _>>()?;
+    if let Some(dup) = args.by.iter().enumerate().find_map(|(i, b)| args.by[..i].contains(b).then_some(b)) {
         return Err(InputError(format!("--by: axis \"{dup}\" is given twice")).into());
     }
     let firms: Vec<String> = csv.firms().into_iter().map(str::to_string).collect();
@@ -64,12 +55,7 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let counts: Vec<Count> = outputs
         .iter()
         .map(|name| match name.strip_prefix("exit_month.") {
-            Some(firm) => Count::Exit(
-                firms
-                    .iter()
-                    .position(|f| f == firm)
-                    .expect("firms come from these columns"),
-            ),
+            Some(firm) => Count::Exit(firms.iter().position(|f| f == firm).expect("firms come from these columns")),
             None if name == "nonconverged_months" => Count::Nonconverged,
             None => Count::Nothing,
         })
@@ -87,12 +73,7 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
             key.push(scale.slot(row.number(c)?));
         }
         if !groups.contains_key(&key) {
-            let group = Group {
-                rows: 0,
-                outputs: vec![Stats::default(); outputs.len()],
-                exits: vec![0; firms.len()],
-                nonconverged: 0,
-            };
+            let group = Group { rows: 0, outputs: vec![Stats::default(); outputs.len()], exits: vec![0; firms.len()], nonconverged: 0 };
             groups.insert(key.clone(), group);
         }
         let group = groups.get_mut(&key).expect("inserted above");
@@ -111,34 +92,16 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
         Ok(())
     })?;
 
-    let table = Table {
-        by: &scales,
-        outputs: &outputs,
-        firms: &firms,
-        groups: &groups,
-    };
+    let table = Table { by: &scales, outputs: &outputs, firms: &firms, groups: &groups };
     match &args.out {
         Some(path) => {
             table.write_csv(path)?;
-            writeln!(
-                out,
-                "wrote {} groups of {rows} rows to {}",
-                groups.len(),
-                path.display()
-            )?;
+            writeln!(out, "wrote {} groups of {rows} rows to {}", groups.len(), path.display())?;
         }
         None => {
-            let grouping = if args.by.is_empty() {
-                String::new()
-            } else {
-                format!(" in {} groups by {}", groups.len(), args.by.join(", "))
-            };
-            writeln!(
-                out,
-                "{} (sweep {}): {rows} rows{grouping}",
-                args.csv.display(),
-                csv.sweep_name()
-            )?;
+            let grouping =
+                if args.by.is_empty() { String::new() } else { format!(" in {} groups by {}", groups.len(), args.by.join(", ")) };
+            writeln!(out, "{} (sweep {}): {rows} rows{grouping}", args.csv.display(), csv.sweep_name())?;
             table.print(out)?;
         }
     }
@@ -157,13 +120,7 @@ impl Table<'_> {
     /// One block per group: a line naming it, the outputs as rows with mean,
     /// min and max as columns, then exits and non-convergence.
     fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let name_w = self
-            .outputs
-            .iter()
-            .map(String::len)
-            .max()
-            .unwrap_or(0)
-            .max("output".len());
+        let name_w = self.outputs.iter().map(String::len).max().unwrap_or(0).max("output".len());
         for (key, g) in self.groups {
             let cells: Vec<[String; 3]> = g
                 .outputs
@@ -173,13 +130,7 @@ impl Table<'_> {
                     None => ["-", "-", "-"].map(str::to_string),
                 })
                 .collect();
-            let num_w = cells
-                .iter()
-                .flatten()
-                .map(String::len)
-                .max()
-                .unwrap_or(0)
-                .max("mean".len());
+            let num_w = cells.iter().flatten().map(String::len).max().unwrap_or(0).max("mean".len());
             writeln!(out)?;
             if self.by.is_empty() {
                 writeln!(out, "all rows: {}", g.rows)?;
@@ -188,40 +139,20 @@ impl Table<'_> {
                     .iter()
                     .zip(self.by)
                     .map(|(&slot, axis)| match axis.bin(slot) {
-                        Some((from, to)) => format!(
-                            "{} in [{}, {})",
-                            axis.name,
-                            fmt_number(from, 4),
-                            fmt_number(to, 4)
-                        ),
+                        Some((from, to)) => format!("{} in [{}, {})", axis.name, fmt_number(from, 4), fmt_number(to, 4)),
                         None => format!("{} = {}", axis.name, axis.label(slot, 6)),
                     })
                     .collect();
                 writeln!(out, "{}: {} rows", names.join(", "), g.rows)?;
             }
-            writeln!(
-                out,
-                "  {:name_w$}  {:>num_w$}  {:>num_w$}  {:>num_w$}",
-                "output", "mean", "min", "max"
-            )?;
+            writeln!(out, "  {:name_w$}  {:>num_w$}  {:>num_w$}  {:>num_w$}", "output", "mean", "min", "max")?;
             for (name, [mean, min, max]) in self.outputs.iter().zip(&cells) {
-                writeln!(
-                    out,
-                    "  {name:name_w$}  {mean:>num_w$}  {min:>num_w$}  {max:>num_w$}"
-                )?;
+                writeln!(out, "  {name:name_w$}  {mean:>num_w$}  {min:>num_w$}  {max:>num_w$}")?;
             }
-            let exits: Vec<String> = self
-                .firms
-                .iter()
-                .zip(&g.exits)
-                .map(|(f, &n)| format!("{f} {:.1}%", 100.0 * n as f64 / g.rows as f64))
-                .collect();
+            let exits: Vec<String> =
+                self.firms.iter().zip(&g.exits).map(|(f, &n)| format!("{f} {:.1}%", 100.0 * n as f64 / g.rows as f64)).collect();
             writeln!(out, "  exited (share of rows): {}", exits.join(", "))?;
-            writeln!(
-                out,
-                "  non-converged scenarios: {} of {}",
-                g.nonconverged, g.rows
-            )?;
+            writeln!(out, "  non-converged scenarios: {} of {}", g.nonconverged, g.rows)?;
         }
         Ok(())
     }
@@ -233,11 +164,9 @@ impl Table<'_> {
     /// `nonconverged_scenarios`.
     fn write_csv(&self, path: &std::path::Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut w = csv::Writer::from_path(path)
-            .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+        let mut w = csv::Writer::from_path(path).map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
         let mut header: Vec<String> = self.by.iter().map(|a| a.name.clone()).collect();
         header.push("rows".into());
         for o in self.outputs {
@@ -247,11 +176,7 @@ impl Table<'_> {
         header.push("nonconverged_scenarios".into());
         w.write_record(&header)?;
         for (key, g) in self.groups {
-            let mut record: Vec<String> = key
-                .iter()
-                .zip(self.by)
-                .map(|(&slot, axis)| number(axis.value(slot)))
-                .collect();
+            let mut record: Vec<String> = key.iter().zip(self.by).map(|(&slot, axis)| number(axis.value(slot))).collect();
             record.push(g.rows.to_string());
             for s in &g.outputs {
                 match s.mean() {
@@ -271,8 +196,5 @@ impl Table<'_> {
 /// Shortest form that reads back to the same number, without a trailing `.0`
 /// (so months and counts read as integers, `never` as -1, as in the sweep CSV).
 fn number(v: f64) -> String {
-    ryu::Buffer::new()
-        .format(v)
-        .trim_end_matches(".0")
-        .to_string()
+    ryu::Buffer::new().format(v).trim_end_matches(".0").to_string()
 }

@@ -26,12 +26,7 @@ impl Default for CpuBackend {
 
 impl Backend for CpuBackend {
     fn info(&self) -> BackendInfo {
-        BackendInfo {
-            kind: "cpu",
-            precision: "f64",
-            threads: rayon::current_num_threads(),
-            adapter: None,
-        }
+        BackendInfo { kind: "cpu", precision: "f64", threads: rayon::current_num_threads(), adapter: None }
     }
 
     fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {

@@ -14,10 +14,10 @@ pub use error::ConfigError;
 use error::{Locator, suggest};
 use tree::{Entry, Node, Span, Spanned};
 
+use crate::design::{SOBOL_DIMENSIONS, SOBOL_MAX_SAMPLES};
 use crate::model::params::{self, DEFAULT_FIRMS, DEFAULT_SEGMENTS, Group, Kind, ParamSpec};
 use crate::model::scaling::MIN_LN_C6;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, NEVER, Scenario};
-use crate::design::{SOBOL_DIMENSIONS, SOBOL_MAX_SAMPLES};
 use crate::sweep::{Axis, AxisValues, Design, MAX_ROWS, Param, Plan};
 
 /// The only config version this moatsweep reads.
@@ -131,11 +131,7 @@ impl Checker<'_> {
 
     fn unknown_key(&self, e: &Entry, prefix: &str, known: &[&str]) -> ConfigError {
         let key = if prefix.is_empty() { e.key.clone() } else { format!("{prefix}.{}", e.key) };
-        self.err(
-            &e.key_span,
-            &key,
-            format!("unknown key{}; expected one of: {}", suggest(&e.key, known.iter().copied()), known.join(", ")),
-        )
+        self.err(&e.key_span, &key, format!("unknown key{}; expected one of: {}", suggest(&e.key, known.iter().copied()), known.join(", ")))
     }
 
     /// A finite number (TOML integer or float).
@@ -162,11 +158,7 @@ impl Checker<'_> {
                 };
             }
             if !matches!(v.node, Node::Int(_) | Node::Float(_)) {
-                return Err(self.err(
-                    &v.span,
-                    key,
-                    format!("expected an integer month >= 0 or \"never\", found {}", v.node.type_name()),
-                ));
+                return Err(self.err(&v.span, key, format!("expected an integer month >= 0 or \"never\", found {}", v.node.type_name())));
             }
         }
         let x = self.number(v, key)?;
@@ -197,7 +189,11 @@ impl Checker<'_> {
             Some(e) => match e.value.node {
                 Node::Int(VERSION) => {}
                 Node::Int(v) => {
-                    return Err(self.err(&e.value.span, "version", format!("unsupported config version {v}; this moatsweep reads version {VERSION}")));
+                    return Err(self.err(
+                        &e.value.span,
+                        "version",
+                        format!("unsupported config version {v}; this moatsweep reads version {VERSION}"),
+                    ));
                 }
                 ref other => {
                     return Err(self.err(&e.value.span, "version", format!("expected the integer {VERSION}, found {}", other.type_name())));
@@ -215,14 +211,26 @@ impl Checker<'_> {
                     "name" => {
                         let n = self.expect_str(&e.value, "sweep.name")?;
                         if !valid_name(n) {
-                            return Err(self.err(&e.value.span, "sweep.name", format!("\"{n}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'")));
+                            return Err(self.err(
+                                &e.value.span,
+                                "sweep.name",
+                                format!("\"{n}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'"),
+                            ));
                         }
                         name = Some(n.to_string());
                     }
                     "design" => {
                         let d = self.expect_str(&e.value, "sweep.design")?;
                         let Some(known) = DESIGNS.iter().find(|k| **k == d) else {
-                            return Err(self.err(&e.value.span, "sweep.design", format!("unknown design \"{d}\"{}; expected one of: {}", suggest(d, DESIGNS.iter().copied()), DESIGNS.join(", "))));
+                            return Err(self.err(
+                                &e.value.span,
+                                "sweep.design",
+                                format!(
+                                    "unknown design \"{d}\"{}; expected one of: {}",
+                                    suggest(d, DESIGNS.iter().copied()),
+                                    DESIGNS.join(", ")
+                                ),
+                            ));
                         };
                         design = (*known, e.value.span.clone(), e.key_span.clone());
                     }
@@ -244,17 +252,29 @@ impl Checker<'_> {
             _ => list.as_ref().map(|l| l.1),
         };
         if let Some(e) = misplaced {
-            return Err(self.err(&e.key_span, &format!("sweep.{}", e.key), format!("{} does not go with design \"{}\" ({})", e.key, design.0, DESIGN_KEYS)));
+            return Err(self.err(
+                &e.key_span,
+                &format!("sweep.{}", e.key),
+                format!("{} does not go with design \"{}\" ({})", e.key, design.0, DESIGN_KEYS),
+            ));
         }
         if sampling && samples.is_none() {
             return Err(self.err(&design.1, "sweep.samples", format!("missing: design \"{}\" needs samples = N", design.0)));
         }
         if design.0 == "list" && list.is_none() {
-            return Err(self.err(&design.1, "sweep.list", "missing: design \"list\" needs list = \"file.csv\" (relative to the config's folder)"));
+            return Err(self.err(
+                &design.1,
+                "sweep.list",
+                "missing: design \"list\" needs list = \"file.csv\" (relative to the config's folder)",
+            ));
         }
         if let (Some((n, e)), "sobol") = (samples, design.0) {
             if n > SOBOL_MAX_SAMPLES {
-                return Err(self.err(&e.value.span, "sweep.samples", format!("a sobol design has at most 2^32 = {SOBOL_MAX_SAMPLES} samples, found {n}")));
+                return Err(self.err(
+                    &e.value.span,
+                    "sweep.samples",
+                    format!("a sobol design has at most 2^32 = {SOBOL_MAX_SAMPLES} samples, found {n}"),
+                ));
             }
         }
 
@@ -304,7 +324,11 @@ impl Checker<'_> {
                 if rows > MAX_ROWS as u128 {
                     let span = get(root, "axes").map(|e| e.key_span.clone()).unwrap_or(None);
                     let count = axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ");
-                    return Err(self.err(&span, "axes", format!("the sweep has {count} = {rows} scenarios, more than the limit of 2^40 = {MAX_ROWS}")));
+                    return Err(self.err(
+                        &span,
+                        "axes",
+                        format!("the sweep has {count} = {rows} scenarios, more than the limit of 2^40 = {MAX_ROWS}"),
+                    ));
                 }
                 Design::Grid
             }
@@ -316,7 +340,11 @@ impl Checker<'_> {
             }
             d => {
                 if d == "sobol" && axes.len() > SOBOL_DIMENSIONS {
-                    return Err(self.err(&design.2, "sweep.design", format!("a sobol design has at most {SOBOL_DIMENSIONS} axes, found {}", axes.len())));
+                    return Err(self.err(
+                        &design.2,
+                        "sweep.design",
+                        format!("a sobol design has at most {SOBOL_DIMENSIONS} axes, found {}", axes.len()),
+                    ));
                 }
                 let (samples, seed) = (samples.expect("checked above").0, seed.map_or(0, |s| s.0));
                 match d {
@@ -360,7 +388,11 @@ impl Checker<'_> {
             return Ok(defaults.iter().map(|s| s.to_string()).collect());
         };
         let Node::Array(items) = &section.value.node else {
-            return Err(self.err(&section.key_span, prefix, format!("expected an array of tables written [[{prefix}]], found {}", section.value.node.type_name())));
+            return Err(self.err(
+                &section.key_span,
+                prefix,
+                format!("expected an array of tables written [[{prefix}]], found {}", section.value.node.type_name()),
+            ));
         };
         if items.len() > max {
             return Err(self.err(&items[max].span, prefix, format!("{} {prefix}s given, at most {max} are allowed", items.len())));
@@ -379,7 +411,11 @@ impl Checker<'_> {
             };
             let name = self.expect_str(&name_entry.value, &format!("{prefix}.name"))?;
             if !valid_name(name) {
-                return Err(self.err(&name_entry.value.span, &format!("{prefix}.name"), format!("\"{name}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'")));
+                return Err(self.err(
+                    &name_entry.value.span,
+                    &format!("{prefix}.name"),
+                    format!("\"{name}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'"),
+                ));
             }
             if names.iter().any(|n| n == name) {
                 return Err(self.err(&name_entry.value.span, &format!("{prefix}.name"), format!("duplicate {prefix} name \"{name}\"")));
@@ -406,7 +442,11 @@ impl Checker<'_> {
                         return Err(self.err(
                             &item.span,
                             &format!("{prefix}.{name}.{}", missing.name),
-                            format!("missing: \"{name}\" is not a default {prefix} ({}), so it must give every field: {}", defaults.join(", "), specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")),
+                            format!(
+                                "missing: \"{name}\" is not a default {prefix} ({}), so it must give every field: {}",
+                                defaults.join(", "),
+                                specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                            ),
                         ));
                     }
                 }
@@ -435,7 +475,11 @@ impl Checker<'_> {
             _ => None,
         };
         let Some(group) = group_of(parts[0]) else {
-            return Err(self.err(span, path, format!("unknown parameter path{}; {FORMS}", suggest(parts[0], ["model", "scaling", "firm", "segment"]))));
+            return Err(self.err(
+                span,
+                path,
+                format!("unknown parameter path{}; {FORMS}", suggest(parts[0], ["model", "scaling", "firm", "segment"])),
+            ));
         };
         let (index, name) = match (group, parts.len()) {
             (Group::Model | Group::Scaling, 2) => (0, parts[1]),
@@ -445,7 +489,14 @@ impl Checker<'_> {
                     return Err(self.err(
                         span,
                         path,
-                        format!("unknown {} \"{}\"{}; the config's {}s are: {}", parts[0], parts[1], suggest(parts[1], names.iter().map(String::as_str)), parts[0], names.join(", ")),
+                        format!(
+                            "unknown {} \"{}\"{}; the config's {}s are: {}",
+                            parts[0],
+                            parts[1],
+                            suggest(parts[1], names.iter().map(String::as_str)),
+                            parts[0],
+                            names.join(", ")
+                        ),
                     ));
                 };
                 (i, parts[2])
@@ -496,7 +547,11 @@ impl Checker<'_> {
         for e in fields {
             if AXIS_KEYS.contains(&e.key.as_str()) && !allowed.contains(&e.key.as_str()) {
                 let msg = if sampling { "random, lhs and sobol designs take" } else { "a grid design takes" };
-                return Err(self.err(&e.key_span, &format!("{path}.{}", e.key), format!("{} does not go with this design: {msg} {forms}", e.key)));
+                return Err(self.err(
+                    &e.key_span,
+                    &format!("{path}.{}", e.key),
+                    format!("{} does not go with this design: {msg} {forms}", e.key),
+                ));
             }
             if !allowed.contains(&e.key.as_str()) {
                 return Err(self.unknown_key(e, path, allowed));
@@ -505,7 +560,14 @@ impl Checker<'_> {
         let kinds: Vec<&Entry> = fields.iter().filter(|e| e.key != "steps").collect();
         let steps = fields.iter().find(|e| e.key == "steps");
         let [kind] = kinds.as_slice() else {
-            return Err(self.err(&v.span, path, format!("an axis needs exactly one of {}", allowed.iter().filter(|k| **k != "steps").copied().collect::<Vec<_>>().join(", "))));
+            return Err(self.err(
+                &v.span,
+                path,
+                format!(
+                    "an axis needs exactly one of {}",
+                    allowed.iter().filter(|k| **k != "steps").copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         };
         let key = format!("{path}.{}", kind.key);
         if kind.key == "values" {
@@ -513,7 +575,11 @@ impl Checker<'_> {
                 return Err(self.err(&s.key_span, &format!("{path}.steps"), "steps goes with range or logspace, not with values"));
             }
             let Node::Array(items) = &kind.value.node else {
-                return Err(self.err(&kind.value.span, &key, format!("expected an array of values, found {}", kind.value.node.type_name())));
+                return Err(self.err(
+                    &kind.value.span,
+                    &key,
+                    format!("expected an array of values, found {}", kind.value.node.type_name()),
+                ));
             };
             if items.is_empty() {
                 return Err(self.err(&kind.value.span, &key, "an axis needs at least one value"));
@@ -527,9 +593,13 @@ impl Checker<'_> {
                 return Err(self.err(&kind.value.span, &key, format!("expected lo <= hi, found [{lo}, {hi}]")));
             }
             return match (kind.key.as_str(), spec.kind) {
-                ("integers", Kind::Real) => Err(self.err(&kind.key_span, &key, "integers is for integer parameters; use uniform or loguniform")),
+                ("integers", Kind::Real) => {
+                    Err(self.err(&kind.key_span, &key, "integers is for integer parameters; use uniform or loguniform"))
+                }
                 ("integers", _) => Ok(AxisValues::Integers { lo, hi }),
-                (k, Kind::Integer | Kind::Month) => Err(self.err(&kind.key_span, &key, format!("{k} is for real-valued parameters; use integers = [lo, hi]"))),
+                (k, Kind::Integer | Kind::Month) => {
+                    Err(self.err(&kind.key_span, &key, format!("{k} is for real-valued parameters; use integers = [lo, hi]")))
+                }
                 ("uniform", _) => Ok(AxisValues::Uniform { lo, hi }),
                 _ if lo <= 0.0 => Err(self.err(&kind.value.span, &key, "loguniform needs both ends > 0")),
                 _ => Ok(AxisValues::LogUniform { lo, hi }),
@@ -540,14 +610,26 @@ impl Checker<'_> {
         };
         let n = match steps.value.node {
             Node::Int(n) if n >= 2 && (n as u64) <= MAX_ROWS => n as u64,
-            Node::Int(n) => return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("steps must be between 2 and 2^40, found {n}"))),
-            ref other => return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("expected an integer, found {}", other.type_name()))),
+            Node::Int(n) => {
+                return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("steps must be between 2 and 2^40, found {n}")));
+            }
+            ref other => {
+                return Err(self.err(
+                    &steps.value.span,
+                    &format!("{path}.steps"),
+                    format!("expected an integer, found {}", other.type_name()),
+                ));
+            }
         };
         let values = if kind.key == "range" {
             AxisValues::Range { lo, hi, steps: n }
         } else {
             if spec.kind != Kind::Real {
-                return Err(self.err(&kind.key_span, &key, "logspace is for real-valued parameters; list integers in values = [...] or use range"));
+                return Err(self.err(
+                    &kind.key_span,
+                    &key,
+                    "logspace is for real-valued parameters; list integers in values = [...] or use range",
+                ));
             }
             if lo <= 0.0 || hi <= 0.0 {
                 return Err(self.err(&kind.value.span, &key, "logspace needs both ends > 0"));
@@ -570,11 +652,20 @@ impl Checker<'_> {
     }
 
     /// Reads a list design's CSV: a header of parameter paths, one scenario a row.
-    fn read_list(&self, file: &str, e: &Entry, dir: &Path, firms: &[String], segments: &[String]) -> Result<(Vec<Axis>, String), ConfigError> {
+    fn read_list(
+        &self,
+        file: &str,
+        e: &Entry,
+        dir: &Path,
+        firms: &[String],
+        segments: &[String],
+    ) -> Result<(Vec<Axis>, String), ConfigError> {
         let path = dir.join(file);
         let shown = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(|err| self.err(&e.value.span, "sweep.list", format!("cannot read the list {shown}: {err}")))?;
-        let text = String::from_utf8(bytes).map_err(|_| self.err(&e.value.span, "sweep.list", format!("the list {shown} is not UTF-8 text")))?;
+        let bytes =
+            std::fs::read(&path).map_err(|err| self.err(&e.value.span, "sweep.list", format!("cannot read the list {shown}: {err}")))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| self.err(&e.value.span, "sweep.list", format!("the list {shown} is not UTF-8 text")))?;
         let sha256 = hex(&Sha256::digest(text.as_bytes()));
         let csv = Checker { loc: Locator { file: &shown, text: &text }, spans: HashMap::new() };
         let mut reader = ::csv::ReaderBuilder::new().from_reader(text.as_bytes());
@@ -585,7 +676,11 @@ impl Checker<'_> {
         for (i, name) in header.iter().map(str::trim).enumerate() {
             let param = csv.resolve(name, &header_span(i), firms, segments)?;
             if param.spec.group == Group::Segment && param.spec.name == "weight" {
-                return Err(csv.err(&header_span(i), name, "segment weights must sum to 1 in every scenario, so a weight cannot be a list column"));
+                return Err(csv.err(
+                    &header_span(i),
+                    name,
+                    "segment weights must sum to 1 in every scenario, so a weight cannot be a list column",
+                ));
             }
             if axes.iter().any(|a| same_param(&a.param, &param)) {
                 return Err(csv.err(&header_span(i), name, "this parameter has two columns"));
@@ -638,8 +733,13 @@ impl Checker<'_> {
         // Segment weights sum to 1.
         let sum: f64 = plan.base.segments().iter().map(|s| s.weight).sum();
         if (sum - 1.0).abs() > WEIGHT_SUM_TOL {
-            let weights: Vec<String> = plan.segment_names.iter().zip(plan.base.segments()).map(|(n, s)| format!("{n} {}", s.weight)).collect();
-            return Err(self.err(&self.span_of(Group::Segment, "weight", 0), "segment.weight", format!("segment weights must sum to 1 (within 1e-9), but {} sum to {sum}", weights.join(" + "))));
+            let weights: Vec<String> =
+                plan.segment_names.iter().zip(plan.base.segments()).map(|(n, s)| format!("{n} {}", s.weight)).collect();
+            return Err(self.err(
+                &self.span_of(Group::Segment, "weight", 0),
+                "segment.weight",
+                format!("segment weights must sum to 1 (within 1e-9), but {} sum to {sum}", weights.join(" + ")),
+            ));
         }
         // Compute large enough for the scaling law: C/6 >= 1e12 FLOP.
         let (_, max_price) = extent(Group::Model, "train_usd_per_flop", 0);
@@ -659,7 +759,11 @@ impl Checker<'_> {
         let (_, max_e) = extent(Group::Scaling, "E", 0);
         let (min_ref, _) = extent(Group::Scaling, "loss_ref", 0);
         if min_ref <= max_e {
-            return Err(self.err(&self.span_of(Group::Scaling, "loss_ref", 0), "scaling.loss_ref", format!("loss_ref ({min_ref}) must exceed the irreducible loss E ({max_e}) (MODEL.md section 1)")));
+            return Err(self.err(
+                &self.span_of(Group::Scaling, "loss_ref", 0),
+                "scaling.loss_ref",
+                format!("loss_ref ({min_ref}) must exceed the irreducible loss E ({max_e}) (MODEL.md section 1)"),
+            ));
         }
         // The market stays within f32 range over the horizon.
         let (_, m0) = extent(Group::Model, "market0", 0);

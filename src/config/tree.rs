@@ -50,14 +50,8 @@ impl Node {
 }
 
 pub fn from_table(t: &toml_edit::Table) -> Spanned {
-    let entries = t
-        .iter()
-        .map(|(k, item)| Entry {
-            key: k.to_string(),
-            key_span: t.key(k).and_then(|k| k.span()),
-            value: from_item(item),
-        })
-        .collect();
+    let entries =
+        t.iter().map(|(k, item)| Entry { key: k.to_string(), key_span: t.key(k).and_then(|k| k.span()), value: from_item(item) }).collect();
     Spanned { node: Node::Table(entries), span: t.span(), inline: false }
 }
 
@@ -65,11 +59,7 @@ fn from_item(item: &Item) -> Spanned {
     match item {
         Item::Value(v) => from_value(v),
         Item::Table(t) => from_table(t),
-        Item::ArrayOfTables(a) => Spanned {
-            node: Node::Array(a.iter().map(from_table).collect()),
-            span: a.span(),
-            inline: false,
-        },
+        Item::ArrayOfTables(a) => Spanned { node: Node::Array(a.iter().map(from_table).collect()), span: a.span(), inline: false },
         Item::None => Spanned { node: Node::Other("nothing"), span: None, inline: false },
     }
 }
@@ -83,13 +73,7 @@ fn from_value(v: &Value) -> Spanned {
         Value::Datetime(_) => Node::Other("a datetime"),
         Value::Array(a) => Node::Array(a.iter().map(from_value).collect()),
         Value::InlineTable(t) => Node::Table(
-            t.iter()
-                .map(|(k, v)| Entry {
-                    key: k.to_string(),
-                    key_span: t.key(k).and_then(|k| k.span()),
-                    value: from_value(v),
-                })
-                .collect(),
+            t.iter().map(|(k, v)| Entry { key: k.to_string(), key_span: t.key(k).and_then(|k| k.span()), value: from_value(v) }).collect(),
         ),
     };
     let inline = matches!(v, Value::InlineTable(_));

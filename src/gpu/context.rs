@@ -12,9 +12,7 @@ use super::{AdapterSummary, GpuOptions, WORKGROUP_SIZE, layout, specialized_sour
 pub(crate) fn is_software_info(info: &wgpu::AdapterInfo) -> bool {
     let name = info.name.to_lowercase();
     info.device_type == wgpu::DeviceType::Cpu
-        || ["llvmpipe", "lavapipe", "swiftshader", "basic render driver"]
-            .iter()
-            .any(|s| name.contains(s))
+        || ["llvmpipe", "lavapipe", "swiftshader", "basic render driver"].iter().any(|s| name.contains(s))
 }
 
 /// llvmpipe in particular (its loop-iteration cap, see `super::loop_iterations`).
@@ -41,11 +39,7 @@ fn backends() -> wgpu::Backends {
 pub(crate) fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     pollster::block_on(instance.enumerate_adapters(backends()))
         .into_iter()
-        .filter(|a| {
-            a.get_downlevel_capabilities()
-                .flags
-                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-        })
+        .filter(|a| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS))
         .collect()
 }
 
@@ -94,17 +88,11 @@ fn describe(list: &[wgpu::Adapter]) -> String {
 /// but an error rather than a panic when nothing matches), else the best hardware one.
 pub(crate) fn choose_adapter(instance: &wgpu::Instance, opts: &GpuOptions) -> anyhow::Result<wgpu::Adapter> {
     let list = adapters(instance);
-    let wanted = opts
-        .adapter
-        .clone()
-        .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()));
+    let wanted = opts.adapter.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()));
     let chosen = if let Some(wanted) = &wanted {
         let needle = wanted.to_lowercase();
         let Some(a) = list.iter().find(|a| a.get_info().name.to_lowercase().contains(&needle)) else {
-            bail!(
-                "no GPU adapter's name contains {wanted:?}; adapters: {}",
-                describe(&list)
-            );
+            bail!("no GPU adapter's name contains {wanted:?}; adapters: {}", describe(&list));
         };
         a.clone()
     } else {
@@ -168,11 +156,7 @@ impl Context {
         let info = adapter.get_info();
         let adapter_limits = adapter.limits();
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
         // The adapter's own limits: big storage bindings and the full dispatch grid.
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("moatsweep"),
@@ -256,11 +240,7 @@ impl Context {
         if let Some(p) = self.pipelines.get(&(n_firms, n_segments)) {
             return Ok(p.clone());
         }
-        let constants = [
-            ("N_FIRMS", n_firms as f64),
-            ("N_SEGMENTS", n_segments as f64),
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-        ];
+        let constants = [("N_FIRMS", n_firms as f64), ("N_SEGMENTS", n_segments as f64), ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)];
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let desc = wgpu::ShaderModuleDescriptor {
             label: Some("moat.wgsl"),
@@ -273,27 +253,18 @@ impl Context {
         // `chunk.rows`). Loop bounding stays on. With checks, each index is wrapped
         // in a clamp that hides the loop counter from the compiler, and llvmpipe
         // then keeps the loops (see `specialized_source`).
-        let checks = wgpu::ShaderRuntimeChecks {
-            bounds_checks: false,
-            ..wgpu::ShaderRuntimeChecks::checked()
-        };
+        let checks = wgpu::ShaderRuntimeChecks { bounds_checks: false, ..wgpu::ShaderRuntimeChecks::checked() };
         let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("moat"),
             layout: Some(&self.pipeline_layout),
             module: &module,
             entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
-                zero_initialize_workgroup_memory: false,
-            },
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            bail!(
-                "could not build the moat pipeline for {n_firms} firms and {n_segments} segments on {:?}: {e}",
-                self.info.name
-            );
+            bail!("could not build the moat pipeline for {n_firms} firms and {n_segments} segments on {:?}: {e}", self.info.name);
         }
         self.pipelines.insert((n_firms, n_segments), pipeline.clone());
         Ok(pipeline)
@@ -303,11 +274,7 @@ impl Context {
     pub fn ensure_slots(&mut self, ring: usize, rows: u64, n_firms: usize, n_segments: usize) {
         let param_bytes = rows * layout::param_stride(n_firms, n_segments) as u64 * 4;
         let out_bytes = rows * layout::out_stride(n_firms) as u64 * 4;
-        let fits = self.slots.len() == ring
-            && self
-                .slots
-                .iter()
-                .all(|s| s.param_bytes >= param_bytes && s.out_bytes >= out_bytes);
+        let fits = self.slots.len() == ring && self.slots.iter().all(|s| s.param_bytes >= param_bytes && s.out_bytes >= out_bytes);
         if fits {
             return;
         }
@@ -323,12 +290,7 @@ impl Context {
     fn new_slot(&self, k: usize, param_bytes: u64, out_bytes: u64) -> Slot {
         let d = &self.device;
         let buffer = |label: &str, size: u64, usage| {
-            d.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(&format!("moat {label} {k}")),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
+            d.create_buffer(&wgpu::BufferDescriptor { label: Some(&format!("moat {label} {k}")), size, usage, mapped_at_creation: false })
         };
         use wgpu::BufferUsages as U;
         let params = buffer("params", param_bytes, U::STORAGE | U::COPY_DST);
@@ -337,11 +299,8 @@ impl Context {
         let ts_offset = out_bytes.next_multiple_of(8);
         let readback = buffer("readback", ts_offset + 16, U::MAP_READ | U::COPY_DST);
         let queries = self.timestamps.then(|| {
-            let set = d.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("moat kernel time"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            });
+            let set =
+                d.create_query_set(&wgpu::QuerySetDescriptor { label: Some("moat kernel time"), ty: wgpu::QueryType::Timestamp, count: 2 });
             let resolve = buffer("timestamps", 16, U::QUERY_RESOLVE | U::COPY_SRC);
             (set, resolve)
         });
@@ -349,32 +308,12 @@ impl Context {
             label: Some(&format!("moat bindings {k}")),
             layout: &self.bind_group_layout,
             entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: outputs.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: uniform.as_entire_binding(),
-                },
+                wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: outputs.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
             ],
         });
-        Slot {
-            host_params: Vec::new(),
-            params,
-            outputs,
-            uniform,
-            readback,
-            ts_offset,
-            queries,
-            bind_group,
-            param_bytes,
-            out_bytes,
-        }
+        Slot { host_params: Vec::new(), params, outputs, uniform, readback, ts_offset, queries, bind_group, param_bytes, out_bytes }
     }
 
     pub fn poison_buffer(&self, out_bytes: u64) -> wgpu::Buffer {

@@ -257,20 +257,9 @@ mod tests {
             }
         }
         for (name, v) in host {
-            assert_eq!(
-                shader.get(*name),
-                Some(v),
-                "layout constant {name} differs between host and shader"
-            );
+            assert_eq!(shader.get(*name), Some(v), "layout constant {name} differs between host and shader");
         }
-        let layout_names = shader
-            .keys()
-            .filter(|n| ["P_", "F_", "S_", "O_", "OF_"].iter().any(|p| n.starts_with(p)))
-            .count();
-        assert_eq!(
-            layout_names,
-            host.len(),
-            "the shader has layout constants the host does not know"
-        );
+        let layout_names = shader.keys().filter(|n| ["P_", "F_", "S_", "O_", "OF_"].iter().any(|p| n.starts_with(p))).count();
+        assert_eq!(layout_names, host.len(), "the shader has layout constants the host does not know");
     }
 }

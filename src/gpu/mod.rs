@@ -43,9 +43,11 @@ pub fn specialized_source(n_firms: usize, n_segments: usize) -> String {
     const FIRMS: &str = "const MAX_FIRMS: u32 = 8u;";
     const SEGMENTS: &str = "const MAX_SEGMENTS: u32 = 8u;";
     assert!(SHADER_SOURCE.contains(FIRMS) && SHADER_SOURCE.contains(SEGMENTS));
-    SHADER_SOURCE
-        .replacen(FIRMS, &format!("const MAX_FIRMS: u32 = {n_firms}u;"), 1)
-        .replacen(SEGMENTS, &format!("const MAX_SEGMENTS: u32 = {n_segments}u;"), 1)
+    SHADER_SOURCE.replacen(FIRMS, &format!("const MAX_FIRMS: u32 = {n_firms}u;"), 1).replacen(
+        SEGMENTS,
+        &format!("const MAX_SEGMENTS: u32 = {n_segments}u;"),
+        1,
+    )
 }
 
 /// Invocations per workgroup (the shader's `WORKGROUP_SIZE` override).
@@ -89,10 +91,7 @@ pub fn loop_iterations(sc: &Scenario) -> u64 {
 
 /// The largest [`loop_iterations`] over `rows` of `src` (in parallel).
 pub fn worst_case_loop_iterations(src: &dyn ScenarioSource, rows: Range<u64>) -> u64 {
-    rows.into_par_iter()
-        .map(|r| loop_iterations(&src.scenario(r)))
-        .max()
-        .unwrap_or(0)
+    rows.into_par_iter().map(|r| loop_iterations(&src.scenario(r))).max().unwrap_or(0)
 }
 
 /// One adapter, as `moatsweep adapters` lists it.
@@ -171,13 +170,7 @@ struct InFlight {
 impl GpuBackend {
     pub fn new(opts: &GpuOptions) -> anyhow::Result<GpuBackend> {
         let ctx = Context::new(opts)?;
-        Ok(GpuBackend {
-            ctx,
-            chunk_rows: opts.chunk_rows.map(|r| r.max(1)),
-            poison: false,
-            kernel_ns: None,
-            skip_loop_check: false,
-        })
+        Ok(GpuBackend { ctx, chunk_rows: opts.chunk_rows.map(|r| r.max(1)), poison: false, kernel_ns: None, skip_loop_check: false })
     }
 
     /// A software adapter (llvmpipe, SwiftShader, WARP).
@@ -217,11 +210,7 @@ impl GpuBackend {
     }
 
     #[doc(hidden)]
-    pub fn run_unchecked_for_tests(
-        &mut self,
-        src: &dyn ScenarioSource,
-        sink: &mut dyn ChunkSink,
-    ) -> anyhow::Result<()> {
+    pub fn run_unchecked_for_tests(&mut self, src: &dyn ScenarioSource, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {
         self.skip_loop_check = true;
         let r = self.run(src, 0..1, sink);
         self.skip_loop_check = false;
@@ -238,9 +227,7 @@ impl GpuBackend {
         let max_bytes = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
         let per_dim = l.max_compute_workgroups_per_dimension as u64;
         let grid = per_dim * per_dim * WORKGROUP_SIZE as u64;
-        let wanted = self
-            .chunk_rows
-            .unwrap_or_else(|| DEFAULT_CHUNK_ROWS.min(DEFAULT_CHUNK_ROW_MONTHS / months.max(1) as u64));
+        let wanted = self.chunk_rows.unwrap_or_else(|| DEFAULT_CHUNK_ROWS.min(DEFAULT_CHUNK_ROW_MONTHS / months.max(1) as u64));
         wanted.min(max_bytes / row_bytes).min(grid).max(1)
     }
 
@@ -306,9 +293,7 @@ impl GpuBackend {
         q.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, 0, 0]));
 
         let out_bytes = rows * layout::out_stride(nf) as u64 * 4;
-        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("moat chunk"),
-        });
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("moat chunk") });
         if let Some(p) = self.ctx.poison.as_ref().filter(|_| self.poison) {
             enc.copy_buffer_to_buffer(p, 0, &s.outputs, 0, out_bytes);
         }
@@ -339,13 +324,7 @@ impl GpuBackend {
             });
         }
         self.ctx.check_errors()?;
-        Ok(InFlight {
-            slot,
-            first_row,
-            rows,
-            submission,
-            mapped,
-        })
+        Ok(InFlight { slot, first_row, rows, submission, mapped })
     }
 
     /// Waits for a chunk, decodes it and hands it to the sink.
@@ -357,10 +336,7 @@ impl GpuBackend {
             }
             self.ctx
                 .device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(f.submission.clone()),
-                    timeout: None,
-                })
+                .poll(wgpu::PollType::Wait { submission_index: Some(f.submission.clone()), timeout: None })
                 .map_err(|e| anyhow!("GPU device lost or timed out: {e}"))?;
             self.ctx.check_errors()?;
         }
@@ -368,10 +344,7 @@ impl GpuBackend {
         let stride = layout::out_stride(n_firms);
         let words = f.rows as usize * stride;
         let outcomes: Result<Vec<Outcome<f32>>, String> = {
-            let view = s
-                .readback
-                .get_mapped_range(..s.ts_offset + 16)
-                .map_err(|e| anyhow!("could not map the GPU's results: {e}"))?;
+            let view = s.readback.get_mapped_range(..s.ts_offset + 16).map_err(|e| anyhow!("could not map the GPU's results: {e}"))?;
             let all: &[u32] = bytemuck::cast_slice(&view[..]);
             if let Some((_, _)) = &s.queries {
                 let ticks: &[u64] = bytemuck::cast_slice(&view[s.ts_offset as usize..s.ts_offset as usize + 16]);
@@ -381,10 +354,7 @@ impl GpuBackend {
             }
             let out = &all[..words];
             let poison = self.poison;
-            out.par_chunks(stride)
-                .enumerate()
-                .map(|(k, w)| decode_row(w, n_firms, f.first_row + k as u64, poison))
-                .collect()
+            out.par_chunks(stride).enumerate().map(|(k, w)| decode_row(w, n_firms, f.first_row + k as u64, poison)).collect()
         };
         s.readback.unmap();
         let outcomes = outcomes.map_err(|e| anyhow!(e))?;
@@ -404,22 +374,14 @@ fn decode_row(w: &[u32], n_firms: usize, row: u64, poison: bool) -> Result<Outco
         ));
     }
     if poison && let Some(p) = w.iter().position(|&x| x == POISON) {
-        return Err(format!(
-            "row {row} word {p} of {} was not written by the kernel",
-            w.len()
-        ));
+        return Err(format!("row {row} word {p} of {} was not written by the kernel", w.len()));
     }
     Ok(layout::unpack(w, n_firms))
 }
 
 impl Backend for GpuBackend {
     fn info(&self) -> BackendInfo {
-        BackendInfo {
-            kind: "gpu",
-            precision: "f32",
-            threads: rayon::current_num_threads(),
-            adapter: Some(self.adapter_info()),
-        }
+        BackendInfo { kind: "gpu", precision: "f32", threads: rayon::current_num_threads(), adapter: Some(self.adapter_info()) }
     }
 
     fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {

@@ -19,11 +19,7 @@ pub struct Shares {
 
 impl Default for Shares {
     fn default() -> Self {
-        Shares {
-            s: [[0.0; MAX_SEGMENTS]; MAX_FIRMS],
-            shift: [0.0; MAX_SEGMENTS],
-            denom: [1.0; MAX_SEGMENTS],
-        }
+        Shares { s: [[0.0; MAX_SEGMENTS]; MAX_FIRMS], shift: [0.0; MAX_SEGMENTS], denom: [1.0; MAX_SEGMENTS] }
     }
 }
 
@@ -35,13 +31,7 @@ pub fn utility(seg: &Segment, base: f64, price: f64) -> f64 {
 }
 
 /// s_jk = exp(u_jk) / (1 + sum_l exp(u_lk)), computed stably (subtract max(0, max_l u_lk)).
-pub fn shares(
-    segs: &[Segment],
-    n: usize,
-    base: &[[f64; MAX_SEGMENTS]; MAX_FIRMS],
-    price: &[f64; MAX_FIRMS],
-    out: &mut Shares,
-) {
+pub fn shares(segs: &[Segment], n: usize, base: &[[f64; MAX_SEGMENTS]; MAX_FIRMS], price: &[f64; MAX_FIRMS], out: &mut Shares) {
     for (k, seg) in segs.iter().enumerate() {
         let mut u = [0.0; MAX_FIRMS];
         let mut shift = 0.0f64;
@@ -73,10 +63,7 @@ pub fn product_share(segs: &[Segment], sh: &Shares, j: usize) -> f64 {
 /// never as 1 - sum_j S_j.
 #[inline]
 pub fn outside_share(segs: &[Segment], sh: &Shares) -> f64 {
-    segs.iter()
-        .enumerate()
-        .map(|(k, seg)| seg.weight * (-sh.shift[k]).exp() / sh.denom[k])
-        .sum()
+    segs.iter().enumerate().map(|(k, seg)| seg.weight * (-sh.shift[k]).exp() / sh.denom[k]).sum()
 }
 
 /// ln(1 + sum_j exp(u_jk)) for segment k: the logit inclusive value.

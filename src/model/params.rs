@@ -73,14 +73,7 @@ impl std::fmt::Display for Bound {
             (true, true) => write!(f, "any finite number"),
             (false, true) if self.lo_open => write!(f, "> {}", self.lo),
             (false, true) => write!(f, ">= {}", self.lo),
-            _ => write!(
-                f,
-                "{}{}, {}{}",
-                if self.lo_open { "(" } else { "[" },
-                self.lo,
-                self.hi,
-                if self.hi_open { ")" } else { "]" }
-            ),
+            _ => write!(f, "{}{}, {}{}", if self.lo_open { "(" } else { "[" }, self.lo, self.hi, if self.hi_open { ")" } else { "]" }),
         }
     }
 }
@@ -105,32 +98,56 @@ pub struct ParamSpec {
 macro_rules! param {
     (model $name:ident, $kind:ident, $bound:expr, $default:expr, $unit:expr, $meaning:expr, $source:expr) => {
         ParamSpec {
-            group: Group::Model, name: stringify!($name), kind: Kind::$kind, bound: $bound,
-            default: Some($default as f64), unit: $unit, meaning: $meaning, source: $source,
+            group: Group::Model,
+            name: stringify!($name),
+            kind: Kind::$kind,
+            bound: $bound,
+            default: Some($default as f64),
+            unit: $unit,
+            meaning: $meaning,
+            source: $source,
             get: |s, _| s.model.$name as f64,
             set: |s, _, v| s.model.$name = v as _,
         }
     };
     (scaling $name:ident = $field:ident, $bound:expr, $default:expr, $unit:expr, $meaning:expr, $source:expr) => {
         ParamSpec {
-            group: Group::Scaling, name: stringify!($name), kind: Kind::Real, bound: $bound,
-            default: Some($default), unit: $unit, meaning: $meaning, source: $source,
+            group: Group::Scaling,
+            name: stringify!($name),
+            kind: Kind::Real,
+            bound: $bound,
+            default: Some($default),
+            unit: $unit,
+            meaning: $meaning,
+            source: $source,
             get: |s, _| s.scaling.$field,
             set: |s, _, v| s.scaling.$field = v,
         }
     };
     (segment $name:ident, $bound:expr, $unit:expr, $meaning:expr, $source:expr) => {
         ParamSpec {
-            group: Group::Segment, name: stringify!($name), kind: Kind::Real, bound: $bound,
-            default: None, unit: $unit, meaning: $meaning, source: $source,
+            group: Group::Segment,
+            name: stringify!($name),
+            kind: Kind::Real,
+            bound: $bound,
+            default: None,
+            unit: $unit,
+            meaning: $meaning,
+            source: $source,
             get: |s, i| s.segments[i].$name,
             set: |s, i, v| s.segments[i].$name = v,
         }
     };
     (firm $name:ident, $kind:ident, $bound:expr, $unit:expr, $meaning:expr, $source:expr) => {
         ParamSpec {
-            group: Group::Firm, name: stringify!($name), kind: Kind::$kind, bound: $bound,
-            default: None, unit: $unit, meaning: $meaning, source: $source,
+            group: Group::Firm,
+            name: stringify!($name),
+            kind: Kind::$kind,
+            bound: $bound,
+            default: None,
+            unit: $unit,
+            meaning: $meaning,
+            source: $source,
             get: |s, i| s.firms[i].$name as f64,
             set: |s, i, v| s.firms[i].$name = v as _,
         }
@@ -216,18 +233,37 @@ pub const DEFAULT_SEGMENTS: [(&str, Segment); 3] = [
 /// The default firms of MODEL.md section 6.
 pub const DEFAULT_FIRMS: [(&str, Firm); 4] = [
     ("open", Firm { train_spend: 1.0e9, data_tokens: 40e12, release_month: 6, brand: 0.0, platform_revenue: 160e9, funding: 50e9 }),
-    ("frontier_a", Firm { train_spend: 1.5e9, data_tokens: 40e12, release_month: NEVER, brand: 0.6, platform_revenue: 0.0, funding: 100e9 }),
+    (
+        "frontier_a",
+        Firm { train_spend: 1.5e9, data_tokens: 40e12, release_month: NEVER, brand: 0.6, platform_revenue: 0.0, funding: 100e9 },
+    ),
     ("frontier_b", Firm { train_spend: 1.2e9, data_tokens: 20e12, release_month: NEVER, brand: 0.9, platform_revenue: 0.0, funding: 20e9 }),
-    ("challenger", Firm { train_spend: 0.15e9, data_tokens: 10e12, release_month: NEVER, brand: 0.3, platform_revenue: 0.0, funding: 0.5e9 }),
+    (
+        "challenger",
+        Firm { train_spend: 0.15e9, data_tokens: 10e12, release_month: NEVER, brand: 0.3, platform_revenue: 0.0, funding: 0.5e9 },
+    ),
 ];
 
 fn empty_scenario() -> Scenario {
     Scenario {
         model: Model {
-            months: 0, discount: 0.0, market0: 0.0, market_growth: 0.0, train_usd_per_flop: 0.0,
-            infer_usd_per_flop: 0.0, spill_gap: 0.0, catchup_rate: 0.0, talent_decay: 0.0,
-            community_gain: 0.0, community_decay: 0.0, community_elasticity: 0.0,
-            community_quality: 0.0, community_cost: 0.0, ad_uplift: 0.0, tol: 0.0, max_iter: 0,
+            months: 0,
+            discount: 0.0,
+            market0: 0.0,
+            market_growth: 0.0,
+            train_usd_per_flop: 0.0,
+            infer_usd_per_flop: 0.0,
+            spill_gap: 0.0,
+            catchup_rate: 0.0,
+            talent_decay: 0.0,
+            community_gain: 0.0,
+            community_decay: 0.0,
+            community_elasticity: 0.0,
+            community_quality: 0.0,
+            community_cost: 0.0,
+            ad_uplift: 0.0,
+            tol: 0.0,
+            max_iter: 0,
         },
         scaling: Scaling { e: 0.0, a: 0.0, b: 0.0, alpha: 0.0, beta: 0.0, repeat_scale: 0.0, loss_ref: 0.0 },
         n_firms: 0,

@@ -91,8 +91,17 @@ pub struct TrainCache {
 impl TrainCache {
     pub fn train(&mut self, i: usize, model: &Model, s: &Scaling, firm: &Firm) -> Trained {
         let key = [
-            firm.train_spend, firm.data_tokens, model.train_usd_per_flop, model.infer_usd_per_flop,
-            s.e, s.a, s.b, s.alpha, s.beta, s.repeat_scale, s.loss_ref,
+            firm.train_spend,
+            firm.data_tokens,
+            model.train_usd_per_flop,
+            model.infer_usd_per_flop,
+            s.e,
+            s.a,
+            s.b,
+            s.alpha,
+            s.beta,
+            s.repeat_scale,
+            s.loss_ref,
         ]
         .map(f64::to_bits);
         match self.last[i] {

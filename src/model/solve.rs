@@ -73,12 +73,7 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
     }
 
     // Section 2: first release month t*, and the state carried between months.
-    let first_release = sc
-        .firms()
-        .iter()
-        .map(|f| f.release_month)
-        .filter(|&r| r >= 0)
-        .min();
+    let first_release = sc.firms().iter().map(|f| f.release_month).filter(|&r| r >= 0).min();
     let mut q = q0;
     let mut community = [0.0f64; MAX_FIRMS];
     let mut cash = [0.0; MAX_FIRMS];
@@ -86,10 +81,7 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
     let mut markup = [f64::NAN; MAX_FIRMS]; // NaN = unset
     let mut npv = [0.0; MAX_FIRMS];
     let mut complement_npv = [0.0; MAX_FIRMS];
-    let mut out = Outcome::<f64> {
-        exit_month: [-1; MAX_FIRMS],
-        ..Default::default()
-    };
+    let mut out = Outcome::<f64> { exit_month: [-1; MAX_FIRMS], ..Default::default() };
     for (i, firm) in sc.firms().iter().enumerate() {
         cash[i] = firm.funding;
         alive[i] = true;
@@ -185,11 +177,7 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
         // Section 4: money and exits.
         let market = m.market0 * (1.0 + m.market_growth).powi(ti);
         let d = m.discount.powi(ti);
-        let surplus: f64 = segs
-            .iter()
-            .enumerate()
-            .map(|(k, seg)| seg.weight * demand::inclusive_value(&shares, k) / seg.price_sens)
-            .sum();
+        let surplus: f64 = segs.iter().enumerate().map(|(k, seg)| seg.weight * demand::inclusive_value(&shares, k) / seg.price_sens).sum();
         cs_npv += d * market * surplus;
 
         let alive_at_start = alive;
@@ -277,11 +265,7 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
             if released[j] {
                 best = best.max(quality[j]);
                 let i = firm_of[j];
-                let gain = if share[j] > 0.0 {
-                    share[j].powf(m.community_elasticity)
-                } else {
-                    0.0
-                };
+                let gain = if share[j] > 0.0 { share[j].powf(m.community_elasticity) } else { 0.0 };
                 community[i] = (1.0 - m.community_decay) * community[i] + m.community_gain * gain;
             }
         }

@@ -186,7 +186,14 @@ impl<'p> CsvSink<'p> {
     /// Starts the writer thread on `file` (positioned at its end), writing the header
     /// first when `header` is set. With `checkpoint`, `(path, state)` gives the state
     /// of the file as it is now; it is rewritten after every chunk.
-    pub fn new(plan: &'p Plan, file: std::fs::File, header: bool, progress: &'p Progress, start: Checkpoint, checkpoint: Option<std::path::PathBuf>) -> Self {
+    pub fn new(
+        plan: &'p Plan,
+        file: std::fs::File,
+        header: bool,
+        progress: &'p Progress,
+        start: Checkpoint,
+        checkpoint: Option<std::path::PathBuf>,
+    ) -> Self {
         let (tx, rx) = sync_channel::<Message>(4);
         let head = if header { header_line(plan) } else { Vec::new() };
         let mut state = start.clone();
