@@ -77,19 +77,15 @@
 //! (it once happened in `zeta_update`'s rescaled branch with a segment of weight 0;
 //! see `tests/model.rs`, `zero_weight_segment_with_underflowing_shares_stays_finite`).
 
+mod common;
+
+use common::{Rng, have_gpu};
 use moatsweep::backend::{Backend, Collect};
 use moatsweep::gpu::{GpuBackend, GpuOptions};
 use moatsweep::model::{self, MonthRecord, NEVER, Outcome, Scenario, params};
 
 fn gpu_or_skip_with(opts: GpuOptions) -> Option<GpuBackend> {
-    if moatsweep::gpu::list_adapters().is_empty() {
-        if std::env::var("MOATSWEEP_REQUIRE_GPU").as_deref() == Ok("1") {
-            panic!("MOATSWEEP_REQUIRE_GPU=1 but there is no GPU adapter (not even lavapipe)");
-        }
-        eprintln!("GPU TESTS SKIPPED: no adapter");
-        return None;
-    }
-    Some(GpuBackend::new(&opts).expect("an adapter exists, so the GPU backend must start"))
+    have_gpu().then(|| GpuBackend::new(&opts).expect("an adapter exists, so the GPU backend must start"))
 }
 
 fn gpu_or_skip() -> Option<GpuBackend> {
@@ -105,36 +101,7 @@ fn run_gpu(gpu: &mut GpuBackend, scs: &Vec<Scenario>) -> Vec<Outcome<f32>> {
 }
 
 // ---------------------------------------------------------------------------
-// A small deterministic PRNG (splitmix64) and the scenario generator.
-
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-    fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        self.uniform(lo.ln(), hi.ln()).exp()
-    }
-    /// Uniform integer in lo..=hi.
-    fn int(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-}
+// The scenario generator (its PRNG is in tests/common).
 
 /// A scenario over wide ranges: utilities from deep negative to large positive
 /// (shares near 0 and near 1), compute and data over orders of magnitude, funding
@@ -659,6 +626,24 @@ fn out_of_range_and_misshapen_rows_are_refused() {
     assert_eq!(run_gpu(&mut gpu, &vec![params::baseline()])[0].max_iterations, 26);
 }
 
+/// The baseline's firms and segments repeated to `nf` x `ns`, nobody releasing or
+/// exiting, equal segment weights: the longest-running shape of the kernel.
+fn closed_shape(nf: usize, ns: usize) -> Scenario {
+    let mut sc = params::baseline();
+    sc.n_firms = nf;
+    sc.n_segments = ns;
+    for i in 0..nf {
+        sc.firms[i] = params::baseline().firms[i % 4];
+        sc.firms[i].release_month = NEVER;
+        sc.firms[i].funding = 1e15;
+    }
+    for k in 0..ns {
+        sc.segments[k] = params::baseline().segments[k % 3];
+        sc.segments[k].weight = 1.0 / ns as f64;
+    }
+    sc
+}
+
 /// llvmpipe's loop cap: a run that could reach it is refused before it starts,
 /// one just below it runs whole, and a cut row is caught by the kernel's own flag.
 #[test]
@@ -666,18 +651,7 @@ fn loop_cap_is_respected() {
     let Some(mut gpu) = gpu_or_skip() else { return };
     gpu.poison_outputs(true);
     for (nf, ns) in [(1usize, 1usize), (8, 8)] {
-        let mut sc = params::baseline();
-        sc.n_firms = nf;
-        sc.n_segments = ns;
-        for i in 0..nf {
-            sc.firms[i] = params::baseline().firms[i % 4];
-            sc.firms[i].release_month = NEVER;
-            sc.firms[i].funding = 1e15;
-        }
-        for k in 0..ns {
-            sc.segments[k] = params::baseline().segments[k % 3];
-            sc.segments[k].weight = 1.0 / ns as f64;
-        }
+        let mut sc = closed_shape(nf, ns);
         sc.model.max_iter = 200;
         // The most months whose count stays within the cap.
         sc.model.months = 1;
@@ -767,18 +741,7 @@ fn measure_loop_cap() {
     for shape in shapes.split(',') {
         let v: Vec<u32> = shape.split('x').map(|x| x.parse().unwrap()).collect();
         let (nf, ns, max_iter) = (v[0] as usize, v[1] as usize, v[2]);
-        let mut sc = params::baseline();
-        sc.n_firms = nf;
-        sc.n_segments = ns;
-        for i in 0..nf {
-            sc.firms[i] = params::baseline().firms[i % 4];
-            sc.firms[i].release_month = NEVER;
-            sc.firms[i].funding = 1e15;
-        }
-        for k in 0..ns {
-            sc.segments[k] = params::baseline().segments[k % 3];
-            sc.segments[k].weight = 1.0 / ns as f64;
-        }
+        let mut sc = closed_shape(nf, ns);
         sc.model.tol = 0.0;
         sc.model.max_iter = max_iter;
         let (mut lo, mut hi) = (1u32, 1201u32);

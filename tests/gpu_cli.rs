@@ -5,21 +5,15 @@
 
 use std::path::Path;
 
+mod common;
+
 use assert_cmd::Command;
+use common::have_gpu;
 
 fn moatsweep() -> Command {
     let mut c = Command::cargo_bin("moatsweep").unwrap();
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
     c
-}
-
-fn have_gpu() -> bool {
-    if !moatsweep::gpu::list_adapters().is_empty() {
-        return true;
-    }
-    assert!(std::env::var("MOATSWEEP_REQUIRE_GPU").as_deref() != Ok("1"), "MOATSWEEP_REQUIRE_GPU=1 but no GPU adapter was found");
-    eprintln!("GPU TESTS SKIPPED: no adapter");
-    false
 }
 
 fn run(out: &Path, extra: &[&str]) -> String {

@@ -1,6 +1,9 @@
 //! The f64 reference against MODEL.md: the quoted baseline figures, closed forms,
 //! and invariants over random scenarios (checked with independent arithmetic).
 
+mod common;
+
+use common::Rng;
 use moatsweep::model::params::baseline;
 use moatsweep::model::scaling::train;
 use moatsweep::model::{MonthRecord, NEVER, Scenario, Segment, solve, solve_traced};
@@ -92,30 +95,6 @@ fn symmetric_firms_get_equal_prices_and_shares() {
     }
 }
 
-/// A small deterministic generator (splitmix64) for random scenarios.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-    fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        self.uniform(lo.ln(), hi.ln()).exp()
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn random_scenario(rng: &mut Rng) -> Scenario {
     let mut sc = baseline();
     // At convergence the last markup change is below tol (1 + m), so the FOC residual
@@ -124,11 +103,11 @@ fn random_scenario(rng: &mut Rng) -> Scenario {
     // a test of the fixed point solving the first-order conditions.
     sc.model.tol = 1e-8;
     sc.model.max_iter = 1000;
-    sc.model.months = 1 + rng.below(60) as u32;
+    sc.model.months = 1 + rng.int(0, 59) as u32;
     sc.model.catchup_rate = rng.unit();
     sc.model.ad_uplift = rng.log_uniform(1e-4, 0.5);
     sc.model.talent_decay = rng.uniform(0.0, 0.2);
-    sc.n_segments = 1 + rng.below(5) as usize;
+    sc.n_segments = 1 + rng.int(0, 4) as usize;
     let mut w: Vec<f64> = (0..sc.n_segments).map(|_| rng.uniform(0.05, 1.0)).collect();
     let sum: f64 = w.iter().sum();
     w.iter_mut().for_each(|x| *x /= sum);
@@ -141,14 +120,14 @@ fn random_scenario(rng: &mut Rng) -> Scenario {
             open_taste: rng.uniform(-2.0, 2.0),
         };
     }
-    sc.n_firms = 1 + rng.below(6) as usize;
+    sc.n_firms = 1 + rng.int(0, 5) as usize;
     for i in 0..sc.n_firms {
         let f = &mut sc.firms[i];
         f.train_spend = rng.log_uniform(1e7, 2e10);
         f.data_tokens = rng.log_uniform(1e11, 1e14);
-        f.release_month = if rng.below(3) == 0 { rng.below(40) as i32 } else { NEVER };
+        f.release_month = if rng.int(0, 2) == 0 { rng.int(0, 39) as i32 } else { NEVER };
         f.brand = rng.uniform(-1.0, 2.0);
-        f.platform_revenue = if rng.below(2) == 0 { rng.log_uniform(1e9, 3e11) } else { 0.0 };
+        f.platform_revenue = if rng.int(0, 1) == 0 { rng.log_uniform(1e9, 3e11) } else { 0.0 };
         f.funding = rng.log_uniform(1e6, 1e11);
     }
     sc
