@@ -554,10 +554,10 @@ fn solve(row: u32) {
         }
 
         // Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started.
-        // The reference carries prices and recovers each markup as p - c; in f32
-        // that difference loses the markup's low bits whenever c >> m (a large
-        // model's serving cost), and the relative change could then never fall
-        // below tol. So the markup itself is the state here, and p = c + m.
+        // As in the reference, the markup itself is the state and p = c + m: in f32
+        // a markup recovered as p - c would lose its low bits whenever c >> m (a
+        // large model's serving cost), and the relative change could then never
+        // fall below tol.
         var iterations = 0u;
         var converged = n_closed == 0u;
         loop {
