@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::backend::{ChunkSink, Outcomes, ScenarioSource};
-use crate::model::{self, MAX_FIRMS, MonthRecord, Outcome};
+use crate::model::{self, MAX_FIRMS, MonthRecord, Outcome, Scenario};
 use crate::output::csv::FIRM_OUTPUTS;
 use crate::sweep::Plan;
 
@@ -73,29 +73,48 @@ pub struct Report {
     pub examples: Vec<String>,
 }
 
+/// The f64 reference of a scenario with the scales its tolerance floors use.
+pub struct Scaled {
+    pub out: Outcome<f64>,
+    /// Per firm: the sum over months of |direct| + complement + train_spend / 12.
+    pub money_scale: [f64; MAX_FIRMS],
+    /// Per firm: the smallest |cash_t| / (funding + money scale up to month t), over
+    /// the months it was alive at the start of.
+    pub cash_edge: [f64; MAX_FIRMS],
+    /// sum_t d_t M_t sum_k w_k / alpha_k: the scale of consumer surplus.
+    pub surplus_scale: f64,
+}
+
+/// Solves `sc` on the f64 reference, tracing the scales of [`Scaled`].
+pub fn scaled_reference(sc: &Scenario) -> Scaled {
+    let m = &sc.model;
+    let mut money_scale = [0.0; MAX_FIRMS];
+    let mut cash_edge = [f64::INFINITY; MAX_FIRMS];
+    let mut surplus_scale = 0.0;
+    let inv_alpha: f64 = sc.segments().iter().map(|s| s.weight / s.price_sens).sum();
+    let out = model::solve_traced(sc, &mut |r: &MonthRecord| {
+        let t = r.month as i32;
+        let market = m.market0 * (1.0f64 + m.market_growth).powi(t);
+        surplus_scale += m.discount.powi(t) * market * inv_alpha;
+        for (i, f) in sc.firms().iter().enumerate().filter(|(i, _)| r.alive & (1 << i) != 0) {
+            let closed = r.released & (1 << i) == 0;
+            let direct = if closed { market * r.share[i] * (r.price[i] - r.cost[i]) } else { 0.0 };
+            let complement = f.platform_revenue / 12.0 * m.ad_uplift * (1.0 - r.outside_share);
+            money_scale[i] += direct.abs() + complement + f.train_spend / 12.0;
+            cash_edge[i] = cash_edge[i].min(r.cash[i].abs() / (f.funding + money_scale[i]));
+        }
+    });
+    Scaled { out, money_scale, cash_edge, surplus_scale }
+}
+
 /// Compares the kept GPU rows with the f64 reference.
 pub fn verify(plan: &Plan, kept: &[(u64, Outcome<f32>)]) -> Report {
     let mut rep = Report { tolerance: "relative 1e-4 plus per-column floors (src/verify.rs)", ..Default::default() };
     let names = &plan.firm_names;
     for &(row, g) in kept {
         let sc = plan.scenario(row);
-        let m = &sc.model;
-        let mut money = [0.0; MAX_FIRMS];
-        let mut edge = f64::INFINITY;
-        let mut surplus_scale = 0.0;
-        let inv_alpha: f64 = sc.segments().iter().map(|s| s.weight / s.price_sens).sum();
-        let o = model::solve_traced(&sc, &mut |r: &MonthRecord| {
-            let t = r.month as i32;
-            let market = m.market0 * (1.0f64 + m.market_growth).powi(t);
-            surplus_scale += m.discount.powi(t) * market * inv_alpha;
-            for (i, f) in sc.firms().iter().enumerate().filter(|(i, _)| r.alive & (1 << i) != 0) {
-                let closed = r.released & (1 << i) == 0;
-                let direct = if closed { market * r.share[i] * (r.price[i] - r.cost[i]) } else { 0.0 };
-                let complement = f.platform_revenue / 12.0 * m.ad_uplift * (1.0 - r.outside_share);
-                money[i] += direct.abs() + complement + f.train_spend / 12.0;
-                edge = edge.min(r.cash[i].abs() / (f.funding + money[i]));
-            }
-        });
+        let Scaled { out: o, money_scale: money, cash_edge, surplus_scale } = scaled_reference(&sc);
+        let edge = cash_edge.iter().fold(f64::INFINITY, |a, &b| a.min(b));
         rep.rows_checked += 1;
         if edge <= CASH_EDGE || o.nonconverged_months > 0 || g.nonconverged_months > 0 {
             rep.knife_edges += 1;

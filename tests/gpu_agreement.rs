@@ -83,6 +83,7 @@ use common::{Rng, have_gpu};
 use moatsweep::backend::{Backend, Collect};
 use moatsweep::gpu::{GpuBackend, GpuOptions};
 use moatsweep::model::{self, MonthRecord, NEVER, Outcome, Scenario, params};
+use moatsweep::verify::{Scaled, scaled_reference};
 
 fn gpu_or_skip_with(opts: GpuOptions) -> Option<GpuBackend> {
     have_gpu().then(|| GpuBackend::new(&opts).expect("an adapter exists, so the GPU backend must start"))
@@ -238,28 +239,7 @@ fn perturbed(sc: &Scenario, seed: u64) -> Scenario {
 }
 
 fn reference(sc: &Scenario, seed: u64) -> Reference {
-    let m = &sc.model;
-    let mut money_scale = [0.0; model::MAX_FIRMS];
-    let mut cash_edge = [f64::INFINITY; model::MAX_FIRMS];
-    let mut surplus_scale = 0.0;
-    let inv_alpha: f64 = sc.segments().iter().map(|s| s.weight / s.price_sens).sum();
-    let out = model::solve_traced(sc, &mut |r: &MonthRecord| {
-        let t = r.month as i32;
-        let market = m.market0 * (1.0 + m.market_growth).powi(t);
-        surplus_scale += m.discount.powi(t) * market * inv_alpha;
-        let bought = 1.0 - r.outside_share;
-        for (i, f) in sc.firms().iter().enumerate() {
-            if r.alive & (1 << i) == 0 {
-                continue;
-            }
-            let released = r.released & (1 << i) != 0;
-            let direct = if released { 0.0 } else { market * r.share[i] * (r.price[i] - r.cost[i]) };
-            let complement = f.platform_revenue / 12.0 * m.ad_uplift * bought;
-            money_scale[i] += direct.abs() + complement + f.train_spend / 12.0;
-            let edge = r.cash[i].abs() / (f.funding + money_scale[i]);
-            cash_edge[i] = cash_edge[i].min(edge);
-        }
-    });
+    let Scaled { out, money_scale, cash_edge, surplus_scale } = scaled_reference(sc);
     let probe = model::solve(&perturbed(sc, seed));
     Reference { out, probe, money_scale, cash_edge, surplus_scale }
 }
