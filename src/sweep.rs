@@ -212,11 +212,6 @@ impl Plan {
             Design::List { .. } => values.value(row),
         }
     }
-
-    /// Looks a firm up by name.
-    pub fn firm_index(&self, name: &str) -> Option<usize> {
-        self.firm_names.iter().position(|n| n == name)
-    }
 }
 
 impl ScenarioSource for Plan {
