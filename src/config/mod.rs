@@ -608,19 +608,7 @@ impl Checker<'_> {
         let Some(steps) = steps else {
             return Err(self.err(&kind.key_span, &format!("{path}.steps"), format!("missing: {} needs steps = N (at least 2)", kind.key)));
         };
-        let n = match steps.value.node {
-            Node::Int(n) if n >= 2 && (n as u64) <= MAX_ROWS => n as u64,
-            Node::Int(n) => {
-                return Err(self.err(&steps.value.span, &format!("{path}.steps"), format!("steps must be between 2 and 2^40, found {n}")));
-            }
-            ref other => {
-                return Err(self.err(
-                    &steps.value.span,
-                    &format!("{path}.steps"),
-                    format!("expected an integer, found {}", other.type_name()),
-                ));
-            }
-        };
+        let n = self.count(&steps.value, &format!("{path}.steps"), 2, MAX_ROWS)?;
         let values = if kind.key == "range" {
             AxisValues::Range { lo, hi, steps: n }
         } else {
@@ -721,7 +709,7 @@ impl Checker<'_> {
     fn cross_checks(&self, plan: &Plan) -> Result<(), ConfigError> {
         let extent = |group: Group, name: &str, index: usize| -> (f64, f64) {
             let spec = params::spec(group, name).expect("known parameter");
-            let axis = plan.axes.iter().find(|a| a.param.spec.group == group && a.param.spec.name == spec.name && a.param.index == index);
+            let axis = plan.axes.iter().find(|a| same_param(&a.param, &Param { spec, index }));
             match axis {
                 Some(a) => a.values.extent(),
                 None => {
