@@ -7,10 +7,17 @@
 // every log is taken of a value known to be positive.
 //
 // Pipeline-overridable constants (set per pipeline by src/gpu/context.rs):
-// N_FIRMS and N_SEGMENTS fix the shape of every scenario of a source, so the
-// loops over firms and segments have constant trip counts and unroll. That
-// matters on llvmpipe, which silently stops an invocation's loops after 65,535
-// iterations in all (see src/gpu/mod.rs, `loop_iterations`).
+// N_FIRMS and N_SEGMENTS fix the shape of every scenario of a source. Before
+// compiling, the host expands every `for (var j = 0u; j < N_FIRMS; j++)` loop
+// (and the same over N_SEGMENTS) into one block per index (src/gpu/source.rs),
+// so every private array index is a constant: on llvmpipe that keeps the arrays
+// in registers, and no such loop counts towards llvmpipe's silent cap of 65,535
+// loop iterations per invocation (src/gpu/mod.rs, `loop_iterations`). Those
+// loops therefore never `break` or `continue`.
+//
+// llvmpipe runs both sides of every branch (masked), so code in a rarely taken
+// branch costs as much as code that always runs: the markup loop keeps no
+// special-case branch (see zeta_update).
 
 override N_FIRMS: u32 = 4u;
 override N_SEGMENTS: u32 = 3u;
@@ -183,7 +190,7 @@ struct Trained {
 // Set when a loop ended before its own exit condition held: llvmpipe silently
 // ends every loop of an invocation after 65,535 iterations in all. The loops
 // that can run long (bisection, months, markup iterations) check their counters
-// on the way out; the short loops over firms and segments are unrolled.
+// on the way out; the loops over firms and segments are expanded on the host.
 var<private> loops_cut: bool;
 
 fn train(ln_c6: f32, ln_u: f32, ln_loss_gap: f32, ln_serve: f32) -> Trained {
@@ -222,11 +229,10 @@ fn train(ln_c6: f32, ln_u: f32, ln_loss_gap: f32, ln_serve: f32) -> Trained {
 // ---------------------------------------------------------------------------
 // Section 3: demand and the zeta-markup update (src/model/demand.rs)
 
-// Below this Lambda_j the product's segment shares have (nearly) underflowed in
-// f32; the markup update is then evaluated in a rescaled form (zeta_update).
-const TINY_LAMBDA: f32 = 1e-30;
-// Below this total share, hhi is evaluated in the same rescaled form.
+// Below this total share, hhi is evaluated in a rescaled form (hhi_of).
 const TINY_BOUGHT: f32 = 1e-30;
+// A utility difference no scenario reaches: the start of a running maximum.
+const FAR_BELOW: f32 = -1e30;
 
 // Segments.
 var<private> seg_weight: array<f32, MAX_SEGMENTS>;
@@ -240,8 +246,16 @@ var<private> offered: array<bool, MAX_FIRMS>;
 var<private> base: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
 var<private> price: array<f32, MAX_FIRMS>;
 
-// Shares at one set of prices (demand::Shares).
+// Shares at one set of prices (demand::Shares), plus each product's shares
+// relative to its largest over weighted segments, for the zeta update:
+// sh_s[j][k] = sh_top[j] * sh_rel[j][k], where sh_top[j] = e^(r_j) and r_j is
+// the largest u_jk - shift_k over weighted segments (so sh_top <= 1 and the
+// largest weighted sh_rel[j][k] = 1 / denom_k >= 1 / (N_FIRMS + 1)). sh_rel stays
+// finite and positive when sh_s underflows in f32, which is what the reference's
+// rescaled branch handles below Lambda_j = 1e-200 in f64.
 var<private> sh_s: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
+var<private> sh_rel: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
+var<private> sh_top: array<f32, MAX_FIRMS>;
 var<private> sh_shift: array<f32, MAX_SEGMENTS>;
 var<private> sh_denom: array<f32, MAX_SEGMENTS>;
 
@@ -251,29 +265,49 @@ fn utility(k: u32, b: f32, p: f32) -> f32 {
 }
 
 // s_jk = exp(u_jk) / (1 + sum_l exp(u_lk)), stably (subtract max(0, max_l u_lk)).
+// Every exponential is taken of a product's own rescaled utility, so the same
+// 16 exponentials give both sh_s and sh_rel (llvmpipe runs both sides of every
+// branch, so a separate rescaled branch would cost as much as the shares).
 fn shares() {
+    var z: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        var u: array<f32, MAX_FIRMS>;
         var shift = 0.0;
         for (var j = 0u; j < N_FIRMS; j++) {
+            z[j][k] = utility(k, base[j][k], price[j]);
             if (offered[j]) {
-                u[j] = utility(k, base[j][k], price[j]);
-                shift = max(shift, u[j]);
+                shift = max(shift, z[j][k]);
             }
         }
-        var denom = exp(-shift);
         for (var j = 0u; j < N_FIRMS; j++) {
-            if (offered[j]) {
-                u[j] = exp(u[j] - shift);
-                denom += u[j];
-            }
-        }
-        let inv = 1.0 / denom;
-        for (var j = 0u; j < N_FIRMS; j++) {
-            sh_s[j][k] = select(0.0, u[j] * inv, offered[j]);
+            z[j][k] -= shift; // <= 0 for offered products
         }
         sh_shift[k] = shift;
-        sh_denom[k] = denom;
+        sh_denom[k] = exp(-shift);
+    }
+    var e: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
+    for (var j = 0u; j < N_FIRMS; j++) {
+        var r = FAR_BELOW;
+        for (var k = 0u; k < N_SEGMENTS; k++) {
+            if (seg_weight[k] > 0.0) {
+                r = max(r, z[j][k]);
+            }
+        }
+        let top = exp(min(r, 0.0)); // r <= 0 for offered products
+        sh_top[j] = top;
+        for (var k = 0u; k < N_SEGMENTS; k++) {
+            // Segments of weight 0 enter no output; capping keeps them finite.
+            let rel = exp(min(z[j][k] - r, 0.0));
+            sh_rel[j][k] = rel;
+            e[j][k] = select(0.0, rel * top, offered[j]); // e^(u_jk - shift_k)
+            sh_denom[k] += e[j][k];
+        }
+    }
+    for (var k = 0u; k < N_SEGMENTS; k++) {
+        let inv = 1.0 / sh_denom[k];
+        for (var j = 0u; j < N_FIRMS; j++) {
+            sh_s[j][k] = e[j][k] * inv;
+            sh_rel[j][k] *= inv;
+        }
     }
 }
 
@@ -300,46 +334,17 @@ fn inclusive_value(k: u32) -> f32 {
     return sh_shift[k] + log(sh_denom[k]);
 }
 
-// (S_j, Lambda_j, Gamma_j)
-fn foc_terms(j: u32) -> vec3<f32> {
-    var s = 0.0;
-    var lambda = 0.0;
-    var gamma = 0.0;
-    for (var k = 0u; k < N_SEGMENTS; k++) {
-        let ws = seg_weight[k] * sh_s[j][k];
-        let was = seg_price_sens[k] * ws;
-        s += ws;
-        lambda += was;
-        gamma += was * sh_s[j][k];
-    }
-    return vec3<f32>(s, lambda, gamma);
-}
-
-// One zeta-markup update m_j <- (S_j + Gamma_j m_j) / Lambda_j. When Lambda_j is
-// tiny the same ratio is evaluated with every segment share divided by the
-// largest one over weighted segments, computed in logs.
+// One zeta-markup update m_j <- (S_j + Gamma_j m_j) / Lambda_j, with S_j,
+// Lambda_j = sum_k w_k alpha_k s_jk and Gamma_j = sum_k w_k alpha_k s_jk^2 all
+// divided by sh_top[j]: the reference's rescaled branch, here used always (the
+// same ratio; in f32 the unscaled one loses Lambda_j to underflow below 1e-30).
 fn zeta_update(j: u32, markup: f32) -> f32 {
-    let f = foc_terms(j);
-    if (f.y > TINY_LAMBDA) {
-        return (f.x + f.z * markup) / f.y;
-    }
-    var ln_s: array<f32, MAX_SEGMENTS>;
-    var top = 0.0;
-    var have_top = false;
-    for (var k = 0u; k < N_SEGMENTS; k++) {
-        ln_s[k] = utility(k, base[j][k], price[j]) - sh_shift[k] - log(sh_denom[k]);
-        if (seg_weight[k] > 0.0 && (!have_top || ln_s[k] > top)) {
-            top = ln_s[k];
-            have_top = true;
-        }
-    }
     var num = 0.0;
     var den = 0.0;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        // Segments of weight 0 add nothing; keep their exponent finite.
-        let scaled = exp(min(ln_s[k] - top, 0.0));
-        num += seg_weight[k] * scaled * (1.0 + seg_price_sens[k] * sh_s[j][k] * markup);
-        den += seg_weight[k] * seg_price_sens[k] * scaled;
+        let wr = seg_weight[k] * sh_rel[j][k];
+        num += wr * (1.0 + seg_price_sens[k] * sh_s[j][k] * markup);
+        den += seg_price_sens[k] * wr;
     }
     return num / den;
 }
@@ -500,13 +505,16 @@ fn solve(row: u32) {
     var cs_npv = 0.0;
     var max_iterations = 0u;
     var nonconverged_months = 0u;
+    // The month's products and shares; after the loop, those of the last month.
+    var released: array<bool, MAX_FIRMS>;
+    var quality: array<f32, MAX_FIRMS>;
+    var share: array<f32, MAX_FIRMS>;
+    var bought = 0.0;
     var t = 0u;
     for (; t < months; t++) {
         let ti = i32(t);
         // Products on offer this month.
-        var released: array<bool, MAX_FIRMS>;
         var closed: array<bool, MAX_FIRMS>;
-        var quality: array<f32, MAX_FIRMS>;
         var cost: array<f32, MAX_FIRMS>;
         var n_closed = 0u;
         for (var i = 0u; i < N_FIRMS; i++) {
@@ -517,40 +525,39 @@ fn solve(row: u32) {
             price[i] = 0.0;
             quality[i] = 0.0;
             cost[i] = 0.0;
-            if (!offered[i]) {
-                continue;
-            }
-            var qj: f32;
-            var cj: f32;
-            var open: f32;
-            var brand: f32;
-            if (is_released) {
-                qj = q0[i] + community_quality * log1p(community[i]);
-                cj = c0[i] / (1.0 + community_cost * community[i]);
-                open = 1.0;
-                brand = brand0[i];
-                price[i] = cj; // competing hosts serve open weights at cost
-            } else {
-                qj = q[i];
-                cj = c0[i];
-                open = 0.0;
-                brand = brand0[i];
-                if (any_release && ti >= first_release) {
-                    brand = brand0[i] * exp(-talent_decay * f32(ti - first_release));
+            if (offered[i]) {
+                var qj: f32;
+                var cj: f32;
+                var open: f32;
+                var brand: f32;
+                if (is_released) {
+                    qj = q0[i] + community_quality * log1p(community[i]);
+                    cj = c0[i] / (1.0 + community_cost * community[i]);
+                    open = 1.0;
+                    brand = brand0[i];
+                    price[i] = cj; // competing hosts serve open weights at cost
+                } else {
+                    qj = q[i];
+                    cj = c0[i];
+                    open = 0.0;
+                    brand = brand0[i];
+                    if (any_release && ti >= first_release) {
+                        brand = brand0[i] * exp(-talent_decay * f32(ti - first_release));
+                    }
+                    if (!markup_set[i]) {
+                        markup[i] = markup_start;
+                        markup_set[i] = true;
+                    }
+                    price[i] = cj + markup[i];
+                    closed[i] = true;
+                    n_closed += 1u;
                 }
-                if (!markup_set[i]) {
-                    markup[i] = markup_start;
-                    markup_set[i] = true;
+                for (var k = 0u; k < N_SEGMENTS; k++) {
+                    base[i][k] = seg_intercept[k] + seg_quality_taste[k] * qj + brand + seg_open_taste[k] * open;
                 }
-                price[i] = cj + markup[i];
-                closed[i] = true;
-                n_closed += 1u;
+                quality[i] = qj;
+                cost[i] = cj;
             }
-            for (var k = 0u; k < N_SEGMENTS; k++) {
-                base[i][k] = seg_intercept[k] + seg_quality_taste[k] * qj + brand + seg_open_taste[k] * open;
-            }
-            quality[i] = qj;
-            cost[i] = cj;
         }
 
         // Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started.
@@ -565,13 +572,14 @@ fn solve(row: u32) {
                 break;
             }
             shares();
-            var change = 0.0;
+            // max_j |m_new - m| / (1 + |m|) < tol, tested without the division.
+            converged = true;
             var new_markup = markup;
             for (var j = 0u; j < N_FIRMS; j++) {
                 if (closed[j]) {
                     let old = markup[j];
                     let m_new = zeta_update(j, old);
-                    change = max(change, abs(m_new - old) / (1.0 + abs(old)));
+                    converged = converged && abs(m_new - old) < tol * (1.0 + abs(old));
                     new_markup[j] = m_new;
                 }
             }
@@ -582,7 +590,6 @@ fn solve(row: u32) {
                 }
             }
             iterations += 1u;
-            converged = change < tol;
         }
         if (!converged && iterations < max_iter) {
             loops_cut = true;
@@ -593,8 +600,7 @@ fn solve(row: u32) {
         max_iterations = max(max_iterations, iterations);
         // Shares once more at the final prices.
         shares();
-        var share: array<f32, MAX_FIRMS>;
-        var bought = 0.0;
+        bought = 0.0;
         for (var j = 0u; j < N_FIRMS; j++) {
             share[j] = 0.0;
             if (offered[j]) {
@@ -612,53 +618,30 @@ fn solve(row: u32) {
         }
         cs_npv += d * market * surplus;
 
-        let last = t + 1u == months;
         for (var i = 0u; i < N_FIRMS; i++) {
-            if (!(offered[i] && alive[i])) {
-                continue;
-            }
-            var direct = 0.0;
-            if (!released[i]) {
-                direct = market * share[i] * markup[i]; // p - c
-            }
-            let complement = platform_revenue[i] / 12.0 * ad_uplift * bought;
-            let flow = direct + complement - train_spend[i] / 12.0;
-            npv[i] += d * flow;
-            complement_npv[i] += d * complement;
-            cash[i] += flow;
-            if (cash[i] < 0.0) {
-                alive[i] = false;
-                exit_month[i] = ti;
-                markup_set[i] = false;
-            }
-        }
-
-        if (last) {
-            // Section 5: the final month as solved.
-            let ob = row * O_STRIDE;
-            var offered_mask = 0u;
-            var open_share = 0.0;
-            for (var i = 0u; i < N_FIRMS; i++) {
-                let fb = ob + O_FIRMS + i * OF_STRIDE;
-                if (offered[i]) {
-                    offered_mask |= 1u << i;
-                    put_f32(fb, OF_QUALITY, quality[i]);
-                    if (released[i]) {
-                        open_share += share[i];
-                    }
-                } else {
-                    put_f32(fb, OF_QUALITY, q[i]);
+            if (offered[i] && alive[i]) {
+                var direct = 0.0;
+                if (!released[i]) {
+                    direct = market * share[i] * markup[i]; // p - c
                 }
-                put_f32(fb, OF_SHARE, share[i]);
-                put_f32(fb, OF_PRICE, price[i]);
+                let complement = platform_revenue[i] / 12.0 * ad_uplift * bought;
+                let flow = direct + complement - train_spend[i] / 12.0;
+                npv[i] += d * flow;
+                complement_npv[i] += d * complement;
+                cash[i] += flow;
+                if (cash[i] < 0.0) {
+                    alive[i] = false;
+                    exit_month[i] = ti;
+                    markup_set[i] = false;
+                }
             }
-            put_u32(ob, O_OFFERED, offered_mask);
-            put_f32(ob, O_OUTSIDE_SHARE, outside_share());
-            put_f32(ob, O_OPEN_SHARE, open_share);
-            put_f32(ob, O_HHI, hhi_of(&share, bought));
         }
 
-        // End of month: community stock of released weights, then spillover to the rest.
+        // End of month: community stock of released weights, then spillover to the
+        // rest (not after the last month: its q is an output).
+        if (t + 1u == months) {
+            continue;
+        }
         var best = 0.0;
         var any_released = false;
         for (var j = 0u; j < N_FIRMS; j++) {
@@ -688,13 +671,31 @@ fn solve(row: u32) {
         loops_cut = true;
     }
 
+    // Section 5: the last month as solved, and the totals.
     let ob = row * O_STRIDE;
+    var offered_mask = 0u;
+    var open_share = 0.0;
     for (var i = 0u; i < N_FIRMS; i++) {
         let fb = ob + O_FIRMS + i * OF_STRIDE;
+        if (offered[i]) {
+            offered_mask |= 1u << i;
+            put_f32(fb, OF_QUALITY, quality[i]);
+            if (released[i]) {
+                open_share += share[i];
+            }
+        } else {
+            put_f32(fb, OF_QUALITY, q[i]);
+        }
+        put_f32(fb, OF_SHARE, share[i]);
+        put_f32(fb, OF_PRICE, price[i]);
         put_f32(fb, OF_NPV, npv[i]);
         put_f32(fb, OF_COMPLEMENT_NPV, complement_npv[i]);
         put_u32(fb, OF_EXIT_MONTH, bitcast<u32>(exit_month[i]));
     }
+    put_u32(ob, O_OFFERED, offered_mask);
+    put_f32(ob, O_OUTSIDE_SHARE, outside_share());
+    put_f32(ob, O_OPEN_SHARE, open_share);
+    put_f32(ob, O_HHI, hhi_of(&share, bought));
     put_f32(ob, O_CONSUMER_SURPLUS_NPV, cs_npv);
     put_u32(ob, O_MAX_ITERATIONS, max_iterations);
     put_u32(ob, O_NONCONVERGED_MONTHS, nonconverged_months);

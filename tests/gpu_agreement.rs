@@ -7,7 +7,8 @@
 //! # Tolerances (see [`compare`])
 //!
 //! The kernel evaluates the same formulas in the same order in f32 (unit roundoff
-//! 6e-8). Logs of O(30) quantities (ln C/6, x = ln N) carry absolute errors near
+//! 6e-8), except that it always takes the zeta-markup update in the rescaled form
+//! that the reference keeps for underflowed shares (the same ratio). Logs of O(30) quantities (ln C/6, x = ln N) carry absolute errors near
 //! 2e-6, llvmpipe's exp is good to 2e-6 relative for arguments near 30, and
 //! utilities of magnitude U carry U x 6e-8; so one month's shares and prices are
 //! good to a few 1e-6. Each real column gets
@@ -17,7 +18,7 @@
 //! - `REL` = 1e-4: the "few 1e-6" with the growth that a few dozen months of
 //!   warm-started markups, community stock and spillover add in ordinary
 //!   scenarios (measured over values that the probe below moves by less than
-//!   1e-7: at most 6.5e-5 for npv, 4.8e-5 for shares, 8e-6 for prices).
+//!   1e-7: at most 6.8e-5 for npv, 4.8e-5 for shares, 8e-6 for prices).
 //! - floor, for values that are small next to their natural scale, where a
 //!   relative error means nothing: shares (share, outside_share, open_share) 1e-6,
 //!   16 f32 ulps at 1 (a share of 1e-9 may be 0 or 2e-9 in f32: both are "no

@@ -1,8 +1,8 @@
 //! The GPU backend: the moat model in WGSL (`shaders/moat.wgsl`, f32) through wgpu.
 //!
 //! One long-lived [`context::Context`] holds the device, a pipeline per
-//! (n_firms, n_segments) shape (the shape is baked into the pipeline as override
-//! constants, so the kernel's loops over firms and segments unroll) and a ring of
+//! (n_firms, n_segments) shape (the kernel's loops over firms and segments are
+//! expanded for the shape before compiling, see [`source`]) and a ring of
 //! buffer sets. A run packs each chunk's parameters on host threads (rayon),
 //! uploads them, dispatches one invocation per scenario and reads the outputs back;
 //! while chunk k is mapped, decoded and handed to the sink, the device already
@@ -13,6 +13,7 @@
 
 pub mod context;
 pub mod layout;
+pub mod source;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,30 +26,7 @@ use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource};
 use crate::model::scaling::BISECTION_STEPS;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, Outcome, Scenario};
 use context::{Context, POISON};
-
-/// The kernel, compiled into the binary.
-pub const SHADER_SOURCE: &str = include_str!("../../shaders/moat.wgsl");
-
-/// The kernel's source for one shape: the lengths of its private arrays
-/// (`MAX_FIRMS`, `MAX_SEGMENTS`, 8 in the file) become the shape itself, so that
-/// every loop over firms or segments walks a whole array. Mesa's NIR always
-/// unrolls a loop that indexes a local array by its counter over the array's full
-/// length; otherwise it weighs the unrolled size, and on Mesa 22.3 it kept the
-/// loops of shapes from about 4 x 4 up (6 x 6 kept ~14 loop iterations per markup
-/// iteration), which on llvmpipe count towards [`LLVMPIPE_LOOP_CAP`]. The same
-/// needs the runtime bounds checks off (see `Context::pipeline`): a clamped index
-/// hides the counter. The trip counts themselves are the pipeline's override
-/// constants `N_FIRMS` and `N_SEGMENTS`.
-pub fn specialized_source(n_firms: usize, n_segments: usize) -> String {
-    const FIRMS: &str = "const MAX_FIRMS: u32 = 8u;";
-    const SEGMENTS: &str = "const MAX_SEGMENTS: u32 = 8u;";
-    assert!(SHADER_SOURCE.contains(FIRMS) && SHADER_SOURCE.contains(SEGMENTS));
-    SHADER_SOURCE.replacen(FIRMS, &format!("const MAX_FIRMS: u32 = {n_firms}u;"), 1).replacen(
-        SEGMENTS,
-        &format!("const MAX_SEGMENTS: u32 = {n_segments}u;"),
-        1,
-    )
-}
+pub use source::{SHADER_SOURCE, specialized_source};
 
 /// Invocations per workgroup (the shader's `WORKGROUP_SIZE` override).
 pub const WORKGROUP_SIZE: u32 = 64;
@@ -72,10 +50,10 @@ pub const RING: usize = 2;
 pub const LLVMPIPE_LOOP_CAP: u64 = 65_535;
 
 /// The loop iterations one invocation of the kernel runs for `sc` at most, as
-/// llvmpipe counts them: per firm its 60 bisection halvings plus 2 (the exit test
-/// and the firm loop); per month `max_iter` markup iterations plus 2 (the exit test
-/// and the month loop). The loops over firms and segments unroll (see
-/// [`specialized_source`]) and do not count. Measured on Mesa 22.3 (test
+/// llvmpipe counts them: per firm its 60 bisection halvings plus 1 (the exit
+/// test); per month `max_iter` markup iterations plus 2 (the exit test and the
+/// month loop). The loops over firms and segments are expanded before compiling
+/// (see [`specialized_source`]) and do not count. Measured on Mesa 22.3 (test
 /// `measure_loop_cap`) with scenarios that never converge (tol = 0), for ten
 /// shapes from 1 x 1 to 8 x 8 and max_iter from 7 to 3000: every horizon whose
 /// count was at most the cap ran whole, and one month more was always cut. The
@@ -86,7 +64,7 @@ pub fn loop_iterations(sc: &Scenario) -> u64 {
     let months = sc.model.months as u64;
     let max_iter = sc.model.max_iter as u64;
     let nf = sc.n_firms as u64;
-    nf * (BISECTION_STEPS as u64 + 2) + months * (max_iter + 2)
+    nf * (BISECTION_STEPS as u64 + 1) + months * (max_iter + 2)
 }
 
 /// The largest [`loop_iterations`] over `rows` of `src` (in parallel).
@@ -408,7 +386,7 @@ impl Backend for GpuBackend {
                 bail!(
                     "this sweep cannot run on llvmpipe: a scenario with months = {months} and max_iter = {max_iter} \
                      may need up to {worst} loop iterations in one GPU invocation, and llvmpipe silently stops \
-                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 2) + 62 x firms must \
+                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 2) + 61 x firms must \
                      stay within that); lower months or max_iter, or use the CPU backend"
                 );
             }
@@ -498,15 +476,9 @@ mod tests {
     #[test]
     fn loop_iterations_counts_months_iterations_and_bisections() {
         let mut sc = crate::model::params::baseline();
-        assert_eq!(loop_iterations(&sc), 4 * 62 + 36 * 202);
+        assert_eq!(loop_iterations(&sc), 4 * 61 + 36 * 202);
         sc.model.months = 120;
         sc.model.max_iter = 1000;
         assert!(loop_iterations(&sc) > LLVMPIPE_LOOP_CAP);
-    }
-
-    #[test]
-    fn specialized_source_sets_array_lengths() {
-        let src = specialized_source(3, 5);
-        assert!(src.contains("const MAX_FIRMS: u32 = 3u;") && src.contains("const MAX_SEGMENTS: u32 = 5u;"));
     }
 }
