@@ -115,8 +115,13 @@ pub(crate) fn choose_adapter(instance: &wgpu::Instance, opts: &GpuOptions) -> an
 
 /// One set of buffers for a chunk in flight.
 pub(crate) struct Slot {
-    /// Host staging of the packed parameters (reused).
+    /// Host staging of the packed parameters, in row order (reused).
     pub host_params: Vec<f32>,
+    /// The same rows in dispatch order (see `coherent_order`), when that differs.
+    pub host_sorted: Vec<f32>,
+    /// Dispatch position p holds row `first_row + order[p]`; empty when the
+    /// dispatch order is the row order.
+    pub order: Vec<u32>,
     pub params: wgpu::Buffer,
     pub outputs: wgpu::Buffer,
     pub uniform: wgpu::Buffer,
@@ -308,7 +313,20 @@ impl Context {
                 wgpu::BindGroupEntry { binding: 2, resource: uniform.as_entire_binding() },
             ],
         });
-        Slot { host_params: Vec::new(), params, outputs, uniform, readback, ts_offset, queries, bind_group, param_bytes, out_bytes }
+        Slot {
+            host_params: Vec::new(),
+            host_sorted: Vec::new(),
+            order: Vec::new(),
+            params,
+            outputs,
+            uniform,
+            readback,
+            ts_offset,
+            queries,
+            bind_group,
+            param_bytes,
+            out_bytes,
+        }
     }
 
     pub fn poison_buffer(&self, out_bytes: u64) -> wgpu::Buffer {
