@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The GPU check for a machine with a real GPU (the issue "GPU core" asks for it
+# on the lent H100): agreement with the f64 CPU reference on a sample of a
+# sampled design, then kernel-only, compute and end-to-end throughput of both
+# backends at 10 million scenarios, measured in one process. Prints everything;
+# writes only under $WORK (a temporary folder by default).
+#
+#   scripts/device-check.sh [BIN]     BIN defaults to target/release/moatsweep
+#
+# Environment: ROWS (scenarios per throughput measurement, default 10000000),
+# AGREE (GPU rows in the agreement run, default 1000000), VERIFY (rows of those
+# re-solved on the f64 reference, default 10000), ADAPTER (a name for
+# --adapter; default: the first adapter), WORK. A quick rehearsal on lavapipe:
+#   ROWS=200000 AGREE=100000 VERIFY=500 scripts/device-check.sh
+set -euo pipefail
+bin=${1:-target/release/moatsweep}
+rows=${ROWS:-10000000}
+agree=${AGREE:-1000000}
+verify=${VERIFY:-10000}
+work=${WORK:-$(mktemp -d)}
+adapter=()
+if [ -n "${ADAPTER:-}" ]; then adapter=(--adapter "$ADAPTER"); fi
+
+echo "== adapters"
+"$bin" adapters
+
+echo "== agreement: $agree rows of configs/release-timing-lhs.toml on the GPU, $verify re-solved in f64"
+"$bin" run --quiet configs/release-timing-lhs.toml --backend gpu "${adapter[@]}" --limit "$agree" \
+    --verify "$verify" --out "$work/agree.csv"
+manifest=$(ls "$work"/agree*.manifest.json)
+if command -v python3 >/dev/null; then
+    python3 - "$manifest" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+v = m["verify"]
+print("backend:", json.dumps(m["backend"]))
+print(f"kernel {m.get('kernel_time_s')} s, wall {m['wall_time_s']} s")
+print(f"verify: {v['rows_checked']} rows, {v['knife_edges']} knife edges, {v['beyond_tolerance']} beyond tolerance")
+worst = sorted(v["columns"].items(), key=lambda kv: -kv[1]["max_rel"])[:5]
+for name, c in worst:
+    print(f"  {name}: max rel {c['max_rel']:.2e}, max abs {c['max_abs']:.3g}")
+PY
+else
+    cat "$manifest"
+fi
+if ! grep -q '"beyond_tolerance": 0' "$manifest"; then
+    echo "AGREEMENT FAILED: rows beyond tolerance, see $manifest" >&2
+    exit 1
+fi
+
+echo "== throughput: $rows scenarios of configs/release-timing.toml per measurement"
+"$bin" bench configs/release-timing.toml --rows "$rows" "${adapter[@]}"
+echo "device check passed"
