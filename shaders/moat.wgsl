@@ -1,6 +1,7 @@
 // The moat model, version 1 (shared/MODEL.md), in f32: one invocation solves one
 // scenario (one row of a sweep). It mirrors the f64 CPU reference in
-// src/model/{scaling,demand,solve}.rs: same names, same order of operations.
+// src/model/{scaling,demand,solve}.rs: same names, same order of operations,
+// except where a comment says why not (shares and zeta_update).
 //
 // WGSL assumes finite math, so nothing here relies on inf or NaN: an unset
 // markup is an explicit flag, maxima start from a flag instead of -inf, and
@@ -248,14 +249,13 @@ var<private> price: array<f32, MAX_FIRMS>;
 
 // Shares at one set of prices (demand::Shares), plus each product's shares
 // relative to its largest over weighted segments, for the zeta update:
-// sh_s[j][k] = sh_top[j] * sh_rel[j][k], where sh_top[j] = e^(r_j) and r_j is
-// the largest u_jk - shift_k over weighted segments (so sh_top <= 1 and the
-// largest weighted sh_rel[j][k] = 1 / denom_k >= 1 / (N_FIRMS + 1)). sh_rel stays
-// finite and positive when sh_s underflows in f32, which is what the reference's
-// rescaled branch handles below Lambda_j = 1e-200 in f64.
+// sh_s[j][k] = e^(r_j) sh_rel[j][k], where r_j <= 0 is the largest u_jk - shift_k
+// over weighted segments, so the largest weighted sh_rel[j][k] is
+// 1 / denom_k >= 1 / (N_FIRMS + 1). sh_rel stays finite and positive where sh_s
+// underflows in f32, the case the reference's rescaled branch handles (below
+// Lambda_j = 1e-200 in f64).
 var<private> sh_s: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
 var<private> sh_rel: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
-var<private> sh_top: array<f32, MAX_FIRMS>;
 var<private> sh_shift: array<f32, MAX_SEGMENTS>;
 var<private> sh_denom: array<f32, MAX_SEGMENTS>;
 
@@ -265,9 +265,10 @@ fn utility(k: u32, b: f32, p: f32) -> f32 {
 }
 
 // s_jk = exp(u_jk) / (1 + sum_l exp(u_lk)), stably (subtract max(0, max_l u_lk)).
-// Every exponential is taken of a product's own rescaled utility, so the same
-// 16 exponentials give both sh_s and sh_rel (llvmpipe runs both sides of every
-// branch, so a separate rescaled branch would cost as much as the shares).
+// The exponentials are taken relative to each product's largest weighted
+// utility, so the same ones (one per product and segment, one per product) give
+// both sh_s and sh_rel: llvmpipe runs both sides of every branch, so a separate
+// rescaled branch would cost as much again.
 fn shares() {
     var z: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
     for (var k = 0u; k < N_SEGMENTS; k++) {
@@ -293,7 +294,6 @@ fn shares() {
             }
         }
         let top = exp(min(r, 0.0)); // r <= 0 for offered products
-        sh_top[j] = top;
         for (var k = 0u; k < N_SEGMENTS; k++) {
             // Segments of weight 0 enter no output; capping keeps them finite.
             let rel = exp(min(z[j][k] - r, 0.0));
@@ -336,8 +336,9 @@ fn inclusive_value(k: u32) -> f32 {
 
 // One zeta-markup update m_j <- (S_j + Gamma_j m_j) / Lambda_j, with S_j,
 // Lambda_j = sum_k w_k alpha_k s_jk and Gamma_j = sum_k w_k alpha_k s_jk^2 all
-// divided by sh_top[j]: the reference's rescaled branch, here used always (the
-// same ratio; in f32 the unscaled one loses Lambda_j to underflow below 1e-30).
+// divided by e^(r_j) (see sh_rel): the reference's rescaled branch, here taken
+// always. It is the same ratio, and in f32 the unscaled one would lose Lambda_j
+// to underflow below about 1e-38.
 fn zeta_update(j: u32, markup: f32) -> f32 {
     var num = 0.0;
     var den = 0.0;
