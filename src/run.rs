@@ -336,8 +336,17 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     }
     anyhow::ensure!(next_row == rows.end, "internal error: stopped at row {next_row} of {}", rows.end);
 
-    let verified = (verify_rows > 0).then(|| verify::verify(plan, &kept));
+    let verified = (verify_rows > 0).then(|| verify::verify(plan, &plan.firm_names, &kept));
     if let Some(v) = &verified {
+        if !opts.quiet {
+            eprintln!("--verify: {}", v.summary());
+        }
+        if !v.within_caps {
+            eprintln!(
+                "warning: --verify: more rows were exempted from comparison or admitted only through the probe than the caps allow ({})",
+                v.summary()
+            );
+        }
         if v.beyond_tolerance > 0 {
             eprintln!(
                 "warning: --verify: {} of {} re-solved rows deviate from the f64 reference beyond the documented tolerance, e.g. {}",
