@@ -186,7 +186,15 @@ var<private> n_closed: u32;
 var<private> quality: array<f32, MAX_FIRMS>;
 var<private> cost: array<f32, MAX_FIRMS>;
 var<private> price: array<f32, MAX_FIRMS>;
+// The part of u_jk that is fixed within a month, cost included, relative to the
+// segment's center: base_jk = a_k + beta_k Q_j + b_j + theta_k o_j - alpha_k c_j - center_k
+// (see utility).
 var<private> base: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
+// center_k = max(0, max_j (a_k + beta_k Q_j + b_j + theta_k o_j - alpha_k c_j)): the
+// largest utility at zero markup (or the outside option's 0), fixed within a month.
+var<private> center: array<f32, MAX_SEGMENTS>;
+// m_j for closed products, 0 for released ones (priced at cost).
+var<private> margin: array<f32, MAX_FIRMS>;
 // Section 3's result: S_j at the final prices and their sum (1 - s_out).
 var<private> share: array<f32, MAX_FIRMS>;
 var<private> bought: f32;
@@ -203,12 +211,22 @@ var<private> sh_rel: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
 var<private> sh_shift: array<f32, MAX_SEGMENTS>;
 var<private> sh_denom: array<f32, MAX_SEGMENTS>;
 
-// u_jk = base_jk - alpha_k p_j
-fn utility(k: u32, b: f32, p: f32) -> f32 {
-    return b - seg[k].price_sens * p;
+// u_jk - center_k, where u_jk = a_k + beta_k Q_j + b_j + theta_k o_j - alpha_k (c_j + m_j),
+// as base_jk - alpha_k m_j with one rounding (fma). The reference evaluates
+// base - alpha_k p_j; in f32 that difference of large terms (utilities of 20 to 40
+// in quality-hungry or price-sensitive segments) is rounded to ulp(20) = 2e-6 or
+// more, which jitters with every change of the markup and kept some fixed points
+// from ever meeting tol = 1e-6. Here the cost and the center enter base once a
+// month (a constant error, not a jitter), the products that compete for a segment
+// have utilities near 0 relative to its center, and the markup's term is exact
+// before the one rounding of the result.
+fn utility(j: u32, k: u32) -> f32 {
+    return fma(-seg[k].price_sens, margin[j], base[j][k]);
 }
 
 // s_jk = exp(u_jk) / (1 + sum_l exp(u_lk)), stably (subtract max(0, max_l u_lk)).
+// Utilities are relative to the segment's center (see utility): sh_shift holds
+// max(0, max_l u_lk) - center_k, and the outside option's utility is -center_k.
 // The exponentials are taken relative to each product's largest weighted
 // utility, so the same ones (one per product and segment, one per product) give
 // both sh_s and sh_rel: llvmpipe runs both sides of every branch, so a separate
@@ -216,9 +234,9 @@ fn utility(k: u32, b: f32, p: f32) -> f32 {
 fn shares() {
     var z: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        var shift = 0.0;
+        var shift = -center[k];
         for (var j = 0u; j < N_FIRMS; j++) {
-            z[j][k] = utility(k, base[j][k], price[j]);
+            z[j][k] = utility(j, k);
             if (offered[j]) {
                 shift = max(shift, z[j][k]);
             }
@@ -227,7 +245,7 @@ fn shares() {
             z[j][k] -= shift; // <= 0 for offered products
         }
         sh_shift[k] = shift;
-        sh_denom[k] = exp(-shift);
+        sh_denom[k] = exp(-center[k] - shift); // the outside option: e^(0 - shift)
     }
     var e: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
     for (var j = 0u; j < N_FIRMS; j++) {
@@ -268,14 +286,14 @@ fn product_share(j: u32) -> f32 {
 fn outside_share() -> f32 {
     var s = 0.0;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        s += seg[k].weight * exp(-sh_shift[k]) / sh_denom[k];
+        s += seg[k].weight * exp(-center[k] - sh_shift[k]) / sh_denom[k];
     }
     return s;
 }
 
 // ln(1 + sum_j exp(u_jk)) for segment k.
 fn inclusive_value(k: u32) -> f32 {
-    return sh_shift[k] + log(sh_denom[k]);
+    return center[k] + sh_shift[k] + log(sh_denom[k]);
 }
 
 // One zeta-markup update m_j <- (S_j + Gamma_j m_j) / Lambda_j, with S_j,
@@ -319,7 +337,7 @@ fn hhi_of() -> f32 {
     for (var j = 0u; j < N_FIRMS; j++) {
         for (var k = 0u; k < N_SEGMENTS; k++) {
             if (offered[j] && seg[k].weight > 0.0) {
-                let z = utility(k, base[j][k], price[j]) - sh_shift[k];
+                let z = utility(j, k) - sh_shift[k];
                 if (!have_top || z > top) {
                     top = z;
                     have_top = true;
@@ -336,7 +354,7 @@ fn hhi_of() -> f32 {
         var s = 0.0;
         if (offered[j]) {
             for (var k = 0u; k < N_SEGMENTS; k++) {
-                let z = utility(k, base[j][k], price[j]) - sh_shift[k];
+                let z = utility(j, k) - sh_shift[k];
                 // <= 0 for weighted segments (denom >= 1); weight-0 ones add nothing.
                 s += seg[k].weight * exp(min(z - top - log(sh_denom[k]), 0.0));
             }
@@ -427,6 +445,7 @@ fn offer_products(t: i32) {
         offered[i] = is_rel || alive[i];
         closed[i] = false;
         price[i] = 0.0;
+        margin[i] = 0.0;
         quality[i] = 0.0;
         cost[i] = 0.0;
         if (offered[i]) {
@@ -453,14 +472,28 @@ fn offer_products(t: i32) {
                     markup_set[i] = true;
                 }
                 price[i] = cj + markup[i];
+                margin[i] = markup[i];
                 closed[i] = true;
                 n_closed += 1u;
             }
             for (var k = 0u; k < N_SEGMENTS; k++) {
-                base[i][k] = seg[k].intercept + seg[k].quality_taste * qj + brand + seg[k].open_taste * open;
+                base[i][k] = seg[k].intercept + seg[k].quality_taste * qj + brand + seg[k].open_taste * open - seg[k].price_sens * cj;
             }
             quality[i] = qj;
             cost[i] = cj;
+        }
+    }
+    for (var k = 0u; k < N_SEGMENTS; k++) {
+        center[k] = 0.0;
+        for (var j = 0u; j < N_FIRMS; j++) {
+            if (offered[j]) {
+                center[k] = max(center[k], base[j][k]);
+            }
+        }
+        for (var j = 0u; j < N_FIRMS; j++) {
+            if (offered[j]) {
+                base[j][k] -= center[k];
+            }
         }
     }
 }
@@ -493,6 +526,7 @@ fn solve_markups() {
         for (var j = 0u; j < N_FIRMS; j++) {
             if (closed[j]) {
                 markup[j] = new_markup[j];
+                margin[j] = markup[j];
                 price[j] = cost[j] + markup[j];
             }
         }

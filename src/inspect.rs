@@ -230,7 +230,7 @@ pub fn outputs_table(out: &mut impl Write) -> anyhow::Result<()> {
             Tolerance::Money(f) => format!("1e-4 relative + {f:e} x the firm's money scale"),
             Tolerance::Surplus(f) => format!("1e-4 relative + {f:e} x the surplus scale"),
             Tolerance::Exact => "equal".into(),
-            Tolerance::Iterations => "3 + a tenth of the count".into(),
+            Tolerance::Iterations => "3 + a quarter of the count (or twice the probe's shift)".into(),
         };
         writeln!(out, "| {column} | {} | {kind} | {empty} | {tolerance} | {} |", o.meaning(), o.why)?;
     }

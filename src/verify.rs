@@ -37,6 +37,15 @@
 //!   of the reference or of the probe stopped at max_iter.
 //! - [`Exemption::NearIterationCap`]: the reference's max_iterations is within the
 //!   slack of max_iter, so the GPU's month may or may not converge in time.
+//! - [`Exemption::OscillatingFixedPoint`]: in some month the reference's markups
+//!   oscillate so nearly undamped that f32 cannot meet tol: with contraction
+//!   rho < 0 (`MonthRecord::contraction`), an error e in each update sustains a
+//!   2-cycle whose successive iterates differ by 2 e / (1 + rho) relative, and the
+//!   month is at the edge when that reaches tol already for e = 2^-23, one f32 ulp,
+//!   the least error any f32 evaluation makes: 1 + rho <= 2^-22 / tol (rho <= -0.76
+//!   at tol = 1e-6). Measured over `tests/gpu_agreement.rs`'s 20,480 scenarios: every
+//!   month the kernel failed to converge where the reference converged had rho
+//!   between -0.94 and -0.76.
 //!
 //! Convergence exemptions still require equal exit months. Each cause is counted,
 //! printed and capped ([`CAPS`]).
@@ -68,6 +77,7 @@ pub enum Exemption {
     ReferenceNotConverged,
     ProbeNotConverged,
     NearIterationCap,
+    OscillatingFixedPoint,
 }
 
 /// The most rows each kind of allowance may cover, as a fraction of the rows
@@ -97,6 +107,15 @@ pub struct Reference {
     pub cash_edge: [f64; MAX_FIRMS],
     /// sum_t d_t M_t sum_k w_k / alpha_k: the scale of consumer surplus.
     pub surplus_scale: f64,
+    /// The contraction of the reference's most nearly undamped oscillating month
+    /// (the smallest `MonthRecord::contraction`, 0 when no month oscillates).
+    pub oscillation: f64,
+}
+
+/// Whether a month whose fixed point contracts at `rho` is beyond what f32 resolves
+/// at tolerance `tol` (see [`Exemption::OscillatingFixedPoint`]).
+pub fn oscillation_edge(rho: f64, tol: f64) -> bool {
+    rho < 0.0 && 1.0 + rho <= 2f64.powi(-22) / tol
 }
 
 /// `sc` with every real input multiplied by 1 +- [`PROBE`] (signs from a PRNG seeded
@@ -135,11 +154,15 @@ pub fn reference(sc: &Scenario, seed: u64) -> Reference {
     let mut money_scale = [0.0; MAX_FIRMS];
     let mut cash_edge = [f64::INFINITY; MAX_FIRMS];
     let mut surplus_scale = 0.0;
+    let mut oscillation: f64 = 0.0;
     let inv_alpha: f64 = sc.segments().iter().map(|s| s.weight / s.price_sens).sum();
     let out = model::solve_traced(sc, &mut |r: &MonthRecord| {
         let t = r.month as i32;
         let market = m.market0 * (1.0f64 + m.market_growth).powi(t);
         surplus_scale += m.discount.powi(t) * market * inv_alpha;
+        if r.iterations >= 2 {
+            oscillation = oscillation.min(r.contraction);
+        }
         for (i, f) in sc.firms().iter().enumerate().filter(|(i, _)| r.alive & (1 << i) != 0) {
             let closed = r.released & (1 << i) == 0;
             let direct = if closed { market * r.share[i] * (r.price[i] - r.cost[i]) } else { 0.0 };
@@ -149,16 +172,19 @@ pub fn reference(sc: &Scenario, seed: u64) -> Reference {
         }
     });
     let probe = model::solve(&perturbed(sc, seed));
-    Reference { out, probe, money_scale, cash_edge, surplus_scale }
+    Reference { out, probe, money_scale, cash_edge, surplus_scale, oscillation }
 }
 
-/// Iterations apart that max_iterations may be: 3, or a tenth of the count (the
-/// crossing of tol by a slowly shrinking change moves by many iterations for a
-/// small relative error in the change), or twice the probe's own shift.
+/// Iterations apart that max_iterations may be: 3, or a quarter of the count, or
+/// twice the probe's own shift. A month that needs n iterations brings its change
+/// from O(1) to about tol = 1e-6, some 14 e-folds at n/14 iterations each; f32's
+/// evaluation errors, of the size of tol themselves, move the iteration at which
+/// the change first falls below tol by up to about three e-folds (measured: 24 of
+/// 105 iterations in the worst of 20,480 random scenarios).
 pub fn iteration_slack(r: &Reference) -> u32 {
     let n = r.out.scenario(Out::MaxIterations) as u32;
     let p = r.probe.scenario(Out::MaxIterations) as u32;
-    3 + (n / 10).max(2 * n.abs_diff(p))
+    3 + (n / 4).max(2 * n.abs_diff(p))
 }
 
 /// One value compared: what the agreement test's statistics need.
@@ -236,6 +262,9 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
     if o.scenario(Out::MaxIterations) as u32 + slack >= max_iter {
         return Verdict::Exempt(Exemption::NearIterationCap);
     }
+    if oscillation_edge(r.oscillation, sc.model.tol) {
+        return Verdict::Exempt(Exemption::OscillatingFixedPoint);
+    }
     for (name, c) in cols {
         let (rv, pv, gv) = (o.get(*c), p.get(*c), g.get(*c) as f64);
         let spec = c.spec;
@@ -248,7 +277,7 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
         }
         let (plain, allowed, floor) = match spec.tolerance {
             Tolerance::Exact => (0.0, 0.0, 0.0),
-            Tolerance::Iterations => ((3 + (rv as u32) / 10) as f64, slack as f64, 0.0),
+            Tolerance::Iterations => ((3 + (rv as u32) / 4) as f64, slack as f64, 0.0),
             t => {
                 let floor = match t {
                     Tolerance::Abs(f) => f,
@@ -329,7 +358,8 @@ pub struct Report {
 }
 
 impl Report {
-    fn new() -> Report {
+    /// An empty report with the tolerance and the caps it applies.
+    pub fn new() -> Report {
         Report {
             tolerance: "output table (src/model/outputs.rs): relative 1e-4 plus per-column floors plus 4 x the probe's change (src/verify.rs)",
             caps: [("exit_edges", CAPS.exit_edges), ("convergence", CAPS.convergence), ("admitted_by_probe", CAPS.admitted_by_probe)]

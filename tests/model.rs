@@ -1,99 +1,16 @@
-//! The f64 reference against MODEL.md: the quoted baseline figures, closed forms,
-//! and invariants over random scenarios (checked with independent arithmetic).
+//! The f64 reference's month-by-month trace against docs/model.md: invariants of
+//! every month over random scenarios (checked with independent arithmetic), and
+//! regressions. The spec's figures, the closed forms and the invariants of the
+//! outputs run on every backend in `tests/conformance.rs`; only the reference has
+//! a trace of every month.
 
 mod common;
 
 use common::Rng;
 use moatsweep::model::params::baseline;
 use moatsweep::model::scaling::train;
-use moatsweep::model::{MonthRecord, NEVER, Scenario, Segment, solve, solve_traced};
-
-/// |x - quoted| within half a unit of the quoted figure's last printed digit.
-fn assert_printed(what: &str, x: f64, quoted: f64, decimals: i32) {
-    let half = 0.5 * 10f64.powi(-decimals);
-    assert!((x - quoted).abs() <= half, "{what}: {x} does not print as {quoted} to {decimals} decimals");
-}
-
-#[test]
-fn baseline_reproduces_model_md_section_6() {
-    let o = solve(&baseline());
-    // "month 35 gives roughly: shares open 0.43, frontier_a 0.055, frontier_b 0.059,
-    //  challenger 0.060, outside 0.39; the open firm's product at about 0.94 $/Mtok;
-    //  no exits; at most 26 iterations in a month."
-    assert_printed("share.open", o.share[0], 0.43, 2);
-    assert_printed("share.frontier_a", o.share[1], 0.055, 3);
-    assert_printed("share.frontier_b", o.share[2], 0.059, 3);
-    assert_printed("share.challenger", o.share[3], 0.060, 3);
-    assert_printed("outside_share", o.outside_share, 0.39, 2);
-    assert_printed("price.open", o.price[0], 0.94, 2);
-    assert_eq!(&o.exit_month[..4], &[-1, -1, -1, -1]);
-    assert_eq!(o.max_iterations, 26);
-    assert_eq!(o.nonconverged_months, 0);
-    // The open firm released at month 6: its share is the open share.
-    assert_eq!(o.open_share, o.share[0]);
-}
-
-#[test]
-fn underfunded_challenger_exits_at_month_2() {
-    // "Raise the challenger's train_spend to 5e8 with funding 5e7 and it exits at month 2."
-    let mut sc = baseline();
-    sc.firms[3].train_spend = 5e8;
-    sc.firms[3].funding = 5e7;
-    let o = solve(&sc);
-    assert_eq!(o.exit_month[3], 2);
-    assert_eq!(o.share[3], 0.0);
-    assert!(!o.is_offered(3));
-    assert_eq!(&o.exit_month[..3], &[-1, -1, -1]);
-}
-
-fn one_segment(seg: Segment, n_firms: usize) -> Scenario {
-    let mut sc = baseline();
-    sc.n_segments = 1;
-    sc.segments[0] = Segment { weight: 1.0, ..seg };
-    sc.n_firms = n_firms;
-    for f in &mut sc.firms[..n_firms] {
-        f.release_month = NEVER;
-        f.funding = 1e15;
-    }
-    sc.model.months = 1;
-    sc.model.tol = 1e-14;
-    sc.model.max_iter = 100_000;
-    sc
-}
-
-#[test]
-fn one_firm_one_segment_markup_is_the_logit_closed_form() {
-    // Single-product logit: the first-order condition gives m = 1 / (alpha (1 - s)).
-    for (alpha, intercept) in [(0.15, -4.0), (1.5, 2.0), (0.6, 8.0), (3.0, -1.0)] {
-        let seg = Segment { weight: 1.0, intercept, price_sens: alpha, quality_taste: 2.0, open_taste: 0.0 };
-        let sc = one_segment(seg, 1);
-        let o = solve(&sc);
-        let c0 = train(&sc.model, &sc.scaling, &sc.firms[0]).c0;
-        let m = o.price[0] - c0;
-        let closed_form = 1.0 / (alpha * (1.0 - o.share[0]));
-        assert!((m - closed_form).abs() <= 1e-9 * closed_form, "alpha {alpha}, a {intercept}: markup {m} vs 1/(alpha(1-s)) {closed_form}");
-        // And the share is the logit share at that price, computed here from scratch.
-        let q = train(&sc.model, &sc.scaling, &sc.firms[0]).q0;
-        let u = intercept + 2.0 * q + sc.firms[0].brand - alpha * o.price[0];
-        let s = u.exp() / (1.0 + u.exp());
-        assert!((o.share[0] - s).abs() <= 1e-12, "share {} vs logit {s}", o.share[0]);
-    }
-}
-
-#[test]
-fn symmetric_firms_get_equal_prices_and_shares() {
-    for seg in [baseline().segments[0], baseline().segments[2]] {
-        let mut sc = one_segment(seg, 3);
-        sc.firms[1] = sc.firms[0];
-        sc.firms[2] = sc.firms[0];
-        sc.model.months = 12;
-        let o = solve(&sc);
-        for i in 1..3 {
-            assert!((o.price[i] - o.price[0]).abs() <= 1e-12 * o.price[0], "price {i}: {} vs {}", o.price[i], o.price[0]);
-            assert!((o.share[i] - o.share[0]).abs() <= 1e-12, "share {i}: {} vs {}", o.share[i], o.share[0]);
-        }
-    }
-}
+use moatsweep::model::scaling::TrainInputs;
+use moatsweep::model::{MonthRecord, NEVER, Out, Scenario, Segment, solve, solve_traced};
 
 fn random_scenario(rng: &mut Rng) -> Scenario {
     let mut sc = baseline();
@@ -225,7 +142,7 @@ fn invariants_hold_over_random_scenarios() {
             }
         }
         for i in 0..sc.n_firms {
-            assert_eq!(o.exit_month[i] >= 0, gone & (1 << i) != 0, "scenario {n}: exit_month of firm {i}");
+            assert_eq!(o.firm(Out::ExitMonth, i) >= 0.0, gone & (1 << i) != 0, "scenario {n}: exit_month of firm {i}");
         }
     }
     assert!(converged_months > 10_000, "too few converged months tested: {converged_months}");
@@ -242,11 +159,13 @@ fn zero_weight_segment_with_underflowing_shares_stays_finite() {
     sc.n_segments = 2;
     sc.segments[0] = Segment { weight: 0.0, intercept: 0.0, price_sens: 0.01, quality_taste: 1.0, open_taste: 0.0 };
     sc.segments[1] = Segment { weight: 1.0, intercept: -4.0, price_sens: 1.0, quality_taste: 1.0, open_taste: 0.0 };
-    let c0 = train(&sc.model, &sc.scaling, &sc.firms[1]).c0;
+    let c0 = train(&TrainInputs::first_generation(&sc.model, &sc.scaling, &sc.firms[1])).c0;
     assert!(c0 > 800.0, "the closed products' shares must underflow in the weighted segment (c0 = {c0})");
     let o = solve(&sc);
     for i in 0..sc.n_firms {
-        assert!(o.price[i].is_finite() && o.npv[i].is_finite() && o.share[i].is_finite(), "firm {i}: {o:?}");
+        for out in [Out::Price, Out::Npv, Out::Share] {
+            assert!(o.firm(out, i).is_finite(), "firm {i} {out:?}: {o:?}");
+        }
     }
-    assert!(o.consumer_surplus_npv.is_finite() && o.hhi.is_finite());
+    assert!(o.scenario(Out::ConsumerSurplusNpv).is_finite() && o.scenario(Out::Hhi).is_finite());
 }

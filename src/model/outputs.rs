@@ -254,6 +254,13 @@ impl<F: Copy> Outcome<F> {
     }
 }
 
+impl<F: Copy> Outcome<F> {
+    /// The same outcome with every value converted (f32 to f64 is exact).
+    pub fn map<G>(&self, f: impl Fn(F) -> G) -> Outcome<G> {
+        Outcome { firm: self.firm.map(|a| a.map(&f)), scenario: self.scenario.map(&f) }
+    }
+}
+
 impl<F: Copy + Into<f64>> Outcome<F> {
     /// Whether firm `i` offers a product in month T-1 (its price is then a number).
     pub fn is_offered(&self, i: usize) -> bool {

@@ -32,6 +32,10 @@ pub struct MonthRecord {
     pub outside_share: f64,
     pub iterations: u32,
     pub converged: bool,
+    /// The fixed point's contraction at its last iteration: the change of the
+    /// markups projected on the previous change, <d_n, d_(n-1)> / <d_(n-1), d_(n-1)>
+    /// (negative when the markups oscillate); NaN below two iterations.
+    pub contraction: f64,
 }
 
 /// Receives each solved month; [`NoTrace`] compiles to nothing in a sweep.
@@ -110,6 +114,7 @@ struct Month {
     bought: f64,
     iterations: u32,
     converged: bool,
+    contraction: f64,
 }
 
 /// Solves one scenario, reusing trained models from `cache` (the hot path of a CPU sweep).
@@ -194,6 +199,7 @@ fn offer_products(sc: &Scenario, st: &mut State, t: i32) -> Month {
         bought: 0.0,
         iterations: 0,
         converged: false,
+        contraction: f64::NAN,
     };
     for (i, firm) in sc.firms().iter().enumerate() {
         let released = is_released(sc, i, t);
@@ -244,15 +250,23 @@ fn solve_markups(sc: &Scenario, st: &mut State, mo: &mut Month, shares: &mut Sha
     let segs = sc.segments();
     let mut iterations = 0;
     let mut converged = mo.n_closed == 0;
+    let mut last_step = [0.0; MAX_FIRMS];
     while !converged && iterations < m.max_iter {
         demand::shares(segs, mo.n, &mo.base, &mo.price, shares);
         let mut change = 0.0f64;
         let mut updated = st.markup;
+        let (mut along, mut before) = (0.0, 0.0);
         for &j in &mo.closed[..mo.n_closed] {
             let old = st.markup[mo.firm_of[j]];
             let new = demand::zeta_update(segs, shares, &mo.base, &mo.price, j, old);
             change = change.max((new - old).abs() / (1.0 + old.abs()));
             updated[mo.firm_of[j]] = new;
+            along += (new - old) * last_step[j];
+            before += last_step[j] * last_step[j];
+            last_step[j] = new - old;
+        }
+        if iterations > 0 {
+            mo.contraction = along / before;
         }
         st.markup = updated;
         for &j in &mo.closed[..mo.n_closed] {
@@ -338,6 +352,7 @@ fn record(sc: &Scenario, st: &State, mo: &Month, shares: &Shares, alive_at_start
         outside_share: demand::outside_share(sc.segments(), shares),
         iterations: mo.iterations,
         converged: mo.converged,
+        contraction: mo.contraction,
         cash: st.cash,
         ..Default::default()
     };

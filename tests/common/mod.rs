@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests (each test crate uses a part of them).
 #![allow(dead_code)]
 
+use moatsweep::backend::cpu::CpuBackend;
+use moatsweep::backend::{Backend, Collect};
 use moatsweep::design::mix64;
+use moatsweep::gpu::{GpuBackend, GpuOptions};
+use moatsweep::model::{NEVER, Outcome, Scenario};
 
 /// A small deterministic PRNG (splitmix64) for random scenarios.
 pub struct Rng(pub u64);
@@ -43,3 +47,119 @@ pub fn have_gpu() -> bool {
     eprintln!("GPU TESTS SKIPPED: no adapter");
     false
 }
+
+/// One backend of the conformance suite.
+pub struct TestBackend {
+    /// "cpu", or "gpu <adapter name>".
+    pub name: String,
+    /// What to pass to `moatsweep run` to get this backend.
+    pub cli_args: Vec<String>,
+    pub backend: Box<dyn Backend>,
+    /// Whether it computes in f32 (the GPU kernel) rather than f64.
+    pub f32: bool,
+}
+
+impl TestBackend {
+    /// Solves `scs` (one shape) and returns the outcomes in f64 (exact for f32 ones).
+    #[allow(clippy::ptr_arg)] // a Vec is a ScenarioSource, a slice is not
+    pub fn solve(&mut self, scs: &Vec<Scenario>) -> Vec<Outcome<f64>> {
+        let mut sink = Collect::default();
+        self.backend.run(scs, 0..scs.len() as u64, &mut sink).unwrap_or_else(|e| panic!("{}: {e:#}", self.name));
+        let out: Vec<Outcome<f64>> = if self.f32 { sink.f32.iter().map(|o| o.map(f64::from)).collect() } else { sink.f64 };
+        assert_eq!(out.len(), scs.len(), "{}", self.name);
+        out
+    }
+
+    /// The relative tolerance a closed form is checked to on this backend: f64's
+    /// rounding, or the f32 kernel's (the output table's 1e-4, docs/model.md).
+    pub fn rel(&self) -> f64 {
+        if self.f32 { 1e-4 } else { 1e-9 }
+    }
+}
+
+/// Every backend present: the f64 CPU reference, and the f32 kernel on every GPU
+/// adapter wgpu finds (software ones included: lavapipe in CI).
+pub fn backends() -> Vec<TestBackend> {
+    let mut v = vec![TestBackend { name: "cpu".into(), cli_args: vec!["--backend".into(), "cpu".into()], backend: Box::new(CpuBackend::default()), f32: false }];
+    if have_gpu() {
+        for a in moatsweep::gpu::list_adapters() {
+            let opts = GpuOptions { adapter: Some(a.name.clone()), allow_software: true, chunk_rows: None };
+            let gpu = GpuBackend::new(&opts).unwrap_or_else(|e| panic!("adapter {} is listed but does not start: {e:#}", a.name));
+            v.push(TestBackend {
+                name: format!("gpu {}", a.name),
+                cli_args: vec!["--backend".into(), "gpu".into(), "--adapter".into(), a.name.clone()],
+                backend: Box::new(gpu),
+                f32: true,
+            });
+        }
+    }
+    v
+}
+
+/// A scenario over wide ranges, for the agreement tests and the invariants:
+/// utilities from deep negative to large positive (shares near 0 and near 1),
+/// compute and data over orders of magnitude, funding from 0 (exit in month 0) to
+/// ample, releases from month 0 to never, every parameter of the table varied
+/// (`tests/gpu_agreement.rs` checks that).
+pub fn wide_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenario {
+    let mut sc = moatsweep::model::params::baseline();
+    let m = &mut sc.model;
+    m.months = if rng.chance(0.1) { rng.int(1, 3) as u32 } else { rng.int(1, 120) as u32 };
+    m.discount = rng.uniform(0.9, 1.0);
+    m.market0 = rng.log_uniform(1e5, 1e10);
+    m.market_growth = rng.uniform(-0.1, 0.2);
+    m.train_usd_per_flop = rng.log_uniform(3e-19, 5e-18);
+    m.infer_usd_per_flop = rng.log_uniform(1e-20, 1e-17);
+    m.spill_gap = rng.uniform(0.0, 0.5);
+    m.catchup_rate = rng.uniform(0.0, 1.0);
+    m.talent_decay = rng.uniform(0.0, 0.1);
+    m.community_gain = rng.uniform(0.0, 2.0);
+    m.community_decay = rng.uniform(0.0, 0.5);
+    m.community_elasticity = rng.uniform(0.2, 2.0);
+    m.community_quality = rng.uniform(0.0, 0.5);
+    m.community_cost = rng.uniform(0.0, 2.0);
+    m.ad_uplift = rng.uniform(0.0, 0.1);
+    m.tol = if rng.chance(0.2) { 1e-5 } else { 1e-6 };
+    m.max_iter = if rng.chance(0.2) { rng.int(20, 500) as u32 } else { 200 };
+    if rng.chance(0.3) {
+        let s = &mut sc.scaling;
+        s.e = rng.uniform(1.5, 2.0);
+        s.a *= rng.uniform(0.7, 1.3);
+        s.b *= rng.uniform(0.7, 1.3);
+        s.alpha = rng.uniform(0.25, 0.45);
+        s.beta = rng.uniform(0.25, 0.45);
+        s.repeat_scale = rng.uniform(5.0, 30.0);
+        s.loss_ref = s.e + rng.log_uniform(0.05, 1.0);
+    }
+    let months = sc.model.months as u64;
+    sc.n_firms = n_firms;
+    for f in &mut sc.firms[..n_firms] {
+        // C / 6 >= 1e12 FLOP: the smallest spend the model accepts, times at least 1.01.
+        let min_spend = 6e12 * sc.model.train_usd_per_flop * 1.01;
+        f.train_spend = rng.log_uniform(1e3, 1e11).max(min_spend);
+        f.data_tokens = rng.log_uniform(1e8, 1e14);
+        f.release_month = if rng.chance(0.4) { NEVER } else { rng.int(0, months + 5) as i32 };
+        f.brand = rng.uniform(-2.0, 2.0);
+        f.platform_revenue = if rng.chance(0.6) { 0.0 } else { rng.log_uniform(1e8, 3e11) };
+        f.funding = if rng.chance(0.1) { 0.0 } else { rng.log_uniform(1e5, 1e12) };
+    }
+    sc.n_segments = n_segments;
+    let mut total = 0.0;
+    for seg in &mut sc.segments[..n_segments] {
+        seg.weight = if n_segments > 1 && rng.chance(0.1) { 0.0 } else { rng.uniform(0.05, 1.0) };
+        seg.intercept = rng.uniform(-15.0, 8.0);
+        seg.price_sens = rng.log_uniform(0.01, 10.0);
+        seg.quality_taste = rng.uniform(-1.0, 6.0);
+        seg.open_taste = rng.uniform(-3.0, 3.0);
+        total += seg.weight;
+    }
+    if total == 0.0 {
+        sc.segments[0].weight = 1.0;
+        total = 1.0;
+    }
+    for seg in &mut sc.segments[..n_segments] {
+        seg.weight /= total;
+    }
+    sc
+}
+

@@ -1,0 +1,505 @@
+//! The model's conformance suite, written once and run on every backend present:
+//! the f64 CPU reference and the f32 kernel on every GPU adapter wgpu finds
+//! (lavapipe in CI; `MOATSWEEP_REQUIRE_GPU=1` makes a missing adapter a failure).
+//!
+//! - the spec's figures (docs/model.md section 6);
+//! - closed forms the tests compute themselves, with their own arithmetic: the
+//!   one-firm logit markup, symmetric firms, and a market whose every output has a
+//!   closed form (Chinchilla's compute-optimal model where data does not bind,
+//!   logit shares and Bertrand markups solved by a different iteration, money
+//!   summed month by month, a known exit month), checked column by column through
+//!   the backends and through the CSV the binary writes;
+//! - invariants of the outputs over random scenarios (shares, open share, hhi,
+//!   the first-order conditions at the final prices).
+//!
+//! Each backend is checked to its own precision: f64 to 1e-9 relative, the f32
+//! kernel to the output table's 1e-4 (`src/model/outputs.rs`).
+
+mod common;
+
+use std::path::Path;
+
+use common::{Rng, TestBackend, backends};
+use moatsweep::model::outputs::{self, OutKind};
+use moatsweep::model::params::baseline;
+use moatsweep::model::{NEVER, Out, Outcome, Scenario, Segment};
+
+/// |x - quoted| within half a unit of the quoted figure's last printed digit.
+fn assert_printed(b: &str, what: &str, x: f64, quoted: f64, decimals: i32) {
+    let half = 0.5 * 10f64.powi(-decimals);
+    assert!((x - quoted).abs() <= half, "{b}: {what}: {x} does not print as {quoted} to {decimals} decimals");
+}
+
+fn close(b: &TestBackend, what: &str, got: f64, want: f64, scale: f64) {
+    let allowed = b.rel() * scale.abs().max(want.abs());
+    assert!((got - want).abs() <= allowed, "{}: {what}: got {got}, closed form {want} (allowed {allowed:e})", b.name);
+}
+
+#[test]
+fn baseline_reproduces_the_spec_figures() {
+    for mut b in backends() {
+        let o = b.solve(&vec![baseline()])[0];
+        // docs/model.md section 6, version 1: shares 0.4308, 0.0553, 0.0594, 0.0604,
+        // outside 0.3941, open price 0.943; no exits; at most 26 iterations in a month.
+        for (i, quoted) in [0.4308, 0.0553, 0.0594, 0.0604].into_iter().enumerate() {
+            assert_printed(&b.name, &format!("share[{i}]"), o.firm(Out::Share, i), quoted, 4);
+        }
+        assert_printed(&b.name, "outside_share", o.scenario(Out::OutsideShare), 0.3941, 4);
+        assert_printed(&b.name, "price.open", o.firm(Out::Price, 0), 0.943, 3);
+        for i in 0..4 {
+            assert_eq!(o.firm(Out::ExitMonth, i), -1.0, "{}: firm {i} exits", b.name);
+            assert!(o.is_offered(i), "{}: firm {i} offers nothing", b.name);
+        }
+        assert_eq!(o.scenario(Out::MaxIterations), 26.0, "{}", b.name);
+        assert_eq!(o.scenario(Out::NonconvergedMonths), 0.0, "{}", b.name);
+        // The open firm released at month 6: its share is the open share.
+        assert_eq!(o.scenario(Out::OpenShare), o.firm(Out::Share, 0), "{}", b.name);
+    }
+}
+
+#[test]
+fn underfunded_challenger_exits_at_month_2() {
+    // "Give the challenger train_spend 5e8 and funding 5e7: its cash turns negative in month 2."
+    let mut sc = baseline();
+    sc.firms[3].train_spend = 5e8;
+    sc.firms[3].funding = 5e7;
+    for mut b in backends() {
+        let o = b.solve(&vec![sc])[0];
+        assert_eq!(o.firm(Out::ExitMonth, 3), 2.0, "{}", b.name);
+        assert_eq!(o.firm(Out::Share, 3), 0.0, "{}", b.name);
+        assert!(!o.is_offered(3), "{}", b.name);
+        for i in 0..3 {
+            assert_eq!(o.firm(Out::ExitMonth, i), -1.0, "{}", b.name);
+        }
+    }
+}
+
+/// One segment, `n_firms` closed firms with ample funding, one month.
+fn one_segment(seg: Segment, n_firms: usize, f32: bool) -> Scenario {
+    let mut sc = baseline();
+    sc.n_segments = 1;
+    sc.segments[0] = Segment { weight: 1.0, ..seg };
+    sc.n_firms = n_firms;
+    for f in &mut sc.firms[..n_firms] {
+        f.release_month = NEVER;
+        f.funding = 1e15;
+    }
+    sc.model.months = 1;
+    // f32 resolves a relative markup change of about 2e-7 (docs/model.md section 3).
+    sc.model.tol = if f32 { 1e-6 } else { 1e-14 };
+    sc.model.max_iter = 20_000;
+    sc
+}
+
+/// Capability and serving cost of a model trained with `spend` when data does not
+/// bind: Chinchilla's compute-optimal N = G (C/6)^(beta/(alpha+beta)) with
+/// G = (alpha A / (beta B))^(1/(alpha+beta)) and D = C / (6N).
+fn chinchilla(sc: &Scenario, spend: f64) -> (f64, f64) {
+    let s = &sc.scaling;
+    let c6 = spend / sc.model.train_usd_per_flop / 6.0;
+    let n = (s.alpha * s.a / (s.beta * s.b)).powf(1.0 / (s.alpha + s.beta)) * c6.powf(s.beta / (s.alpha + s.beta));
+    let d = c6 / n;
+    let reducible = s.a * n.powf(-s.alpha) + s.b * d.powf(-s.beta);
+    ((s.loss_ref - s.e).ln() - reducible.ln(), 2.0 * n * 1e6 * sc.model.infer_usd_per_flop)
+}
+
+#[test]
+fn one_firm_one_segment_markup_is_the_logit_closed_form() {
+    // Single-product logit: the first-order condition gives m = 1 / (alpha (1 - s)).
+    for mut b in backends() {
+        for (alpha, intercept) in [(0.15, -4.0), (1.5, 2.0), (0.6, 8.0), (3.0, -1.0)] {
+            let seg = Segment { weight: 1.0, intercept, price_sens: alpha, quality_taste: 2.0, open_taste: 0.0 };
+            let mut sc = one_segment(seg, 1, b.f32);
+            sc.firms[0].data_tokens = 1e17; // data does not bind: Chinchilla's closed form holds
+            let o = b.solve(&vec![sc])[0];
+            let (q, c) = chinchilla(&sc, sc.firms[0].train_spend);
+            close(&b, "quality (Chinchilla)", o.firm(Out::Quality, 0), q, 1.0);
+            let s = o.firm(Out::Share, 0);
+            let m = o.firm(Out::Price, 0) - c;
+            close(&b, &format!("markup at alpha {alpha}"), m, 1.0 / (alpha * (1.0 - s)), 0.0);
+            // And the share is the logit share at that price, computed here.
+            let u = intercept + 2.0 * q + sc.firms[0].brand - alpha * o.firm(Out::Price, 0);
+            close(&b, "logit share", s, 1.0 / (1.0 + (-u).exp()), 0.0);
+        }
+    }
+}
+
+#[test]
+fn symmetric_firms_get_equal_prices_and_shares() {
+    for mut b in backends() {
+        for seg in [baseline().segments[0], baseline().segments[2]] {
+            let mut sc = one_segment(seg, 3, b.f32);
+            sc.firms[1] = sc.firms[0];
+            sc.firms[2] = sc.firms[0];
+            sc.model.months = 12;
+            sc.model.max_iter = 5000; // within llvmpipe's loop cap over 12 months
+            let o = b.solve(&vec![sc])[0];
+            for i in 1..3 {
+                close(&b, "price", o.firm(Out::Price, i), o.firm(Out::Price, 0), 0.0);
+                close(&b, "share", o.firm(Out::Share, i), o.firm(Out::Share, 0), 0.0);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A market where every output has a closed form.
+
+/// Three firms in one segment: "a" closed and well funded, "b" released at month
+/// 0 with a platform, "c" closed and losing money so that it exits at month
+/// `exit`, half a month's loss away from the edge. Data never binds, nothing
+/// grows, the community and the spillover stand still (community_gain 0,
+/// catchup_rate 0) and brands do not decay, so each month's market is one of two
+/// static logit markets: a, b and c until c exits, then a and b.
+fn closed_form_market(f32: bool, exit: u32) -> (Scenario, Expected) {
+    let mut sc = baseline();
+    let m = &mut sc.model;
+    m.months = 12;
+    m.discount = 0.97;
+    m.market0 = 1e8;
+    m.market_growth = 0.0;
+    m.catchup_rate = 0.0;
+    m.talent_decay = 0.0;
+    m.community_gain = 0.0;
+    m.ad_uplift = 0.05;
+    m.tol = if f32 { 1e-6 } else { 1e-14 };
+    m.max_iter = 2000;
+    sc.n_segments = 1;
+    sc.segments[0] = Segment { weight: 1.0, intercept: -3.0, price_sens: 0.5, quality_taste: 2.0, open_taste: 0.3 };
+    sc.n_firms = 3;
+    for (i, (spend, release, brand, platform)) in [(1e9, NEVER, 0.4, 0.0), (5e8, 0, 0.1, 1e11), (3e9, NEVER, 0.2, 0.0)].into_iter().enumerate() {
+        let f = &mut sc.firms[i];
+        f.train_spend = spend;
+        f.data_tokens = 1e17;
+        f.release_month = release;
+        f.brand = brand;
+        f.platform_revenue = platform;
+        f.funding = 1e13;
+    }
+    let e = Expected::of(&sc, exit);
+    sc.firms[2].funding = e.funding_c;
+    (sc, e)
+}
+
+/// The closed-form outputs of [`closed_form_market`].
+struct Expected {
+    /// Funding that makes c's cash turn negative in month `exit`, half a month's loss from zero.
+    funding_c: f64,
+    values: Vec<(Out, usize, f64)>,
+    /// Per firm: the sum over months of |direct| + complement + spend / 12 (the scale of npv).
+    money_scale: [f64; 3],
+}
+
+/// Logit shares in one segment of products with utilities `u`, and the outside share.
+fn logit(u: &[f64]) -> (Vec<f64>, f64) {
+    let denom = 1.0 + u.iter().map(|x| x.exp()).sum::<f64>();
+    (u.iter().map(|x| x.exp() / denom).collect(), 1.0 / denom)
+}
+
+/// The Bertrand-Nash equilibrium of single-product firms in one logit segment,
+/// m_j = 1 / (alpha (1 - s_j)) for the closed ones, solved by iterating that
+/// equation directly (not the zeta update the model uses).
+fn bertrand(alpha: f64, base: &[f64], cost: &[f64], closed: &[bool]) -> (Vec<f64>, Vec<f64>, f64) {
+    let mut m = vec![1.0 / alpha; base.len()];
+    for _ in 0..100_000 {
+        let u: Vec<f64> = (0..base.len()).map(|j| base[j] - alpha * (cost[j] + if closed[j] { m[j] } else { 0.0 })).collect();
+        let (s, _) = logit(&u);
+        let next: Vec<f64> = (0..base.len()).map(|j| if closed[j] { 1.0 / (alpha * (1.0 - s[j])) } else { 0.0 }).collect();
+        let change = next.iter().zip(&m).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        m = next;
+        if change < 1e-15 {
+            let u: Vec<f64> = (0..base.len()).map(|j| base[j] - alpha * (cost[j] + m[j])).collect();
+            let (s, out) = logit(&u);
+            return (m, s, out);
+        }
+    }
+    panic!("the test's own Bertrand iteration did not converge");
+}
+
+impl Expected {
+    fn of(sc: &Scenario, exit: u32) -> Expected {
+        let (m, seg) = (&sc.model, &sc.segments[0]);
+        let trained: Vec<(f64, f64)> = (0..3).map(|i| chinchilla(sc, sc.firms[i].train_spend)).collect();
+        let open = [0.0, 1.0, 0.0];
+        let base: Vec<f64> =
+            (0..3).map(|i| seg.intercept + seg.quality_taste * trained[i].0 + sc.firms[i].brand + seg.open_taste * open[i]).collect();
+        let cost: Vec<f64> = trained.iter().map(|t| t.1).collect();
+        let before = bertrand(seg.price_sens, &base, &cost, &[true, false, true]);
+        let after = bertrand(seg.price_sens, &base[..2], &cost[..2], &[true, false]);
+        let flow_c = m.market0 * before.1[2] * before.0[2] - sc.firms[2].train_spend / 12.0;
+        assert!(flow_c < 0.0, "firm c must lose money for the test's exit");
+        let funding_c = -flow_c * (exit as f64 + 0.5);
+        let (mut npv, mut complement, mut scale, mut cs) = ([0.0; 3], [0.0; 3], [0.0; 3], 0.0);
+        for t in 0..m.months {
+            let d = m.discount.powi(t as i32);
+            let (mk, s, out) = if t <= exit { &before } else { &after };
+            let bought = 1.0 - out;
+            let u: Vec<f64> = (0..s.len()).map(|j| base[j] - seg.price_sens * (cost[j] + mk[j])).collect();
+            cs += d * m.market0 * (1.0 + u.iter().map(|x| x.exp()).sum::<f64>()).ln() / seg.price_sens;
+            for i in 0..s.len() {
+                let f = &sc.firms[i];
+                let direct = if i == 1 { 0.0 } else { m.market0 * s[i] * mk[i] };
+                let comp = f.platform_revenue / 12.0 * m.ad_uplift * bought;
+                npv[i] += d * (direct + comp - f.train_spend / 12.0);
+                complement[i] += d * comp;
+                scale[i] += direct.abs() + comp + f.train_spend / 12.0;
+            }
+        }
+        let (mk, s, out) = &after;
+        let hhi = 1e4 * (s[0] * s[0] + s[1] * s[1]) / ((s[0] + s[1]) * (s[0] + s[1]));
+        let mut values = vec![
+            (Out::Share, 0, s[0]),
+            (Out::Share, 1, s[1]),
+            (Out::Share, 2, 0.0),
+            (Out::Price, 0, cost[0] + mk[0]),
+            (Out::Price, 1, cost[1]),
+            (Out::Price, 2, f64::NAN),
+            (Out::ExitMonth, 0, -1.0),
+            (Out::ExitMonth, 1, -1.0),
+            (Out::ExitMonth, 2, exit as f64),
+            (Out::OutsideShare, 0, *out),
+            (Out::OpenShare, 0, s[1]),
+            (Out::Hhi, 0, hhi),
+            (Out::ConsumerSurplusNpv, 0, cs),
+            (Out::NonconvergedMonths, 0, 0.0),
+        ];
+        for i in 0..3 {
+            values.push((Out::Quality, i, trained[i].0));
+            values.push((Out::Npv, i, npv[i]));
+            values.push((Out::ComplementNpv, i, complement[i]));
+        }
+        Expected { funding_c, values, money_scale: scale }
+    }
+
+    /// Checks `got(out, firm)` against every closed-form value; `max_iterations` has
+    /// no closed form and is checked by `iterations`.
+    fn check(&self, b: &TestBackend, got: impl Fn(Out, usize) -> Option<f64>, iterations: impl Fn(f64)) {
+        let covered: Vec<Out> = self.values.iter().map(|v| v.0).chain([Out::MaxIterations]).collect();
+        for spec in outputs::OUTPUTS {
+            assert!(covered.contains(&spec.out), "the closed-form market has no expected value for {}", spec.name);
+        }
+        for &(out, i, want) in &self.values {
+            let g = got(out, i);
+            let what = format!("{} of firm {i}", out.spec().name);
+            match (want.is_nan(), g) {
+                (true, None) => {}
+                (true, Some(g)) => panic!("{}: {what} should be empty, got {g}", b.name),
+                (false, None) => panic!("{}: {what} is empty, expected {want}", b.name),
+                (false, Some(g)) if out.spec().kind == OutKind::Integer => assert_eq!(g, want, "{}: {what}", b.name),
+                (false, Some(g)) => {
+                    let scale = match out {
+                        Out::Npv | Out::ComplementNpv => self.money_scale[i],
+                        Out::Hhi => 1e4,
+                        Out::ConsumerSurplusNpv | Out::Quality => want,
+                        _ => 1.0, // shares and prices are O(1)
+                    };
+                    close(b, &what, g, want, scale)
+                }
+            }
+        }
+        iterations(got(Out::MaxIterations, 0).expect("max_iterations is never empty"));
+    }
+}
+
+#[test]
+fn every_output_matches_a_closed_form_market() {
+    for mut b in backends() {
+        for exit in [0, 3, 10] {
+            let (sc, e) = closed_form_market(b.f32, exit);
+            let o = b.solve(&vec![sc])[0];
+            let get = |out: Out, i: usize| {
+                let v = if out.spec().scope == outputs::Scope::Firm { o.firm(out, i) } else { o.scenario(out) };
+                (!v.is_nan()).then_some(v)
+            };
+            e.check(&b, get, |n| assert!((1.0..=sc.model.max_iter as f64).contains(&n), "{}: max_iterations {n}", b.name));
+        }
+    }
+}
+
+/// The same market through the binary and its CSV: each column by name, against
+/// the closed form, so a column written under another's name fails.
+#[test]
+fn every_csv_column_matches_the_closed_form_market() {
+    let tmp = tempfile::tempdir().unwrap();
+    for mut b in backends() {
+        let (sc, e) = closed_form_market(b.f32, 3);
+        let config = tmp.path().join("closed-form.toml");
+        std::fs::write(&config, closed_form_toml(&sc)).unwrap();
+        let out = tmp.path().join(format!("{}.csv", b.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_moatsweep"))
+            .args(["run", "--quiet", "--verify", "0"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .args(&b.cli_args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{}: run failed", b.name);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert!(lines.next().is_none());
+        let firms = ["a", "b", "c"];
+        let cell = |out: Out, i: usize| {
+            let spec = out.spec();
+            let name = if spec.scope == outputs::Scope::Firm { format!("{}.{}", spec.name, firms[i]) } else { spec.name.to_string() };
+            let k = header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name}"));
+            (!row[k].is_empty()).then(|| row[k].parse::<f64>().unwrap_or_else(|_| panic!("{name}: {}", row[k])))
+        };
+        // max_iterations: the CSV holds what the backend's own solve gives.
+        let own = b.solve(&vec![sc])[0].scenario(Out::MaxIterations);
+        e.check(&b, cell, |n| assert_eq!(n, own, "{}: max_iterations", b.name));
+    }
+}
+
+/// `sc` as a config file: every parameter of the closed-form market written out.
+fn closed_form_toml(sc: &Scenario) -> String {
+    use moatsweep::model::params::{Group, Kind, PARAMS};
+    let value = |k: Kind, v: f64| match k {
+        Kind::Month if v < 0.0 => "\"never\"".to_string(),
+        Kind::Real => format!("{v:e}"),
+        _ => format!("{}", v as i64),
+    };
+    let mut t = String::from("version = 1\n[sweep]\nname = \"closed-form\"\n");
+    for (g, section) in [(Group::Model, "[model]"), (Group::Scaling, "[scaling]")] {
+        t += &format!("{section}\n");
+        for p in PARAMS.iter().filter(|p| p.group == g) {
+            t += &format!("{} = {}\n", p.name, value(p.kind, (p.get)(sc, 0)));
+        }
+    }
+    for (g, section, names, n) in [(Group::Segment, "[[segment]]", &["all"][..], 1), (Group::Firm, "[[firm]]", &["a", "b", "c"][..], 3)] {
+        for (i, name) in names.iter().enumerate().take(n) {
+            t += &format!("{section}\nname = \"{name}\"\n");
+            for p in PARAMS.iter().filter(|p| p.group == g) {
+                t += &format!("{} = {}\n", p.name, value(p.kind, (p.get)(sc, i)));
+            }
+        }
+    }
+    t
+}
+
+// ---------------------------------------------------------------------------
+// Invariants over random scenarios.
+
+/// Shares of every offered product at the final month's outputs (quality and
+/// price), recomputed here from the scenario's parameters, per segment.
+fn final_shares(sc: &Scenario, o: &Outcome<f64>) -> Vec<Vec<f64>> {
+    let t = sc.model.months as i32 - 1;
+    let first_release = sc.firms().iter().map(|f| f.release_month).filter(|&r| r >= 0 && r <= t).min();
+    let released = |i: usize| sc.firms[i].release_month >= 0 && sc.firms[i].release_month <= t;
+    let mut s = vec![vec![0.0; sc.n_segments]; sc.n_firms];
+    for (k, seg) in sc.segments().iter().enumerate() {
+        let mut u = vec![f64::NEG_INFINITY; sc.n_firms];
+        for i in (0..sc.n_firms).filter(|&i| o.is_offered(i)) {
+            let mut brand = sc.firms[i].brand;
+            if let Some(ts) = first_release.filter(|_| !released(i)) {
+                brand *= (-sc.model.talent_decay * (t - ts) as f64).exp();
+            }
+            u[i] = seg.intercept + seg.quality_taste * o.firm(Out::Quality, i) + brand + if released(i) { seg.open_taste } else { 0.0 }
+                - seg.price_sens * o.firm(Out::Price, i);
+        }
+        let top = u.iter().cloned().fold(0.0, f64::max);
+        let denom: f64 = (-top).exp() + u.iter().map(|x| (x - top).exp()).sum::<f64>();
+        for i in 0..sc.n_firms {
+            s[i][k] = (u[i] - top).exp() / denom;
+        }
+    }
+    s
+}
+
+#[test]
+fn invariants_hold_over_random_scenarios() {
+    for mut b in backends() {
+        let mut rng = Rng(2026);
+        let (mut checked_foc, mut exits) = (0u32, 0u32);
+        for shape in [(1, 1), (3, 2), (4, 3), (6, 5)] {
+            let scs: Vec<Scenario> = (0..400)
+                .map(|_| {
+                    let mut sc = common::wide_scenario(&mut rng, shape.0, shape.1);
+                    // Tight enough that a converged month's FOC residual is small (f32: as tight as it resolves).
+                    sc.model.tol = if b.f32 { 1e-6 } else { 1e-8 };
+                    sc
+                })
+                .collect();
+            let outs = b.solve(&scs);
+            for (n, (sc, o)) in scs.iter().zip(&outs).enumerate() {
+                let what = format!("{} scenario {n} of shape {shape:?}", b.name);
+                let nf = sc.n_firms;
+                let eps = if b.f32 { 2e-5 } else { 1e-12 };
+                let shares: Vec<f64> = (0..nf).map(|i| o.firm(Out::Share, i)).collect();
+                let total: f64 = shares.iter().sum();
+                assert!((total + o.scenario(Out::OutsideShare) - 1.0).abs() <= eps, "{what}: shares sum to {}", total + o.scenario(Out::OutsideShare));
+                let last = sc.model.months as f64 - 1.0;
+                let mut open = 0.0;
+                for i in 0..nf {
+                    assert!((0.0..=1.0).contains(&shares[i]), "{what}: share {}", shares[i]);
+                    let e = o.firm(Out::ExitMonth, i);
+                    assert!(e == -1.0 || (0.0..=last).contains(&e), "{what}: exit month {e}");
+                    let released = sc.firms[i].release_month >= 0 && sc.firms[i].release_month as f64 <= last;
+                    exits += (e >= 0.0) as u32;
+                    // Offered exactly when released or alive at the start of the last month (a
+                    // firm that exits in month T-1 reports that month's product); an exited,
+                    // unreleased firm sells nothing.
+                    assert_eq!(o.is_offered(i), released || e < 0.0 || e == last, "{what}: firm {i} offered");
+                    if !o.is_offered(i) {
+                        assert_eq!(shares[i], 0.0, "{what}");
+                    }
+                    if released && o.is_offered(i) {
+                        open += shares[i];
+                    }
+                }
+                assert!((o.scenario(Out::OpenShare) - open).abs() <= eps, "{what}: open share");
+                let hhi = o.scenario(Out::Hhi);
+                assert!((0.0..=1e4 * (1.0 + eps)).contains(&hhi), "{what}: hhi {hhi}");
+                if total > 1e-3 {
+                    let want = 1e4 * shares.iter().map(|s| (s / total) * (s / total)).sum::<f64>();
+                    assert!((hhi - want).abs() <= 1e4 * eps.max(1e-9) * 10.0, "{what}: hhi {hhi} vs {want} from the shares");
+                }
+                assert!(o.scenario(Out::MaxIterations) <= sc.model.max_iter as f64, "{what}");
+                assert!(o.scenario(Out::NonconvergedMonths) <= sc.model.months as f64, "{what}");
+                // The final shares follow from the final qualities and prices; and where
+                // the last month converged, the closed firms' prices solve the first-order
+                // conditions S_j = (Lambda_j - Gamma_j) (p_j - c_j) (docs/model.md section 3).
+                let s = final_shares(sc, o);
+                for i in (0..nf).filter(|&i| o.is_offered(i)) {
+                    let big_s: f64 = sc.segments().iter().enumerate().map(|(k, g)| g.weight * s[i][k]).sum();
+                    assert!(
+                        (big_s - shares[i]).abs() <= if b.f32 { 1e-4 * big_s + 1e-6 } else { 1e-9 * big_s + 1e-300 },
+                        "{what}: firm {i} share {} vs {big_s} recomputed from its quality and price",
+                        shares[i]
+                    );
+                    let released = sc.firms[i].release_month >= 0 && sc.firms[i].release_month as f64 <= last;
+                    if released || o.scenario(Out::NonconvergedMonths) > 0.0 || big_s < 1e-200 {
+                        continue;
+                    }
+                    let (lambda, gamma) = sc.segments().iter().enumerate().fold((0.0, 0.0), |(l, g), (k, seg)| {
+                        (l + seg.weight * seg.price_sens * s[i][k], g + seg.weight * seg.price_sens * s[i][k] * s[i][k])
+                    });
+                    let markup = o.firm(Out::Price, i) - serving_cost(sc, i);
+                    let resid = (big_s - (lambda - gamma) * markup).abs() / big_s;
+                    assert!(resid < if b.f32 { 2e-3 } else { 1e-6 }, "{what}: firm {i}: FOC residual {resid:e}");
+                    checked_foc += 1;
+                }
+            }
+        }
+        assert!(exits > 100, "{}: too few exits exercised: {exits}", b.name);
+        assert!(checked_foc > 1000, "{}: too few first-order conditions checked: {checked_foc}", b.name);
+    }
+}
+
+/// The serving cost of firm i's model in the last month (docs/model.md section 1).
+fn serving_cost(sc: &Scenario, i: usize) -> f64 {
+    use moatsweep::model::scaling::{TrainInputs, train};
+    train(&TrainInputs::first_generation(&sc.model, &sc.scaling, &sc.firms[i])).c0
+}
+
+#[test]
+fn shipped_closed_form_config_files_parse() {
+    // The TOML the CSV test writes is itself a valid config for every backend's scenario.
+    for f32 in [false, true] {
+        let (sc, _) = closed_form_market(f32, 3);
+        let plan = moatsweep::config::parse("closed-form.toml", &closed_form_toml(&sc), None, Path::new(".")).unwrap();
+        assert_eq!(plan.base, sc, "the config round-trips the scenario");
+    }
+}
