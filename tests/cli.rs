@@ -216,11 +216,15 @@ fn help_gives_worked_examples() {
 }
 
 #[test]
-fn docs_model_md_holds_the_parameter_table_of_the_code() {
-    let out = moatsweep().arg("params").output().unwrap();
-    let table = String::from_utf8(out.stdout).unwrap();
+fn docs_model_md_holds_the_parameter_and_output_tables_of_the_code() {
     let doc = std::fs::read_to_string(root().join("docs/model.md")).unwrap();
-    let begin = doc.find("<!-- params:begin -->\n").expect("docs/model.md has the params:begin marker") + "<!-- params:begin -->\n".len();
-    let end = doc.find("<!-- params:end -->").expect("params:end marker");
-    assert_eq!(doc[begin..end].trim(), table.trim(), "docs/model.md's table differs from `moatsweep params`: paste it again");
+    for (marker, args) in [("params", &["params"][..]), ("outputs", &["params", "--outputs"])] {
+        let out = moatsweep().args(args).output().unwrap();
+        let table = String::from_utf8(out.stdout).unwrap();
+        let begin = format!("<!-- {marker}:begin -->\n");
+        let at = doc.find(&begin).unwrap_or_else(|| panic!("docs/model.md has the {marker}:begin marker")) + begin.len();
+        let end = doc.find(&format!("<!-- {marker}:end -->")).expect("end marker");
+        assert_eq!(doc[at..end].trim(), table.trim(), "docs/model.md's {marker} table differs from `moatsweep {}`: run scripts/docs-tables.sh", args.join(" "));
+        assert!(table.lines().count() > 10, "{marker}: {table}");
+    }
 }
