@@ -105,6 +105,23 @@ pub fn zeta_update(
     if lambda > TINY_LAMBDA {
         return (s + gamma * markup) / lambda;
     }
+    zeta_update_rescaled(segs, sh, base, price, j, markup)
+}
+
+/// [`zeta_update`] for a product whose shares have underflowed: every segment
+/// share divided by the largest one, in logs. Kept out of line (and cold): the
+/// logs are math intrinsics that the compiler may otherwise evaluate ahead of the
+/// test on every update (measured: 10% more instructions per scenario).
+#[cold]
+#[inline(never)]
+fn zeta_update_rescaled(
+    segs: &[Segment],
+    sh: &Shares,
+    base: &[[f64; MAX_SEGMENTS]; MAX_FIRMS],
+    price: &[f64; MAX_FIRMS],
+    j: usize,
+    markup: f64,
+) -> f64 {
     // ln s_jk = u_jk - shift_k - ln denom_k; scale by the largest over weighted segments.
     let mut ln_s = [0.0; MAX_SEGMENTS];
     let mut top = f64::NEG_INFINITY;
