@@ -1,9 +1,9 @@
 // The moat model (docs/model.md), in f32: one invocation solves one scenario (one
 // row of a sweep). It mirrors the f64 CPU reference in src/model/: the same
 // functions under the same names, one per step of the spec (start, then per
-// month offer_products, solve_markups, settle_money, end_month, and
-// write_outputs), in the same order of operations, except where a comment says
-// why not (shares, zeta_update, hhi_of).
+// month new_generations, release, offer_products, solve_markups, settle_money,
+// end_month, and write_outputs), in the same order of operations, except where a
+// comment says why not (train_all, utility, shares, zeta_update, hhi_of).
 //
 // WGSL assumes finite math, so nothing here relies on inf or NaN: an unset
 // markup is an explicit flag, maxima start from a flag instead of -inf, and
@@ -129,45 +129,53 @@ fn effective_tokens(ln_d: f32, ln_u: f32) -> vec2<f32> {
     return vec2<f32>(ln_dp, -r_over);
 }
 
-struct Trained {
-    // x = ln N
-    ln_params: f32,
-    reducible_loss: f32,
-    q0: f32,
-    c0: f32,
-}
+// train_all's inputs and results, per firm: ln(C/6) and ln U of the generation
+// to train; its capability q and serving cost c.
+var<private> tr_ln_c6: array<f32, MAX_FIRMS>;
+var<private> tr_ln_u: array<f32, MAX_FIRMS>;
+var<private> tr_q: array<f32, MAX_FIRMS>;
+var<private> tr_c: array<f32, MAX_FIRMS>;
 
-fn train(ln_c6: f32, ln_u: f32) -> Trained {
+// Trains a generation of every firm at once: the reference's `train`
+// (src/model/scaling.rs) for each firm, its 60 halvings run in one loop over all
+// firms rather than one loop per firm, so that the loop is paid for once per
+// generation (llvmpipe counts each iteration against its cap, and a GPU runs the
+// firms' steps side by side). Firms that will not use the result (exited ones)
+// are trained too: masking them would cost as much.
+fn train_all() {
     let ln_beta_b = log(mp.beta * mp.b);
     let ln_alpha_a = log(mp.alpha * mp.a);
-
-    var lo = LN_1E6;
-    var hi = ln_c6 - LN_1E6;
+    var lo: array<f32, MAX_FIRMS>;
+    var hi: array<f32, MAX_FIRMS>;
+    for (var i = 0u; i < N_FIRMS; i++) {
+        lo[i] = LN_1E6;
+        hi[i] = tr_ln_c6[i] - LN_1E6;
+    }
     var halving = 0u;
     for (; halving < BISECTION_STEPS; halving++) {
-        let m = 0.5 * (lo + hi);
-        let ln_d = ln_c6 - m;
-        let et = effective_tokens(ln_d, ln_u);
-        // dL/dx > 0  <=>  ln(beta B) + ln g + ln D - (beta+1) ln D' > ln(alpha A) - alpha m
-        if (ln_beta_b + et.y + ln_d - (mp.beta + 1.0) * et.x > ln_alpha_a - mp.alpha * m) {
-            hi = m;
-        } else {
-            lo = m;
+        for (var i = 0u; i < N_FIRMS; i++) {
+            let m = 0.5 * (lo[i] + hi[i]);
+            let ln_d = tr_ln_c6[i] - m;
+            let et = effective_tokens(ln_d, tr_ln_u[i]);
+            // dL/dx > 0  <=>  ln(beta B) + ln g + ln D - (beta+1) ln D' > ln(alpha A) - alpha m
+            if (ln_beta_b + et.y + ln_d - (mp.beta + 1.0) * et.x > ln_alpha_a - mp.alpha * m) {
+                hi[i] = m;
+            } else {
+                lo[i] = m;
+            }
         }
     }
     if (halving != BISECTION_STEPS) {
         loops_cut = true;
     }
-    let x = 0.5 * (lo + hi);
-
-    let ln_dp = effective_tokens(ln_c6 - x, ln_u).x;
-    var t: Trained;
-    t.ln_params = x;
-    t.reducible_loss = mp.a * exp(-mp.alpha * x) + mp.b * exp(-mp.beta * ln_dp);
-    t.q0 = mp.ln_loss_gap - log(t.reducible_loss);
-    // c0 = 2 N 1e6 infer_usd_per_flop = e^(x + ln(2e6 infer_usd_per_flop))
-    t.c0 = exp(x + mp.ln_serve);
-    return t;
+    for (var i = 0u; i < N_FIRMS; i++) {
+        let x = 0.5 * (lo[i] + hi[i]);
+        let ln_dp = effective_tokens(tr_ln_c6[i] - x, tr_ln_u[i]).x;
+        let reducible_loss = mp.a * exp(-mp.alpha * x) + mp.b * exp(-mp.beta * ln_dp);
+        tr_q[i] = mp.ln_loss_gap - log(reducible_loss);
+        // c = 2 N 1e6 infer_usd_per_flop = e^(x + ln(2e6 infer_usd_per_flop))
+        tr_c[i] = exp(x + mp.ln_serve);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -180,6 +188,7 @@ const FAR_BELOW: f32 = -1e30;
 
 // The products of the month: product j is firm j's (no compaction; `offered` masks).
 var<private> offered: array<bool, MAX_FIRMS>;
+// Released weights: set at the release month of a firm alive then, for good.
 var<private> released: array<bool, MAX_FIRMS>;
 var<private> closed: array<bool, MAX_FIRMS>;
 var<private> n_closed: u32;
@@ -374,8 +383,10 @@ fn hhi_of() -> f32 {
 
 // The state carried from month to month (section 2) and the running totals.
 var<private> q: array<f32, MAX_FIRMS>;
-var<private> q0: array<f32, MAX_FIRMS>;
-var<private> c0: array<f32, MAX_FIRMS>;
+var<private> c0: array<f32, MAX_FIRMS>;        // the current generation's serving cost
+var<private> spend: array<f32, MAX_FIRMS>;     // the current generation's yearly spend
+var<private> generations: array<f32, MAX_FIRMS>;
+var<private> raised: array<f32, MAX_FIRMS>;
 var<private> community: array<f32, MAX_FIRMS>;
 var<private> cash: array<f32, MAX_FIRMS>;
 var<private> alive: array<bool, MAX_FIRMS>;
@@ -406,15 +417,17 @@ fn start(row: u32) {
     any_release = false;
     for (var i = 0u; i < N_FIRMS; i++) {
         firm[i] = load_firm(pb + P_FIRMS + i * F_STRIDE);
-        let t = train(firm[i].ln_c6, firm[i].ln_data_tokens);
-        q0[i] = t.q0;
-        c0[i] = t.c0;
-        let r = i32(firm[i].release_month);
-        if (r >= 0 && (!any_release || r < first_release)) {
-            first_release = r;
-            any_release = true;
-        }
-        q[i] = q0[i];
+        tr_ln_c6[i] = firm[i].ln_c6;
+        tr_ln_u[i] = firm[i].ln_data_tokens;
+    }
+    train_all();
+    for (var i = 0u; i < N_FIRMS; i++) {
+        q[i] = tr_q[i];
+        c0[i] = tr_c[i];
+        spend[i] = firm[i].train_spend;
+        generations[i] = 1.0;
+        raised[i] = 0.0;
+        released[i] = false;
         community[i] = 0.0;
         cash[i] = firm[i].funding;
         alive[i] = true;
@@ -429,10 +442,43 @@ fn start(row: u32) {
     nonconverged_months = 0u;
 }
 
-// Whether firm i is released in month t (section 2).
-fn is_released(i: u32, t: i32) -> bool {
-    let r = i32(firm[i].release_month);
-    return r >= 0 && t >= r;
+// Section 2, generations: at the start of every month t > 0 with t mod G = 0,
+// each alive firm trains a new generation with spend and data grown at its
+// yearly rates, exp((t/12) ln(1 + g)); its capability becomes the better of the
+// old and the new, its serving cost and spend the new generation's.
+fn new_generations(t: u32) {
+    let g = u32(mp.generation_months);
+    if (g == 0u || t == 0u || t % g != 0u) {
+        return;
+    }
+    let years = f32(t) / 12.0;
+    for (var i = 0u; i < N_FIRMS; i++) {
+        tr_ln_c6[i] = firm[i].ln_c6 + years * firm[i].ln1p_spend_growth;
+        tr_ln_u[i] = firm[i].ln_data_tokens + years * firm[i].ln1p_data_growth;
+    }
+    train_all();
+    for (var i = 0u; i < N_FIRMS; i++) {
+        if (alive[i]) {
+            q[i] = max(q[i], tr_q[i]);
+            c0[i] = tr_c[i];
+            spend[i] = firm[i].train_spend * exp(years * firm[i].ln1p_spend_growth);
+            generations[i] += 1.0;
+        }
+    }
+}
+
+// Section 2, release: at the start of its release month a firm that is alive
+// becomes released, for the rest of the horizon; one that has exited never does.
+fn release(t: i32) {
+    for (var i = 0u; i < N_FIRMS; i++) {
+        if (i32(firm[i].release_month) == t && alive[i]) {
+            released[i] = true;
+            if (!any_release) {
+                first_release = t;
+                any_release = true;
+            }
+        }
+    }
 }
 
 // Section 2: every product on offer in month t, with its quality, cost, open
@@ -440,8 +486,7 @@ fn is_released(i: u32, t: i32) -> bool {
 fn offer_products(t: i32) {
     n_closed = 0u;
     for (var i = 0u; i < N_FIRMS; i++) {
-        let is_rel = is_released(i, t);
-        released[i] = is_rel;
+        let is_rel = released[i];
         offered[i] = is_rel || alive[i];
         closed[i] = false;
         price[i] = 0.0;
@@ -454,7 +499,7 @@ fn offer_products(t: i32) {
             var open: f32;
             var brand: f32;
             if (is_rel) {
-                qj = q0[i] + mp.community_quality * log1p(community[i]);
+                qj = q[i] + mp.community_quality * log1p(community[i]);
                 cj = c0[i] / (1.0 + mp.community_cost * community[i]);
                 open = 1.0;
                 brand = firm[i].brand;
@@ -550,7 +595,9 @@ fn solve_markups() {
     }
 }
 
-// Section 4: consumer surplus, each alive firm's flows and cash, and exits.
+// Section 4: consumer surplus, each alive firm's flows and cash, and investors'
+// decision for a firm whose cash turns negative: refinance it while its product
+// leads the best other released product by the hurdle, or let it exit.
 fn settle_money(t: i32) {
     let market = mp.market0 * exp(f32(t) * mp.ln1p_market_growth);
     let d = exp(f32(t) * mp.ln_discount);
@@ -567,14 +614,29 @@ fn settle_money(t: i32) {
                 direct = market * share[i] * markup[i]; // p - c
             }
             let complement = firm[i].platform_revenue / 12.0 * mp.ad_uplift * bought;
-            let flow = direct + complement - firm[i].train_spend / 12.0;
+            let flow = direct + complement - spend[i] / 12.0;
             npv[i] += d * flow;
             complement_npv[i] += d * complement;
             cash[i] += flow;
             if (cash[i] < 0.0) {
-                alive[i] = false;
-                exit_month[i] = f32(t);
-                markup_set[i] = false;
+                // lead_i: this product's quality over the best other released one's.
+                var rival = 0.0;
+                var have_rival = false;
+                for (var l = 0u; l < N_FIRMS; l++) {
+                    if (l != i && released[l] && (!have_rival || quality[l] > rival)) {
+                        rival = quality[l];
+                        have_rival = true;
+                    }
+                }
+                if (mp.investor_runway > 0.0 && (!have_rival || quality[i] - rival >= mp.investor_hurdle)) {
+                    let top_up = mp.investor_runway * spend[i] / 12.0;
+                    raised[i] += top_up - cash[i]; // financing, not a flow: npv is unchanged
+                    cash[i] = top_up;
+                } else {
+                    alive[i] = false;
+                    exit_month[i] = f32(t);
+                    markup_set[i] = false;
+                }
             }
         }
     }
@@ -628,6 +690,8 @@ fn write_outputs(row: u32) {
         o.npv[i] = npv[i];
         o.complement_npv[i] = complement_npv[i];
         o.exit_month[i] = exit_month[i];
+        o.raised[i] = raised[i];
+        o.generations[i] = generations[i];
     }
     o.outside_share = outside_share();
     o.open_share = open_share;
@@ -644,6 +708,8 @@ fn solve(row: u32) {
     let months = u32(mp.months);
     var t = 0u;
     for (; t < months; t++) {
+        new_generations(t);
+        release(i32(t));
         offer_products(i32(t));
         solve_markups();
         settle_money(i32(t));

@@ -30,9 +30,12 @@
 //!
 //! A row is exempted from the column comparison only when the f64 reference, or
 //! its probe, is at an edge; the GPU's own state never excuses it:
-//! - [`Exemption::ExitEdge`]: the GPU's exit months differ from the reference's,
-//!   and for every firm where they differ the reference's cash came within
-//!   [`CASH_EDGE`] of its money scale of zero, or the probe's exit month differs.
+//! - [`Exemption::ExitOrInvestorEdge`]: the GPU's decisions differ from the
+//!   reference's (an exit month, or the money raised beyond its tolerance, which
+//!   a refinancing in another month gives), and for every firm where they differ
+//!   the reference was at an edge: its cash came within [`CASH_EDGE`] of its money
+//!   scale of zero in some month, or investors judged its lead within
+//!   [`HURDLE_EDGE`] of the hurdle, or the probe decided otherwise.
 //! - [`Exemption::ReferenceNotConverged`], [`Exemption::ProbeNotConverged`]: a month
 //!   of the reference or of the probe stopped at max_iter.
 //! - [`Exemption::NearIterationCap`]: the reference's max_iterations is within the
@@ -66,6 +69,9 @@ pub const REL: f64 = 1e-4;
 pub const SENSITIVITY: f64 = 4.0;
 /// A cash edge: the reference's |cash| within this fraction of the firm's money scale.
 pub const CASH_EDGE: f64 = 1e-4;
+/// An investor edge: the reference's lead within this of the hurdle (capability
+/// units: twice the quality column's allowance at a quality of 5).
+pub const HURDLE_EDGE: f64 = 1e-3;
 /// Relative size of the probe's perturbation: 2^-20.
 pub const PROBE: f64 = 1.0 / (1u64 << 20) as f64;
 
@@ -73,7 +79,7 @@ pub const PROBE: f64 = 1.0 / (1u64 << 20) as f64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Exemption {
-    ExitEdge,
+    ExitOrInvestorEdge,
     ReferenceNotConverged,
     ProbeNotConverged,
     NearIterationCap,
@@ -102,9 +108,12 @@ pub struct Reference {
     pub probe: Outcome<f64>,
     /// Per firm: the sum over months of |direct| + complement + train_spend / 12.
     pub money_scale: [f64; MAX_FIRMS],
-    /// Per firm: the smallest |cash_t| / (funding + money scale up to month t), over
-    /// the months it was alive at the start of.
+    /// Per firm: the smallest |cash_t| / (funding + raised + money scale up to
+    /// month t), cash_t before any investors' decision, over the months it was
+    /// alive at the start of.
     pub cash_edge: [f64; MAX_FIRMS],
+    /// Per firm: the smallest |lead - hurdle| over investors' decisions (inf if none).
+    pub hurdle_edge: [f64; MAX_FIRMS],
     /// sum_t d_t M_t sum_k w_k / alpha_k: the scale of consumer surplus.
     pub surplus_scale: f64,
     /// The contraction of the reference's most nearly undamped oscillating month
@@ -153,6 +162,7 @@ pub fn reference(sc: &Scenario, seed: u64) -> Reference {
     let m = &sc.model;
     let mut money_scale = [0.0; MAX_FIRMS];
     let mut cash_edge = [f64::INFINITY; MAX_FIRMS];
+    let mut hurdle_edge = [f64::INFINITY; MAX_FIRMS];
     let mut surplus_scale = 0.0;
     let mut oscillation: f64 = 0.0;
     let inv_alpha: f64 = sc.segments().iter().map(|s| s.weight / s.price_sens).sum();
@@ -167,12 +177,15 @@ pub fn reference(sc: &Scenario, seed: u64) -> Reference {
             let closed = r.released & (1 << i) == 0;
             let direct = if closed { market * r.share[i] * (r.price[i] - r.cost[i]) } else { 0.0 };
             let complement = f.platform_revenue / 12.0 * m.ad_uplift * (1.0 - r.outside_share);
-            money_scale[i] += direct.abs() + complement + f.train_spend / 12.0;
-            cash_edge[i] = cash_edge[i].min(r.cash[i].abs() / (f.funding + money_scale[i]));
+            money_scale[i] += direct.abs() + complement + r.spend[i] / 12.0;
+            cash_edge[i] = cash_edge[i].min(r.cash_before_investors[i].abs() / (f.funding + r.raised[i] + money_scale[i]));
+            if !r.investor_margin[i].is_nan() {
+                hurdle_edge[i] = hurdle_edge[i].min(r.investor_margin[i].abs());
+            }
         }
     });
     let probe = model::solve(&perturbed(sc, seed));
-    Reference { out, probe, money_scale, cash_edge, surplus_scale, oscillation }
+    Reference { out, probe, money_scale, cash_edge, hurdle_edge, surplus_scale, oscillation }
 }
 
 /// Iterations apart that max_iterations may be: 3, or a quarter of the count, or
@@ -185,6 +198,14 @@ pub fn iteration_slack(r: &Reference) -> u32 {
     let n = r.out.scenario(Out::MaxIterations) as u32;
     let p = r.probe.scenario(Out::MaxIterations) as u32;
     3 + (n / 4).max(2 * n.abs_diff(p))
+}
+
+/// The floor of firm i's money columns (npv, complement_npv, raised).
+fn money_floor(r: &Reference, i: usize) -> f64 {
+    match Out::Npv.spec().tolerance {
+        Tolerance::Money(f) => f * r.money_scale[i],
+        _ => unreachable!("npv is a money column"),
+    }
 }
 
 /// One value compared: what the agreement test's statistics need.
@@ -237,17 +258,25 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
     if !finite(o, cols) || !finite(p, cols) || !r.money_scale[..nf].iter().all(|x| x.is_finite()) {
         return Verdict::ReferenceNonFinite;
     }
-    let exit = |x: &Outcome<f64>, i: usize| x.firm(Out::ExitMonth, i);
-    let g_exit = |i: usize| g.firm(Out::ExitMonth, i) as f64;
-    // Exits first: they decide everything downstream.
-    let differ: Vec<usize> = (0..nf).filter(|&i| exit(o, i) != g_exit(i)).collect();
+    // Decisions first (exits, and refinancings through the money raised): they
+    // decide everything downstream.
+    let raised_floor = |i: usize| REL * o.firm(Out::Raised, i).abs() + money_floor(r, i);
+    let decided = |x: &Outcome<f64>, y: f64, i: usize, raised: f64| {
+        x.firm(Out::ExitMonth, i) == y && (x.firm(Out::Raised, i) - raised).abs() <= raised_floor(i)
+    };
+    let differ: Vec<usize> =
+        (0..nf).filter(|&i| !decided(o, g.firm(Out::ExitMonth, i) as f64, i, g.firm(Out::Raised, i) as f64)).collect();
     if !differ.is_empty() {
-        if differ.iter().all(|&i| r.cash_edge[i] <= CASH_EDGE || exit(o, i) != exit(p, i)) {
-            return Verdict::Exempt(Exemption::ExitEdge);
+        let at_edge = |i: usize| {
+            r.cash_edge[i] <= CASH_EDGE || r.hurdle_edge[i] <= HURDLE_EDGE || !decided(o, p.firm(Out::ExitMonth, i), i, p.firm(Out::Raised, i))
+        };
+        if differ.iter().all(|&i| at_edge(i)) {
+            return Verdict::Exempt(Exemption::ExitOrInvestorEdge);
         }
-        for (name, c) in cols.iter().filter(|(_, c)| c.spec.out == Out::ExitMonth) {
+        for (name, c) in cols.iter().filter(|(_, c)| differ.contains(&c.firm) && matches!(c.spec.out, Out::ExitMonth | Out::Raised)) {
             let (rv, gv) = (o.get(*c), g.get(*c) as f64);
-            check(&Checked { column: name, spec: c.spec, reference: rv, probe: p.get(*c), gpu: gv, plain: 0.0, allowed: 0.0, floor: 0.0 });
+            let allowed = if c.spec.out == Out::Raised { raised_floor(c.firm) } else { 0.0 };
+            check(&Checked { column: name, spec: c.spec, reference: rv, probe: p.get(*c), gpu: gv, plain: allowed, allowed, floor: 0.0 });
         }
         return Verdict::Compared;
     }
@@ -281,7 +310,7 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
             t => {
                 let floor = match t {
                     Tolerance::Abs(f) => f,
-                    Tolerance::Money(f) => f * r.money_scale[c.firm],
+                    Tolerance::Money(_) => money_floor(r, c.firm),
                     Tolerance::Surplus(f) => f * r.surplus_scale,
                     _ => unreachable!(),
                 };
@@ -410,8 +439,8 @@ impl Report {
     /// Exit edges, convergence exemptions and probe admissions as fractions of the rows checked.
     pub fn fractions(&self) -> (f64, f64, f64) {
         let n = self.rows_checked.max(1) as f64;
-        let exits = *self.exempted.get(&Exemption::ExitEdge).unwrap_or(&0) as f64;
-        let conv: u64 = self.exempted.iter().filter(|(k, _)| **k != Exemption::ExitEdge).map(|(_, v)| v).sum();
+        let exits = *self.exempted.get(&Exemption::ExitOrInvestorEdge).unwrap_or(&0) as f64;
+        let conv: u64 = self.exempted.iter().filter(|(k, _)| **k != Exemption::ExitOrInvestorEdge).map(|(_, v)| v).sum();
         (exits / n, conv as f64 / n, self.admitted_by_probe as f64 / n)
     }
 

@@ -52,21 +52,22 @@ pub const RING: usize = 2;
 pub const LLVMPIPE_LOOP_CAP: u64 = 65_535;
 
 /// The loop iterations one invocation of the kernel runs for `sc` at most, as
-/// llvmpipe counts them: per firm its 60 bisection halvings plus 1 (the exit
-/// test); per month `max_iter` markup iterations plus 2 (the exit test and the
-/// month loop). The loops over firms and segments are expanded before compiling
-/// (see [`specialized_source`]) and do not count. Measured on Mesa 22.3 (test
-/// `measure_loop_cap`) with scenarios that never converge (tol = 0), for ten
-/// shapes from 1 x 1 to 8 x 8 and max_iter from 7 to 3000: every horizon whose
-/// count was at most the cap ran whole, and one month more was always cut. The
-/// kernel also flags any row whose loops were cut (`layout::O_LOOPS_CUT`) and a run
-/// fails on such a row, so a driver that counts differently cannot pass wrong rows
-/// silently.
+/// llvmpipe counts them: per generation trained (the first, then one every
+/// `generation_months` months), its 60 bisection halvings for all firms at once
+/// plus 1 (the exit test); per month `max_iter` markup iterations plus 2 (the exit
+/// test and the month loop). The loops over firms and segments are expanded before
+/// compiling (see [`specialized_source`]) and do not count. Measured on Mesa 22.3
+/// (test `measure_loop_cap`) with scenarios that never converge (tol = 0): every
+/// horizon whose count was at most the cap ran whole, and one month more was cut.
+/// The kernel also flags any row whose loops were cut (`layout::O_LOOPS_CUT`) and a
+/// run fails on such a row, so a driver that counts differently cannot pass wrong
+/// rows silently.
 pub fn loop_iterations(sc: &Scenario) -> u64 {
     let months = sc.model.months as u64;
     let max_iter = sc.model.max_iter as u64;
-    let nf = sc.n_firms as u64;
-    nf * (BISECTION_STEPS as u64 + 1) + months * (max_iter + 2)
+    let g = sc.model.generation_months as u64;
+    let trainings = 1 + if g == 0 { 0 } else { months.saturating_sub(1) / g };
+    trainings * (BISECTION_STEPS as u64 + 1) + months * (max_iter + 2)
 }
 
 /// The largest [`loop_iterations`] over `rows` of `src` (in parallel).
@@ -446,7 +447,7 @@ impl Backend for GpuBackend {
                 bail!(
                     "this sweep cannot run on llvmpipe: a scenario with months = {months} and max_iter = {max_iter} \
                      may need up to {worst} loop iterations in one GPU invocation, and llvmpipe silently stops \
-                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 2) + 61 x firms must \
+                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 2) + 61 x generations must \
                      stay within that); lower months or max_iter, or use the CPU backend"
                 );
             }
@@ -567,7 +568,9 @@ mod tests {
     #[test]
     fn loop_iterations_counts_months_iterations_and_bisections() {
         let mut sc = crate::model::params::baseline();
-        assert_eq!(loop_iterations(&sc), 4 * 61 + 36 * 202);
+        assert_eq!(loop_iterations(&sc), 3 * 61 + 36 * 202, "three generations (months 0, 12, 24) of 60 halvings");
+        sc.model.generation_months = 0;
+        assert_eq!(loop_iterations(&sc), 61 + 36 * 202);
         sc.model.months = 120;
         sc.model.max_iter = 1000;
         assert!(loop_iterations(&sc) > LLVMPIPE_LOOP_CAP);

@@ -124,7 +124,13 @@ output_table! {
             "accumulated with npv over the same months";
         /// the month the firm exited (cash turned negative), or -1
         ExitMonth exit_month: Integer, Never, Exact,
-            "an exit is a comparison of cash with 0: equal unless the reference's cash comes near 0 (a knife edge)";
+            "an exit is a comparison of cash with 0 and of the lead with the hurdle: equal unless the reference is near either (a knife edge)";
+        /// investors' money over the whole horizon, month T-1's decision included ($)
+        Raised raised: Real, Never, Money(2e-5),
+            "a top-up is runway x spend / 12 - cash: sums of the same flows as npv";
+        /// generations the firm trained (1 + one per G months while alive)
+        Generations generations: Integer, Never, Exact,
+            "a count of months: equal whenever the exit month is";
     }
     scenario {
         /// s_out: the share of the market that buys no AI in month T-1

@@ -82,6 +82,8 @@ const NON_NEGATIVE: Bound = Bound { lo: 0.0, lo_open: false, hi: INF, hi_open: t
 const FINITE: Bound = Bound { lo: -INF, lo_open: true, hi: INF, hi_open: true };
 /// [0, 1]
 const UNIT: Bound = closed(0.0, 1.0);
+/// (-1, inf): a yearly growth rate (1 + g > 0)
+const GROWTH: Bound = Bound { lo: -1.0, lo_open: true, hi: INF, hi_open: true };
 
 impl Bound {
     pub fn contains(&self, v: f64) -> bool {
@@ -272,6 +274,12 @@ parameter_table! {
         tol: f64 = 1e-6; Real POSITIVE; "1"; Value; "docs/model.md section 3";
         /// iteration cap of the markup fixed point per month
         max_iter: u32 = 200; Integer closed(1.0, 100_000.0); "iterations"; Value; "docs/model.md section 3";
+        /// G: every G months each alive firm trains a new generation (0: one generation for the whole horizon)
+        generation_months: u32 = 12; Integer closed(0.0, 1200.0); "months"; Value; ASSUMED;
+        /// investors refinance a firm out of cash only while its product leads the best other released product by at least this
+        investor_hurdle: f64 = 0.0; Real FINITE; "capability"; Value; ASSUMED;
+        /// investors refill this many months of the firm's current training spend (0: no refinancing, firms exit)
+        investor_runway: f64 = 12.0; Real closed(0.0, 1200.0); "months of spend"; Value; ASSUMED;
     }
     scaling {
         /// irreducible loss
@@ -302,9 +310,9 @@ parameter_table! {
         open_taste = [-0.5, 0.8, -0.8]; FINITE; "utils"; Value; ASSUMED;
     }
     firm ["open", "frontier_a", "frontier_b", "challenger"] {
-        /// training compute spend (C = train_spend / train_usd_per_flop); also a cost of train_spend/12 per month
+        /// first generation's yearly training spend (C = spend / train_usd_per_flop); the current generation's spend / 12 is a cost each month
         train_spend: f64 = [1.0e9, 1.5e9, 1.2e9, 0.15e9]; Real POSITIVE; "$/year"; Value; "Llama 3.1 405B anchors the scale";
-        /// unique training data U
+        /// unique training data U of the first generation
         data_tokens: f64 = [40e12, 40e12, 20e12, 10e12]; Real POSITIVE; "tokens"; Ln; ASSUMED;
         /// month from which the firm's weights are open
         release_month: i32 = [6, NEVER, NEVER, NEVER]; Month closed(0.0, 1200.0); "month or never"; Value; ASSUMED;
@@ -312,8 +320,12 @@ parameter_table! {
         brand: f64 = [0.0, 0.6, 0.9, 0.3]; Real FINITE; "utils"; Value; ASSUMED;
         /// revenue of the firm's platform (ads) that cheap AI lifts
         platform_revenue: f64 = [160e9, 0.0, 0.0, 0.0]; Real NON_NEGATIVE; "$/year"; Value; "Meta's 2024 revenue is of order 160e9";
-        /// cash at month 0; the firm exits when cash turns negative
+        /// cash at month 0; when cash turns negative investors refinance the firm or it exits
         funding: f64 = [50e9, 100e9, 20e9, 0.5e9]; Real NON_NEGATIVE; "$"; Value; ASSUMED;
+        /// yearly growth of training spend: a generation trained at month t spends train_spend (1 + g)^(t/12)
+        spend_growth: f64 = [1.0, 1.5, 1.0, 0.5]; Real GROWTH; "per year"; Ln1p; "frontier budgets grew 2-4x a year (docs/model.md section 6)";
+        /// yearly growth of unique data: a generation trained at month t has data_tokens (1 + g)^(t/12)
+        data_growth: f64 = [0.5, 0.3, 0.3, 0.1]; Real GROWTH; "per year"; Ln1p; ASSUMED;
     }
 }
 

@@ -67,6 +67,18 @@ impl TrainInputs {
         }
     }
 
+    /// The generation a firm trains at month `t` (docs/model.md section 2): spend
+    /// and data grown at its yearly rates, (1 + g)^(t/12), evaluated as
+    /// exp((t/12) ln(1 + g)) as the kernel does.
+    pub fn generation(model: &Model, scaling: &Scaling, firm: &Firm, t: u32) -> TrainInputs {
+        let years = t as f64 / 12.0;
+        TrainInputs {
+            spend: firm.train_spend * (years * firm.spend_growth.ln_1p()).exp(),
+            data_tokens: firm.data_tokens * (years * firm.data_growth.ln_1p()).exp(),
+            ..TrainInputs::first_generation(model, scaling, firm)
+        }
+    }
+
     /// ln(C/6) = ln(spend / train_usd_per_flop / 6).
     #[inline]
     pub fn ln_c6(&self) -> f64 {
@@ -107,23 +119,28 @@ pub fn train(inputs: &TrainInputs) -> Trained {
     }
 }
 
-/// Remembers each slot's last training inputs and result. Rows of a sweep that
-/// share a firm's [`TrainInputs`] share its trained model, so the 60-step
-/// bisection is skipped; the result is bit for bit what [`train`] gives, since the
-/// key is the whole of what `train` reads.
+/// Remembers each (firm, generation) slot's last training inputs and result. Rows
+/// of a sweep that share a firm's [`TrainInputs`] for a generation share its
+/// trained model, so the 60-step bisection is skipped; the result is bit for bit
+/// what [`train`] gives, since the key is the whole of what `train` reads.
 #[derive(Default)]
 pub struct TrainCache {
-    last: [Option<(TrainInputs, Trained)>; super::MAX_FIRMS],
+    /// last[generation][firm]
+    last: Vec<[Option<(TrainInputs, Trained)>; super::MAX_FIRMS]>,
 }
 
 impl TrainCache {
-    /// `train(inputs)`, remembered in `slot` (one per firm).
-    pub fn train(&mut self, slot: usize, inputs: &TrainInputs) -> Trained {
-        match &self.last[slot] {
+    /// `train(inputs)`, remembered in the slot of (`firm`, `generation`).
+    pub fn train(&mut self, firm: usize, generation: usize, inputs: &TrainInputs) -> Trained {
+        if self.last.len() <= generation {
+            self.last.resize(generation + 1, [None; super::MAX_FIRMS]);
+        }
+        let slot = &mut self.last[generation][firm];
+        match slot {
             Some((k, t)) if k == inputs => *t,
             _ => {
                 let t = train(inputs);
-                self.last[slot] = Some((*inputs, t));
+                *slot = Some((*inputs, t));
                 t
             }
         }

@@ -2,9 +2,11 @@
 //!
 //! [`solve_with`] reads as the spec does; each step is one function, and the WGSL
 //! kernel (`shaders/moat.wgsl`) has a function of the same name for each:
+//! - [`new_generations`]: section 2, every G months each alive firm trains anew;
+//! - [`release`]: section 2, alive firms release at their release month;
 //! - [`offer_products`]: section 2, the products on offer this month;
 //! - [`solve_markups`]: section 3, the Bertrand-Nash markups;
-//! - [`settle_money`]: section 4, money and exits;
+//! - [`settle_money`]: section 4, money, investors and exits;
 //! - [`end_month`]: section 4, community stock and spillover;
 //! - [`write_outputs`]: section 5, the last month as solved.
 
@@ -27,8 +29,19 @@ pub struct MonthRecord {
     pub price: [f64; MAX_FIRMS],
     pub cost: [f64; MAX_FIRMS],
     pub share: [f64; MAX_FIRMS],
-    /// Cash after this month's money step.
+    /// Cash after this month's money step (investors' top-up included).
     pub cash: [f64; MAX_FIRMS],
+    /// Cash after this month's flows, before any investors' decision.
+    pub cash_before_investors: [f64; MAX_FIRMS],
+    /// lead_i - investor_hurdle for a firm whose cash turned negative this month
+    /// (section 4; +inf when no other product is released), NaN for the others.
+    pub investor_margin: [f64; MAX_FIRMS],
+    /// The current generation's yearly training spend.
+    pub spend: [f64; MAX_FIRMS],
+    /// Generations trained so far.
+    pub generations: [u32; MAX_FIRMS],
+    /// Investors' money so far.
+    pub raised: [f64; MAX_FIRMS],
     pub outside_share: f64,
     pub iterations: u32,
     pub converged: bool,
@@ -72,11 +85,16 @@ pub fn solve_traced<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
 /// The state carried from month to month (docs/model.md section 2), and the
 /// running totals of section 5.
 struct State {
-    /// q_i: capability (spillover moves it).
+    /// q_i: capability (new generations and spillover move it).
     q: [f64; MAX_FIRMS],
-    /// q0_i and c0_i: the trained model's capability and serving cost.
-    q0: [f64; MAX_FIRMS],
+    /// c0_i: the current generation's serving cost.
     c0: [f64; MAX_FIRMS],
+    /// spend_i: the current generation's yearly training spend.
+    spend: [f64; MAX_FIRMS],
+    /// n_i: generations trained.
+    generations: [u32; MAX_FIRMS],
+    released: [bool; MAX_FIRMS],
+    raised: [f64; MAX_FIRMS],
     /// K_i: community stock of released weights.
     community: [f64; MAX_FIRMS],
     cash: [f64; MAX_FIRMS],
@@ -86,7 +104,7 @@ struct State {
     npv: [f64; MAX_FIRMS],
     complement_npv: [f64; MAX_FIRMS],
     exit_month: [i32; MAX_FIRMS],
-    /// t*: the first release month, if any firm ever releases.
+    /// t*: the first month in which a firm was released, once one has been.
     first_release: Option<i32>,
     /// 1 / sum_k w_k alpha_k: where an unset markup starts.
     markup_start: f64,
@@ -123,14 +141,17 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
     let mut shares = Shares::default();
     let months = sc.model.months;
     let mut out = Outcome::default();
+    let mut decisions = Decisions::default();
     for t in 0..months {
+        new_generations(sc, &mut st, t, cache);
+        release(sc, &mut st, t as i32);
         let mut month = offer_products(sc, &mut st, t as i32);
         solve_markups(sc, &mut st, &mut month, &mut shares);
         let alive_at_start = st.alive;
-        settle_money(sc, &mut st, &month, &shares);
+        settle_money(sc, &mut st, &month, &shares, &mut decisions);
         let last = t + 1 == months;
         if O::ACTIVE || last {
-            let rec = record(sc, &st, &month, &shares, alive_at_start);
+            let rec = record(sc, &st, &month, &shares, alive_at_start, &decisions);
             if O::ACTIVE {
                 obs.month(&rec);
             }
@@ -147,8 +168,11 @@ pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCach
 fn start(sc: &Scenario, cache: &mut TrainCache) -> State {
     let mut st = State {
         q: [0.0; MAX_FIRMS],
-        q0: [0.0; MAX_FIRMS],
         c0: [0.0; MAX_FIRMS],
+        spend: [0.0; MAX_FIRMS],
+        generations: [0; MAX_FIRMS],
+        released: [false; MAX_FIRMS],
+        raised: [0.0; MAX_FIRMS],
         community: [0.0; MAX_FIRMS],
         cash: [0.0; MAX_FIRMS],
         alive: [false; MAX_FIRMS],
@@ -156,28 +180,55 @@ fn start(sc: &Scenario, cache: &mut TrainCache) -> State {
         npv: [0.0; MAX_FIRMS],
         complement_npv: [0.0; MAX_FIRMS],
         exit_month: [-1; MAX_FIRMS],
-        first_release: sc.firms().iter().map(|f| f.release_month).filter(|&r| r >= 0).min(),
+        first_release: None,
         markup_start: 1.0 / sc.segments().iter().map(|s| s.weight * s.price_sens).sum::<f64>(),
         cs_npv: 0.0,
         max_iterations: 0,
         nonconverged_months: 0,
     };
     for (i, firm) in sc.firms().iter().enumerate() {
-        let t = cache.train(i, &TrainInputs::first_generation(&sc.model, &sc.scaling, firm));
-        st.q0[i] = t.q0;
+        let t = cache.train(i, 0, &TrainInputs::first_generation(&sc.model, &sc.scaling, firm));
         st.c0[i] = t.c0;
         st.q[i] = t.q0;
+        st.spend[i] = firm.train_spend;
+        st.generations[i] = 1;
         st.cash[i] = firm.funding;
         st.alive[i] = true;
     }
     st
 }
 
-/// Whether firm `i` is released in month `t` (section 2).
-#[inline]
-fn is_released(sc: &Scenario, i: usize, t: i32) -> bool {
-    let r = sc.firms[i].release_month;
-    r >= 0 && t >= r
+/// Section 2, generations: at the start of every month t > 0 with t mod G = 0,
+/// each alive firm trains a new generation with spend and data grown at its
+/// yearly rates, (1 + g)^(t/12); its capability becomes the better of the old and
+/// the new, its serving cost and spend the new generation's.
+fn new_generations(sc: &Scenario, st: &mut State, t: u32, cache: &mut TrainCache) {
+    let g = sc.model.generation_months;
+    if g == 0 || t == 0 || t % g != 0 {
+        return;
+    }
+    for (i, firm) in sc.firms().iter().enumerate() {
+        if !st.alive[i] {
+            continue;
+        }
+        let inputs = TrainInputs::generation(&sc.model, &sc.scaling, firm, t);
+        let trained = cache.train(i, (t / g) as usize, &inputs);
+        st.q[i] = st.q[i].max(trained.q0);
+        st.c0[i] = trained.c0;
+        st.spend[i] = inputs.spend;
+        st.generations[i] += 1;
+    }
+}
+
+/// Section 2, release: at the start of its release month a firm that is alive
+/// becomes released, for the rest of the horizon; one that has exited never does.
+fn release(sc: &Scenario, st: &mut State, t: i32) {
+    for (i, firm) in sc.firms().iter().enumerate() {
+        if firm.release_month == t && st.alive[i] {
+            st.released[i] = true;
+            st.first_release.get_or_insert(t);
+        }
+    }
 }
 
 /// Section 2: every product on offer in month `t`, with its quality, cost, open
@@ -202,14 +253,14 @@ fn offer_products(sc: &Scenario, st: &mut State, t: i32) -> Month {
         contraction: f64::NAN,
     };
     for (i, firm) in sc.firms().iter().enumerate() {
-        let released = is_released(sc, i, t);
+        let released = st.released[i];
         if !(released || st.alive[i]) {
             continue;
         }
         let n = mo.n;
         let (qj, cj, open, brand);
         if released {
-            qj = st.q0[i] + m.community_quality * st.community[i].ln_1p();
+            qj = st.q[i] + m.community_quality * st.community[i].ln_1p();
             cj = st.c0[i] / (1.0 + m.community_cost * st.community[i]);
             open = 1.0;
             brand = firm.brand;
@@ -289,8 +340,24 @@ fn solve_markups(sc: &Scenario, st: &mut State, mo: &mut Month, shares: &mut Sha
     }
 }
 
-/// Section 4: consumer surplus, each alive firm's flows and cash, and exits.
-fn settle_money(sc: &Scenario, st: &mut State, mo: &Month, shares: &Shares) {
+/// What investors saw this month, for the trace (`verify` counts decisions near
+/// the hurdle as knife edges).
+#[derive(Clone, Copy)]
+struct Decisions {
+    cash_before: [f64; MAX_FIRMS],
+    margin: [f64; MAX_FIRMS],
+}
+
+impl Default for Decisions {
+    fn default() -> Self {
+        Decisions { cash_before: [0.0; MAX_FIRMS], margin: [f64::NAN; MAX_FIRMS] }
+    }
+}
+
+/// Section 4: consumer surplus, each alive firm's flows and cash, and investors'
+/// decision for a firm whose cash turns negative: refinance it while its product
+/// leads the best other released product by the hurdle, or let it exit.
+fn settle_money(sc: &Scenario, st: &mut State, mo: &Month, shares: &Shares, decisions: &mut Decisions) {
     let m = &sc.model;
     let segs = sc.segments();
     let market = m.market0 * (1.0 + m.market_growth).powi(mo.t);
@@ -310,14 +377,26 @@ fn settle_money(sc: &Scenario, st: &mut State, mo: &Month, shares: &Shares) {
             market * mo.share[j] * st.markup[i] // p_i - c_i
         };
         let complement = firm.platform_revenue / 12.0 * m.ad_uplift * mo.bought;
-        let flow = direct + complement - firm.train_spend / 12.0;
+        let flow = direct + complement - st.spend[i] / 12.0;
         st.npv[i] += d * flow;
         st.complement_npv[i] += d * complement;
         st.cash[i] += flow;
+        decisions.cash_before[i] = st.cash[i];
+        decisions.margin[i] = f64::NAN;
         if st.cash[i] < 0.0 {
-            st.alive[i] = false;
-            st.exit_month[i] = mo.t;
-            st.markup[i] = f64::NAN;
+            // lead_i: this product's quality over the best other released one's.
+            let rival = (0..mo.n).filter(|&l| l != j && mo.released[l]).map(|l| mo.quality[l]).fold(f64::NEG_INFINITY, f64::max);
+            let lead = mo.quality[j] - rival; // +inf when nothing else is released
+            decisions.margin[i] = lead - m.investor_hurdle;
+            if m.investor_runway > 0.0 && lead >= m.investor_hurdle {
+                let top_up = m.investor_runway * st.spend[i] / 12.0;
+                st.raised[i] += top_up - st.cash[i]; // financing, not a flow: npv is unchanged
+                st.cash[i] = top_up;
+            } else {
+                st.alive[i] = false;
+                st.exit_month[i] = mo.t;
+                st.markup[i] = f64::NAN;
+            }
         }
     }
 }
@@ -337,7 +416,7 @@ fn end_month(sc: &Scenario, st: &mut State, mo: &Month) {
     }
     if best > f64::NEG_INFINITY {
         for i in 0..sc.n_firms {
-            if !is_released(sc, i, mo.t) {
+            if !st.released[i] {
                 st.q[i] += m.catchup_rate * (best - m.spill_gap - st.q[i]).max(0.0);
             }
         }
@@ -345,7 +424,7 @@ fn end_month(sc: &Scenario, st: &mut State, mo: &Month) {
 }
 
 /// The month as `moatsweep scenario` and the outputs see it, per firm.
-fn record(sc: &Scenario, st: &State, mo: &Month, shares: &Shares, alive_at_start: [bool; MAX_FIRMS]) -> MonthRecord {
+fn record(sc: &Scenario, st: &State, mo: &Month, shares: &Shares, alive_at_start: [bool; MAX_FIRMS], decisions: &Decisions) -> MonthRecord {
     let mut rec = MonthRecord {
         month: mo.t as u32,
         quality: st.q,
@@ -354,6 +433,11 @@ fn record(sc: &Scenario, st: &State, mo: &Month, shares: &Shares, alive_at_start
         converged: mo.converged,
         contraction: mo.contraction,
         cash: st.cash,
+        cash_before_investors: decisions.cash_before,
+        investor_margin: decisions.margin,
+        spend: st.spend,
+        generations: st.generations,
+        raised: st.raised,
         ..Default::default()
     };
     for i in 0..sc.n_firms {
@@ -389,6 +473,8 @@ fn write_outputs(st: &State, mo: &Month, rec: &MonthRecord, out: &mut Outcome) {
     *out.firm_values_mut(Out::Npv) = st.npv;
     *out.firm_values_mut(Out::ComplementNpv) = st.complement_npv;
     *out.firm_values_mut(Out::ExitMonth) = st.exit_month.map(f64::from);
+    *out.firm_values_mut(Out::Raised) = st.raised;
+    *out.firm_values_mut(Out::Generations) = st.generations.map(f64::from);
     let mut open_share = 0.0;
     let mut hhi = 0.0;
     for j in 0..mo.n {
