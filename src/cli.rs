@@ -149,6 +149,21 @@ to a single run of the whole sweep on the same backend.")]
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Check finished CSVs against their manifests: header, row count and SHA-256 of the bytes.
+    #[command(after_help = "\
+Examples:
+  moatsweep check results/quickstart.csv
+  moatsweep check results/lhs.shard-*-of-4.csv
+
+Prints one line per file that matches its <file>.manifest.json. The first file whose
+header differs from the manifest's columns, whose row count differs from its
+rows_written, or whose bytes differ from its sha256 ends the check with a message
+naming it and exit status 2.")]
+    Check {
+        /// The CSVs (each with its .manifest.json beside it).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// List the GPU adapters wgpu finds (name, backend, device type, driver, key limits).
     #[command(after_help = "\
 Examples:
@@ -228,6 +243,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let rows = crate::merge::merge(&out, &inputs, std::env::args().collect())?;
             eprintln!("merged {} files, {rows} rows, into {}", inputs.len(), out.display());
         }
+        Command::Check { files } => crate::check::check(&files, &mut stdout)?,
         Command::Plot(args) => crate::analysis::plot::run(&args, &mut stdout)?,
         Command::Summarize(args) => crate::analysis::summarize::run(&args, &mut stdout)?,
     }
