@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Faults lose nothing: a full disk, a checkpoint that cannot be written, a file
 //! removed during the run, or a `.partial` changed in place end the run with one
 //! message naming the file and no panic, and leave either a `.partial` whose

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Real signals to the real binary: SIGINT and SIGTERM stop a run at a chunk
 //! boundary with exit status 130 and a resume hint, a second signal stops it at
 //! once, and either way `--resume` gives the bytes of an uninterrupted run. The
