@@ -1,7 +1,9 @@
-// The moat model, version 1 (shared/MODEL.md), in f32: one invocation solves one
-// scenario (one row of a sweep). It mirrors the f64 CPU reference in
-// src/model/{scaling,demand,solve}.rs: same names, same order of operations,
-// except where a comment says why not (shares and zeta_update).
+// The moat model (docs/model.md), in f32: one invocation solves one scenario (one
+// row of a sweep). It mirrors the f64 CPU reference in src/model/: the same
+// functions under the same names, one per step of the spec (start, then per
+// month offer_products, solve_markups, settle_money, end_month, and
+// write_outputs), in the same order of operations, except where a comment says
+// why not (shares, zeta_update, hhi_of).
 //
 // WGSL assumes finite math, so nothing here relies on inf or NaN: an unset
 // markup is an explicit flag, maxima start from a flag instead of -inf, and
@@ -9,12 +11,14 @@
 //
 // Pipeline-overridable constants (set per pipeline by src/gpu/context.rs):
 // N_FIRMS and N_SEGMENTS fix the shape of every scenario of a source. Before
-// compiling, the host expands every `for (var j = 0u; j < N_FIRMS; j++)` loop
-// (and the same over N_SEGMENTS) into one block per index (src/gpu/source.rs),
-// so every private array index is a constant: on llvmpipe that keeps the arrays
-// in registers, and no such loop counts towards llvmpipe's silent cap of 65,535
-// loop iterations per invocation (src/gpu/mod.rs, `loop_iterations`). Those
-// loops therefore never `break` or `continue`.
+// compiling, the host (src/gpu/source.rs) puts the generated layout in place of
+// the `// @layout` line below and expands every
+// `for (var j = 0u; j < N_FIRMS; j++)` loop (and the same over N_SEGMENTS) into
+// one block per index, so every private array index is a constant: on llvmpipe
+// that keeps the arrays in registers, and no such loop counts towards
+// llvmpipe's silent cap of 65,535 loop iterations per invocation
+// (src/gpu/mod.rs, `loop_iterations`). Those loops therefore never `break` or
+// `continue`.
 //
 // llvmpipe runs both sides of every branch (masked), so code in a rarely taken
 // branch costs as much as code that always runs: the markup loop keeps no
@@ -28,73 +32,13 @@ const MAX_FIRMS: u32 = 8u;
 const MAX_SEGMENTS: u32 = 8u;
 
 // ---------------------------------------------------------------------------
-// Data layout: identical to src/gpu/layout.rs (a unit test compares the two).
-//
-// params: array<f32>, P_STRIDE floats per scenario: a header of P_FIRMS floats,
-// then N_FIRMS blocks of F_STRIDE floats, then N_SEGMENTS blocks of S_STRIDE.
-// Integers are stored as f32 values (exact below 2^24), never as raw bits. Fields named LN_* were computed on
-// the host in f64 and rounded once to f32 (ranges that f32 cannot hold directly).
-const P_MONTHS: u32 = 0u;
-const P_MAX_ITER: u32 = 1u;
-const P_TOL: u32 = 2u;
-const P_LN_DISCOUNT: u32 = 3u;      // ln(discount)
-const P_MARKET0: u32 = 4u;
-const P_LN1P_GROWTH: u32 = 5u;      // ln(1 + market_growth)
-const P_LN_SERVE: u32 = 6u;         // ln(2 * 1e6 * infer_usd_per_flop)
-const P_SPILL_GAP: u32 = 7u;
-const P_CATCHUP_RATE: u32 = 8u;
-const P_TALENT_DECAY: u32 = 9u;
-const P_COMMUNITY_GAIN: u32 = 10u;
-const P_COMMUNITY_DECAY: u32 = 11u;
-const P_COMMUNITY_ELASTICITY: u32 = 12u;
-const P_COMMUNITY_QUALITY: u32 = 13u;
-const P_COMMUNITY_COST: u32 = 14u;
-const P_AD_UPLIFT: u32 = 15u;
-const P_A: u32 = 16u;
-const P_B: u32 = 17u;
-const P_ALPHA: u32 = 18u;
-const P_BETA: u32 = 19u;
-const P_REPEAT_SCALE: u32 = 20u;
-const P_LN_LOSS_GAP: u32 = 21u;     // ln(loss_ref - E)
-const P_FIRMS: u32 = 22u;
-// firm block
-const F_LN_C6: u32 = 0u;            // ln(train_spend / train_usd_per_flop / 6)
-const F_LN_U: u32 = 1u;             // ln(data_tokens)
-const F_RELEASE_MONTH: u32 = 2u;    // -1 = never
-const F_BRAND: u32 = 3u;
-const F_PLATFORM_REVENUE: u32 = 4u;
-const F_TRAIN_SPEND: u32 = 5u;
-const F_FUNDING: u32 = 6u;
-const F_STRIDE: u32 = 7u;
-// segment block
-const S_WEIGHT: u32 = 0u;
-const S_INTERCEPT: u32 = 1u;
-const S_PRICE_SENS: u32 = 2u;
-const S_QUALITY_TASTE: u32 = 3u;
-const S_OPEN_TASTE: u32 = 4u;
-const S_STRIDE: u32 = 5u;
+// Data layout, generated from the parameter and output tables (src/gpu/layout.rs):
+// the structs ModelParams, FirmParams, SegmentParams and their loaders
+// load_model, load_firm, load_segment; the struct Outputs and store_outputs;
+// the offsets P_FIRMS, F_STRIDE, S_STRIDE, O_FIRMS, OF_STRIDE.
+// @layout
 
 override P_STRIDE: u32 = P_FIRMS + N_FIRMS * F_STRIDE + N_SEGMENTS * S_STRIDE;
-
-// outputs: array<u32>, O_STRIDE words per scenario: a header of O_FIRMS words,
-// then N_FIRMS blocks of OF_STRIDE words. f32 values are stored as their bits.
-const O_OFFERED: u32 = 0u;          // u32 bitmask
-const O_OUTSIDE_SHARE: u32 = 1u;
-const O_OPEN_SHARE: u32 = 2u;
-const O_HHI: u32 = 3u;
-const O_CONSUMER_SURPLUS_NPV: u32 = 4u;
-const O_MAX_ITERATIONS: u32 = 5u;   // u32
-const O_NONCONVERGED_MONTHS: u32 = 6u; // u32
-const O_LOOPS_CUT: u32 = 7u;        // u32: 1 when a loop ended early (llvmpipe's cap)
-const O_FIRMS: u32 = 8u;
-const OF_SHARE: u32 = 0u;
-const OF_PRICE: u32 = 1u;
-const OF_QUALITY: u32 = 2u;
-const OF_NPV: u32 = 3u;
-const OF_COMPLEMENT_NPV: u32 = 4u;
-const OF_EXIT_MONTH: u32 = 5u;      // i32 bits
-const OF_STRIDE: u32 = 6u;
-
 override O_STRIDE: u32 = O_FIRMS + N_FIRMS * OF_STRIDE;
 
 struct Chunk {
@@ -152,6 +96,17 @@ fn expm1(x: f32) -> f32 {
     return exp(x) - 1.0;
 }
 
+// The scenario's parameters.
+var<private> mp: ModelParams;
+var<private> firm: array<FirmParams, MAX_FIRMS>;
+var<private> seg: array<SegmentParams, MAX_SEGMENTS>;
+
+// Set when a loop ended before its own exit condition held: llvmpipe silently
+// ends every loop of an invocation after 65,535 iterations in all. The loops
+// that can run long (bisection, months, markup iterations) check their counters
+// on the way out; the loops over firms and segments are expanded on the host.
+var<private> loops_cut: bool;
+
 // ---------------------------------------------------------------------------
 // Section 1: capability from compute and data (src/model/scaling.rs)
 
@@ -162,21 +117,15 @@ const LN_1E6: f32 = 13.815510557964274;
 // clamp keeps it finite (f32 overflows near e^88.7).
 const MAX_LN_REPEAT: f32 = 80.0;
 
-var<private> sc_a: f32;
-var<private> sc_b: f32;
-var<private> sc_alpha: f32;
-var<private> sc_beta: f32;
-var<private> sc_repeat_scale: f32;
-
 // (ln D', ln g) for ln D tokens of which U = e^ln_u are unique (Muennighoff et al.).
 fn effective_tokens(ln_d: f32, ln_u: f32) -> vec2<f32> {
     if (ln_d <= ln_u) {
         return vec2<f32>(ln_d, 0.0);
     }
     let r = expm1(min(ln_d - ln_u, MAX_LN_REPEAT)); // r = D/U - 1
-    let r_over = r / sc_repeat_scale;
+    let r_over = r / mp.repeat_scale;
     // D' = U (1 + R* (1 - e^(-r/R*)))
-    let ln_dp = ln_u + log1p(-sc_repeat_scale * expm1(-r_over));
+    let ln_dp = ln_u + log1p(-mp.repeat_scale * expm1(-r_over));
     return vec2<f32>(ln_dp, -r_over);
 }
 
@@ -188,15 +137,9 @@ struct Trained {
     c0: f32,
 }
 
-// Set when a loop ended before its own exit condition held: llvmpipe silently
-// ends every loop of an invocation after 65,535 iterations in all. The loops
-// that can run long (bisection, months, markup iterations) check their counters
-// on the way out; the loops over firms and segments are expanded on the host.
-var<private> loops_cut: bool;
-
-fn train(ln_c6: f32, ln_u: f32, ln_loss_gap: f32, ln_serve: f32) -> Trained {
-    let ln_beta_b = log(sc_beta * sc_b);
-    let ln_alpha_a = log(sc_alpha * sc_a);
+fn train(ln_c6: f32, ln_u: f32) -> Trained {
+    let ln_beta_b = log(mp.beta * mp.b);
+    let ln_alpha_a = log(mp.alpha * mp.a);
 
     var lo = LN_1E6;
     var hi = ln_c6 - LN_1E6;
@@ -206,7 +149,7 @@ fn train(ln_c6: f32, ln_u: f32, ln_loss_gap: f32, ln_serve: f32) -> Trained {
         let ln_d = ln_c6 - m;
         let et = effective_tokens(ln_d, ln_u);
         // dL/dx > 0  <=>  ln(beta B) + ln g + ln D - (beta+1) ln D' > ln(alpha A) - alpha m
-        if (ln_beta_b + et.y + ln_d - (sc_beta + 1.0) * et.x > ln_alpha_a - sc_alpha * m) {
+        if (ln_beta_b + et.y + ln_d - (mp.beta + 1.0) * et.x > ln_alpha_a - mp.alpha * m) {
             hi = m;
         } else {
             lo = m;
@@ -220,10 +163,10 @@ fn train(ln_c6: f32, ln_u: f32, ln_loss_gap: f32, ln_serve: f32) -> Trained {
     let ln_dp = effective_tokens(ln_c6 - x, ln_u).x;
     var t: Trained;
     t.ln_params = x;
-    t.reducible_loss = sc_a * exp(-sc_alpha * x) + sc_b * exp(-sc_beta * ln_dp);
-    t.q0 = ln_loss_gap - log(t.reducible_loss);
+    t.reducible_loss = mp.a * exp(-mp.alpha * x) + mp.b * exp(-mp.beta * ln_dp);
+    t.q0 = mp.ln_loss_gap - log(t.reducible_loss);
     // c0 = 2 N 1e6 infer_usd_per_flop = e^(x + ln(2e6 infer_usd_per_flop))
-    t.c0 = exp(x + ln_serve);
+    t.c0 = exp(x + mp.ln_serve);
     return t;
 }
 
@@ -235,17 +178,18 @@ const TINY_BOUGHT: f32 = 1e-30;
 // A utility difference no scenario reaches: the start of a running maximum.
 const FAR_BELOW: f32 = -1e30;
 
-// Segments.
-var<private> seg_weight: array<f32, MAX_SEGMENTS>;
-var<private> seg_intercept: array<f32, MAX_SEGMENTS>;
-var<private> seg_price_sens: array<f32, MAX_SEGMENTS>;
-var<private> seg_quality_taste: array<f32, MAX_SEGMENTS>;
-var<private> seg_open_taste: array<f32, MAX_SEGMENTS>;
-
-// Products of the month: product j is firm j's (no compaction; `offered` masks).
+// The products of the month: product j is firm j's (no compaction; `offered` masks).
 var<private> offered: array<bool, MAX_FIRMS>;
-var<private> base: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
+var<private> released: array<bool, MAX_FIRMS>;
+var<private> closed: array<bool, MAX_FIRMS>;
+var<private> n_closed: u32;
+var<private> quality: array<f32, MAX_FIRMS>;
+var<private> cost: array<f32, MAX_FIRMS>;
 var<private> price: array<f32, MAX_FIRMS>;
+var<private> base: array<array<f32, MAX_SEGMENTS>, MAX_FIRMS>;
+// Section 3's result: S_j at the final prices and their sum (1 - s_out).
+var<private> share: array<f32, MAX_FIRMS>;
+var<private> bought: f32;
 
 // Shares at one set of prices (demand::Shares), plus each product's shares
 // relative to its largest over weighted segments, for the zeta update:
@@ -261,7 +205,7 @@ var<private> sh_denom: array<f32, MAX_SEGMENTS>;
 
 // u_jk = base_jk - alpha_k p_j
 fn utility(k: u32, b: f32, p: f32) -> f32 {
-    return b - seg_price_sens[k] * p;
+    return b - seg[k].price_sens * p;
 }
 
 // s_jk = exp(u_jk) / (1 + sum_l exp(u_lk)), stably (subtract max(0, max_l u_lk)).
@@ -289,7 +233,7 @@ fn shares() {
     for (var j = 0u; j < N_FIRMS; j++) {
         var r = FAR_BELOW;
         for (var k = 0u; k < N_SEGMENTS; k++) {
-            if (seg_weight[k] > 0.0) {
+            if (seg[k].weight > 0.0) {
                 r = max(r, z[j][k]);
             }
         }
@@ -315,7 +259,7 @@ fn shares() {
 fn product_share(j: u32) -> f32 {
     var s = 0.0;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        s += seg_weight[k] * sh_s[j][k];
+        s += seg[k].weight * sh_s[j][k];
     }
     return s;
 }
@@ -324,7 +268,7 @@ fn product_share(j: u32) -> f32 {
 fn outside_share() -> f32 {
     var s = 0.0;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        s += seg_weight[k] * exp(-sh_shift[k]) / sh_denom[k];
+        s += seg[k].weight * exp(-sh_shift[k]) / sh_denom[k];
     }
     return s;
 }
@@ -339,13 +283,13 @@ fn inclusive_value(k: u32) -> f32 {
 // divided by e^(r_j) (see sh_rel): the reference's rescaled branch, here taken
 // always. It is the same ratio, and in f32 the unscaled one would lose Lambda_j
 // to underflow below about 1e-38.
-fn zeta_update(j: u32, markup: f32) -> f32 {
+fn zeta_update(j: u32, m: f32) -> f32 {
     var num = 0.0;
     var den = 0.0;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        let wr = seg_weight[k] * sh_rel[j][k];
-        num += wr * (1.0 + seg_price_sens[k] * sh_s[j][k] * markup);
-        den += seg_price_sens[k] * wr;
+        let wr = seg[k].weight * sh_rel[j][k];
+        num += wr * (1.0 + seg[k].price_sens * sh_s[j][k] * m);
+        den += seg[k].price_sens * wr;
     }
     return num / den;
 }
@@ -359,12 +303,12 @@ fn zeta_update(j: u32, markup: f32) -> f32 {
 // underflows (argument below F64_EXP_UNDERFLOW).
 const F64_EXP_UNDERFLOW: f32 = -745.13;
 
-fn hhi_of(share: ptr<function, array<f32, MAX_FIRMS>>, bought: f32) -> f32 {
+fn hhi_of() -> f32 {
     var hhi = 0.0;
     if (bought > TINY_BOUGHT) {
         for (var j = 0u; j < N_FIRMS; j++) {
             if (offered[j]) {
-                let x = (*share)[j] / bought;
+                let x = share[j] / bought;
                 hhi += x * x;
             }
         }
@@ -374,7 +318,7 @@ fn hhi_of(share: ptr<function, array<f32, MAX_FIRMS>>, bought: f32) -> f32 {
     var have_top = false;
     for (var j = 0u; j < N_FIRMS; j++) {
         for (var k = 0u; k < N_SEGMENTS; k++) {
-            if (offered[j] && seg_weight[k] > 0.0) {
+            if (offered[j] && seg[k].weight > 0.0) {
                 let z = utility(k, base[j][k], price[j]) - sh_shift[k];
                 if (!have_top || z > top) {
                     top = z;
@@ -394,7 +338,7 @@ fn hhi_of(share: ptr<function, array<f32, MAX_FIRMS>>, bought: f32) -> f32 {
             for (var k = 0u; k < N_SEGMENTS; k++) {
                 let z = utility(k, base[j][k], price[j]) - sh_shift[k];
                 // <= 0 for weighted segments (denom >= 1); weight-0 ones add nothing.
-                s += seg_weight[k] * exp(min(z - top - log(sh_denom[k]), 0.0));
+                s += seg[k].weight * exp(min(z - top - log(sh_denom[k]), 0.0));
             }
         }
         scaled[j] = s;
@@ -410,297 +354,274 @@ fn hhi_of(share: ptr<function, array<f32, MAX_FIRMS>>, bought: f32) -> f32 {
 // ---------------------------------------------------------------------------
 // Sections 2, 4 and 5: the month-by-month equilibrium (src/model/solve.rs)
 
-fn par(row_base: u32, offset: u32) -> f32 {
-    return params[row_base + offset];
-}
+// The state carried from month to month (section 2) and the running totals.
+var<private> q: array<f32, MAX_FIRMS>;
+var<private> q0: array<f32, MAX_FIRMS>;
+var<private> c0: array<f32, MAX_FIRMS>;
+var<private> community: array<f32, MAX_FIRMS>;
+var<private> cash: array<f32, MAX_FIRMS>;
+var<private> alive: array<bool, MAX_FIRMS>;
+var<private> markup: array<f32, MAX_FIRMS>;
+var<private> markup_set: array<bool, MAX_FIRMS>; // false = unset
+var<private> npv: array<f32, MAX_FIRMS>;
+var<private> complement_npv: array<f32, MAX_FIRMS>;
+var<private> exit_month: array<f32, MAX_FIRMS>;
+var<private> first_release: i32;
+var<private> any_release: bool;
+var<private> markup_start: f32;
+var<private> cs_npv: f32;
+var<private> max_iterations: u32;
+var<private> nonconverged_months: u32;
 
-fn put_f32(out_base: u32, offset: u32, v: f32) {
-    outputs[out_base + offset] = bitcast<u32>(v);
-}
-
-fn put_u32(out_base: u32, offset: u32, v: u32) {
-    outputs[out_base + offset] = v;
-}
-
-fn solve(row: u32) {
+// Loads the scenario; section 1 for every firm, and section 2's initial state.
+fn start(row: u32) {
     loops_cut = false;
     let pb = row * P_STRIDE;
-    let months = u32(par(pb, P_MONTHS));
-    let max_iter = u32(par(pb, P_MAX_ITER));
-    let tol = par(pb, P_TOL);
-    let ln_discount = par(pb, P_LN_DISCOUNT);
-    let market0 = par(pb, P_MARKET0);
-    let ln1p_growth = par(pb, P_LN1P_GROWTH);
-    let ln_serve = par(pb, P_LN_SERVE);
-    let spill_gap = par(pb, P_SPILL_GAP);
-    let catchup_rate = par(pb, P_CATCHUP_RATE);
-    let talent_decay = par(pb, P_TALENT_DECAY);
-    let community_gain = par(pb, P_COMMUNITY_GAIN);
-    let community_decay = par(pb, P_COMMUNITY_DECAY);
-    let community_elasticity = par(pb, P_COMMUNITY_ELASTICITY);
-    let community_quality = par(pb, P_COMMUNITY_QUALITY);
-    let community_cost = par(pb, P_COMMUNITY_COST);
-    let ad_uplift = par(pb, P_AD_UPLIFT);
-    sc_a = par(pb, P_A);
-    sc_b = par(pb, P_B);
-    sc_alpha = par(pb, P_ALPHA);
-    sc_beta = par(pb, P_BETA);
-    sc_repeat_scale = par(pb, P_REPEAT_SCALE);
-    let ln_loss_gap = par(pb, P_LN_LOSS_GAP);
-
-    let sb = pb + P_FIRMS + N_FIRMS * F_STRIDE;
+    mp = load_model(pb);
     var markup_start_den = 0.0;
     for (var k = 0u; k < N_SEGMENTS; k++) {
-        let o = sb + k * S_STRIDE;
-        seg_weight[k] = par(o, S_WEIGHT);
-        seg_intercept[k] = par(o, S_INTERCEPT);
-        seg_price_sens[k] = par(o, S_PRICE_SENS);
-        seg_quality_taste[k] = par(o, S_QUALITY_TASTE);
-        seg_open_taste[k] = par(o, S_OPEN_TASTE);
-        markup_start_den += seg_weight[k] * seg_price_sens[k];
+        seg[k] = load_segment(pb + P_FIRMS + N_FIRMS * F_STRIDE + k * S_STRIDE);
+        markup_start_den += seg[k].weight * seg[k].price_sens;
     }
-    let markup_start = 1.0 / markup_start_den;
-
-    // Section 1: every firm's trained model; section 2: t* and the carried state.
-    var release_month: array<i32, MAX_FIRMS>;
-    var brand0: array<f32, MAX_FIRMS>;
-    var platform_revenue: array<f32, MAX_FIRMS>;
-    var train_spend: array<f32, MAX_FIRMS>;
-    var q0: array<f32, MAX_FIRMS>;
-    var c0: array<f32, MAX_FIRMS>;
-    var q: array<f32, MAX_FIRMS>;
-    var community: array<f32, MAX_FIRMS>;
-    var cash: array<f32, MAX_FIRMS>;
-    var alive: array<bool, MAX_FIRMS>;
-    var markup: array<f32, MAX_FIRMS>;
-    var markup_set: array<bool, MAX_FIRMS>; // false = unset
-    var npv: array<f32, MAX_FIRMS>;
-    var complement_npv: array<f32, MAX_FIRMS>;
-    var exit_month: array<i32, MAX_FIRMS>;
-    var first_release = 0;
-    var any_release = false;
+    markup_start = 1.0 / markup_start_den;
+    first_release = 0;
+    any_release = false;
     for (var i = 0u; i < N_FIRMS; i++) {
-        let o = pb + P_FIRMS + i * F_STRIDE;
-        let t = train(par(o, F_LN_C6), par(o, F_LN_U), ln_loss_gap, ln_serve);
+        firm[i] = load_firm(pb + P_FIRMS + i * F_STRIDE);
+        let t = train(firm[i].ln_c6, firm[i].ln_data_tokens);
         q0[i] = t.q0;
         c0[i] = t.c0;
-        release_month[i] = i32(par(o, F_RELEASE_MONTH));
-        brand0[i] = par(o, F_BRAND);
-        platform_revenue[i] = par(o, F_PLATFORM_REVENUE);
-        train_spend[i] = par(o, F_TRAIN_SPEND);
-        if (release_month[i] >= 0 && (!any_release || release_month[i] < first_release)) {
-            first_release = release_month[i];
+        let r = i32(firm[i].release_month);
+        if (r >= 0 && (!any_release || r < first_release)) {
+            first_release = r;
             any_release = true;
         }
         q[i] = q0[i];
         community[i] = 0.0;
-        cash[i] = par(o, F_FUNDING);
+        cash[i] = firm[i].funding;
         alive[i] = true;
         markup[i] = 0.0;
         markup_set[i] = false;
         npv[i] = 0.0;
         complement_npv[i] = 0.0;
-        exit_month[i] = -1;
+        exit_month[i] = -1.0;
     }
+    cs_npv = 0.0;
+    max_iterations = 0u;
+    nonconverged_months = 0u;
+}
 
-    var cs_npv = 0.0;
-    var max_iterations = 0u;
-    var nonconverged_months = 0u;
-    // The month's products and shares; after the loop, those of the last month.
-    var released: array<bool, MAX_FIRMS>;
-    var quality: array<f32, MAX_FIRMS>;
-    var share: array<f32, MAX_FIRMS>;
-    var bought = 0.0;
-    var t = 0u;
-    for (; t < months; t++) {
-        let ti = i32(t);
-        // Products on offer this month.
-        var closed: array<bool, MAX_FIRMS>;
-        var cost: array<f32, MAX_FIRMS>;
-        var n_closed = 0u;
-        for (var i = 0u; i < N_FIRMS; i++) {
-            let is_released = release_month[i] >= 0 && ti >= release_month[i];
-            released[i] = is_released;
-            offered[i] = is_released || alive[i];
-            closed[i] = false;
-            price[i] = 0.0;
-            quality[i] = 0.0;
-            cost[i] = 0.0;
-            if (offered[i]) {
-                var qj: f32;
-                var cj: f32;
-                var open: f32;
-                var brand: f32;
-                if (is_released) {
-                    qj = q0[i] + community_quality * log1p(community[i]);
-                    cj = c0[i] / (1.0 + community_cost * community[i]);
-                    open = 1.0;
-                    brand = brand0[i];
-                    price[i] = cj; // competing hosts serve open weights at cost
-                } else {
-                    qj = q[i];
-                    cj = c0[i];
-                    open = 0.0;
-                    brand = brand0[i];
-                    if (any_release && ti >= first_release) {
-                        brand = brand0[i] * exp(-talent_decay * f32(ti - first_release));
-                    }
-                    if (!markup_set[i]) {
-                        markup[i] = markup_start;
-                        markup_set[i] = true;
-                    }
-                    price[i] = cj + markup[i];
-                    closed[i] = true;
-                    n_closed += 1u;
-                }
-                for (var k = 0u; k < N_SEGMENTS; k++) {
-                    base[i][k] = seg_intercept[k] + seg_quality_taste[k] * qj + brand + seg_open_taste[k] * open;
-                }
-                quality[i] = qj;
-                cost[i] = cj;
-            }
-        }
+// Whether firm i is released in month t (section 2).
+fn is_released(i: u32, t: i32) -> bool {
+    let r = i32(firm[i].release_month);
+    return r >= 0 && t >= r;
+}
 
-        // Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started.
-        // As in the reference, the markup itself is the state and p = c + m: in f32
-        // a markup recovered as p - c would lose its low bits whenever c >> m (a
-        // large model's serving cost), and the relative change could then never
-        // fall below tol.
-        var iterations = 0u;
-        var converged = n_closed == 0u;
-        loop {
-            if (converged || iterations >= max_iter) {
-                break;
-            }
-            shares();
-            // max_j |m_new - m| / (1 + |m|) < tol, tested without the division.
-            converged = true;
-            var new_markup = markup;
-            for (var j = 0u; j < N_FIRMS; j++) {
-                if (closed[j]) {
-                    let old = markup[j];
-                    let m_new = zeta_update(j, old);
-                    converged = converged && abs(m_new - old) < tol * (1.0 + abs(old));
-                    new_markup[j] = m_new;
+// Section 2: every product on offer in month t, with its quality, cost, open
+// flag, brand and (released) price; closed products start from last month's markup.
+fn offer_products(t: i32) {
+    n_closed = 0u;
+    for (var i = 0u; i < N_FIRMS; i++) {
+        let is_rel = is_released(i, t);
+        released[i] = is_rel;
+        offered[i] = is_rel || alive[i];
+        closed[i] = false;
+        price[i] = 0.0;
+        quality[i] = 0.0;
+        cost[i] = 0.0;
+        if (offered[i]) {
+            var qj: f32;
+            var cj: f32;
+            var open: f32;
+            var brand: f32;
+            if (is_rel) {
+                qj = q0[i] + mp.community_quality * log1p(community[i]);
+                cj = c0[i] / (1.0 + mp.community_cost * community[i]);
+                open = 1.0;
+                brand = firm[i].brand;
+                price[i] = cj; // competing hosts serve open weights at cost
+            } else {
+                qj = q[i];
+                cj = c0[i];
+                open = 0.0;
+                brand = firm[i].brand;
+                if (any_release && t >= first_release) {
+                    brand = firm[i].brand * exp(-mp.talent_decay * f32(t - first_release));
                 }
-            }
-            for (var j = 0u; j < N_FIRMS; j++) {
-                if (closed[j]) {
-                    markup[j] = new_markup[j];
-                    price[j] = cost[j] + markup[j];
+                if (!markup_set[i]) {
+                    markup[i] = markup_start;
+                    markup_set[i] = true;
                 }
+                price[i] = cj + markup[i];
+                closed[i] = true;
+                n_closed += 1u;
             }
-            iterations += 1u;
+            for (var k = 0u; k < N_SEGMENTS; k++) {
+                base[i][k] = seg[k].intercept + seg[k].quality_taste * qj + brand + seg[k].open_taste * open;
+            }
+            quality[i] = qj;
+            cost[i] = cj;
         }
-        if (!converged && iterations < max_iter) {
-            loops_cut = true;
+    }
+}
+
+// Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started, then the
+// shares once more at the final prices. As in the reference, the markup itself is
+// the state and p = c + m: in f32 a markup recovered as p - c would lose its low
+// bits whenever c >> m (a large model's serving cost), and the relative change
+// could then never fall below tol.
+fn solve_markups() {
+    let max_iter = u32(mp.max_iter);
+    var iterations = 0u;
+    var converged = n_closed == 0u;
+    loop {
+        if (converged || iterations >= max_iter) {
+            break;
         }
-        if (!converged) {
-            nonconverged_months += 1u;
-        }
-        max_iterations = max(max_iterations, iterations);
-        // Shares once more at the final prices.
         shares();
-        bought = 0.0;
+        // max_j |m_new - m| / (1 + |m|) < tol, tested without the division.
+        converged = true;
+        var new_markup = markup;
         for (var j = 0u; j < N_FIRMS; j++) {
-            share[j] = 0.0;
-            if (offered[j]) {
-                share[j] = product_share(j);
-                bought += share[j]; // 1 - s_out, from the products' own terms
+            if (closed[j]) {
+                let old = markup[j];
+                let m_new = zeta_update(j, old);
+                converged = converged && abs(m_new - old) < mp.tol * (1.0 + abs(old));
+                new_markup[j] = m_new;
             }
         }
-
-        // Section 4: money and exits.
-        let market = market0 * exp(f32(t) * ln1p_growth);
-        let d = exp(f32(t) * ln_discount);
-        var surplus = 0.0;
-        for (var k = 0u; k < N_SEGMENTS; k++) {
-            surplus += seg_weight[k] * inclusive_value(k) / seg_price_sens[k];
-        }
-        cs_npv += d * market * surplus;
-
-        for (var i = 0u; i < N_FIRMS; i++) {
-            if (offered[i] && alive[i]) {
-                var direct = 0.0;
-                if (!released[i]) {
-                    direct = market * share[i] * markup[i]; // p - c
-                }
-                let complement = platform_revenue[i] / 12.0 * ad_uplift * bought;
-                let flow = direct + complement - train_spend[i] / 12.0;
-                npv[i] += d * flow;
-                complement_npv[i] += d * complement;
-                cash[i] += flow;
-                if (cash[i] < 0.0) {
-                    alive[i] = false;
-                    exit_month[i] = ti;
-                    markup_set[i] = false;
-                }
-            }
-        }
-
-        // End of month: community stock of released weights, then spillover to the
-        // rest (not after the last month: its q is an output).
-        if (t + 1u == months) {
-            continue;
-        }
-        var best = 0.0;
-        var any_released = false;
         for (var j = 0u; j < N_FIRMS; j++) {
-            if (released[j]) {
-                if (!any_released || quality[j] > best) {
-                    best = quality[j];
-                }
-                any_released = true;
-                var gain = 0.0;
-                // S^elasticity; shares below the smallest normal f32 add nothing.
-                if (share[j] > 1.1754944e-38) {
-                    gain = exp(community_elasticity * log(share[j]));
-                }
-                community[j] = (1.0 - community_decay) * community[j] + community_gain * gain;
+            if (closed[j]) {
+                markup[j] = new_markup[j];
+                price[j] = cost[j] + markup[j];
             }
         }
-        if (any_released) {
-            for (var i = 0u; i < N_FIRMS; i++) {
-                if (!released[i]) {
-                    q[i] += catchup_rate * max(best - spill_gap - q[i], 0.0);
-                }
-            }
-        }
+        iterations += 1u;
     }
-
-    if (t != months) {
+    if (!converged && iterations < max_iter) {
         loops_cut = true;
     }
+    if (!converged) {
+        nonconverged_months += 1u;
+    }
+    max_iterations = max(max_iterations, iterations);
+    shares();
+    bought = 0.0;
+    for (var j = 0u; j < N_FIRMS; j++) {
+        share[j] = 0.0;
+        if (offered[j]) {
+            share[j] = product_share(j);
+            bought += share[j]; // 1 - s_out, from the products' own terms
+        }
+    }
+}
 
-    // Section 5: the last month as solved, and the totals.
-    let ob = row * O_STRIDE;
-    var offered_mask = 0u;
+// Section 4: consumer surplus, each alive firm's flows and cash, and exits.
+fn settle_money(t: i32) {
+    let market = mp.market0 * exp(f32(t) * mp.ln1p_market_growth);
+    let d = exp(f32(t) * mp.ln_discount);
+    var surplus = 0.0;
+    for (var k = 0u; k < N_SEGMENTS; k++) {
+        surplus += seg[k].weight * inclusive_value(k) / seg[k].price_sens;
+    }
+    cs_npv += d * market * surplus;
+
+    for (var i = 0u; i < N_FIRMS; i++) {
+        if (offered[i] && alive[i]) {
+            var direct = 0.0;
+            if (!released[i]) {
+                direct = market * share[i] * markup[i]; // p - c
+            }
+            let complement = firm[i].platform_revenue / 12.0 * mp.ad_uplift * bought;
+            let flow = direct + complement - firm[i].train_spend / 12.0;
+            npv[i] += d * flow;
+            complement_npv[i] += d * complement;
+            cash[i] += flow;
+            if (cash[i] < 0.0) {
+                alive[i] = false;
+                exit_month[i] = f32(t);
+                markup_set[i] = false;
+            }
+        }
+    }
+}
+
+// Section 4, end of month: the community stock of released weights, then the
+// spillover to every firm that is not released.
+fn end_month() {
+    var best = 0.0;
+    var any_released = false;
+    for (var j = 0u; j < N_FIRMS; j++) {
+        if (released[j]) {
+            if (!any_released || quality[j] > best) {
+                best = quality[j];
+            }
+            any_released = true;
+            var gain = 0.0;
+            // S^elasticity; shares below the smallest normal f32 add nothing.
+            if (share[j] > 1.1754944e-38) {
+                gain = exp(mp.community_elasticity * log(share[j]));
+            }
+            community[j] = (1.0 - mp.community_decay) * community[j] + mp.community_gain * gain;
+        }
+    }
+    if (any_released) {
+        for (var i = 0u; i < N_FIRMS; i++) {
+            if (!released[i]) {
+                q[i] += mp.catchup_rate * max(best - mp.spill_gap - q[i], 0.0);
+            }
+        }
+    }
+}
+
+// Section 5: the last month as solved, and the totals over the horizon.
+fn write_outputs(row: u32) {
+    var o: Outputs;
+    o.offered = 0u;
     var open_share = 0.0;
     for (var i = 0u; i < N_FIRMS; i++) {
-        let fb = ob + O_FIRMS + i * OF_STRIDE;
         if (offered[i]) {
-            offered_mask |= 1u << i;
-            put_f32(fb, OF_QUALITY, quality[i]);
+            o.offered |= 1u << i;
+            o.quality[i] = quality[i];
             if (released[i]) {
                 open_share += share[i];
             }
         } else {
-            put_f32(fb, OF_QUALITY, q[i]);
+            o.quality[i] = q[i];
         }
-        put_f32(fb, OF_SHARE, share[i]);
-        put_f32(fb, OF_PRICE, price[i]);
-        put_f32(fb, OF_NPV, npv[i]);
-        put_f32(fb, OF_COMPLEMENT_NPV, complement_npv[i]);
-        put_u32(fb, OF_EXIT_MONTH, bitcast<u32>(exit_month[i]));
+        o.share[i] = share[i];
+        o.price[i] = price[i];
+        o.npv[i] = npv[i];
+        o.complement_npv[i] = complement_npv[i];
+        o.exit_month[i] = exit_month[i];
     }
-    put_u32(ob, O_OFFERED, offered_mask);
-    put_f32(ob, O_OUTSIDE_SHARE, outside_share());
-    put_f32(ob, O_OPEN_SHARE, open_share);
-    put_f32(ob, O_HHI, hhi_of(&share, bought));
-    put_f32(ob, O_CONSUMER_SURPLUS_NPV, cs_npv);
-    put_u32(ob, O_MAX_ITERATIONS, max_iterations);
-    put_u32(ob, O_NONCONVERGED_MONTHS, nonconverged_months);
-    put_u32(ob, O_LOOPS_CUT, select(0u, 1u, loops_cut));
+    o.outside_share = outside_share();
+    o.open_share = open_share;
+    o.hhi = hhi_of();
+    o.consumer_surplus_npv = cs_npv;
+    o.max_iterations = f32(max_iterations);
+    o.nonconverged_months = f32(nonconverged_months);
+    o.loops_cut = select(0u, 1u, loops_cut);
+    store_outputs(row * O_STRIDE, o);
+}
+
+fn solve(row: u32) {
+    start(row);
+    let months = u32(mp.months);
+    var t = 0u;
+    for (; t < months; t++) {
+        offer_products(i32(t));
+        solve_markups();
+        settle_money(i32(t));
+        // Not after the last month: its q is an output.
+        if (t + 1u < months) {
+            end_month();
+        }
+    }
+    if (t != months) {
+        loops_cut = true;
+    }
+    write_outputs(row);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

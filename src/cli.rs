@@ -179,7 +179,15 @@ Examples:
 `run --backend auto` uses the first hardware adapter; `run --adapter NAME` picks one.")]
     Adapters,
     /// Print the table of every model parameter (path, default, range, unit, meaning, source) as Markdown.
-    Params,
+    #[command(after_help = "\
+Examples:
+  moatsweep params             # the parameter table of docs/model.md
+  moatsweep params --outputs   # the output table: every CSV column, its type and GPU tolerance")]
+    Params {
+        /// Print the output table instead (every output column, when it is empty, its GPU tolerance and why).
+        #[arg(long)]
+        outputs: bool,
+    },
     /// Draw an output of a sweep CSV over one or two axes (heatmap or lines), as PNG or SVG.
     #[command(after_help = "\
 Examples:
@@ -235,7 +243,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Validate { config } => crate::inspect::validate(&config, &mut stdout)?,
         Command::Scenario { config, index, set } => crate::inspect::scenario(&config, index, &set, &mut stdout)?,
         Command::Bench { config, rows, adapter } => crate::bench::bench(&config, rows, adapter.as_deref(), &mut stdout)?,
-        Command::Params => crate::inspect::params_table(&mut stdout)?,
+        Command::Params { outputs: false } => crate::inspect::params_table(&mut stdout)?,
+        Command::Params { outputs: true } => crate::inspect::outputs_table(&mut stdout)?,
         Command::Adapters => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {

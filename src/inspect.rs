@@ -8,7 +8,8 @@ use crate::backend::ScenarioSource;
 use crate::config::{self, ConfigError};
 use crate::model::params::{Group, Kind, PARAMS};
 use crate::model::{self, MonthRecord, NEVER};
-use crate::output::csv::{format_row, header};
+use crate::model::outputs::{Empty, OUTPUTS, OutKind, Scope, Tolerance};
+use crate::output::csv::{format_row, header, output_columns};
 use crate::sweep::{AxisValues, Design, Plan};
 
 /// Rows solved to estimate the CSV size.
@@ -93,9 +94,10 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     // Estimate the CSV size from a few solved rows spread over the sweep.
     let n = SIZE_SAMPLE.min(plan.rows);
     let mut buf = Vec::new();
+    let out_cols = output_columns(plan);
     for k in 0..n {
         let row = k * plan.rows / n;
-        format_row(plan, row, &model::solve(&plan.scenario(row)), &mut buf);
+        format_row(plan, &out_cols, row, &model::solve(&plan.scenario(row)), &mut buf);
     }
     let per_row = buf.len() as f64 / n as f64;
     let total = per_row * plan.rows as f64 + cols.join(",").len() as f64;
@@ -178,7 +180,7 @@ pub fn scenario(path: &Path, index: Option<u64>, sets: &[String], out: &mut impl
 
     writeln!(out, "\noutputs (the CSV row):")?;
     let mut row = Vec::new();
-    format_row(&single, 0, &outcome, &mut row);
+    format_row(&single, &output_columns(&single), 0, &outcome, &mut row);
     let text = String::from_utf8(row).expect("CSV rows are ASCII");
     let cols = header(&single);
     for (c, v) in cols.iter().zip(text.trim_end().split(',')).skip(1) {
@@ -192,21 +194,45 @@ pub fn params_table(out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "| path | meaning | unit | default | allowed | source |")?;
     writeln!(out, "| --- | --- | --- | --- | --- | --- |")?;
     for p in PARAMS {
-        let path = match p.group {
-            Group::Model | Group::Scaling => format!("{}.{}", p.group.prefix(), p.name),
-            Group::Firm => format!("firm.<name>.{}", p.name),
-            Group::Segment => format!("segment.<name>.{}", p.name),
-        };
-        let default = match p.default {
-            Some(d) => fmt_value(p.kind, d),
-            None => format!("per {} (table below)", p.group.prefix()),
+        let default = match p.group {
+            Group::Model | Group::Scaling => fmt_value(p.kind, p.defaults[0]),
+            _ => format!("per {} (table below)", p.group.prefix()),
         };
         let allowed = match p.kind {
             Kind::Integer => format!("integer, {}", p.bound),
             Kind::Month => format!("integer month, {}, or never", p.bound),
             Kind::Real => p.bound.to_string(),
         };
-        writeln!(out, "| `{path}` | {} | {} | {default} | {allowed} | {} |", p.meaning, p.unit, p.source)?;
+        writeln!(out, "| `{}` | {} | {} | {default} | {allowed} | {} |", p.path("<name>"), p.meaning(), p.unit, p.source)?;
+    }
+    Ok(())
+}
+
+/// `moatsweep params --outputs`: the output table of docs/model.md.
+pub fn outputs_table(out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "| column | meaning | type | empty when | GPU tolerance (f32 against f64) | why |")?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- |")?;
+    for o in OUTPUTS {
+        let column = match o.scope {
+            Scope::Firm => format!("`{}.<firm>`", o.name),
+            Scope::Scenario => format!("`{}`", o.name),
+        };
+        let kind = match o.kind {
+            OutKind::Real => "real",
+            OutKind::Integer => "integer",
+        };
+        let empty = match o.empty {
+            Empty::Never => "never",
+            Empty::NotOffered => "the firm offers no product",
+        };
+        let tolerance = match o.tolerance {
+            Tolerance::Abs(f) => format!("1e-4 relative + {f:e}"),
+            Tolerance::Money(f) => format!("1e-4 relative + {f:e} x the firm's money scale"),
+            Tolerance::Surplus(f) => format!("1e-4 relative + {f:e} x the surplus scale"),
+            Tolerance::Exact => "equal".into(),
+            Tolerance::Iterations => "3 + a tenth of the count".into(),
+        };
+        writeln!(out, "| {column} | {} | {kind} | {empty} | {tolerance} | {} |", o.meaning(), o.why)?;
     }
     Ok(())
 }

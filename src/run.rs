@@ -394,11 +394,20 @@ fn solve(job: &Job, backend: &mut dyn Backend, opened: Opened, files: &Files, la
 
 /// Checks the kept GPU rows on the f64 reference (warning when any deviate beyond
 /// tolerance) and returns the report for the manifest.
-fn verify_report(plan: &Plan, solved: &Solved) -> Option<serde_json::Value> {
+fn verify_report(plan: &Plan, solved: &Solved, quiet: bool) -> Option<serde_json::Value> {
     if solved.verify_rows == 0 {
         return None;
     }
-    let v = verify::verify(plan, &solved.kept);
+    let v = verify::verify(plan, &plan.firm_names, &solved.kept);
+    if !quiet {
+        eprintln!("--verify: {}", v.summary());
+    }
+    if !v.within_caps {
+        eprintln!(
+            "warning: --verify: more rows were exempted from comparison or admitted only through the probe than the caps allow ({})",
+            v.summary()
+        );
+    }
     if v.beyond_tolerance > 0 {
         eprintln!(
             "warning: --verify: {} of {} re-solved rows deviate from the f64 reference beyond the documented tolerance, e.g. {}",
@@ -460,7 +469,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             nonconverged_scenarios: solved.written.nonconverged_scenarios,
             resumed_at_row,
             merged_from: None,
-            verify: verify_report(&job.plan, &solved),
+            verify: verify_report(&job.plan, &solved, opts.quiet),
             kernel_time_s: backend.kernel_seconds(),
             wall_time_s: t0.elapsed().as_secs_f64(),
             started_at: timestamp(started_at),

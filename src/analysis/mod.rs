@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::InputError;
 use crate::config::error::suggest;
 use crate::model::NEVER;
-use crate::output::csv::{FIRM_OUTPUTS, SCENARIO_OUTPUTS};
+use crate::model::outputs::{OUTPUTS, Scope};
 use crate::output::manifest_path;
 
 /// Distinct values an axis may have before it is cut into bins.
@@ -345,7 +345,10 @@ impl AxisScale {
 
 /// Whether `column` is an output of a sweep CSV rather than an axis.
 fn is_output(column: &str) -> bool {
-    SCENARIO_OUTPUTS.contains(&column) || column.split_once('.').is_some_and(|(head, _)| FIRM_OUTPUTS.contains(&head))
+    OUTPUTS.iter().any(|o| match o.scope {
+        Scope::Scenario => o.name == column,
+        Scope::Firm => column.split_once('.').is_some_and(|(head, _)| head == o.name),
+    })
 }
 
 /// Whether an axis column may hold `never` (written -1): a firm's release month.

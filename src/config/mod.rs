@@ -15,7 +15,7 @@ use error::{Locator, suggest};
 use tree::{Entry, Node, Span, Spanned};
 
 use crate::design::{SOBOL_DIMENSIONS, SOBOL_MAX_SAMPLES};
-use crate::model::params::{self, DEFAULT_FIRMS, DEFAULT_SEGMENTS, Group, Kind, ParamSpec};
+use crate::model::params::{self, DEFAULT_FIRM_NAMES, DEFAULT_SEGMENT_NAMES, Group, Kind, ParamSpec};
 use crate::model::scaling::MIN_LN_C6;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, NEVER, Scenario};
 use crate::sweep::{Axis, AxisValues, Design, MAX_ROWS, Param, Plan};
@@ -380,8 +380,8 @@ impl Checker<'_> {
     /// Reads `[[segment]]` or `[[firm]]` into `base`; returns the names in config order.
     fn entities(&mut self, root: &Spanned, group: Group, base: &mut Scenario) -> Result<Vec<String>, ConfigError> {
         let (max, defaults): (usize, Vec<&str>) = match group {
-            Group::Segment => (MAX_SEGMENTS, DEFAULT_SEGMENTS.iter().map(|d| d.0).collect()),
-            _ => (MAX_FIRMS, DEFAULT_FIRMS.iter().map(|d| d.0).collect()),
+            Group::Segment => (MAX_SEGMENTS, DEFAULT_SEGMENT_NAMES.to_vec()),
+            _ => (MAX_FIRMS, DEFAULT_FIRM_NAMES.to_vec()),
         };
         let prefix = group.prefix();
         let Some(section) = get(root, prefix) else {
@@ -421,8 +421,8 @@ impl Checker<'_> {
                 return Err(self.err(&name_entry.value.span, &format!("{prefix}.name"), format!("duplicate {prefix} name \"{name}\"")));
             }
             let default = match group {
-                Group::Segment => DEFAULT_SEGMENTS.iter().position(|d| d.0 == name),
-                _ => DEFAULT_FIRMS.iter().position(|d| d.0 == name),
+                Group::Segment => DEFAULT_SEGMENT_NAMES.iter().position(|d| *d == name),
+                _ => DEFAULT_FIRM_NAMES.iter().position(|d| *d == name),
             };
             let mut given: Vec<(&ParamSpec, f64)> = Vec::new();
             for e in fields.iter().filter(|e| e.key != "name") {
@@ -435,8 +435,8 @@ impl Checker<'_> {
             }
             // A firm or segment of a default name starts from its defaults; a new one gives every field.
             match (group, default) {
-                (Group::Segment, Some(d)) => base.segments[idx] = DEFAULT_SEGMENTS[d].1,
-                (Group::Firm, Some(d)) => base.firms[idx] = DEFAULT_FIRMS[d].1,
+                (Group::Segment, Some(d)) => base.segments[idx] = params::default_segment(d),
+                (Group::Firm, Some(d)) => base.firms[idx] = params::default_firm(d),
                 _ => {
                     if let Some(missing) = specs.iter().find(|p| !given.iter().any(|g| g.0.name == p.name)) {
                         return Err(self.err(

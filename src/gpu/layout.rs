@@ -1,265 +1,324 @@
-//! The data layout shared by the host and `shaders/moat.wgsl`: one flat f32
-//! parameter vector per scenario in, one flat u32 output vector per scenario out.
+//! The data layout shared by the host and `shaders/moat.wgsl`, generated from the
+//! parameter table (`src/model/params.rs`) and the output table
+//! (`src/model/outputs.rs`): one flat f32 parameter vector per scenario in, one
+//! flat u32 output vector per scenario out. Nothing here is numbered by hand:
+//! [`wgsl_declarations`] writes the kernel's structs, loaders, store function and
+//! offsets from the same lists that [`pack`] and [`unpack`] use, and
+//! `src/gpu/source.rs` puts them into the shader before it is compiled.
 //!
-//! Every offset here has a twin of the same name in the shader; the unit test at
-//! the bottom parses the shader and checks that the two agree.
+//! Parameters ([`param_stride`] f32 per scenario): a header of [`ParamLayout::header`]
+//! fields (model and scaling), then `n_firms` blocks of [`ParamLayout::firm`]
+//! fields, then `n_segments` blocks of [`ParamLayout::segment`] fields. Each
+//! parameter is sent as its table row's [`Gpu`] form says: its value, its log or
+//! ln(1 + value), computed on the host in f64 and rounded once to f32; parameters
+//! marked [`Gpu::Derived`] reach the kernel only through a field of [`DERIVED`].
+//! Integers (months, max_iter, release_month) are sent as f32 values, exact below
+//! 2^24 (the validated ranges stop at 100,000); never as raw bits, which a device
+//! that flushes denormals or canonicalises NaNs on load could alter.
 //!
-//! Parameters (`params`, f32, [`param_stride`] floats per scenario):
-//! a header of [`P_FIRMS`] floats (model and scaling), then `n_firms` blocks of
-//! [`F_STRIDE`] floats, then `n_segments` blocks of [`S_STRIDE`] floats.
-//! Integers (months, max_iter, release_month) are stored as f32 values, exact
-//! below 2^24 (the validated ranges stop at 100,000); never as raw bits, which a
-//! device that flushes denormals or canonicalises NaNs on load could alter.
-//! Fields named `LN_*` are logarithms computed on the host in f64 and rounded once
-//! to f32: they stand for inputs whose range or differences f32 cannot hold
-//! directly (train_usd_per_flop near 1e-18 against spends near 1e9, loss_ref - E,
-//! discount^t and (1 + growth)^t over long horizons).
-//!
-//! Outputs (`outputs`, u32, [`out_stride`] words per scenario): a header of
-//! [`O_FIRMS`] words, then `n_firms` blocks of [`OF_STRIDE`] words. f32 values are
-//! stored as their bits, exit months as i32 bits.
+//! Outputs ([`out_stride`] u32 per scenario): a header of [`O_FIRMS`] words (the
+//! offered-products mask, the loops-cut flag, then the per-scenario outputs in
+//! table order), then `n_firms` blocks of [`OF_STRIDE`] words (the per-firm
+//! outputs in table order). Every output is an f32 stored as its bits, integer
+//! outputs as exact f32 values.
 
-use crate::model::{MAX_FIRMS, Outcome, Scenario};
+use std::fmt::Write;
+use std::sync::OnceLock;
 
-// Header (model and scaling).
-pub const P_MONTHS: usize = 0;
-pub const P_MAX_ITER: usize = 1;
-pub const P_TOL: usize = 2;
-pub const P_LN_DISCOUNT: usize = 3;
-pub const P_MARKET0: usize = 4;
-pub const P_LN1P_GROWTH: usize = 5;
-pub const P_LN_SERVE: usize = 6;
-pub const P_SPILL_GAP: usize = 7;
-pub const P_CATCHUP_RATE: usize = 8;
-pub const P_TALENT_DECAY: usize = 9;
-pub const P_COMMUNITY_GAIN: usize = 10;
-pub const P_COMMUNITY_DECAY: usize = 11;
-pub const P_COMMUNITY_ELASTICITY: usize = 12;
-pub const P_COMMUNITY_QUALITY: usize = 13;
-pub const P_COMMUNITY_COST: usize = 14;
-pub const P_AD_UPLIFT: usize = 15;
-pub const P_A: usize = 16;
-pub const P_B: usize = 17;
-pub const P_ALPHA: usize = 18;
-pub const P_BETA: usize = 19;
-pub const P_REPEAT_SCALE: usize = 20;
-pub const P_LN_LOSS_GAP: usize = 21;
-/// Start of the firm blocks (= header length).
-pub const P_FIRMS: usize = 22;
+use crate::model::outputs::{self, N_FIRM_OUTPUTS, N_SCENARIO_OUTPUTS, Out, Outcome};
+use crate::model::params::{Group, Gpu, PARAMS, ParamSpec};
+use crate::model::Scenario;
 
-// Firm block.
-pub const F_LN_C6: usize = 0;
-pub const F_LN_U: usize = 1;
-pub const F_RELEASE_MONTH: usize = 2;
-pub const F_BRAND: usize = 3;
-pub const F_PLATFORM_REVENUE: usize = 4;
-pub const F_TRAIN_SPEND: usize = 5;
-pub const F_FUNDING: usize = 6;
-pub const F_STRIDE: usize = 7;
+/// A kernel input computed on the host from several parameters, where f32 could
+/// not hold the parts or would lose the result to cancellation.
+pub struct Derived {
+    pub group: Group,
+    /// The field's name in the kernel.
+    pub name: &'static str,
+    /// The parameters it combines (group, name): each is marked [`Gpu::Derived`]
+    /// in the table unless the kernel also needs it alone.
+    pub inputs: &'static [(Group, &'static str)],
+    pub value: fn(&Scenario, usize) -> f64,
+}
 
-// Segment block.
-pub const S_WEIGHT: usize = 0;
-pub const S_INTERCEPT: usize = 1;
-pub const S_PRICE_SENS: usize = 2;
-pub const S_QUALITY_TASTE: usize = 3;
-pub const S_OPEN_TASTE: usize = 4;
-pub const S_STRIDE: usize = 5;
+/// The derived fields, by block.
+pub static DERIVED: &[Derived] = &[
+    // c0 = 2 N 1e6 infer_usd_per_flop = e^(x + ln_serve): 1e-19 and 1e12 are beyond f32's reach together.
+    Derived {
+        group: Group::Model,
+        name: "ln_serve",
+        inputs: &[(Group::Model, "infer_usd_per_flop")],
+        value: |sc, _| (2.0 * 1e6 * sc.model.infer_usd_per_flop).ln(),
+    },
+    // q0 = ln(loss_ref - E) - ln R: loss_ref - E is a difference of nearby values.
+    Derived {
+        group: Group::Scaling,
+        name: "ln_loss_gap",
+        inputs: &[(Group::Scaling, "E"), (Group::Scaling, "loss_ref")],
+        value: |sc, _| (sc.scaling.loss_ref - sc.scaling.e).ln(),
+    },
+    // ln(C/6) of the first generation: spend near 1e9 over a price near 1e-18.
+    Derived {
+        group: Group::Firm,
+        name: "ln_c6",
+        inputs: &[(Group::Firm, "train_spend"), (Group::Model, "train_usd_per_flop")],
+        value: |sc, i| crate::model::scaling::TrainInputs::first_generation(&sc.model, &sc.scaling, &sc.firms[i]).ln_c6(),
+    },
+];
 
-// Output header.
-pub const O_OFFERED: usize = 0;
-pub const O_OUTSIDE_SHARE: usize = 1;
-pub const O_OPEN_SHARE: usize = 2;
-pub const O_HHI: usize = 3;
-pub const O_CONSUMER_SURPLUS_NPV: usize = 4;
-pub const O_MAX_ITERATIONS: usize = 5;
-pub const O_NONCONVERGED_MONTHS: usize = 6;
-/// 1 when one of the kernel's long loops ended before its exit condition held
-/// (llvmpipe's loop cap, see `super::LLVMPIPE_LOOP_CAP`): the row is then wrong.
-pub const O_LOOPS_CUT: usize = 7;
-/// Start of the per-firm output blocks (= header length).
-pub const O_FIRMS: usize = 8;
+/// Where a field's value comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    Param(&'static ParamSpec),
+    Derived(&'static Derived),
+}
 
-// Per-firm output block.
-pub const OF_SHARE: usize = 0;
-pub const OF_PRICE: usize = 1;
-pub const OF_QUALITY: usize = 2;
-pub const OF_NPV: usize = 3;
-pub const OF_COMPLEMENT_NPV: usize = 4;
-pub const OF_EXIT_MONTH: usize = 5;
-pub const OF_STRIDE: usize = 6;
+/// One f32 of a parameter block.
+#[derive(Clone)]
+pub struct Field {
+    /// The field's name in the kernel's struct: the parameter's name, with `ln_`
+    /// or `ln1p_` in front when its log is sent.
+    pub name: String,
+    source: Source,
+}
+
+impl Field {
+    #[inline]
+    fn value(&self, sc: &Scenario, idx: usize) -> f64 {
+        match self.source {
+            Source::Param(p) => {
+                let v = (p.get)(sc, idx);
+                match p.gpu {
+                    Gpu::Value => v,
+                    Gpu::Ln => v.ln(),
+                    Gpu::Ln1p => v.ln_1p(),
+                    Gpu::Derived => unreachable!("derived parameters are not fields"),
+                }
+            }
+            Source::Derived(d) => (d.value)(sc, idx),
+        }
+    }
+}
+
+/// The three parameter blocks.
+pub struct ParamLayout {
+    /// Model and scaling parameters: the header of each scenario's vector.
+    pub header: Vec<Field>,
+    pub firm: Vec<Field>,
+    pub segment: Vec<Field>,
+}
+
+impl ParamLayout {
+    /// The offset of firm `i`'s field `name` in a scenario's vector.
+    pub fn firm_offset(&self, i: usize, name: &str) -> usize {
+        let k = self.firm.iter().position(|f| f.name == name).unwrap_or_else(|| panic!("no firm field {name}"));
+        self.header.len() + i * self.firm.len() + k
+    }
+}
+
+/// The parameter layout, built once from the table.
+pub fn param_layout() -> &'static ParamLayout {
+    static LAYOUT: OnceLock<ParamLayout> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let block = |groups: &[Group]| -> Vec<Field> {
+            let mut fields: Vec<Field> = PARAMS
+                .iter()
+                .filter(|p| groups.contains(&p.group) && p.gpu != Gpu::Derived)
+                .map(|p| {
+                    let prefix = match p.gpu {
+                        Gpu::Ln => "ln_",
+                        Gpu::Ln1p => "ln1p_",
+                        _ => "",
+                    };
+                    Field { name: format!("{prefix}{}", p.name.to_lowercase()), source: Source::Param(p) }
+                })
+                .collect();
+            fields.extend(
+                DERIVED.iter().filter(|d| groups.contains(&d.group)).map(|d| Field { name: d.name.into(), source: Source::Derived(d) }),
+            );
+            fields
+        };
+        ParamLayout { header: block(&[Group::Model, Group::Scaling]), firm: block(&[Group::Firm]), segment: block(&[Group::Segment]) }
+    })
+}
 
 /// f32 values per scenario in the parameter buffer (WGSL `P_STRIDE`).
-pub const fn param_stride(n_firms: usize, n_segments: usize) -> usize {
-    P_FIRMS + n_firms * F_STRIDE + n_segments * S_STRIDE
+pub fn param_stride(n_firms: usize, n_segments: usize) -> usize {
+    let l = param_layout();
+    l.header.len() + n_firms * l.firm.len() + n_segments * l.segment.len()
 }
+
+/// Writes the parameter vector of `sc` into `dst` (exactly `param_stride` floats).
+pub fn pack(sc: &Scenario, dst: &mut [f32]) {
+    let l = param_layout();
+    debug_assert_eq!(dst.len(), param_stride(sc.n_firms, sc.n_segments));
+    let (head, rest) = dst.split_at_mut(l.header.len());
+    for (d, f) in head.iter_mut().zip(&l.header) {
+        *d = f.value(sc, 0) as f32;
+    }
+    let (firms, segments) = rest.split_at_mut(sc.n_firms * l.firm.len());
+    for (i, block) in firms.chunks_exact_mut(l.firm.len()).enumerate() {
+        for (d, f) in block.iter_mut().zip(&l.firm) {
+            *d = f.value(sc, i) as f32;
+        }
+    }
+    for (k, block) in segments.chunks_exact_mut(l.segment.len()).enumerate() {
+        for (d, f) in block.iter_mut().zip(&l.segment) {
+            *d = f.value(sc, k) as f32;
+        }
+    }
+}
+
+/// Output word 0: bit i set when firm i offers a product in the last month.
+pub const O_OFFERED: usize = 0;
+/// Output word 1: 1 when one of the kernel's long loops ended before its exit
+/// condition held (llvmpipe's loop cap, see `super::LLVMPIPE_LOOP_CAP`): the row is then wrong.
+pub const O_LOOPS_CUT: usize = 1;
+/// Start of the per-firm output blocks (= header length).
+pub const O_FIRMS: usize = 2 + N_SCENARIO_OUTPUTS;
+/// Words per firm block.
+pub const OF_STRIDE: usize = N_FIRM_OUTPUTS;
 
 /// u32 words per scenario in the output buffer (WGSL `O_STRIDE`).
 pub const fn out_stride(n_firms: usize) -> usize {
     O_FIRMS + n_firms * OF_STRIDE
 }
 
-/// ln(2 * 1e6 * infer_usd_per_flop): serving cost c0 = e^(ln N + this).
-fn ln_serve(infer_usd_per_flop: f64) -> f64 {
-    (2.0 * 1e6 * infer_usd_per_flop).ln()
-}
-
-/// Writes the parameter vector of `sc` into `dst` (exactly `param_stride` floats).
-pub fn pack(sc: &Scenario, dst: &mut [f32]) {
-    let (nf, ns) = (sc.n_firms, sc.n_segments);
-    debug_assert_eq!(dst.len(), param_stride(nf, ns));
-    let m = &sc.model;
-    let s = &sc.scaling;
-    dst[P_MONTHS] = m.months as f32;
-    dst[P_MAX_ITER] = m.max_iter as f32;
-    dst[P_TOL] = m.tol as f32;
-    dst[P_LN_DISCOUNT] = m.discount.ln() as f32;
-    dst[P_MARKET0] = m.market0 as f32;
-    dst[P_LN1P_GROWTH] = m.market_growth.ln_1p() as f32;
-    dst[P_LN_SERVE] = ln_serve(m.infer_usd_per_flop) as f32;
-    dst[P_SPILL_GAP] = m.spill_gap as f32;
-    dst[P_CATCHUP_RATE] = m.catchup_rate as f32;
-    dst[P_TALENT_DECAY] = m.talent_decay as f32;
-    dst[P_COMMUNITY_GAIN] = m.community_gain as f32;
-    dst[P_COMMUNITY_DECAY] = m.community_decay as f32;
-    dst[P_COMMUNITY_ELASTICITY] = m.community_elasticity as f32;
-    dst[P_COMMUNITY_QUALITY] = m.community_quality as f32;
-    dst[P_COMMUNITY_COST] = m.community_cost as f32;
-    dst[P_AD_UPLIFT] = m.ad_uplift as f32;
-    dst[P_A] = s.a as f32;
-    dst[P_B] = s.b as f32;
-    dst[P_ALPHA] = s.alpha as f32;
-    dst[P_BETA] = s.beta as f32;
-    dst[P_REPEAT_SCALE] = s.repeat_scale as f32;
-    dst[P_LN_LOSS_GAP] = (s.loss_ref - s.e).ln() as f32;
-    for (i, f) in sc.firms().iter().enumerate() {
-        let o = P_FIRMS + i * F_STRIDE;
-        dst[o + F_LN_C6] = crate::model::scaling::ln_c6(m, f) as f32;
-        dst[o + F_LN_U] = f.data_tokens.ln() as f32;
-        dst[o + F_RELEASE_MONTH] = f.release_month as f32;
-        dst[o + F_BRAND] = f.brand as f32;
-        dst[o + F_PLATFORM_REVENUE] = f.platform_revenue as f32;
-        dst[o + F_TRAIN_SPEND] = f.train_spend as f32;
-        dst[o + F_FUNDING] = f.funding as f32;
-    }
-    let sb = P_FIRMS + nf * F_STRIDE;
-    for (k, seg) in sc.segments().iter().enumerate() {
-        let o = sb + k * S_STRIDE;
-        dst[o + S_WEIGHT] = seg.weight as f32;
-        dst[o + S_INTERCEPT] = seg.intercept as f32;
-        dst[o + S_PRICE_SENS] = seg.price_sens as f32;
-        dst[o + S_QUALITY_TASTE] = seg.quality_taste as f32;
-        dst[o + S_OPEN_TASTE] = seg.open_taste as f32;
+/// The word of output `out` (of firm `firm`, for per-firm outputs) in a scenario's output vector.
+pub fn word(out: Out, firm: usize) -> usize {
+    let spec = out.spec();
+    match spec.scope {
+        outputs::Scope::Scenario => 2 + outputs::scenario_outputs().position(|o| o.out == out).expect("in the table"),
+        outputs::Scope::Firm => O_FIRMS + firm * OF_STRIDE + outputs::firm_outputs().position(|o| o.out == out).expect("in the table"),
     }
 }
 
 /// Reads one scenario's outputs (exactly `out_stride(n_firms)` words).
 pub fn unpack(src: &[u32], n_firms: usize) -> Outcome<f32> {
     debug_assert_eq!(src.len(), out_stride(n_firms));
-    let f = |o: usize| f32::from_bits(src[o]);
-    let mut out = Outcome::<f32> {
-        offered: src[O_OFFERED],
-        outside_share: f(O_OUTSIDE_SHARE),
-        open_share: f(O_OPEN_SHARE),
-        hhi: f(O_HHI),
-        consumer_surplus_npv: f(O_CONSUMER_SURPLUS_NPV),
-        max_iterations: src[O_MAX_ITERATIONS],
-        nonconverged_months: src[O_NONCONVERGED_MONTHS],
-        // Firms past n_firms do not exist: as in the reference, they never exit.
-        exit_month: [-1; MAX_FIRMS],
-        ..Default::default()
-    };
+    let mut out = Outcome::<f32>::default();
+    for (k, spec) in outputs::scenario_outputs().enumerate() {
+        out.set_scenario(spec.out, f32::from_bits(src[2 + k]));
+    }
     for i in 0..n_firms {
-        let o = O_FIRMS + i * OF_STRIDE;
-        out.share[i] = f(o + OF_SHARE);
-        out.price[i] = f(o + OF_PRICE);
-        out.quality[i] = f(o + OF_QUALITY);
-        out.npv[i] = f(o + OF_NPV);
-        out.complement_npv[i] = f(o + OF_COMPLEMENT_NPV);
-        out.exit_month[i] = src[o + OF_EXIT_MONTH] as i32;
+        let block = &src[O_FIRMS + i * OF_STRIDE..][..OF_STRIDE];
+        for (k, spec) in outputs::firm_outputs().enumerate() {
+            out.firm_values_mut(spec.out)[i] = f32::from_bits(block[k]);
+        }
+        if src[O_OFFERED] & (1 << i) == 0 {
+            out.firm_values_mut(Out::Price)[i] = f32::NAN; // not offered: an empty cell
+        }
     }
     out
+}
+
+/// The kernel's declarations of both layouts: constants, the parameter structs and
+/// their loaders, the output struct and its store function. `src/gpu/source.rs`
+/// puts this text into the shader in place of its `// @layout` line.
+pub fn wgsl_declarations() -> String {
+    let l = param_layout();
+    let mut s = String::new();
+    let _ = writeln!(s, "// Generated by src/gpu/layout.rs from the tables in src/model/params.rs and src/model/outputs.rs.");
+    let _ = writeln!(s, "const P_FIRMS: u32 = {}u;", l.header.len());
+    let _ = writeln!(s, "const F_STRIDE: u32 = {}u;", l.firm.len());
+    let _ = writeln!(s, "const S_STRIDE: u32 = {}u;", l.segment.len());
+    for (ty, load, fields) in [("ModelParams", "load_model", &l.header), ("FirmParams", "load_firm", &l.firm), ("SegmentParams", "load_segment", &l.segment)]
+    {
+        let _ = writeln!(s, "struct {ty} {{");
+        for f in fields {
+            let _ = writeln!(s, "    {}: f32,", f.name);
+        }
+        let _ = writeln!(s, "}}");
+        let args: Vec<String> = (0..fields.len()).map(|k| format!("params[at + {k}u]")).collect();
+        let _ = writeln!(s, "fn {load}(at: u32) -> {ty} {{\n    return {ty}({});\n}}", args.join(", "));
+    }
+    let _ = writeln!(s, "const O_FIRMS: u32 = {O_FIRMS}u;");
+    let _ = writeln!(s, "const OF_STRIDE: u32 = {OF_STRIDE}u;");
+    let _ = writeln!(s, "struct Outputs {{\n    offered: u32,\n    loops_cut: u32,");
+    for o in outputs::scenario_outputs() {
+        let _ = writeln!(s, "    {}: f32,", o.name);
+    }
+    for o in outputs::firm_outputs() {
+        let _ = writeln!(s, "    {}: array<f32, MAX_FIRMS>,", o.name);
+    }
+    let _ = writeln!(s, "}}");
+    let _ = writeln!(s, "fn store_outputs(ob: u32, o: Outputs) {{");
+    let _ = writeln!(s, "    outputs[ob + {O_OFFERED}u] = o.offered;\n    outputs[ob + {O_LOOPS_CUT}u] = o.loops_cut;");
+    for (k, o) in outputs::scenario_outputs().enumerate() {
+        let _ = writeln!(s, "    outputs[ob + {}u] = bitcast<u32>(o.{});", 2 + k, o.name);
+    }
+    let _ = writeln!(s, "    for (var i = 0u; i < N_FIRMS; i++) {{\n        let fb = ob + O_FIRMS + i * OF_STRIDE;");
+    for (k, o) in outputs::firm_outputs().enumerate() {
+        let _ = writeln!(s, "        outputs[fb + {k}u] = bitcast<u32>(o.{}[i]);", o.name);
+    }
+    let _ = writeln!(s, "    }}\n}}");
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::params::baseline;
 
-    /// Every `const NAME: u32 = N;` of the shader whose name is a layout constant
-    /// here must have the same value, and every layout constant must be there.
+    /// Every parameter reaches the kernel: each is a field, or an input of a derived
+    /// field; and moving any one of them moves the packed vector.
     #[test]
-    fn shader_layout_matches_host() {
-        let host: &[(&str, usize)] = &[
-            ("P_MONTHS", P_MONTHS),
-            ("P_MAX_ITER", P_MAX_ITER),
-            ("P_TOL", P_TOL),
-            ("P_LN_DISCOUNT", P_LN_DISCOUNT),
-            ("P_MARKET0", P_MARKET0),
-            ("P_LN1P_GROWTH", P_LN1P_GROWTH),
-            ("P_LN_SERVE", P_LN_SERVE),
-            ("P_SPILL_GAP", P_SPILL_GAP),
-            ("P_CATCHUP_RATE", P_CATCHUP_RATE),
-            ("P_TALENT_DECAY", P_TALENT_DECAY),
-            ("P_COMMUNITY_GAIN", P_COMMUNITY_GAIN),
-            ("P_COMMUNITY_DECAY", P_COMMUNITY_DECAY),
-            ("P_COMMUNITY_ELASTICITY", P_COMMUNITY_ELASTICITY),
-            ("P_COMMUNITY_QUALITY", P_COMMUNITY_QUALITY),
-            ("P_COMMUNITY_COST", P_COMMUNITY_COST),
-            ("P_AD_UPLIFT", P_AD_UPLIFT),
-            ("P_A", P_A),
-            ("P_B", P_B),
-            ("P_ALPHA", P_ALPHA),
-            ("P_BETA", P_BETA),
-            ("P_REPEAT_SCALE", P_REPEAT_SCALE),
-            ("P_LN_LOSS_GAP", P_LN_LOSS_GAP),
-            ("P_FIRMS", P_FIRMS),
-            ("F_LN_C6", F_LN_C6),
-            ("F_LN_U", F_LN_U),
-            ("F_RELEASE_MONTH", F_RELEASE_MONTH),
-            ("F_BRAND", F_BRAND),
-            ("F_PLATFORM_REVENUE", F_PLATFORM_REVENUE),
-            ("F_TRAIN_SPEND", F_TRAIN_SPEND),
-            ("F_FUNDING", F_FUNDING),
-            ("F_STRIDE", F_STRIDE),
-            ("S_WEIGHT", S_WEIGHT),
-            ("S_INTERCEPT", S_INTERCEPT),
-            ("S_PRICE_SENS", S_PRICE_SENS),
-            ("S_QUALITY_TASTE", S_QUALITY_TASTE),
-            ("S_OPEN_TASTE", S_OPEN_TASTE),
-            ("S_STRIDE", S_STRIDE),
-            ("O_OFFERED", O_OFFERED),
-            ("O_OUTSIDE_SHARE", O_OUTSIDE_SHARE),
-            ("O_OPEN_SHARE", O_OPEN_SHARE),
-            ("O_HHI", O_HHI),
-            ("O_CONSUMER_SURPLUS_NPV", O_CONSUMER_SURPLUS_NPV),
-            ("O_MAX_ITERATIONS", O_MAX_ITERATIONS),
-            ("O_NONCONVERGED_MONTHS", O_NONCONVERGED_MONTHS),
-            ("O_LOOPS_CUT", O_LOOPS_CUT),
-            ("O_FIRMS", O_FIRMS),
-            ("OF_SHARE", OF_SHARE),
-            ("OF_PRICE", OF_PRICE),
-            ("OF_QUALITY", OF_QUALITY),
-            ("OF_NPV", OF_NPV),
-            ("OF_COMPLEMENT_NPV", OF_COMPLEMENT_NPV),
-            ("OF_EXIT_MONTH", OF_EXIT_MONTH),
-            ("OF_STRIDE", OF_STRIDE),
-        ];
-        let mut shader = std::collections::HashMap::new();
-        for line in super::super::SHADER_SOURCE.lines() {
-            let Some(rest) = line.trim().strip_prefix("const ") else {
-                continue;
-            };
-            let Some((name, rest)) = rest.split_once(": u32 = ") else {
-                continue;
-            };
-            let value = rest.split(['u', ';']).next().unwrap().trim();
-            if let Ok(v) = value.parse::<usize>() {
-                shader.insert(name.to_string(), v);
+    fn every_parameter_reaches_the_packed_vector() {
+        for p in PARAMS {
+            let derived = DERIVED.iter().any(|d| d.inputs.contains(&(p.group, p.name)));
+            assert!(p.gpu != Gpu::Derived || derived, "{}.{} is marked Derived but no derived field uses it", p.group.prefix(), p.name);
+            for d in DERIVED {
+                for (g, n) in d.inputs {
+                    assert!(PARAMS.iter().any(|q| q.group == *g && q.name == *n), "derived {} names an unknown parameter {n}", d.name);
+                }
+            }
+            let sc = baseline();
+            let (nf, ns) = (sc.n_firms, sc.n_segments);
+            let mut a = vec![0.0; param_stride(nf, ns)];
+            pack(&sc, &mut a);
+            let mut moved = sc;
+            let idx = 1;
+            let v = (p.get)(&sc, idx);
+            (p.set)(&mut moved, idx, if v == 0.0 { 0.5 } else if p.name == "months" || p.name == "max_iter" { v + 1.0 } else { v * 0.75 });
+            let mut b = vec![0.0; param_stride(nf, ns)];
+            pack(&moved, &mut b);
+            assert_ne!(a, b, "{}.{} does not reach the packed vector", p.group.prefix(), p.name);
+        }
+    }
+
+    #[test]
+    fn unpack_reads_every_output_from_its_word() {
+        let nf = 3;
+        let mut w = vec![0u32; out_stride(nf)];
+        let mut k = 0.0f32;
+        let mut want = Vec::new();
+        for (name, col) in outputs::columns(&["a".into(), "b".into(), "c".into()]) {
+            k += 1.0;
+            w[word(col.spec.out, col.firm)] = k.to_bits();
+            want.push((name, col, k));
+        }
+        w[O_OFFERED] = 0b101;
+        let o = unpack(&w, nf);
+        for (name, col, k) in want {
+            let got = o.get(col);
+            if col.spec.out == Out::Price && col.firm == 1 {
+                assert!(got.is_nan(), "firm 1 offers nothing: its price is empty");
+            } else {
+                assert_eq!(got, k, "{name}");
             }
         }
-        for (name, v) in host {
-            assert_eq!(shader.get(*name), Some(v), "layout constant {name} differs between host and shader");
+    }
+
+    #[test]
+    fn the_declarations_name_every_field_once() {
+        let wgsl = wgsl_declarations();
+        let l = param_layout();
+        for f in l.header.iter().chain(&l.firm).chain(&l.segment) {
+            assert_eq!(wgsl.matches(&format!("    {}: f32,", f.name)).count(), 1, "{}", f.name);
         }
-        let layout_names = shader.keys().filter(|n| ["P_", "F_", "S_", "O_", "OF_"].iter().any(|p| n.starts_with(p))).count();
-        assert_eq!(layout_names, host.len(), "the shader has layout constants the host does not know");
+        for o in crate::model::outputs::OUTPUTS {
+            assert!(wgsl.contains(&format!("o.{}", o.name)), "{}", o.name);
+        }
+        assert!(wgsl.contains(&format!("const P_FIRMS: u32 = {}u;", l.header.len())));
     }
 }

@@ -25,6 +25,8 @@ use rayon::prelude::*;
 use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource};
 use crate::model::scaling::BISECTION_STEPS;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, Outcome, Scenario};
+#[cfg(test)]
+use crate::model::Out;
 use context::{Context, POISON};
 pub use source::{SHADER_SOURCE, specialized_source};
 
@@ -375,7 +377,9 @@ impl GpuBackend {
 /// neighbours, so the CSV is the same byte for byte. `order` is left empty when
 /// the rows are already in that order (as on most grids).
 fn coherent_order(params: &[f32], stride: usize, n_firms: usize, order: &mut Vec<u32>) {
-    let release = |k: u32, i: usize| params[k as usize * stride + layout::P_FIRMS + i * layout::F_STRIDE + layout::F_RELEASE_MONTH];
+    let l = layout::param_layout();
+    let at: Vec<usize> = (0..n_firms).map(|i| l.firm_offset(i, "release_month")).collect();
+    let release = |k: u32, i: usize| params[k as usize * stride + at[i]];
     // -1 (never) sorts after every month.
     let month = |m: f32| if m < 0.0 { f32::MAX } else { m };
     let first = |k: u32| (0..n_firms).map(|i| month(release(k, i))).fold(f32::MAX, f32::min);
@@ -516,14 +520,15 @@ mod tests {
     fn decode_row_catches_unwritten_words_and_cut_loops() {
         let nf = 2;
         let mut w = vec![0u32; layout::out_stride(nf)];
-        w[layout::O_FIRMS + layout::OF_EXIT_MONTH] = (-1i32) as u32;
-        w[layout::O_FIRMS + layout::OF_STRIDE + layout::OF_SHARE] = 0.25f32.to_bits();
+        let words = layout::word;
+        w[words(Out::ExitMonth, 0)] = (-1.0f32).to_bits();
+        w[words(Out::Share, 1)] = 0.25f32.to_bits();
         let o = decode_row(&w, nf, 7, true).unwrap();
-        assert_eq!(o.exit_month[..3], [-1, 0, -1]);
-        assert_eq!(o.share[1], 0.25);
+        assert_eq!([o.firm(Out::ExitMonth, 0), o.firm(Out::ExitMonth, 1)], [-1.0, 0.0]);
+        assert_eq!(o.firm(Out::Share, 1), 0.25);
 
         let mut poisoned = w.clone();
-        poisoned[layout::O_FIRMS + layout::OF_NPV] = POISON;
+        poisoned[words(Out::Npv, 0)] = POISON;
         let e = decode_row(&poisoned, nf, 7, true).unwrap_err();
         assert!(e.contains("row 7") && e.contains("not written"), "{e}");
         assert!(decode_row(&poisoned, nf, 7, false).is_ok());
@@ -543,7 +548,7 @@ mod tests {
         let mut params = vec![0.0f32; 12 * stride];
         for r in 0..12 {
             for (i, m) in months(r).into_iter().enumerate() {
-                params[r * stride + layout::P_FIRMS + i * layout::F_STRIDE + layout::F_RELEASE_MONTH] = m;
+                params[r * stride + layout::param_layout().firm_offset(i, "release_month")] = m;
             }
         }
         let mut order = Vec::new();

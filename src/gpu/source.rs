@@ -1,5 +1,9 @@
 //! The kernel's WGSL source, specialised for one (n_firms, n_segments) shape.
 //!
+//! The kernel's data layout is generated from the parameter and output tables
+//! ([`super::layout::wgsl_declarations`]) and put in place of the shader's
+//! `// @layout` line, so no offset is written by hand in WGSL.
+//!
 //! `shaders/moat.wgsl` is written with ordinary loops over firms and segments
 //! (`for (var j = 0u; j < N_FIRMS; j++) { ... }`) so that it reads like the CPU
 //! reference. Before compiling it for a shape, the host expands every such loop
@@ -21,14 +25,24 @@
 /// The kernel as written, compiled into the binary.
 pub const SHADER_SOURCE: &str = include_str!("../../shaders/moat.wgsl");
 
+/// The shader's line that the generated layout replaces.
+const LAYOUT_MARKER: &str = "// @layout\n";
+
 const MAX_FIRMS_DECL: &str = "const MAX_FIRMS: u32 = 8u;";
 const MAX_SEGMENTS_DECL: &str = "const MAX_SEGMENTS: u32 = 8u;";
 
-/// The kernel's source for one shape: array lengths set to the shape and every
-/// loop over firms or segments expanded (see the module docs).
+/// The kernel with its generated layout, for any shape (array lengths MAX_FIRMS
+/// and MAX_SEGMENTS, loops as written).
+pub fn full_source() -> String {
+    assert!(SHADER_SOURCE.matches(LAYOUT_MARKER).count() == 1, "moat.wgsl has one `// @layout` line");
+    SHADER_SOURCE.replacen(LAYOUT_MARKER, &super::layout::wgsl_declarations(), 1)
+}
+
+/// The kernel's source for one shape: the generated layout in place, array lengths
+/// set to the shape and every loop over firms or segments expanded (see the module docs).
 pub fn specialized_source(n_firms: usize, n_segments: usize) -> String {
     assert!(SHADER_SOURCE.contains(MAX_FIRMS_DECL) && SHADER_SOURCE.contains(MAX_SEGMENTS_DECL));
-    let src = SHADER_SOURCE.replacen(MAX_FIRMS_DECL, &format!("const MAX_FIRMS: u32 = {n_firms}u;"), 1).replacen(
+    let src = full_source().replacen(MAX_FIRMS_DECL, &format!("const MAX_FIRMS: u32 = {n_firms}u;"), 1).replacen(
         MAX_SEGMENTS_DECL,
         &format!("const MAX_SEGMENTS: u32 = {n_segments}u;"),
         1,

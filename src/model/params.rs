@@ -1,8 +1,16 @@
-//! Every parameter of the model in one table: its path, meaning, unit, default,
-//! allowed range and source (MODEL.md section 6). The config validator enforces
-//! these ranges and `docs/model.md` prints this same table (`moatsweep params`).
+//! Every parameter of the model in one table (docs/model.md, "Parameters").
+//!
+//! Each row of [`parameter_table!`] below is one parameter: its name, type, default
+//! (one per default firm or segment for firm and segment parameters), kind, allowed
+//! range, unit, how the GPU kernel receives it, its meaning and its source. From
+//! these rows come the structs the model reads ([`Model`], [`Scaling`],
+//! [`Segment`], [`Firm`]), the defaults of docs/model.md section 6, [`PARAMS`] (which
+//! the config validator, `--set`, `moatsweep params`, the docs and the tests'
+//! perturbations iterate) and the GPU's parameter layout and WGSL declarations
+//! (`src/gpu/layout.rs`). Adding a parameter is one row here, plus its use in the
+//! model and in the kernel.
 
-use super::{Firm, Model, NEVER, Scaling, Scenario, Segment};
+use super::{NEVER, Scenario};
 
 /// Which part of a config a parameter lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,6 +39,22 @@ pub enum Kind {
     Integer,
     /// An integer month >= 0, or `never` (-1).
     Month,
+}
+
+/// How the GPU kernel receives a parameter (one f32 in its block, `src/gpu/layout.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gpu {
+    /// The value, rounded once to f32 (integers are exact below 2^24).
+    Value,
+    /// ln(value), computed on the host in f64: for values whose range or whose
+    /// powers f32 cannot hold directly (data_tokens near 1e13, discount^t).
+    Ln,
+    /// ln(1 + value), computed on the host in f64: for growth rates, so that
+    /// (1 + g)^t becomes exp(t ln(1 + g)) on the device.
+    Ln1p,
+    /// Not sent itself: folded on the host into a derived field of the layout
+    /// (`src/gpu/layout.rs`, `DERIVED`) with the other parameters it combines with.
+    Derived,
 }
 
 /// An interval of allowed values; infinite ends are open.
@@ -81,13 +105,16 @@ impl std::fmt::Display for Bound {
 /// One row of the parameter table.
 pub struct ParamSpec {
     pub group: Group,
+    /// The name in configs (`model.<name>`, `firm.<firm>.<name>`, ...).
     pub name: &'static str,
     pub kind: Kind,
     pub bound: Bound,
-    /// Default of a model or scaling parameter (firm and segment defaults are per name).
-    pub default: Option<f64>,
+    /// The default: one value for a model or scaling parameter; one per default
+    /// segment ([`DEFAULT_SEGMENT_NAMES`]) or default firm ([`DEFAULT_FIRM_NAMES`]).
+    pub defaults: &'static [f64],
     pub unit: &'static str,
-    pub meaning: &'static str,
+    pub gpu: Gpu,
+    meaning: &'static str,
     pub source: &'static str,
     /// Reads the parameter of entity `idx` (firm or segment index; 0 otherwise).
     pub get: fn(&Scenario, usize) -> f64,
@@ -95,105 +122,200 @@ pub struct ParamSpec {
     pub set: fn(&mut Scenario, usize, f64),
 }
 
-macro_rules! param {
-    (model $name:ident, $kind:ident, $bound:expr, $default:expr, $unit:expr, $meaning:expr, $source:expr) => {
-        ParamSpec {
-            group: Group::Model,
-            name: stringify!($name),
-            kind: Kind::$kind,
-            bound: $bound,
-            default: Some($default as f64),
-            unit: $unit,
-            meaning: $meaning,
-            source: $source,
-            get: |s, _| s.model.$name as f64,
-            set: |s, _, v| s.model.$name = v as _,
+impl ParamSpec {
+    /// What the parameter means (its doc comment in the table).
+    pub fn meaning(&self) -> &'static str {
+        self.meaning.trim()
+    }
+
+    /// `model.<name>`, `scaling.<name>`, `firm.<name>.<param>` or `segment.<name>.<param>`.
+    pub fn path(&self, entity: &str) -> String {
+        match self.group {
+            Group::Model | Group::Scaling => format!("{}.{}", self.group.prefix(), self.name),
+            Group::Firm | Group::Segment => format!("{}.{entity}.{}", self.group.prefix(), self.name),
         }
-    };
-    (scaling $name:ident = $field:ident, $bound:expr, $default:expr, $unit:expr, $meaning:expr, $source:expr) => {
-        ParamSpec {
-            group: Group::Scaling,
-            name: stringify!($name),
-            kind: Kind::Real,
-            bound: $bound,
-            default: Some($default),
-            unit: $unit,
-            meaning: $meaning,
-            source: $source,
-            get: |s, _| s.scaling.$field,
-            set: |s, _, v| s.scaling.$field = v,
+    }
+}
+
+/// Builds the structs, defaults and [`PARAMS`] from one table (see the module docs).
+macro_rules! parameter_table {
+    (
+        model {
+            $( #[doc = $mdoc:literal] $mname:ident : $mty:ty = $mdef:expr ; $mkind:ident $mbound:expr ; $munit:literal ; $mgpu:ident ; $msrc:expr ; )*
         }
-    };
-    (segment $name:ident, $bound:expr, $unit:expr, $meaning:expr, $source:expr) => {
-        ParamSpec {
-            group: Group::Segment,
-            name: stringify!($name),
-            kind: Kind::Real,
-            bound: $bound,
-            default: None,
-            unit: $unit,
-            meaning: $meaning,
-            source: $source,
-            get: |s, i| s.segments[i].$name,
-            set: |s, i, v| s.segments[i].$name = v,
+        scaling {
+            $( #[doc = $sdoc:literal] $sname:ident as $skey:literal = $sdef:expr ; $sbound:expr ; $sunit:literal ; $sgpu:ident ; $ssrc:expr ; )*
         }
-    };
-    (firm $name:ident, $kind:ident, $bound:expr, $unit:expr, $meaning:expr, $source:expr) => {
-        ParamSpec {
-            group: Group::Firm,
-            name: stringify!($name),
-            kind: Kind::$kind,
-            bound: $bound,
-            default: None,
-            unit: $unit,
-            meaning: $meaning,
-            source: $source,
-            get: |s, i| s.firms[i].$name as f64,
-            set: |s, i, v| s.firms[i].$name = v as _,
+        segment [$($segname:literal),+] {
+            $( #[doc = $gdoc:literal] $gname:ident = [$($gdef:expr),+] ; $gbound:expr ; $gunit:literal ; $ggpu:ident ; $gsrc:expr ; )*
         }
+        firm [$($firmname:literal),+] {
+            $( #[doc = $fdoc:literal] $fname:ident : $fty:ty = [$($fdef:expr),+] ; $fkind:ident $fbound:expr ; $funit:literal ; $fgpu:ident ; $fsrc:expr ; )*
+        }
+    ) => {
+        /// Model-wide parameters (docs/model.md section 6, "Model").
+        #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+        pub struct Model {
+            $( #[doc = $mdoc] pub $mname: $mty, )*
+        }
+
+        /// Scaling-law constants (docs/model.md section 1).
+        #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+        pub struct Scaling {
+            $( #[doc = $sdoc] #[serde(rename = $skey)] pub $sname: f64, )*
+        }
+
+        /// One consumer segment (docs/model.md section 3).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+        pub struct Segment {
+            $( #[doc = $gdoc] pub $gname: f64, )*
+        }
+
+        /// One firm (docs/model.md sections 1, 2 and 4).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+        pub struct Firm {
+            $( #[doc = $fdoc] pub $fname: $fty, )*
+        }
+
+        /// The model defaults of docs/model.md section 6.
+        pub const DEFAULT_MODEL: Model = Model { $( $mname: $mdef as $mty, )* };
+
+        /// The scaling constants of docs/model.md section 1.
+        pub const DEFAULT_SCALING: Scaling = Scaling { $( $sname: $sdef as f64, )* };
+
+        /// The default segments of docs/model.md section 6, in order.
+        pub const DEFAULT_SEGMENT_NAMES: &[&str] = &[$($segname),+];
+
+        /// The default firms of docs/model.md section 6, in order.
+        pub const DEFAULT_FIRM_NAMES: &[&str] = &[$($firmname),+];
+
+        /// Default segment `k` (an index into [`DEFAULT_SEGMENT_NAMES`]).
+        pub const fn default_segment(k: usize) -> Segment {
+            Segment { $( $gname: [$($gdef as f64),+][k], )* }
+        }
+
+        /// Default firm `k` (an index into [`DEFAULT_FIRM_NAMES`]).
+        pub const fn default_firm(k: usize) -> Firm {
+            Firm { $( $fname: [$($fdef as $fty),+][k], )* }
+        }
+
+        // Every segment and firm row gives one default per default entity.
+        const _: () = {
+            $( assert!([$($gdef as f64),+].len() == DEFAULT_SEGMENT_NAMES.len(), concat!("segment.", stringify!($gname), ": one default per default segment")); )*
+            $( assert!([$($fdef as f64),+].len() == DEFAULT_FIRM_NAMES.len(), concat!("firm.", stringify!($fname), ": one default per default firm")); )*
+        };
+
+        /// The parameter table, in the order of docs/model.md section 6.
+        pub static PARAMS: &[ParamSpec] = &[
+            $( ParamSpec {
+                group: Group::Model, name: stringify!($mname), kind: Kind::$mkind, bound: $mbound,
+                defaults: &[$mdef as f64], unit: $munit, gpu: Gpu::$mgpu, meaning: $mdoc, source: $msrc,
+                get: |s, _| s.model.$mname as f64, set: |s, _, v| s.model.$mname = v as $mty,
+            }, )*
+            $( ParamSpec {
+                group: Group::Scaling, name: $skey, kind: Kind::Real, bound: $sbound,
+                defaults: &[$sdef as f64], unit: $sunit, gpu: Gpu::$sgpu, meaning: $sdoc, source: $ssrc,
+                get: |s, _| s.scaling.$sname, set: |s, _, v| s.scaling.$sname = v,
+            }, )*
+            $( ParamSpec {
+                group: Group::Segment, name: stringify!($gname), kind: Kind::Real, bound: $gbound,
+                defaults: &[$($gdef as f64),+], unit: $gunit, gpu: Gpu::$ggpu, meaning: $gdoc, source: $gsrc,
+                get: |s, i| s.segments[i].$gname, set: |s, i, v| s.segments[i].$gname = v,
+            }, )*
+            $( ParamSpec {
+                group: Group::Firm, name: stringify!($fname), kind: Kind::$fkind, bound: $fbound,
+                defaults: &[$($fdef as f64),+], unit: $funit, gpu: Gpu::$fgpu, meaning: $fdoc, source: $fsrc,
+                get: |s, i| s.firms[i].$fname as f64, set: |s, i, v| s.firms[i].$fname = v as $fty,
+            }, )*
+        ];
     };
 }
 
-const ASSUMED: &str = "assumption (MODEL.md section 6)";
+const ASSUMED: &str = "assumption (docs/model.md section 6)";
+const BESIROGLU: &str = "Besiroglu et al. 2024 (Chinchilla replication)";
 
-/// The parameter table, in the order of MODEL.md section 6.
-pub static PARAMS: &[ParamSpec] = &[
-    param!(model months, Integer, closed(1.0, 1200.0), 36, "months", "horizon T: months t = 0 .. T-1 are solved", ASSUMED),
-    param!(model discount, Real, open_closed(0.0, 1.0), 0.99, "per month", "discount factor: month t is weighted discount^t", ASSUMED),
-    param!(model market0, Real, POSITIVE, 5e7, "Mtok/month", "market size (potential usage) in month 0", ASSUMED),
-    param!(model market_growth, Real, Bound { lo: -1.0, lo_open: true, hi: 1.0, hi_open: false }, 0.05, "per month", "market growth: M_t = market0 (1 + market_growth)^t", ASSUMED),
-    param!(model train_usd_per_flop, Real, POSITIVE, 1.4e-18, "$/FLOP", "price of training compute", "a $2 H100-hour at 40% utilisation"),
-    param!(model infer_usd_per_flop, Real, POSITIVE, 5e-19, "$/FLOP", "price of inference compute (serving cost 2N FLOP per token)", ASSUMED),
-    param!(model spill_gap, Real, NON_NEGATIVE, 0.15, "capability", "closed firms catch up to the best open product less this gap", ASSUMED),
-    param!(model catchup_rate, Real, UNIT, 0.25, "per month", "fraction of the remaining gap to (best open - spill_gap) closed each month", ASSUMED),
-    param!(model talent_decay, Real, NON_NEGATIVE, 0.02, "per month", "decay of closed firms' brand (talent premium) after the first release", ASSUMED),
-    param!(model community_gain, Real, NON_NEGATIVE, 0.4, "stock per month", "community stock added per month at share 1", ASSUMED),
-    param!(model community_decay, Real, UNIT, 0.03, "per month", "fraction of the community stock lost each month", ASSUMED),
-    param!(model community_elasticity, Real, POSITIVE, 0.7, "1", "elasticity of community gain in the open product's share", ASSUMED),
-    param!(model community_quality, Real, NON_NEGATIVE, 0.12, "capability", "quality of released weights: q0 + community_quality ln(1 + K)", ASSUMED),
-    param!(model community_cost, Real, NON_NEGATIVE, 0.5, "1/stock", "serving cost of released weights: c0 / (1 + community_cost K)", ASSUMED),
-    param!(model ad_uplift, Real, NON_NEGATIVE, 0.02, "1", "platform revenue gained per unit of AI usage share (1 - s_out)", ASSUMED),
-    param!(model tol, Real, POSITIVE, 1e-6, "1", "convergence tolerance of the markup fixed point (relative change)", "MODEL.md section 3"),
-    param!(model max_iter, Integer, closed(1.0, 100_000.0), 200, "iterations", "iteration cap of the markup fixed point per month", "MODEL.md section 3"),
-    param!(scaling E = e, POSITIVE, 1.8172, "nats/token", "irreducible loss", "Besiroglu et al. 2024 (Chinchilla replication)"),
-    param!(scaling A = a, POSITIVE, 482.01, "nats/token", "parameter term coefficient", "Besiroglu et al. 2024"),
-    param!(scaling B = b, POSITIVE, 2085.43, "nats/token", "data term coefficient", "Besiroglu et al. 2024"),
-    param!(scaling alpha = alpha, POSITIVE, 0.3478, "1", "parameter exponent", "Besiroglu et al. 2024"),
-    param!(scaling beta = beta, POSITIVE, 0.3658, "1", "data exponent", "Besiroglu et al. 2024"),
-    param!(scaling repeat_scale = repeat_scale, POSITIVE, 15.39, "epochs", "R*: decay scale of repeated data's value", "Muennighoff et al. 2023"),
-    param!(scaling loss_ref = loss_ref, POSITIVE, 2.2, "nats/token", "reference loss: capability q0 = ln(loss_ref - E) - ln R (must exceed E)", ASSUMED),
-    param!(segment weight, UNIT, "1", "segment's weight in demand (weights sum to 1)", ASSUMED),
-    param!(segment intercept, FINITE, "utils", "a_k: utility of any AI product relative to none", ASSUMED),
-    param!(segment price_sens, POSITIVE, "utils per $/Mtok", "alpha_k: price sensitivity", ASSUMED),
-    param!(segment quality_taste, FINITE, "utils per capability", "beta_k: taste for capability Q", ASSUMED),
-    param!(segment open_taste, FINITE, "utils", "theta_k: taste for open weights", ASSUMED),
-    param!(firm train_spend, Real, POSITIVE, "$/year", "training compute spend (C = train_spend / train_usd_per_flop); also a cost of train_spend/12 per month", "Llama 3.1 405B anchors the scale"),
-    param!(firm data_tokens, Real, POSITIVE, "tokens", "unique training data U", ASSUMED),
-    param!(firm release_month, Month, closed(0.0, 1200.0), "month or never", "month from which the firm's weights are open", ASSUMED),
-    param!(firm brand, Real, FINITE, "utils", "b_i: brand and talent premium", ASSUMED),
-    param!(firm platform_revenue, Real, NON_NEGATIVE, "$/year", "revenue of the firm's platform (ads) that cheap AI lifts", "Meta's 2024 revenue is of order 160e9"),
-    param!(firm funding, Real, NON_NEGATIVE, "$", "cash at month 0; the firm exits when cash turns negative", ASSUMED),
-];
+// Columns: name: type = default(s); kind range; unit; GPU form; source. The doc
+// comment is the meaning that `moatsweep params` and docs/model.md print.
+parameter_table! {
+    model {
+        /// horizon T: months t = 0 .. T-1 are solved
+        months: u32 = 36; Integer closed(1.0, 1200.0); "months"; Value; ASSUMED;
+        /// discount factor: month t is weighted discount^t
+        discount: f64 = 0.99; Real open_closed(0.0, 1.0); "per month"; Ln; ASSUMED;
+        /// market size (potential usage) in month 0
+        market0: f64 = 5e7; Real POSITIVE; "Mtok/month"; Value; ASSUMED;
+        /// market growth: M_t = market0 (1 + market_growth)^t
+        market_growth: f64 = 0.05; Real Bound { lo: -1.0, lo_open: true, hi: 1.0, hi_open: false }; "per month"; Ln1p; ASSUMED;
+        /// price of training compute
+        train_usd_per_flop: f64 = 1.4e-18; Real POSITIVE; "$/FLOP"; Derived; "a $2 H100-hour at 40% utilisation";
+        /// price of inference compute (serving cost 2N FLOP per token)
+        infer_usd_per_flop: f64 = 5e-19; Real POSITIVE; "$/FLOP"; Derived; ASSUMED;
+        /// closed firms catch up to the best open product less this gap
+        spill_gap: f64 = 0.15; Real NON_NEGATIVE; "capability"; Value; ASSUMED;
+        /// fraction of the remaining gap to (best open - spill_gap) closed each month
+        catchup_rate: f64 = 0.25; Real UNIT; "per month"; Value; ASSUMED;
+        /// decay of closed firms' brand (talent premium) after the first release
+        talent_decay: f64 = 0.02; Real NON_NEGATIVE; "per month"; Value; ASSUMED;
+        /// community stock added per month at share 1
+        community_gain: f64 = 0.4; Real NON_NEGATIVE; "stock per month"; Value; ASSUMED;
+        /// fraction of the community stock lost each month
+        community_decay: f64 = 0.03; Real UNIT; "per month"; Value; ASSUMED;
+        /// elasticity of community gain in the open product's share
+        community_elasticity: f64 = 0.7; Real POSITIVE; "1"; Value; ASSUMED;
+        /// quality of released weights: q0 + community_quality ln(1 + K)
+        community_quality: f64 = 0.12; Real NON_NEGATIVE; "capability"; Value; ASSUMED;
+        /// serving cost of released weights: c0 / (1 + community_cost K)
+        community_cost: f64 = 0.5; Real NON_NEGATIVE; "1/stock"; Value; ASSUMED;
+        /// platform revenue gained per unit of AI usage share (1 - s_out)
+        ad_uplift: f64 = 0.02; Real NON_NEGATIVE; "1"; Value; ASSUMED;
+        /// convergence tolerance of the markup fixed point (relative change)
+        tol: f64 = 1e-6; Real POSITIVE; "1"; Value; "docs/model.md section 3";
+        /// iteration cap of the markup fixed point per month
+        max_iter: u32 = 200; Integer closed(1.0, 100_000.0); "iterations"; Value; "docs/model.md section 3";
+    }
+    scaling {
+        /// irreducible loss
+        e as "E" = 1.8172; POSITIVE; "nats/token"; Derived; BESIROGLU;
+        /// parameter term coefficient
+        a as "A" = 482.01; POSITIVE; "nats/token"; Value; "Besiroglu et al. 2024";
+        /// data term coefficient
+        b as "B" = 2085.43; POSITIVE; "nats/token"; Value; "Besiroglu et al. 2024";
+        /// parameter exponent
+        alpha as "alpha" = 0.3478; POSITIVE; "1"; Value; "Besiroglu et al. 2024";
+        /// data exponent
+        beta as "beta" = 0.3658; POSITIVE; "1"; Value; "Besiroglu et al. 2024";
+        /// R*: decay scale of repeated data's value
+        repeat_scale as "repeat_scale" = 15.39; POSITIVE; "epochs"; Value; "Muennighoff et al. 2023";
+        /// reference loss: capability q0 = ln(loss_ref - E) - ln R (must exceed E)
+        loss_ref as "loss_ref" = 2.2; POSITIVE; "nats/token"; Derived; ASSUMED;
+    }
+    segment ["enterprise", "developers", "consumers"] {
+        /// segment's weight in demand (weights sum to 1)
+        weight = [0.35, 0.25, 0.40]; UNIT; "1"; Value; ASSUMED;
+        /// a_k: utility of any AI product relative to none
+        intercept = [-4.0, -4.0, -4.5]; FINITE; "utils"; Value; ASSUMED;
+        /// alpha_k: price sensitivity
+        price_sens = [0.15, 0.6, 1.5]; POSITIVE; "utils per $/Mtok"; Value; ASSUMED;
+        /// beta_k: taste for capability Q
+        quality_taste = [3.0, 2.5, 2.0]; FINITE; "utils per capability"; Value; ASSUMED;
+        /// theta_k: taste for open weights
+        open_taste = [-0.5, 0.8, -0.8]; FINITE; "utils"; Value; ASSUMED;
+    }
+    firm ["open", "frontier_a", "frontier_b", "challenger"] {
+        /// training compute spend (C = train_spend / train_usd_per_flop); also a cost of train_spend/12 per month
+        train_spend: f64 = [1.0e9, 1.5e9, 1.2e9, 0.15e9]; Real POSITIVE; "$/year"; Value; "Llama 3.1 405B anchors the scale";
+        /// unique training data U
+        data_tokens: f64 = [40e12, 40e12, 20e12, 10e12]; Real POSITIVE; "tokens"; Ln; ASSUMED;
+        /// month from which the firm's weights are open
+        release_month: i32 = [6, NEVER, NEVER, NEVER]; Month closed(0.0, 1200.0); "month or never"; Value; ASSUMED;
+        /// b_i: brand and talent premium
+        brand: f64 = [0.0, 0.6, 0.9, 0.3]; Real FINITE; "utils"; Value; ASSUMED;
+        /// revenue of the firm's platform (ads) that cheap AI lifts
+        platform_revenue: f64 = [160e9, 0.0, 0.0, 0.0]; Real NON_NEGATIVE; "$/year"; Value; "Meta's 2024 revenue is of order 160e9";
+        /// cash at month 0; the firm exits when cash turns negative
+        funding: f64 = [50e9, 100e9, 20e9, 0.5e9]; Real NON_NEGATIVE; "$"; Value; ASSUMED;
+    }
+}
 
 /// Looks a parameter up by group and name.
 pub fn spec(group: Group, name: &str) -> Option<&'static ParamSpec> {
@@ -205,86 +327,63 @@ pub fn names(group: Group) -> impl Iterator<Item = &'static str> {
     PARAMS.iter().filter(move |p| p.group == group).map(|p| p.name)
 }
 
-/// Model defaults (MODEL.md section 6).
-pub fn default_model() -> Model {
-    let mut sc = empty_scenario();
-    for p in PARAMS.iter().filter(|p| p.group == Group::Model) {
-        (p.set)(&mut sc, 0, p.default.expect("model parameters have defaults"));
-    }
-    sc.model
-}
-
-/// Scaling constants (MODEL.md section 1).
-pub fn default_scaling() -> Scaling {
-    let mut sc = empty_scenario();
-    for p in PARAMS.iter().filter(|p| p.group == Group::Scaling) {
-        (p.set)(&mut sc, 0, p.default.expect("scaling constants have defaults"));
-    }
-    sc.scaling
-}
-
-/// The default segments of MODEL.md section 6.
-pub const DEFAULT_SEGMENTS: [(&str, Segment); 3] = [
-    ("enterprise", Segment { weight: 0.35, intercept: -4.0, price_sens: 0.15, quality_taste: 3.0, open_taste: -0.5 }),
-    ("developers", Segment { weight: 0.25, intercept: -4.0, price_sens: 0.6, quality_taste: 2.5, open_taste: 0.8 }),
-    ("consumers", Segment { weight: 0.40, intercept: -4.5, price_sens: 1.5, quality_taste: 2.0, open_taste: -0.8 }),
-];
-
-/// The default firms of MODEL.md section 6.
-pub const DEFAULT_FIRMS: [(&str, Firm); 4] = [
-    ("open", Firm { train_spend: 1.0e9, data_tokens: 40e12, release_month: 6, brand: 0.0, platform_revenue: 160e9, funding: 50e9 }),
-    (
-        "frontier_a",
-        Firm { train_spend: 1.5e9, data_tokens: 40e12, release_month: NEVER, brand: 0.6, platform_revenue: 0.0, funding: 100e9 },
-    ),
-    ("frontier_b", Firm { train_spend: 1.2e9, data_tokens: 20e12, release_month: NEVER, brand: 0.9, platform_revenue: 0.0, funding: 20e9 }),
-    (
-        "challenger",
-        Firm { train_spend: 0.15e9, data_tokens: 10e12, release_month: NEVER, brand: 0.3, platform_revenue: 0.0, funding: 0.5e9 },
-    ),
-];
-
-fn empty_scenario() -> Scenario {
-    Scenario {
-        model: Model {
-            months: 0,
-            discount: 0.0,
-            market0: 0.0,
-            market_growth: 0.0,
-            train_usd_per_flop: 0.0,
-            infer_usd_per_flop: 0.0,
-            spill_gap: 0.0,
-            catchup_rate: 0.0,
-            talent_decay: 0.0,
-            community_gain: 0.0,
-            community_decay: 0.0,
-            community_elasticity: 0.0,
-            community_quality: 0.0,
-            community_cost: 0.0,
-            ad_uplift: 0.0,
-            tol: 0.0,
-            max_iter: 0,
-        },
-        scaling: Scaling { e: 0.0, a: 0.0, b: 0.0, alpha: 0.0, beta: 0.0, repeat_scale: 0.0, loss_ref: 0.0 },
-        n_firms: 0,
-        firms: Default::default(),
-        n_segments: 0,
-        segments: Default::default(),
-    }
-}
-
-/// The baseline scenario of MODEL.md section 6: default model, segments and firms.
+/// The baseline scenario of docs/model.md section 6: default model, segments and firms.
 pub fn baseline() -> Scenario {
-    let mut sc = empty_scenario();
-    sc.model = default_model();
-    sc.scaling = default_scaling();
-    for (k, (_, seg)) in DEFAULT_SEGMENTS.iter().enumerate() {
-        sc.segments[k] = *seg;
+    let mut sc = Scenario {
+        model: DEFAULT_MODEL,
+        scaling: DEFAULT_SCALING,
+        n_firms: DEFAULT_FIRM_NAMES.len(),
+        firms: Default::default(),
+        n_segments: DEFAULT_SEGMENT_NAMES.len(),
+        segments: Default::default(),
+    };
+    for k in 0..sc.n_segments {
+        sc.segments[k] = default_segment(k);
     }
-    sc.n_segments = DEFAULT_SEGMENTS.len();
-    for (i, (_, firm)) in DEFAULT_FIRMS.iter().enumerate() {
-        sc.firms[i] = *firm;
+    for i in 0..sc.n_firms {
+        sc.firms[i] = default_firm(i);
     }
-    sc.n_firms = DEFAULT_FIRMS.len();
     sc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row's getter and setter address its own field: setting each parameter
+    /// in turn to a distinct value changes that parameter and no other.
+    #[test]
+    fn getters_and_setters_address_their_own_fields() {
+        for (n, p) in PARAMS.iter().enumerate() {
+            let mut sc = baseline();
+            let before: Vec<f64> = PARAMS.iter().map(|q| (q.get)(&sc, 1)).collect();
+            let v = if p.kind == Kind::Real { 0.123456 } else { 7.0 };
+            (p.set)(&mut sc, 1, v);
+            for (m, q) in PARAMS.iter().enumerate() {
+                let now = (q.get)(&sc, 1);
+                if m == n {
+                    assert_eq!(now, v, "{}.{} did not take its value", q.group.prefix(), q.name);
+                } else {
+                    assert_eq!(now.to_bits(), before[m].to_bits(), "setting {} changed {}", p.name, q.name);
+                }
+            }
+        }
+    }
+
+    /// The defaults table of docs/model.md section 6, read off the table rows.
+    #[test]
+    fn defaults_are_those_of_the_spec() {
+        let sc = baseline();
+        assert_eq!((sc.model.months, sc.model.max_iter, sc.model.discount, sc.model.tol), (36, 200, 0.99, 1e-6));
+        assert_eq!(sc.firms[0].release_month, 6);
+        assert_eq!(sc.firms[3].release_month, NEVER);
+        assert_eq!((sc.firms[3].train_spend, sc.firms[3].funding), (0.15e9, 0.5e9));
+        assert_eq!((sc.segments[2].weight, sc.segments[2].price_sens, sc.segments[1].open_taste), (0.40, 1.5, 0.8));
+        assert_eq!((sc.scaling.e, sc.scaling.a, sc.scaling.loss_ref), (1.8172, 482.01, 2.2));
+        for p in PARAMS {
+            for &d in p.defaults {
+                assert!(p.bound.contains(d) || (p.kind == Kind::Month && d == NEVER as f64), "{}: default {d} outside {}", p.name, p.bound);
+            }
+        }
+    }
 }

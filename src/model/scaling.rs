@@ -42,16 +42,43 @@ fn effective_tokens(s: &Scaling, ln_d: f64, ln_u: f64) -> (f64, f64) {
     }
 }
 
-/// ln(C/6) for a firm's yearly training spend.
-#[inline]
-pub fn ln_c6(model: &Model, firm: &Firm) -> f64 {
-    (firm.train_spend / model.train_usd_per_flop / 6.0).ln()
+/// Everything one training run depends on (docs/model.md section 1), and nothing
+/// else: [`train`] is a pure function of it, and [`TrainCache`] is keyed on it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainInputs {
+    /// Yearly training spend of this generation ($).
+    pub spend: f64,
+    /// Unique data U available to this generation (tokens).
+    pub data_tokens: f64,
+    pub train_usd_per_flop: f64,
+    pub infer_usd_per_flop: f64,
+    pub scaling: Scaling,
 }
 
-/// Trains firm `firm`: the compute-optimal N under the data constraint, and what follows.
-pub fn train(model: &Model, s: &Scaling, firm: &Firm) -> Trained {
-    let ln_c6 = ln_c6(model, firm);
-    let ln_u = firm.data_tokens.ln();
+impl TrainInputs {
+    /// A firm's first generation: its `train_spend` and `data_tokens`.
+    pub fn first_generation(model: &Model, scaling: &Scaling, firm: &Firm) -> TrainInputs {
+        TrainInputs {
+            spend: firm.train_spend,
+            data_tokens: firm.data_tokens,
+            train_usd_per_flop: model.train_usd_per_flop,
+            infer_usd_per_flop: model.infer_usd_per_flop,
+            scaling: *scaling,
+        }
+    }
+
+    /// ln(C/6) = ln(spend / train_usd_per_flop / 6).
+    #[inline]
+    pub fn ln_c6(&self) -> f64 {
+        (self.spend / self.train_usd_per_flop / 6.0).ln()
+    }
+}
+
+/// Trains one model: the compute-optimal N under the data constraint, and what follows.
+pub fn train(inputs: &TrainInputs) -> Trained {
+    let s = &inputs.scaling;
+    let ln_c6 = inputs.ln_c6();
+    let ln_u = inputs.data_tokens.ln();
     // Right-hand side constants of the slope comparison.
     let ln_beta_b = (s.beta * s.b).ln();
     let ln_alpha_a = (s.alpha * s.a).ln();
@@ -76,39 +103,27 @@ pub fn train(model: &Model, s: &Scaling, firm: &Firm) -> Trained {
         ln_params: x,
         reducible_loss,
         q0: (s.loss_ref - s.e).ln() - reducible_loss.ln(),
-        c0: 2.0 * x.exp() * 1e6 * model.infer_usd_per_flop,
+        c0: 2.0 * x.exp() * 1e6 * inputs.infer_usd_per_flop,
     }
 }
 
-/// Remembers each firm's last training inputs and result. Rows of a sweep that
-/// share a firm's compute, data and scaling constants share its trained model, so
-/// the 60-step bisection is skipped; the result is bit for bit what [`train`] gives.
+/// Remembers each slot's last training inputs and result. Rows of a sweep that
+/// share a firm's [`TrainInputs`] share its trained model, so the 60-step
+/// bisection is skipped; the result is bit for bit what [`train`] gives, since the
+/// key is the whole of what `train` reads.
 #[derive(Default)]
 pub struct TrainCache {
-    last: [Option<([u64; 11], Trained)>; super::MAX_FIRMS],
+    last: [Option<(TrainInputs, Trained)>; super::MAX_FIRMS],
 }
 
 impl TrainCache {
-    pub fn train(&mut self, i: usize, model: &Model, s: &Scaling, firm: &Firm) -> Trained {
-        let key = [
-            firm.train_spend,
-            firm.data_tokens,
-            model.train_usd_per_flop,
-            model.infer_usd_per_flop,
-            s.e,
-            s.a,
-            s.b,
-            s.alpha,
-            s.beta,
-            s.repeat_scale,
-            s.loss_ref,
-        ]
-        .map(f64::to_bits);
-        match self.last[i] {
-            Some((k, t)) if k == key => t,
+    /// `train(inputs)`, remembered in `slot` (one per firm).
+    pub fn train(&mut self, slot: usize, inputs: &TrainInputs) -> Trained {
+        match &self.last[slot] {
+            Some((k, t)) if k == inputs => *t,
             _ => {
-                let t = train(model, s, firm);
-                self.last[i] = Some((key, t));
+                let t = train(inputs);
+                self.last[slot] = Some((*inputs, t));
                 t
             }
         }

@@ -1,8 +1,16 @@
-//! MODEL.md sections 2, 4 and 5: the month-by-month equilibrium of one scenario.
+//! docs/model.md sections 2, 4 and 5: the month-by-month equilibrium of one scenario.
+//!
+//! [`solve_with`] reads as the spec does; each step is one function, and the WGSL
+//! kernel (`shaders/moat.wgsl`) has a function of the same name for each:
+//! - [`offer_products`]: section 2, the products on offer this month;
+//! - [`solve_markups`]: section 3, the Bertrand-Nash markups;
+//! - [`settle_money`]: section 4, money and exits;
+//! - [`end_month`]: section 4, community stock and spillover;
+//! - [`write_outputs`]: section 5, the last month as solved.
 
 use super::demand::{self, Shares};
-use super::scaling::TrainCache;
-use super::{MAX_FIRMS, MAX_SEGMENTS, Outcome, Scenario};
+use super::scaling::{TrainCache, TrainInputs};
+use super::{MAX_FIRMS, MAX_SEGMENTS, Out, Outcome, Scenario};
 
 /// What one month looked like, for `moatsweep scenario` and for tests.
 #[derive(Clone, Copy, Debug, Default)]
@@ -57,230 +65,330 @@ pub fn solve_traced<O: Observer>(sc: &Scenario, obs: &mut O) -> Outcome {
     solve_with(sc, obs, &mut TrainCache::default())
 }
 
+/// The state carried from month to month (docs/model.md section 2), and the
+/// running totals of section 5.
+struct State {
+    /// q_i: capability (spillover moves it).
+    q: [f64; MAX_FIRMS],
+    /// q0_i and c0_i: the trained model's capability and serving cost.
+    q0: [f64; MAX_FIRMS],
+    c0: [f64; MAX_FIRMS],
+    /// K_i: community stock of released weights.
+    community: [f64; MAX_FIRMS],
+    cash: [f64; MAX_FIRMS],
+    alive: [bool; MAX_FIRMS],
+    /// m_i: last month's markup, the fixed point's warm start; NaN = unset.
+    markup: [f64; MAX_FIRMS],
+    npv: [f64; MAX_FIRMS],
+    complement_npv: [f64; MAX_FIRMS],
+    exit_month: [i32; MAX_FIRMS],
+    /// t*: the first release month, if any firm ever releases.
+    first_release: Option<i32>,
+    /// 1 / sum_k w_k alpha_k: where an unset markup starts.
+    markup_start: f64,
+    cs_npv: f64,
+    max_iterations: u32,
+    nonconverged_months: u32,
+}
+
+/// The products on offer in one month, compacted: product j is firm `firm_of[j]`'s.
+struct Month {
+    t: i32,
+    n: usize,
+    firm_of: [usize; MAX_FIRMS],
+    released: [bool; MAX_FIRMS],
+    quality: [f64; MAX_FIRMS],
+    cost: [f64; MAX_FIRMS],
+    price: [f64; MAX_FIRMS],
+    /// The price-free part of u_jk: a_k + beta_k Q_j + b_j + theta_k o_j.
+    base: [[f64; MAX_SEGMENTS]; MAX_FIRMS],
+    /// The closed products (indices j), whose markups the fixed point sets.
+    closed: [usize; MAX_FIRMS],
+    n_closed: usize,
+    /// Section 3's result: S_j at the final prices, and their sum (1 - s_out).
+    share: [f64; MAX_FIRMS],
+    bought: f64,
+    iterations: u32,
+    converged: bool,
+}
+
 /// Solves one scenario, reusing trained models from `cache` (the hot path of a CPU sweep).
 pub fn solve_with<O: Observer>(sc: &Scenario, obs: &mut O, cache: &mut TrainCache) -> Outcome {
-    let m = &sc.model;
-    let segs = sc.segments();
-    let nf = sc.n_firms;
-
-    // Section 1: every firm's trained model.
-    let mut q0 = [0.0; MAX_FIRMS];
-    let mut c0 = [0.0; MAX_FIRMS];
-    for (i, firm) in sc.firms().iter().enumerate() {
-        let t = cache.train(i, m, &sc.scaling, firm);
-        q0[i] = t.q0;
-        c0[i] = t.c0;
-    }
-
-    // Section 2: first release month t*, and the state carried between months.
-    let first_release = sc.firms().iter().map(|f| f.release_month).filter(|&r| r >= 0).min();
-    let mut q = q0;
-    let mut community = [0.0f64; MAX_FIRMS];
-    let mut cash = [0.0; MAX_FIRMS];
-    let mut alive = [false; MAX_FIRMS];
-    let mut markup = [f64::NAN; MAX_FIRMS]; // NaN = unset
-    let mut npv = [0.0; MAX_FIRMS];
-    let mut complement_npv = [0.0; MAX_FIRMS];
-    let mut out = Outcome::<f64> { exit_month: [-1; MAX_FIRMS], ..Default::default() };
-    for (i, firm) in sc.firms().iter().enumerate() {
-        cash[i] = firm.funding;
-        alive[i] = true;
-    }
-    let markup_start = 1.0 / segs.iter().map(|s| s.weight * s.price_sens).sum::<f64>();
-
-    let mut cs_npv = 0.0;
+    let mut st = start(sc, cache);
     let mut shares = Shares::default();
-    for t in 0..m.months {
-        let ti = t as i32;
-        // Products on offer this month, compacted: product j belongs to firm[j].
-        let mut n = 0;
-        let mut firm_of = [0usize; MAX_FIRMS];
-        let mut released = [false; MAX_FIRMS];
-        let mut quality = [0.0; MAX_FIRMS];
-        let mut cost = [0.0; MAX_FIRMS];
-        let mut price = [0.0; MAX_FIRMS];
-        let mut base = [[0.0; MAX_SEGMENTS]; MAX_FIRMS];
-        let mut closed = [0usize; MAX_FIRMS];
-        let mut n_closed = 0;
-        for (i, firm) in sc.firms().iter().enumerate() {
-            let is_released = firm.release_month >= 0 && ti >= firm.release_month;
-            if !(is_released || alive[i]) {
-                continue;
-            }
-            let (qj, cj, open, brand);
-            if is_released {
-                qj = q0[i] + m.community_quality * community[i].ln_1p();
-                cj = c0[i] / (1.0 + m.community_cost * community[i]);
-                open = 1.0;
-                brand = firm.brand;
-                price[n] = cj; // competing hosts serve open weights at cost
-            } else {
-                qj = q[i];
-                cj = c0[i];
-                open = 0.0;
-                brand = match first_release {
-                    Some(ts) if ti >= ts => firm.brand * (-m.talent_decay * (ti - ts) as f64).exp(),
-                    _ => firm.brand,
-                };
-                if markup[i].is_nan() {
-                    markup[i] = markup_start;
-                }
-                price[n] = cj + markup[i];
-                closed[n_closed] = n;
-                n_closed += 1;
-            }
-            for (k, seg) in segs.iter().enumerate() {
-                base[n][k] = seg.intercept + seg.quality_taste * qj + brand + seg.open_taste * open;
-            }
-            firm_of[n] = i;
-            released[n] = is_released;
-            quality[n] = qj;
-            cost[n] = cj;
-            n += 1;
-        }
-
-        // Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started. The
-        // markups are the iterated state (prices follow as cost + markup), as the spec
-        // states the update, so no markup is recovered from a price by subtraction.
-        let mut iterations = 0;
-        let mut converged = n_closed == 0;
-        while !converged && iterations < m.max_iter {
-            demand::shares(segs, n, &base, &price, &mut shares);
-            let mut change = 0.0f64;
-            let mut updated = markup;
-            for &j in &closed[..n_closed] {
-                let old = markup[firm_of[j]];
-                let new = demand::zeta_update(segs, &shares, &base, &price, j, old);
-                change = change.max((new - old).abs() / (1.0 + old.abs()));
-                updated[firm_of[j]] = new;
-            }
-            markup = updated;
-            for &j in &closed[..n_closed] {
-                price[j] = cost[j] + markup[firm_of[j]];
-            }
-            iterations += 1;
-            converged = change < m.tol;
-        }
-        if !converged {
-            out.nonconverged_months += 1;
-        }
-        out.max_iterations = out.max_iterations.max(iterations);
-        // Shares once more at the final prices.
-        demand::shares(segs, n, &base, &price, &mut shares);
-        let mut share = [0.0; MAX_FIRMS];
-        let mut bought = 0.0;
-        for (j, s) in share[..n].iter_mut().enumerate() {
-            *s = demand::product_share(segs, &shares, j);
-            bought += *s; // 1 - s_out, from the products' own terms
-        }
-
-        // Section 4: money and exits.
-        let market = m.market0 * (1.0 + m.market_growth).powi(ti);
-        let d = m.discount.powi(ti);
-        let surplus: f64 = segs.iter().enumerate().map(|(k, seg)| seg.weight * demand::inclusive_value(&shares, k) / seg.price_sens).sum();
-        cs_npv += d * market * surplus;
-
-        let alive_at_start = alive;
-        let last = t + 1 == m.months;
-        for j in 0..n {
-            let i = firm_of[j];
-            if !alive[i] {
-                continue;
-            }
-            let firm = &sc.firms[i];
-            let direct = if released[j] {
-                0.0
-            } else {
-                market * share[j] * markup[i] // p_i - c_i
-            };
-            let complement = firm.platform_revenue / 12.0 * m.ad_uplift * bought;
-            let flow = direct + complement - firm.train_spend / 12.0;
-            npv[i] += d * flow;
-            complement_npv[i] += d * complement;
-            cash[i] += flow;
-            if cash[i] < 0.0 {
-                alive[i] = false;
-                out.exit_month[i] = ti;
-                markup[i] = f64::NAN;
-            }
-        }
-
+    let months = sc.model.months;
+    let mut out = Outcome::default();
+    for t in 0..months {
+        let mut month = offer_products(sc, &mut st, t as i32);
+        solve_markups(sc, &mut st, &mut month, &mut shares);
+        let alive_at_start = st.alive;
+        settle_money(sc, &mut st, &month, &shares);
+        let last = t + 1 == months;
         if O::ACTIVE || last {
-            let mut offered = 0u32;
-            let mut rec = MonthRecord {
-                month: t,
-                quality: q,
-                outside_share: demand::outside_share(segs, &shares),
-                iterations,
-                converged,
-                cash,
-                ..Default::default()
-            };
-            for i in 0..nf {
-                if alive_at_start[i] {
-                    rec.alive |= 1 << i;
-                }
-            }
-            for j in 0..n {
-                let i = firm_of[j];
-                offered |= 1 << i;
-                if released[j] {
-                    rec.released |= 1 << i;
-                }
-                rec.quality[i] = quality[j];
-                rec.price[i] = price[j];
-                rec.cost[i] = cost[j];
-                rec.share[i] = share[j];
-            }
-            rec.offered = offered;
+            let rec = record(sc, &st, &month, &shares, alive_at_start);
             if O::ACTIVE {
                 obs.month(&rec);
             }
             if last {
-                // Section 5: the final month as solved.
-                out.offered = offered;
-                out.share = rec.share;
-                out.price = rec.price;
-                out.quality = rec.quality;
-                out.outside_share = rec.outside_share;
-                let mut open_share = 0.0;
-                let mut hhi = 0.0;
-                for j in 0..n {
-                    if released[j] {
-                        open_share += share[j];
-                    }
-                    if bought > 0.0 {
-                        let x = share[j] / bought;
-                        hhi += x * x;
-                    }
-                }
-                out.open_share = open_share;
-                out.hhi = 1e4 * hhi;
+                write_outputs(&st, &month, &rec, &mut out);
             }
         }
+        end_month(sc, &mut st, &month);
+    }
+    out
+}
 
-        // End of month: community stock of released weights, then spillover to the rest.
-        let mut best = f64::NEG_INFINITY;
-        for j in 0..n {
-            if released[j] {
-                best = best.max(quality[j]);
-                let i = firm_of[j];
-                let gain = if share[j] > 0.0 { share[j].powf(m.community_elasticity) } else { 0.0 };
-                community[i] = (1.0 - m.community_decay) * community[i] + m.community_gain * gain;
-            }
+/// Section 1 for every firm, and section 2's initial state.
+fn start(sc: &Scenario, cache: &mut TrainCache) -> State {
+    let mut st = State {
+        q: [0.0; MAX_FIRMS],
+        q0: [0.0; MAX_FIRMS],
+        c0: [0.0; MAX_FIRMS],
+        community: [0.0; MAX_FIRMS],
+        cash: [0.0; MAX_FIRMS],
+        alive: [false; MAX_FIRMS],
+        markup: [f64::NAN; MAX_FIRMS],
+        npv: [0.0; MAX_FIRMS],
+        complement_npv: [0.0; MAX_FIRMS],
+        exit_month: [-1; MAX_FIRMS],
+        first_release: sc.firms().iter().map(|f| f.release_month).filter(|&r| r >= 0).min(),
+        markup_start: 1.0 / sc.segments().iter().map(|s| s.weight * s.price_sens).sum::<f64>(),
+        cs_npv: 0.0,
+        max_iterations: 0,
+        nonconverged_months: 0,
+    };
+    for (i, firm) in sc.firms().iter().enumerate() {
+        let t = cache.train(i, &TrainInputs::first_generation(&sc.model, &sc.scaling, firm));
+        st.q0[i] = t.q0;
+        st.c0[i] = t.c0;
+        st.q[i] = t.q0;
+        st.cash[i] = firm.funding;
+        st.alive[i] = true;
+    }
+    st
+}
+
+/// Whether firm `i` is released in month `t` (section 2).
+#[inline]
+fn is_released(sc: &Scenario, i: usize, t: i32) -> bool {
+    let r = sc.firms[i].release_month;
+    r >= 0 && t >= r
+}
+
+/// Section 2: every product on offer in month `t`, with its quality, cost, open
+/// flag, brand and (released) price; closed products start from last month's markup.
+fn offer_products(sc: &Scenario, st: &mut State, t: i32) -> Month {
+    let m = &sc.model;
+    let mut mo = Month {
+        t,
+        n: 0,
+        firm_of: [0; MAX_FIRMS],
+        released: [false; MAX_FIRMS],
+        quality: [0.0; MAX_FIRMS],
+        cost: [0.0; MAX_FIRMS],
+        price: [0.0; MAX_FIRMS],
+        base: [[0.0; MAX_SEGMENTS]; MAX_FIRMS],
+        closed: [0; MAX_FIRMS],
+        n_closed: 0,
+        share: [0.0; MAX_FIRMS],
+        bought: 0.0,
+        iterations: 0,
+        converged: false,
+    };
+    for (i, firm) in sc.firms().iter().enumerate() {
+        let released = is_released(sc, i, t);
+        if !(released || st.alive[i]) {
+            continue;
         }
-        if best > f64::NEG_INFINITY {
-            for (i, firm) in sc.firms().iter().enumerate() {
-                let is_released = firm.release_month >= 0 && ti >= firm.release_month;
-                if !is_released {
-                    q[i] += m.catchup_rate * (best - m.spill_gap - q[i]).max(0.0);
-                }
+        let n = mo.n;
+        let (qj, cj, open, brand);
+        if released {
+            qj = st.q0[i] + m.community_quality * st.community[i].ln_1p();
+            cj = st.c0[i] / (1.0 + m.community_cost * st.community[i]);
+            open = 1.0;
+            brand = firm.brand;
+            mo.price[n] = cj; // competing hosts serve open weights at cost
+        } else {
+            qj = st.q[i];
+            cj = st.c0[i];
+            open = 0.0;
+            brand = match st.first_release {
+                Some(ts) if t >= ts => firm.brand * (-m.talent_decay * (t - ts) as f64).exp(),
+                _ => firm.brand,
+            };
+            if st.markup[i].is_nan() {
+                st.markup[i] = st.markup_start;
+            }
+            mo.price[n] = cj + st.markup[i];
+            mo.closed[mo.n_closed] = n;
+            mo.n_closed += 1;
+        }
+        for (k, seg) in sc.segments().iter().enumerate() {
+            mo.base[n][k] = seg.intercept + seg.quality_taste * qj + brand + seg.open_taste * open;
+        }
+        mo.firm_of[n] = i;
+        mo.released[n] = released;
+        mo.quality[n] = qj;
+        mo.cost[n] = cj;
+        mo.n += 1;
+    }
+    mo
+}
+
+/// Section 3: Bertrand-Nash markups by the zeta fixed point, warm-started, then the
+/// shares once more at the final prices. The markups are the iterated state (prices
+/// follow as cost + markup), as the spec states the update, so no markup is
+/// recovered from a price by subtraction.
+fn solve_markups(sc: &Scenario, st: &mut State, mo: &mut Month, shares: &mut Shares) {
+    let m = &sc.model;
+    let segs = sc.segments();
+    let mut iterations = 0;
+    let mut converged = mo.n_closed == 0;
+    while !converged && iterations < m.max_iter {
+        demand::shares(segs, mo.n, &mo.base, &mo.price, shares);
+        let mut change = 0.0f64;
+        let mut updated = st.markup;
+        for &j in &mo.closed[..mo.n_closed] {
+            let old = st.markup[mo.firm_of[j]];
+            let new = demand::zeta_update(segs, shares, &mo.base, &mo.price, j, old);
+            change = change.max((new - old).abs() / (1.0 + old.abs()));
+            updated[mo.firm_of[j]] = new;
+        }
+        st.markup = updated;
+        for &j in &mo.closed[..mo.n_closed] {
+            mo.price[j] = mo.cost[j] + st.markup[mo.firm_of[j]];
+        }
+        iterations += 1;
+        converged = change < m.tol;
+    }
+    if !converged {
+        st.nonconverged_months += 1;
+    }
+    st.max_iterations = st.max_iterations.max(iterations);
+    mo.iterations = iterations;
+    mo.converged = converged;
+    demand::shares(segs, mo.n, &mo.base, &mo.price, shares);
+    mo.bought = 0.0;
+    for j in 0..mo.n {
+        mo.share[j] = demand::product_share(segs, shares, j);
+        mo.bought += mo.share[j]; // 1 - s_out, from the products' own terms
+    }
+}
+
+/// Section 4: consumer surplus, each alive firm's flows and cash, and exits.
+fn settle_money(sc: &Scenario, st: &mut State, mo: &Month, shares: &Shares) {
+    let m = &sc.model;
+    let segs = sc.segments();
+    let market = m.market0 * (1.0 + m.market_growth).powi(mo.t);
+    let d = m.discount.powi(mo.t);
+    let surplus: f64 = segs.iter().enumerate().map(|(k, seg)| seg.weight * demand::inclusive_value(shares, k) / seg.price_sens).sum();
+    st.cs_npv += d * market * surplus;
+
+    for j in 0..mo.n {
+        let i = mo.firm_of[j];
+        if !st.alive[i] {
+            continue;
+        }
+        let firm = &sc.firms[i];
+        let direct = if mo.released[j] {
+            0.0
+        } else {
+            market * mo.share[j] * st.markup[i] // p_i - c_i
+        };
+        let complement = firm.platform_revenue / 12.0 * m.ad_uplift * mo.bought;
+        let flow = direct + complement - firm.train_spend / 12.0;
+        st.npv[i] += d * flow;
+        st.complement_npv[i] += d * complement;
+        st.cash[i] += flow;
+        if st.cash[i] < 0.0 {
+            st.alive[i] = false;
+            st.exit_month[i] = mo.t;
+            st.markup[i] = f64::NAN;
+        }
+    }
+}
+
+/// Section 4, end of month: the community stock of released weights, then the
+/// spillover to every firm that is not released.
+fn end_month(sc: &Scenario, st: &mut State, mo: &Month) {
+    let m = &sc.model;
+    let mut best = f64::NEG_INFINITY;
+    for j in 0..mo.n {
+        if mo.released[j] {
+            best = best.max(mo.quality[j]);
+            let i = mo.firm_of[j];
+            let gain = if mo.share[j] > 0.0 { mo.share[j].powf(m.community_elasticity) } else { 0.0 };
+            st.community[i] = (1.0 - m.community_decay) * st.community[i] + m.community_gain * gain;
+        }
+    }
+    if best > f64::NEG_INFINITY {
+        for i in 0..sc.n_firms {
+            if !is_released(sc, i, mo.t) {
+                st.q[i] += m.catchup_rate * (best - m.spill_gap - st.q[i]).max(0.0);
             }
         }
     }
+}
 
-    out.npv = npv;
-    out.complement_npv = complement_npv;
-    out.consumer_surplus_npv = cs_npv;
-    out
+/// The month as `moatsweep scenario` and the outputs see it, per firm.
+fn record(sc: &Scenario, st: &State, mo: &Month, shares: &Shares, alive_at_start: [bool; MAX_FIRMS]) -> MonthRecord {
+    let mut rec = MonthRecord {
+        month: mo.t as u32,
+        quality: st.q,
+        outside_share: demand::outside_share(sc.segments(), shares),
+        iterations: mo.iterations,
+        converged: mo.converged,
+        cash: st.cash,
+        ..Default::default()
+    };
+    for i in 0..sc.n_firms {
+        if alive_at_start[i] {
+            rec.alive |= 1 << i;
+        }
+    }
+    for j in 0..mo.n {
+        let i = mo.firm_of[j];
+        rec.offered |= 1 << i;
+        if mo.released[j] {
+            rec.released |= 1 << i;
+        }
+        rec.quality[i] = mo.quality[j];
+        rec.price[i] = mo.price[j];
+        rec.cost[i] = mo.cost[j];
+        rec.share[i] = mo.share[j];
+    }
+    rec
+}
+
+/// Section 5: the last month as solved, and the totals over the horizon.
+fn write_outputs(st: &State, mo: &Month, rec: &MonthRecord, out: &mut Outcome) {
+    let mut price = rec.price;
+    for (i, p) in price.iter_mut().enumerate() {
+        if rec.offered & (1 << i) == 0 {
+            *p = f64::NAN; // not offered: an empty cell
+        }
+    }
+    *out.firm_values_mut(Out::Share) = rec.share;
+    *out.firm_values_mut(Out::Price) = price;
+    *out.firm_values_mut(Out::Quality) = rec.quality;
+    *out.firm_values_mut(Out::Npv) = st.npv;
+    *out.firm_values_mut(Out::ComplementNpv) = st.complement_npv;
+    *out.firm_values_mut(Out::ExitMonth) = st.exit_month.map(f64::from);
+    let mut open_share = 0.0;
+    let mut hhi = 0.0;
+    for j in 0..mo.n {
+        if mo.released[j] {
+            open_share += mo.share[j];
+        }
+        if mo.bought > 0.0 {
+            let x = mo.share[j] / mo.bought;
+            hhi += x * x;
+        }
+    }
+    out.set_scenario(Out::OutsideShare, rec.outside_share);
+    out.set_scenario(Out::OpenShare, open_share);
+    out.set_scenario(Out::Hhi, 1e4 * hhi);
+    out.set_scenario(Out::ConsumerSurplusNpv, st.cs_npv);
+    out.set_scenario(Out::MaxIterations, st.max_iterations as f64);
+    out.set_scenario(Out::NonconvergedMonths, st.nonconverged_months as f64);
 }

@@ -4,25 +4,18 @@
 use rayon::prelude::*;
 
 use crate::model::Outcome;
+use crate::model::outputs::{self, Column, Empty, OutKind};
 use crate::sweep::Plan;
-
-/// Per-firm outputs, in column order (MODEL.md section 5).
-pub const FIRM_OUTPUTS: [&str; 6] = ["share", "price", "quality", "npv", "complement_npv", "exit_month"];
-/// Per-scenario outputs, in column order.
-pub const SCENARIO_OUTPUTS: [&str; 6] =
-    ["outside_share", "open_share", "hhi", "consumer_surplus_npv", "max_iterations", "nonconverged_months"];
 
 /// Rows formatted per parallel task.
 const FORMAT_BLOCK: usize = 1024;
 
-/// The CSV header: `scenario`, the axis paths, then the outputs.
+/// The CSV header: `scenario`, the axis paths, then the output columns (the
+/// output table's order, `src/model/outputs.rs`).
 pub fn header(plan: &Plan) -> Vec<String> {
     let mut h = vec!["scenario".to_string()];
     h.extend(plan.axes.iter().map(|a| a.path.clone()));
-    for out in FIRM_OUTPUTS {
-        h.extend(plan.firm_names.iter().map(|f| format!("{out}.{f}")));
-    }
-    h.extend(SCENARIO_OUTPUTS.iter().map(|s| s.to_string()));
+    h.extend(outputs::columns(&plan.firm_names).into_iter().map(|(name, _)| name));
     h
 }
 
@@ -34,7 +27,7 @@ pub fn header_line(plan: &Plan) -> Vec<u8> {
 }
 
 /// A float type whose values are written in shortest round-trip form.
-pub trait Real: Copy + Send + Sync {
+pub trait Real: Copy + Send + Sync + Into<f64> {
     fn write_to(self, buf: &mut Vec<u8>);
     fn to_f64(self) -> f64;
 }
@@ -61,48 +54,42 @@ fn int(buf: &mut Vec<u8>, v: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-/// Appends the CSV row of scenario `row` to `buf`.
-pub fn format_row<F: Real>(plan: &Plan, row: u64, o: &Outcome<F>, buf: &mut Vec<u8>) {
+/// Appends the CSV row of scenario `row` to `buf`: its index, its axis values and
+/// every output column (empty where the table says so and the value is NaN).
+pub fn format_row<F: Real>(plan: &Plan, cols: &[Column], row: u64, o: &Outcome<F>, buf: &mut Vec<u8>) {
     int(buf, row);
     for (a, axis) in plan.axes.iter().enumerate() {
         buf.push(b',');
         let v = plan.axis_value(row, a);
         if axis.is_integer() { int(buf, v as i64) } else { v.write_to(buf) }
     }
-    let n = plan.base.n_firms;
-    for series in [&o.share, &o.price, &o.quality, &o.npv, &o.complement_npv] {
-        let is_price = std::ptr::eq(series, &o.price);
-        for (i, v) in series[..n].iter().enumerate() {
-            buf.push(b',');
-            if !is_price || o.is_offered(i) {
-                v.write_to(buf);
-            }
+    for &c in cols {
+        buf.push(b',');
+        let v = o.get(c);
+        match c.spec.kind {
+            OutKind::Integer => int(buf, v.to_f64() as i64),
+            OutKind::Real if c.spec.empty != Empty::Never && v.to_f64().is_nan() => {}
+            OutKind::Real => v.write_to(buf),
         }
     }
-    for &e in &o.exit_month[..n] {
-        buf.push(b',');
-        int(buf, e);
-    }
-    for v in [o.outside_share, o.open_share, o.hhi, o.consumer_surplus_npv] {
-        buf.push(b',');
-        v.write_to(buf);
-    }
-    buf.push(b',');
-    int(buf, o.max_iterations);
-    buf.push(b',');
-    int(buf, o.nonconverged_months);
     buf.push(b'\n');
+}
+
+/// The output columns of `plan`, in CSV order.
+pub fn output_columns(plan: &Plan) -> Vec<Column> {
+    outputs::columns(&plan.firm_names).into_iter().map(|(_, c)| c).collect()
 }
 
 /// Formats a chunk in parallel blocks, in row order.
 pub fn format_chunk<F: Real>(plan: &Plan, first_row: u64, outcomes: &[Outcome<F>]) -> Vec<Vec<u8>> {
+    let cols = output_columns(plan);
     outcomes
         .par_chunks(FORMAT_BLOCK)
         .enumerate()
         .map(|(b, block)| {
             let mut buf = Vec::with_capacity(block.len() * 256);
             for (k, o) in block.iter().enumerate() {
-                format_row(plan, first_row + (b * FORMAT_BLOCK + k) as u64, o, &mut buf);
+                format_row(plan, &cols, first_row + (b * FORMAT_BLOCK + k) as u64, o, &mut buf);
             }
             buf
         })

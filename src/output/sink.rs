@@ -13,11 +13,11 @@ use anyhow::anyhow;
 use sha2::{Digest, Sha256};
 
 use super::FileError;
-use super::csv::{format_chunk, header_line};
+use super::csv::{Real, format_chunk, header_line};
 use super::progress::Progress;
 use crate::backend::{ChunkSink, Outcomes};
 use crate::interrupt::{self, Interrupted};
-use crate::model::Outcome;
+use crate::model::{Out, Outcome};
 use crate::sweep::Plan;
 
 /// What a file holds once a chunk has reached the disk.
@@ -124,8 +124,8 @@ impl<'p> CsvSink<'p> {
         }
     }
 
-    fn count<F>(&mut self, v: &[Outcome<F>]) {
-        self.nonconverged_scenarios += v.iter().filter(|o| o.nonconverged_months > 0).count() as u64;
+    fn count<F: Real>(&mut self, v: &[Outcome<F>]) {
+        self.nonconverged_scenarios += v.iter().filter(|o| o.scenario(Out::NonconvergedMonths).to_f64() > 0.0).count() as u64;
     }
 }
 
