@@ -9,8 +9,8 @@ use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource};
 use crate::config;
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::model::Scenario;
-use crate::output::csv::{Checkpoint, CsvSink};
 use crate::output::progress::Progress;
+use crate::output::sink::{CsvSink, OutputFile};
 use crate::run::backend_label;
 use crate::sweep::Plan;
 
@@ -72,7 +72,8 @@ pub fn measure(backend: &mut dyn Backend, plan: &Plan, rows: u64) -> anyhow::Res
     let path = dir.join("bench.csv");
     let progress = Progress::hidden();
     let t = Instant::now();
-    let mut sink = CsvSink::new(plan, std::fs::File::create(&path)?, true, &progress, Checkpoint::default(), None);
+    let file = OutputFile { file: std::fs::File::create(&path)?, path: path.clone(), bytes: 0, hash: Default::default() };
+    let mut sink = CsvSink::new(plan, file, true, &progress, 0, 0, None);
     backend.run(&src, 0..rows, &mut sink)?;
     sink.finish()?;
     let end_to_end = rows as f64 / t.elapsed().as_secs_f64();

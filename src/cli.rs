@@ -18,6 +18,7 @@ Examples:
   moatsweep validate configs/release-timing.toml # checks a config, prints axes and row count
   moatsweep scenario configs/baseline.toml       # month-by-month table of one scenario
   moatsweep bench                                # scenarios per second on this machine
+  moatsweep check results/quickstart.csv         # the CSV against its manifest
 
 Docs: docs/model.md (the model), docs/config.md (the config format)."
 )]
@@ -38,11 +39,15 @@ Examples:
   moatsweep run configs/release-timing.toml --out /tmp/rt.csv --limit 1000
   moatsweep run configs/quickstart.toml --backend cpu --quiet
   moatsweep run configs/release-timing-lhs.toml --shard 0/4     # rows of block 0 of 4
-  moatsweep run configs/release-timing-lhs.toml --resume        # continue after Ctrl-C or a crash
+  moatsweep run configs/release-timing-lhs.toml --resume        # continue after Ctrl-C or SIGTERM
 
 The CSV is written to <out>.partial and renamed to <out> only when complete. After
-every chunk a checkpoint (<out>.partial.checkpoint) records what reached the disk;
---resume continues from it and gives the same bytes as an uninterrupted run.")]
+every chunk a checkpoint (<out>.partial.checkpoint) records what reached the disk
+and its SHA-256; --resume checks that prefix, continues from it and gives the same
+bytes as an uninterrupted run. Ctrl-C, SIGTERM or SIGHUP stop at the next chunk
+boundary (exit status 130; a second one stops at once); an I/O error ends the run
+with one message naming the file (exit status 1). The manifest records the CSV's
+SHA-256 (see `moatsweep check`).")]
     Run {
         /// The sweep config (TOML, version 1).
         config: PathBuf,
@@ -74,7 +79,8 @@ every chunk a checkpoint (<out>.partial.checkpoint) records what reached the dis
         /// (Kubernetes: the Job's completions).
         #[arg(long, value_name = "N", requires = "shard", value_parser = clap::value_parser!(u64).range(1..))]
         shards: Option<u64>,
-        /// Continue an interrupted run from its checkpoint (same config, backend and rows).
+        /// Continue an interrupted run from its checkpoint (same config, backend and rows);
+        /// an error when there is no checkpoint.
         #[arg(long)]
         resume: bool,
         /// Rows per chunk (tests and tuning).
@@ -148,6 +154,21 @@ to a single run of the whole sweep on the same backend.")]
         /// The shard CSVs (each with its .manifest.json beside it), in any order.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+    },
+    /// Check finished CSVs against their manifests: header, row count and SHA-256 of the bytes.
+    #[command(after_help = "\
+Examples:
+  moatsweep check results/quickstart.csv
+  moatsweep check results/lhs.shard-*-of-4.csv
+
+Prints one line per file that matches its <file>.manifest.json. The first file whose
+header differs from the manifest's columns, whose row count differs from its
+rows_written, or whose bytes differ from its sha256 ends the check with a message
+naming it and exit status 2.")]
+    Check {
+        /// The CSVs (each with its .manifest.json beside it).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// List the GPU adapters wgpu finds (name, backend, device type, driver, key limits).
     #[command(after_help = "\
@@ -237,6 +258,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let rows = crate::merge::merge(&out, &inputs, std::env::args().collect())?;
             eprintln!("merged {} files, {rows} rows, into {}", inputs.len(), out.display());
         }
+        Command::Check { files } => crate::check::check(&files, &mut stdout)?,
         Command::Plot(args) => crate::analysis::plot::run(&args, &mut stdout)?,
         Command::Summarize(args) => crate::analysis::summarize::run(&args, &mut stdout)?,
     }

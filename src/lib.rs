@@ -6,11 +6,13 @@
 pub mod analysis;
 pub mod backend;
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod design;
 pub mod gpu;
 pub mod inspect;
+pub mod interrupt;
 pub mod merge;
 pub mod model;
 pub mod output;
@@ -20,13 +22,6 @@ pub mod verify;
 
 /// A problem with what the user asked for that is not inside a config file
 /// (an output path that cannot be written, a bad flag value): exit status 2.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct InputError(pub String);
-
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InputError {}

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
                 return ExitCode::SUCCESS;
             }
-            if moatsweep::run::is_interrupt(&err) {
+            if moatsweep::interrupt::is_interrupt(&err) {
                 eprintln!("stopped: {err}");
                 return ExitCode::from(130);
             }

@@ -1,19 +1,19 @@
-//! `moatsweep merge`: join the shards of one sweep into the CSV a single run gives.
+//! `moatsweep merge`: join the shards of one sweep into the CSV a single run gives,
+//! checking each shard's bytes against the SHA-256 its manifest records.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::InputError;
-use crate::output::{manifest_path, partial_path};
+use crate::output::manifest::{Manifest, MergedFrom};
+use crate::output::{FileError, hex, manifest_path, partial_path};
 
 struct Shard {
     path: PathBuf,
-    manifest: Value,
-    rows: [u64; 2],
+    manifest: Manifest,
 }
 
 fn refuse(msg: String) -> anyhow::Error {
@@ -22,140 +22,199 @@ fn refuse(msg: String) -> anyhow::Error {
 
 fn read_shard(path: &Path) -> anyhow::Result<Shard> {
     let mpath = manifest_path(path);
-    let bytes =
-        std::fs::read(&mpath).map_err(|e| refuse(format!("{}: cannot read its manifest {}: {e}", path.display(), mpath.display())))?;
-    let manifest: Value =
-        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("{}: its manifest is not valid JSON: {e}", mpath.display())))?;
-    let rows = match manifest["rows"].as_array().map(|r| r.iter().filter_map(Value::as_u64).collect::<Vec<_>>()) {
-        Some(r) if r.len() == 2 && r[0] <= r[1] => [r[0], r[1]],
-        _ => return Err(refuse(format!("{}: its manifest has no row range (\"rows\": [start, end])", mpath.display()))),
-    };
-    if manifest["rows_written"].as_u64() != Some(rows[1] - rows[0]) {
-        return Err(refuse(format!(
-            "{}: its manifest says rows {}..{} but rows_written {}",
-            path.display(),
-            rows[0],
-            rows[1],
-            manifest["rows_written"]
-        )));
+    let manifest =
+        Manifest::read(&mpath).map_err(|e| refuse(format!("{}: cannot read its manifest {}: {e}", path.display(), mpath.display())))?;
+    let [a, b] = manifest.rows;
+    if a > b || manifest.rows_written != b - a {
+        return Err(refuse(format!("{}: its manifest says rows {a}..{b} but rows_written {}", path.display(), manifest.rows_written)));
     }
-    Ok(Shard { path: path.to_path_buf(), manifest, rows })
+    Ok(Shard { path: path.to_path_buf(), manifest })
+}
+
+/// Refuses shards that do not come from one sweep.
+fn check_same_sweep(shards: &[Shard]) -> anyhow::Result<()> {
+    let first = &shards[0];
+    let facts = |m: &Manifest| {
+        [
+            ("config", m.config_sha256.clone()),
+            ("moatsweep version", m.moatsweep_version.clone()),
+            ("model", m.model.clone()),
+            ("precision", m.backend.precision.to_string()),
+            ("scenario count", m.scenarios.to_string()),
+        ]
+    };
+    for s in &shards[1..] {
+        for ((what, theirs), (_, ours)) in facts(&s.manifest).into_iter().zip(facts(&first.manifest)) {
+            if theirs != ours {
+                return Err(refuse(format!(
+                    "{}: its {what} ({theirs}) differs from {}'s ({ours}); shards must come from one sweep",
+                    s.path.display(),
+                    first.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a set of row ranges (sorted) that does not cover 0..total exactly once.
+fn check_coverage(shards: &[Shard], total: u64) -> anyhow::Result<()> {
+    let mut next = 0;
+    for (k, s) in shards.iter().enumerate() {
+        let [a, b] = s.manifest.rows;
+        if a < next {
+            let prev = &shards[k - 1];
+            return Err(refuse(format!(
+                "{} (rows {a}..{b}) overlaps {} (rows {}..{})",
+                s.path.display(),
+                prev.path.display(),
+                prev.manifest.rows[0],
+                prev.manifest.rows[1]
+            )));
+        }
+        if a > next {
+            return Err(refuse(format!("rows {next}..{a} are missing (before {})", s.path.display())));
+        }
+        next = b;
+    }
+    if next != total {
+        return Err(refuse(format!("rows {next}..{total} are missing (after {})", shards[shards.len() - 1].path.display())));
+    }
+    Ok(())
+}
+
+/// The merged file as it is written: its bytes go through the hash too.
+struct Out {
+    path: PathBuf,
+    w: BufWriter<File>,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl Out {
+    fn put(&mut self, b: &[u8]) -> Result<(), FileError> {
+        self.w.write_all(b).map_err(|e| FileError::new("writing", &self.path, e))?;
+        self.hash.update(b);
+        self.bytes += b.len() as u64;
+        Ok(())
+    }
+}
+
+/// Appends shard `s` to `out` (its header only when `header` is `None`, else
+/// checked against it), verifying its row count and SHA-256 on the way.
+fn append(s: &Shard, out: &mut Out, header: &mut Option<(String, PathBuf)>) -> anyhow::Result<()> {
+    let shown = s.path.display();
+    let err = |e| FileError::new("reading", &s.path, e);
+    let mut r = BufReader::with_capacity(1 << 20, File::open(&s.path).map_err(err)?);
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(err)?;
+    let mut hash = Sha256::new();
+    hash.update(line.as_bytes());
+    match header {
+        None => {
+            out.put(line.as_bytes())?;
+            *header = Some((line, s.path.clone()));
+        }
+        Some((h, first)) if *h != line => {
+            return Err(refuse(format!("{shown}: its CSV header differs from {}'s", first.display())));
+        }
+        Some(_) => {}
+    }
+    let mut rows = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        hash.update(chunk);
+        rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        out.put(chunk)?;
+    }
+    let want = s.manifest.rows_written;
+    if rows != want {
+        return Err(refuse(format!("{shown}: holds {rows} rows, its manifest says {want}")));
+    }
+    let sha = hex(&hash.finalize());
+    match &s.manifest.sha256 {
+        Some(recorded) if *recorded != sha => {
+            Err(refuse(format!("{shown}: its SHA-256 is {sha}, its manifest records {recorded}: the file changed after it was written")))
+        }
+        Some(_) => Ok(()),
+        None => {
+            eprintln!("note: {shown}: its manifest records no sha256 (an older moatsweep), so its bytes were not checked");
+            Ok(())
+        }
+    }
 }
 
 /// Merges `inputs` into `out` (and its manifest); returns the number of rows.
 pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Result<u64> {
     let mut shards = inputs.iter().map(|p| read_shard(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let first = &shards[0];
-    for s in &shards[1..] {
-        for (key, what) in [
-            ("/config_sha256", "config"),
-            ("/moatsweep_version", "moatsweep version"),
-            ("/backend/precision", "precision"),
-            ("/scenarios", "scenario count"),
-        ] {
-            if s.manifest.pointer(key) != first.manifest.pointer(key) {
-                return Err(refuse(format!(
-                    "{}: its {what} ({}) differs from {}'s ({}); shards must come from one sweep",
-                    s.path.display(),
-                    s.manifest.pointer(key).unwrap_or(&Value::Null),
-                    first.path.display(),
-                    first.manifest.pointer(key).unwrap_or(&Value::Null)
-                )));
-            }
-        }
-    }
-    let total = first.manifest["scenarios"]
-        .as_u64()
-        .ok_or_else(|| refuse(format!("{}: its manifest has no scenario count", first.path.display())))?;
-    shards.sort_by_key(|s| s.rows);
-    let mut next = 0;
-    for (k, s) in shards.iter().enumerate() {
-        if s.rows[0] < next {
-            return Err(refuse(format!(
-                "{} (rows {}..{}) overlaps {} (rows {}..{})",
-                s.path.display(),
-                s.rows[0],
-                s.rows[1],
-                shards[k - 1].path.display(),
-                shards[k - 1].rows[0],
-                shards[k - 1].rows[1]
-            )));
-        }
-        if s.rows[0] > next {
-            return Err(refuse(format!("rows {next}..{} are missing (before {})", s.rows[0], s.path.display())));
-        }
-        next = s.rows[1];
-    }
-    if next != total {
-        return Err(refuse(format!("rows {next}..{total} are missing (after {})", shards[shards.len() - 1].path.display())));
-    }
+    check_same_sweep(&shards)?;
+    let total = shards[0].manifest.scenarios;
+    shards.sort_by_key(|s| s.manifest.rows);
+    check_coverage(&shards, total)?;
 
     // Concatenate: one header, then every shard's rows in row order.
     let partial = partial_path(out);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
+    }
+    let file = File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
+    let mut w = Out { path: partial.clone(), w: BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), bytes: 0 };
     let written = (|| -> anyhow::Result<()> {
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut w = std::io::BufWriter::with_capacity(
-            1 << 20,
-            File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?,
-        );
         let mut header = None;
         for s in &shards {
-            let mut r = BufReader::with_capacity(1 << 20, File::open(&s.path).with_context(|| format!("reading {}", s.path.display()))?);
-            let mut line = String::new();
-            r.read_line(&mut line)?;
-            match &header {
-                None => {
-                    w.write_all(line.as_bytes())?;
-                    header = Some(line);
-                }
-                Some(h) if *h != line => {
-                    return Err(refuse(format!("{}: its CSV header differs from {}'s", s.path.display(), shards[0].path.display())));
-                }
-                Some(_) => {}
-            }
-            let mut body = Vec::new();
-            r.read_to_end(&mut body)?;
-            let rows = body.iter().filter(|&&b| b == b'\n').count() as u64;
-            if rows != s.rows[1] - s.rows[0] {
-                return Err(refuse(format!("{}: holds {rows} rows, its manifest says {}", s.path.display(), s.rows[1] - s.rows[0])));
-            }
-            w.write_all(&body)?;
+            append(s, &mut w, &mut header)?;
         }
-        w.flush()?;
-        w.get_ref().sync_all()?;
-        Ok(())
+        let synced = w.w.flush().and_then(|()| w.w.get_ref().sync_all());
+        Ok(synced.map_err(|e| FileError::new("writing", &partial, e))?)
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
 
-    let mut manifest = shards[0].manifest.clone();
-    let sum = |key: &str| shards.iter().filter_map(|s| s.manifest[key].as_f64()).sum::<f64>();
-    manifest["command"] = Value::from(command);
-    manifest["output"] = Value::from(out.display().to_string());
-    manifest["rows"] = serde_json::json!([0, total]);
-    manifest["rows_written"] = Value::from(total);
-    manifest["nonconverged_scenarios"] = Value::from(sum("nonconverged_scenarios") as u64);
-    manifest["wall_time_s"] = Value::from(sum("wall_time_s"));
-    if shards.iter().all(|s| s.manifest["kernel_time_s"].is_number()) {
-        manifest["kernel_time_s"] = Value::from(sum("kernel_time_s"));
-    }
-    let times = |key: &str| shards.iter().filter_map(|s| s.manifest[key].as_str().map(str::to_string)).collect::<Vec<_>>();
-    manifest["started_at"] = Value::from(times("started_at").into_iter().min());
-    manifest["finished_at"] = Value::from(times("finished_at").into_iter().max());
-    manifest["merged_from"] = shards
-        .iter()
-        .map(|s| serde_json::json!({ "path": s.path.display().to_string(), "rows": s.rows, "backend": s.manifest["backend"] }))
-        .collect();
-    if let Some(m) = manifest.as_object_mut() {
-        m.remove("resumed_at_row");
-    }
+    let first = &shards[0].manifest;
+    let sum = |f: fn(&Manifest) -> Option<f64>| shards.iter().map(|s| f(&s.manifest)).sum::<Option<f64>>();
+    let manifest = Manifest {
+        command,
+        output: out.display().to_string(),
+        sha256: Some(hex(&w.hash.finalize())),
+        bytes: Some(w.bytes),
+        rows: [0, total],
+        rows_written: total,
+        nonconverged_scenarios: shards.iter().map(|s| s.manifest.nonconverged_scenarios).sum(),
+        resumed_at_row: None,
+        merged_from: Some(
+            shards
+                .iter()
+                .map(|s| MergedFrom {
+                    path: s.path.display().to_string(),
+                    rows: s.manifest.rows,
+                    backend: s.manifest.backend.clone(),
+                    sha256: s.manifest.sha256.clone(),
+                })
+                .collect(),
+        ),
+        kernel_time_s: sum(|m| m.kernel_time_s),
+        wall_time_s: sum(|m| Some(m.wall_time_s)).unwrap_or(0.0),
+        started_at: shards.iter().map(|s| s.manifest.started_at.clone()).min().unwrap_or_default(),
+        finished_at: shards.iter().map(|s| s.manifest.finished_at.clone()).max().unwrap_or_default(),
+        ..first.clone()
+    };
     let mpath = manifest_path(out);
-    std::fs::write(partial_path(&mpath), serde_json::to_vec_pretty(&manifest)?)?;
-    std::fs::rename(&partial, out)?;
-    std::fs::rename(partial_path(&mpath), &mpath)?;
+    let mpartial = partial_path(&mpath);
+    let finished = manifest.write(&mpartial).and_then(|()| {
+        std::fs::rename(&partial, out).map_err(|e| FileError::new("renaming", &partial, e))?;
+        std::fs::rename(&mpartial, &mpath).map_err(|e| FileError::new("renaming", &mpartial, e))
+    });
+    if let Err(e) = finished {
+        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_file(&mpartial);
+        return Err(e.into());
+    }
     Ok(total)
 }

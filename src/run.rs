@@ -5,20 +5,24 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
 
 use crate::InputError;
-use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, Precision};
 use crate::config;
 use crate::gpu::{GpuBackend, GpuOptions};
-use crate::output::csv::{Checkpoint, CsvSink, INTERRUPTED, Interrupted, header};
-use crate::output::manifest::{Manifest, timestamp};
+use crate::interrupt;
+use crate::output::checkpoint::{Checkpoint, checkpoint_path};
+use crate::output::csv::header;
+use crate::output::manifest::{MODEL, Manifest, timestamp};
 use crate::output::progress::Progress;
-use crate::output::{create_partial, manifest_path, partial_path};
+use crate::output::sink::{CsvSink, OnDurable, OutputFile, Written};
+use crate::output::{FileError, create_partial, hash_prefix, hex, manifest_path, partial_path};
+use crate::sweep::Plan;
 use crate::verify::{self, VerifySink};
 
 /// Which backend solves a sweep.
@@ -208,201 +212,310 @@ pub fn backend_label(b: &dyn Backend) -> String {
     }
 }
 
-/// `<out>.partial.checkpoint`.
-pub fn checkpoint_path(out: &Path) -> PathBuf {
-    let mut s = partial_path(out).into_os_string();
-    s.push(".checkpoint");
-    PathBuf::from(s)
+/// The files of a run's output.
+struct Files {
+    out: PathBuf,
+    partial: PathBuf,
+    checkpoint: PathBuf,
+    manifest: PathBuf,
+    manifest_partial: PathBuf,
 }
 
-/// Removes files unless the run completed (or left a checkpoint to resume from).
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for p in self.0.drain(..) {
-            let _ = std::fs::remove_file(p);
+impl Files {
+    fn of(out: &Path) -> Files {
+        let manifest = manifest_path(out);
+        Files {
+            out: out.to_path_buf(),
+            partial: partial_path(out),
+            checkpoint: checkpoint_path(out),
+            manifest_partial: partial_path(&manifest),
+            manifest,
         }
     }
+
+    /// After a failure: keeps the `.partial` and its checkpoint when some rows of
+    /// this run are on disk (and prints how to continue), else removes them.
+    fn keep_or_remove(&self, rows: &Range<u64>, command: &[String]) {
+        let _ = std::fs::remove_file(&self.manifest_partial);
+        let kept = Checkpoint::read(&self.checkpoint).ok().filter(|c| c.next_row > rows.start && self.partial.exists());
+        let Some(cp) = kept else {
+            let _ = std::fs::remove_file(&self.partial);
+            let _ = std::fs::remove_file(&self.checkpoint);
+            return;
+        };
+        let mut args = command.to_vec();
+        if !args.iter().any(|a| a == "--resume") {
+            args.push("--resume".into());
+        }
+        eprintln!(
+            "rows {}..{} of {}..{} are in {}; continue with:\n  {}",
+            rows.start,
+            cp.next_row,
+            rows.start,
+            rows.end,
+            self.partial.display(),
+            args.join(" ")
+        );
+    }
+}
+
+/// A config loaded and the rows of it this run writes.
+struct Job {
+    plan: Plan,
+    config_sha256: String,
+    rows: Range<u64>,
+}
+
+impl Job {
+    fn load(config_path: &Path, opts: &RunOptions) -> anyhow::Result<Job> {
+        let loaded = config::load(config_path)?;
+        let mut plan = loaded.plan;
+        let rows = opts.rows.rows(plan.rows)?;
+        // --out names the whole sweep's output; a shard or row block writes beside it.
+        let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
+        plan.output = selection.output(opts.out.as_ref().unwrap_or(&plan.output));
+        Ok(Job { plan, config_sha256: loaded.sha256, rows })
+    }
+}
+
+/// The output opened for writing, and the checkpoint it starts from.
+struct Opened {
+    file: OutputFile,
+    header: bool,
+    checkpoint: Checkpoint,
+}
+
+/// A fresh `.partial` (and a checkpoint of its empty state), replacing any earlier one.
+fn open_fresh(files: &Files, start: Checkpoint) -> anyhow::Result<Opened> {
+    let (_, file) =
+        create_partial(&files.out).map_err(|e| InputError(format!("cannot write the output {}: {e}", files.partial.display())))?;
+    let _ = std::fs::remove_file(&files.checkpoint);
+    if let Err(e) = start.write(&files.checkpoint) {
+        let _ = std::fs::remove_file(&files.partial);
+        return Err(e.into());
+    }
+    let file = OutputFile { file, path: files.partial.clone(), bytes: 0, hash: Sha256::new() };
+    Ok(Opened { file, header: true, checkpoint: start })
+}
+
+/// The `.partial` a checkpoint describes, cut back to the bytes the checkpoint
+/// vouches for, once their SHA-256 matches and nothing that shapes the rows changed.
+fn open_resumed(files: &Files, now: Checkpoint) -> anyhow::Result<Opened> {
+    let partial = files.partial.display();
+    let cp = Checkpoint::read(&files.checkpoint)
+        .map_err(|e| InputError(format!("nothing to resume: cannot read the checkpoint {}: {e}", files.checkpoint.display())))?;
+    let refuse = |what: &str, was: &dyn std::fmt::Display, is: &dyn std::fmt::Display| -> anyhow::Error {
+        InputError(format!("cannot resume {partial}: {what} changed (checkpoint: {was}; now: {is}); run without --resume to start over"))
+            .into()
+    };
+    if cp.config_sha256 != now.config_sha256 {
+        return Err(refuse("the config", &cp.config_sha256, &now.config_sha256));
+    }
+    if (cp.backend, cp.precision) != (now.backend, now.precision) {
+        return Err(refuse("the backend", &format!("{} {}", cp.backend, cp.precision), &format!("{} {}", now.backend, now.precision)));
+    }
+    if cp.rows != now.rows {
+        return Err(refuse("the rows", &format!("{:?}", cp.rows), &format!("{:?}", now.rows)));
+    }
+    if (&cp.moatsweep_version, &cp.model) != (&now.moatsweep_version, &now.model) {
+        let version = |c: &Checkpoint| format!("moatsweep {}, {}", c.moatsweep_version, c.model);
+        return Err(refuse("the program", &version(&cp), &version(&now)));
+    }
+    let mut file =
+        OpenOptions::new().read(true).write(true).open(&files.partial).map_err(|e| InputError(format!("cannot resume: {partial}: {e}")))?;
+    let hash = match hash_prefix(&mut file, cp.bytes).map_err(|e| FileError::new("reading", &files.partial, e))? {
+        Some(h) if hex(&h.clone().finalize()) == cp.sha256 => h,
+        Some(_) => {
+            return Err(InputError(format!(
+                "cannot resume {partial}: its first {} bytes do not match the SHA-256 in its checkpoint (the file changed after they were written); run without --resume to start over",
+                cp.bytes
+            ))
+            .into());
+        }
+        None => {
+            return Err(InputError(format!(
+                "cannot resume {partial}: it is shorter than the {} bytes its checkpoint records; run without --resume to start over",
+                cp.bytes
+            ))
+            .into());
+        }
+    };
+    // Bytes past the checkpoint are a chunk that was not finished: drop them.
+    let cut = file.set_len(cp.bytes).and_then(|()| file.seek(SeekFrom::End(0)));
+    cut.map_err(|e| FileError::new("writing", &files.partial, e))?;
+    let file = OutputFile { file, path: files.partial.clone(), bytes: cp.bytes, hash };
+    Ok(Opened { file, header: cp.bytes == 0, checkpoint: cp })
+}
+
+/// What the solving step leaves for the manifest.
+struct Solved {
+    written: Written,
+    /// GPU rows kept for `--verify`.
+    kept: Vec<(u64, crate::model::Outcome<f32>)>,
+    verify_rows: u64,
+}
+
+/// Solves the rows after the checkpoint, streaming them to the `.partial` and
+/// recording a checkpoint after every chunk that reached the disk.
+fn solve(job: &Job, backend: &mut dyn Backend, opened: Opened, files: &Files, label: &str, opts: &RunOptions) -> anyhow::Result<Solved> {
+    let from = opened.checkpoint.next_row;
+    let progress = Progress::new(job.rows.end - from, label, opts.quiet);
+    let (base, path) = (opened.checkpoint.clone(), files.checkpoint.clone());
+    let record: OnDurable = Box::new(move |w: &Written| {
+        let cp = Checkpoint {
+            next_row: w.next_row,
+            bytes: w.bytes,
+            sha256: w.sha256.clone(),
+            nonconverged_scenarios: w.nonconverged_scenarios,
+            ..base.clone()
+        };
+        Ok(cp.write(&path)?)
+    });
+    let nonconverged = opened.checkpoint.nonconverged_scenarios;
+    let mut sink = CsvSink::new(&job.plan, opened.file, opened.header, &progress, from, nonconverged, Some(record));
+    let verify_rows = match (backend.info().precision, opts.verify) {
+        (Precision::F32, k) => k.unwrap_or(verify::DEFAULT_ROWS),
+        (Precision::F64, Some(_)) if !opts.quiet => {
+            eprintln!("note: --verify compares a GPU run with the CPU reference; this run is the CPU reference");
+            0
+        }
+        (Precision::F64, _) => 0,
+    };
+    let mut checked = VerifySink::new(&mut sink, from..job.rows.end, verify_rows);
+    let solved = backend.run(&job.plan, from..job.rows.end, &mut checked);
+    let kept = std::mem::take(&mut checked.kept);
+    let written = sink.finish();
+    progress.finish();
+    solved?;
+    let written = written?;
+    anyhow::ensure!(written.next_row == job.rows.end, "internal error: stopped at row {} of {}", written.next_row, job.rows.end);
+    Ok(Solved { written, kept, verify_rows })
+}
+
+/// Checks the kept GPU rows on the f64 reference (warning when any deviate beyond
+/// tolerance) and returns the report for the manifest.
+fn verify_report(plan: &Plan, solved: &Solved, quiet: bool) -> Option<serde_json::Value> {
+    if solved.verify_rows == 0 {
+        return None;
+    }
+    let v = verify::verify(plan, &plan.firm_names, &solved.kept);
+    if !quiet {
+        eprintln!("--verify: {}", v.summary());
+    }
+    if !v.within_caps {
+        eprintln!(
+            "warning: --verify: more rows were exempted from comparison or admitted only through the probe than the caps allow ({})",
+            v.summary()
+        );
+    }
+    if v.beyond_tolerance > 0 {
+        eprintln!(
+            "warning: --verify: {} of {} re-solved rows deviate from the f64 reference beyond the documented tolerance, e.g. {}",
+            v.beyond_tolerance,
+            v.rows_checked,
+            v.examples.first().map_or("", String::as_str)
+        );
+    }
+    Some(serde_json::to_value(&v).expect("the verify report serializes"))
 }
 
 /// Runs the sweep of `config_path`.
 pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyhow::Result<RunReport> {
     let started_at = SystemTime::now();
     let t0 = Instant::now();
-    let loaded = config::load(config_path)?;
-    let mut plan = loaded.plan;
-    let rows = opts.rows.rows(plan.rows)?;
-    // --out names the whole sweep's output; a shard or row block writes beside it.
-    let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
-    plan.output = selection.output(opts.out.as_ref().unwrap_or(&plan.output));
-    let plan = &plan;
-    let out = plan.output.clone();
-
+    let job = Job::load(config_path, opts)?;
     let mut backend = make_backend(opts.backend, opts.chunk_rows, opts.adapter.as_deref(), opts.quiet)?;
-    if backend.info().precision == "f32" {
-        warn_f32_tolerance(plan, opts.quiet);
+    let info = backend.info();
+    if info.precision == Precision::F32 {
+        warn_f32_tolerance(&job.plan, opts.quiet);
     }
     let label = backend_label(backend.as_ref());
-    let info = backend.info();
-    let fresh = Checkpoint {
-        config_sha256: loaded.sha256.clone(),
-        backend: format!("{} {}", info.kind, info.precision),
-        rows: [rows.start, rows.end],
-        next_row: rows.start,
+    let files = Files::of(&job.plan.output);
+
+    // The first signal stops at the next chunk boundary; the handler is in place
+    // before the first checkpoint exists.
+    interrupt::install();
+    let start = Checkpoint {
+        moatsweep_version: env!("CARGO_PKG_VERSION").into(),
+        model: MODEL.into(),
+        config_sha256: job.config_sha256.clone(),
+        backend: info.kind,
+        precision: info.precision,
+        rows: [job.rows.start, job.rows.end],
+        next_row: job.rows.start,
         bytes: 0,
+        sha256: hex(&Sha256::new().finalize()),
         nonconverged_scenarios: 0,
     };
-    let checkpoint = checkpoint_path(&out);
-    let partial = partial_path(&out);
+    let opened = if opts.resume { open_resumed(&files, start)? } else { open_fresh(&files, start)? };
+    let resumed_at_row = opts.resume.then_some(opened.checkpoint.next_row);
 
-    // Open the output: a fresh `.partial`, or the one a checkpoint describes.
-    let (file, start, write_header) = if opts.resume {
-        let cp = Checkpoint::read(&checkpoint)
-            .map_err(|e| InputError(format!("nothing to resume: cannot read the checkpoint {}: {e}", checkpoint.display())))?;
-        let refuse = |what: &str, was: &str, now: &str| {
-            InputError(format!(
-                "cannot resume {}: {what} changed (checkpoint: {was}; now: {now}); run without --resume to start over",
-                partial.display()
-            ))
+    let finished = solve(&job, backend.as_mut(), opened, &files, &label, opts).and_then(|solved| {
+        let manifest = Manifest {
+            moatsweep_version: env!("CARGO_PKG_VERSION").into(),
+            model: MODEL.into(),
+            command: command.clone(),
+            config_path: config_path.display().to_string(),
+            config_sha256: job.config_sha256.clone(),
+            config: job.plan.resolved_json(),
+            backend: info,
+            output: files.out.display().to_string(),
+            sha256: Some(solved.written.sha256.clone()),
+            bytes: Some(solved.written.bytes),
+            columns: header(&job.plan),
+            scenarios: job.plan.rows,
+            rows: [job.rows.start, job.rows.end],
+            rows_written: job.rows.end - job.rows.start,
+            nonconverged_scenarios: solved.written.nonconverged_scenarios,
+            resumed_at_row,
+            merged_from: None,
+            verify: verify_report(&job.plan, &solved, opts.quiet),
+            kernel_time_s: backend.kernel_seconds(),
+            wall_time_s: t0.elapsed().as_secs_f64(),
+            started_at: timestamp(started_at),
+            finished_at: timestamp(SystemTime::now()),
         };
-        if cp.config_sha256 != fresh.config_sha256 {
-            return Err(refuse("the config", &cp.config_sha256, &fresh.config_sha256).into());
-        }
-        if cp.backend != fresh.backend {
-            return Err(refuse("the backend", &cp.backend, &fresh.backend).into());
-        }
-        if cp.rows != fresh.rows {
-            return Err(refuse("the rows", &format!("{:?}", cp.rows), &format!("{:?}", fresh.rows)).into());
-        }
-        let mut file =
-            OpenOptions::new().write(true).open(&partial).map_err(|e| InputError(format!("cannot resume: {}: {e}", partial.display())))?;
-        file.set_len(cp.bytes)?;
-        file.seek(SeekFrom::End(0))?;
-        (file, cp, false)
-    } else {
-        let (_, file) = create_partial(&out).map_err(|e| InputError(format!("cannot write the output {}: {e}", partial.display())))?;
-        let _ = std::fs::remove_file(&checkpoint);
-        (file, fresh, true)
-    };
-    let resumed_at_row = opts.resume.then_some(start.next_row);
-    let manifest_file = manifest_path(&out);
-    let manifest_partial = partial_path(&manifest_file);
-    let mut cleanup = Cleanup(vec![partial.clone(), checkpoint.clone(), manifest_partial.clone()]);
-
-    // Ctrl-C stops at the next chunk boundary; a second Ctrl-C stops at once (the
-    // checkpoint still describes what reached the disk, so --resume works either way).
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::Relaxed) {
-            eprintln!("\nstopped at once; continue with --resume");
-            std::process::exit(130);
-        }
+        write_final(&files, &manifest)?;
+        Ok(manifest)
     });
-    let progress = Progress::new(rows.end - start.next_row, &label, opts.quiet);
-    let mut sink = CsvSink::new(plan, file, write_header, &progress, start.clone(), Some(checkpoint.clone()));
-    let verify_rows = match (info.precision, opts.verify) {
-        ("f32", k) => k.unwrap_or(verify::DEFAULT_ROWS),
-        (_, Some(_)) if !opts.quiet => {
-            eprintln!("note: --verify compares a GPU run with the CPU reference; this run is the CPU reference");
-            0
+    let manifest = match finished {
+        Ok(m) => m,
+        Err(e) => {
+            files.keep_or_remove(&job.rows, &command);
+            return Err(e);
         }
-        _ => 0,
     };
-    let mut checked = VerifySink::new(&mut sink, start.next_row..rows.end, verify_rows);
-    let solved = backend.run(plan, start.next_row..rows.end, &mut checked);
-    let kept = std::mem::take(&mut checked.kept);
-    let (rows_written, nonconverged_scenarios, next_row) = (sink.rows_written, sink.nonconverged_scenarios, sink.next_row);
-    let written = sink.finish();
-    progress.finish();
-    if let Err(e) = solved.and(written) {
-        // Keep what reached the disk: the checkpoint says where to resume.
-        if checkpoint.exists() {
-            cleanup.0.clear();
-            let mut args: Vec<String> = std::env::args().collect();
-            if !args.iter().any(|a| a == "--resume") {
-                args.push("--resume".into());
-            }
-            let done = Checkpoint::read(&checkpoint).map(|c| c.next_row).unwrap_or(next_row);
-            eprintln!(
-                "rows {}..{done} of {}..{} are in {}; continue with:\n  {}",
-                rows.start,
-                rows.start,
-                rows.end,
-                partial.display(),
-                args.join(" ")
-            );
-        }
-        return Err(e);
-    }
-    anyhow::ensure!(next_row == rows.end, "internal error: stopped at row {next_row} of {}", rows.end);
+    Ok(RunReport {
+        output: files.out,
+        manifest: files.manifest,
+        rows: job.rows,
+        rows_written: manifest.rows_written,
+        nonconverged_scenarios: manifest.nonconverged_scenarios,
+        wall_time_s: manifest.wall_time_s,
+        backend: label,
+    })
+}
 
-    let verified = (verify_rows > 0).then(|| verify::verify(plan, &plan.firm_names, &kept));
-    if let Some(v) = &verified {
-        if !opts.quiet {
-            eprintln!("--verify: {}", v.summary());
-        }
-        if !v.within_caps {
-            eprintln!(
-                "warning: --verify: more rows were exempted from comparison or admitted only through the probe than the caps allow ({})",
-                v.summary()
-            );
-        }
-        if v.beyond_tolerance > 0 {
-            eprintln!(
-                "warning: --verify: {} of {} re-solved rows deviate from the f64 reference beyond the documented tolerance, e.g. {}",
-                v.beyond_tolerance,
-                v.rows_checked,
-                v.examples.first().map_or("", String::as_str)
-            );
-        }
-    }
-
-    let finished_at = SystemTime::now();
-    let wall_time_s = t0.elapsed().as_secs_f64();
-    let manifest = Manifest {
-        moatsweep_version: env!("CARGO_PKG_VERSION"),
-        model: "MODEL.md version 1",
-        command,
-        config_path: config_path.display().to_string(),
-        config_sha256: loaded.sha256.clone(),
-        config: plan.resolved_json(),
-        backend: info,
-        output: out.display().to_string(),
-        columns: header(plan),
-        scenarios: plan.rows,
-        rows: [rows.start, rows.end],
-        rows_written: rows.end - rows.start,
-        nonconverged_scenarios,
-        resumed_at_row,
-        verify: verified,
-        kernel_time_s: backend.kernel_seconds(),
-        wall_time_s,
-        started_at: timestamp(started_at),
-        finished_at: timestamp(finished_at),
-    };
-    let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-    std::fs::write(&manifest_partial, json).with_context(|| format!("writing {}", manifest_partial.display()))?;
-    std::fs::rename(&partial, &out).with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
-    std::fs::rename(&manifest_partial, &manifest_file).with_context(|| format!("writing {}", manifest_file.display()))?;
-    drop(cleanup); // removes the checkpoint; the other two are renamed
-
-    Ok(RunReport { output: out, manifest: manifest_file, rows, rows_written, nonconverged_scenarios, wall_time_s, backend: label })
+/// Writes the manifest beside the `.partial`, then renames both into place and
+/// removes the checkpoint.
+fn write_final(files: &Files, manifest: &Manifest) -> anyhow::Result<()> {
+    manifest.write(&files.manifest_partial)?;
+    let rename = |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| FileError::new("renaming", from, e));
+    rename(&files.partial, &files.out)?;
+    rename(&files.manifest_partial, &files.manifest)?;
+    let _ = std::fs::remove_file(&files.checkpoint);
+    Ok(())
 }
 
 /// MODEL.md section 3: one rounding step of a markup near 10 is about 1e-7 relative
 /// in f32, so f32 needs tol >= about 2e-7.
 pub const F32_MIN_TOL: f64 = 2e-7;
 
-fn warn_f32_tolerance(plan: &crate::sweep::Plan, quiet: bool) {
+fn warn_f32_tolerance(plan: &Plan, quiet: bool) {
     let tol = plan.axes.iter().find(|a| a.param.spec.name == "tol").map_or(plan.base.model.tol, |a| a.values.extent().0);
     if tol < F32_MIN_TOL && !quiet {
         eprintln!(
             "warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, MODEL.md section 3): GPU months may not converge; use --backend cpu for such a tolerance"
         );
     }
-}
-
-/// Whether an error is a Ctrl-C stop (exit status 130).
-pub fn is_interrupt(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Interrupted>().is_some()
 }

@@ -18,7 +18,7 @@ fn moatsweep() -> Command {
 /// Runs the quickstart sweep into `dir/q.csv` (with its manifest) and returns the CSV path.
 fn sweep(dir: &Path) -> PathBuf {
     let csv = dir.join("q.csv");
-    moatsweep().args(["run", "configs/quickstart.toml", "--quiet", "--out"]).arg(&csv).assert().success();
+    moatsweep().args(["run", "configs/quickstart.toml", "--backend", "cpu", "--quiet", "--out"]).arg(&csv).assert().success();
     csv
 }
 
@@ -184,11 +184,13 @@ fn summary_means_match_means_computed_from_the_csv() {
     let (header, rows) = read_csv(&csv);
     let col = |name: &str| header.iter().position(|c| c == name).unwrap();
     let checked = ["npv.open", "share.challenger", "price.open", "hhi", "exit_month.challenger", "max_iterations"];
-    /// One release month's rows: their count, the sum and count of each checked column's values, exits.
+    /// One release month's rows: their count, the sum and count of each checked column's values, exits,
+    /// rows with a non-converged month.
     struct Group {
         rows: u64,
         sums: Vec<(f64, u64)>,
         exits: u64,
+        nonconverged: u64,
     }
     let mut sums: BTreeMap<String, Group> = BTreeMap::new();
     for r in &rows {
@@ -196,6 +198,7 @@ fn summary_means_match_means_computed_from_the_csv() {
             rows: 0,
             sums: vec![(0.0, 0); checked.len()],
             exits: 0,
+            nonconverged: 0,
         });
         g.rows += 1;
         for (k, name) in checked.iter().enumerate() {
@@ -205,6 +208,7 @@ fn summary_means_match_means_computed_from_the_csv() {
             }
         }
         g.exits += (r[col("exit_month.challenger")].parse::<i64>().unwrap() >= 0) as u64;
+        g.nonconverged += (r[col("nonconverged_months")] != "0") as u64;
     }
     assert_eq!(sums.len(), 8);
 
@@ -224,7 +228,7 @@ fn summary_means_match_means_computed_from_the_csv() {
         }
         let share: f64 = r[s_col("exited.challenger")].parse().unwrap();
         assert_eq!(share, g.exits as f64 / g.rows as f64);
-        assert!(r[s_col("nonconverged_scenarios")].parse::<u64>().is_ok());
+        assert_eq!(r[s_col("nonconverged_scenarios")], g.nonconverged.to_string());
     }
 }
 
@@ -252,7 +256,11 @@ fn summary_prints_one_block_per_group() {
 fn sampled_axes_are_binned() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("lhs.csv");
-    moatsweep().args(["run", "configs/release-timing-lhs.toml", "--quiet", "--rows", "0..3000", "--out"]).arg(&csv).assert().success();
+    moatsweep()
+        .args(["run", "configs/release-timing-lhs.toml", "--backend", "cpu", "--quiet", "--rows", "0..3000", "--out"])
+        .arg(&csv)
+        .assert()
+        .success();
     let csv = tmp.path().join("lhs.rows-0-3000.csv");
     let svg = tmp.path().join("lhs.svg");
     moatsweep()

@@ -40,7 +40,7 @@ fn an_invalid_config_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.csv");
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad/weights-sum.toml");
-    Command::cargo_bin("moatsweep").unwrap().args(["run", "--quiet"]).arg(&cfg).arg("--out").arg(&out).assert().code(2);
+    Command::cargo_bin("moatsweep").unwrap().args(["run", "--quiet", "--backend", "cpu"]).arg(&cfg).arg("--out").arg(&out).assert().code(2);
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing may be written for an invalid config");
 }
 
@@ -52,7 +52,14 @@ fn an_unwritable_output_is_reported_before_any_work() {
     std::fs::write(&blocker, "x").unwrap();
     let out = blocker.join("out.csv");
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quickstart.toml");
-    let res = Command::cargo_bin("moatsweep").unwrap().args(["run", "--quiet"]).arg(&cfg).arg("--out").arg(&out).output().unwrap();
+    let res = Command::cargo_bin("moatsweep")
+        .unwrap()
+        .args(["run", "--quiet", "--backend", "cpu"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(res.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(stderr.starts_with("error: cannot write the output ") && stderr.contains("out.csv.partial"), "{stderr}");

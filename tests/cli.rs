@@ -18,9 +18,9 @@ fn moatsweep() -> Command {
     c
 }
 
-/// Runs `config` into `out` and returns the CSV text.
+/// Runs `config` on the CPU backend into `out` and returns the CSV text.
 fn run_to(config: &str, out: &Path, extra: &[&str]) -> String {
-    moatsweep().args(["run", "--quiet", config, "--out"]).arg(out).args(extra).assert().success();
+    moatsweep().args(["run", "--quiet", "--backend", "cpu", config, "--out"]).arg(out).args(extra).assert().success();
     std::fs::read_to_string(out).unwrap()
 }
 
@@ -53,13 +53,21 @@ fn quickstart_csv_has_header_rows_and_manifest() {
         assert_eq!(r.len(), header.len(), "row {i}");
         assert_eq!(r[0], i.to_string(), "rows are in index order");
     }
-    // Grid order: the last axis varies fastest; "never" is written -1.
-    assert_eq!((rows[0][1], rows[0][3]), ("0", "0.001"));
-    assert_eq!((rows[1][1], rows[1][3]), ("0", rows[1][3]));
-    assert_ne!(rows[1][3], rows[0][3]);
-    assert_eq!(rows[13][2], rows[13 * 20 - 1][2].to_string().as_str().max(rows[13][2]));
-    assert_eq!(rows[rows.len() - 1][1], "-1");
-    assert_eq!(rows[rows.len() - 1][3], "0.1");
+    // Grid order, from the config's own axes: the last axis varies fastest, a
+    // logspace of n steps from lo to hi is lo (hi/lo)^(k/(n-1)), "never" is -1.
+    let months = [0, 3, 6, 9, 12, 18, 24, -1];
+    let logspace = |lo: f64, hi: f64, n: usize, k: usize| lo * (hi / lo).powf(k as f64 / (n - 1) as f64);
+    for (i, r) in rows.iter().enumerate() {
+        let (m, f, a) = (i / (20 * 13), (i / 13) % 20, i % 13);
+        assert_eq!(r[1].parse::<i64>().unwrap(), months[m], "row {i}: release month");
+        for (col, want) in [(2, logspace(3e7, 1e9, 20, f)), (3, logspace(1e-3, 1e-1, 13, a))] {
+            let got: f64 = r[col].parse().unwrap();
+            assert!((got - want).abs() <= 1e-12 * want, "row {i} column {}: {got}, want {want}", header[col]);
+        }
+    }
+    // The ends of a logspace are the config's numbers exactly.
+    assert_eq!((rows[0][2], rows[0][3]), ("30000000.0", "0.001"));
+    assert_eq!((rows[2079][2], rows[2079][3]), ("1000000000.0", "0.1"));
     assert!(!tmp.path().join("q.csv.partial").exists(), ".partial left behind");
 
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("q.csv.manifest.json")).unwrap()).unwrap();
@@ -72,8 +80,16 @@ fn quickstart_csv_has_header_rows_and_manifest() {
     assert_eq!(manifest["rows"], serde_json::json!([0, 2080]));
     assert_eq!(manifest["backend"]["kind"], "cpu");
     assert_eq!(manifest["backend"]["precision"], "f64");
-    assert!(manifest["nonconverged_scenarios"].is_u64());
-    assert!(manifest["wall_time_s"].is_f64());
+    // Counted independently: rows of the CSV with a non-converged month.
+    let last = header.len() - 1;
+    assert_eq!(header[last], "nonconverged_months");
+    let nonconverged = rows.iter().filter(|r| r[last] != "0").count();
+    assert_eq!(manifest["nonconverged_scenarios"], nonconverged as u64);
+    assert!(manifest["wall_time_s"].as_f64().is_some_and(|t| t > 0.0));
+    // The SHA-256 of the CSV's bytes, computed here.
+    let csv_sha: String = Sha256::digest(csv.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(manifest["sha256"], csv_sha.as_str());
+    assert_eq!(manifest["bytes"], csv.len() as u64);
     for key in ["started_at", "finished_at"] {
         assert!(manifest[key].as_str().unwrap().ends_with('Z'), "{key}");
     }
@@ -83,7 +99,7 @@ fn quickstart_csv_has_header_rows_and_manifest() {
     assert_eq!(manifest["config"]["firm"][3]["name"], "challenger");
     assert_eq!(manifest["config"]["firm"][1]["release_month"], "never");
     assert_eq!(manifest["config"]["segment"][2]["price_sens"], 1.5);
-    assert_eq!(manifest["columns"].as_array().unwrap().len(), want.len());
+    assert_eq!(manifest["columns"], serde_json::json!(want));
 }
 
 #[test]
@@ -92,7 +108,11 @@ fn runs_are_byte_identical_whatever_the_thread_count() {
     let a = run_to("configs/quickstart.toml", &tmp.path().join("a.csv"), &[]);
     let b = run_to("configs/quickstart.toml", &tmp.path().join("b.csv"), &[]);
     let c_path = tmp.path().join("c.csv");
-    moatsweep().args(["--threads", "1", "run", "--quiet", "configs/quickstart.toml", "--out"]).arg(&c_path).assert().success();
+    moatsweep()
+        .args(["--threads", "1", "run", "--quiet", "--backend", "cpu", "configs/quickstart.toml", "--out"])
+        .arg(&c_path)
+        .assert()
+        .success();
     let c = std::fs::read_to_string(&c_path).unwrap();
     assert!(a == b, "two runs differ");
     assert!(a == c, "1 thread and all threads differ");
@@ -104,7 +124,7 @@ fn limit_writes_the_first_rows_of_the_full_run() {
     let full = run_to("configs/quickstart.toml", &tmp.path().join("full.csv"), &[]);
     // A subset never overwrites the whole sweep's CSV: it writes beside it.
     moatsweep()
-        .args(["run", "--quiet", "configs/quickstart.toml", "--limit", "100", "--out"])
+        .args(["run", "--quiet", "--backend", "cpu", "configs/quickstart.toml", "--limit", "100", "--out"])
         .arg(tmp.path().join("full.csv"))
         .assert()
         .success();
@@ -149,7 +169,7 @@ fn every_shipped_config_validates_and_the_small_ones_run() {
         let stem = cfg.file_stem().unwrap().to_string_lossy().into_owned();
         let limit = rows.min(2000);
         moatsweep()
-            .args(["run", "--quiet", "--limit", &limit.to_string()])
+            .args(["run", "--quiet", "--backend", "cpu", "--limit", &limit.to_string()])
             .arg(&cfg)
             .arg("--out")
             .arg(tmp.path().join(format!("{stem}.csv")))
@@ -208,7 +228,15 @@ fn a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn help_gives_worked_examples() {
-    for args in [&["--help"][..], &["run", "--help"], &["validate", "--help"], &["scenario", "--help"], &["bench", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["validate", "--help"],
+        &["scenario", "--help"],
+        &["bench", "--help"],
+        &["merge", "--help"],
+        &["check", "--help"],
+    ] {
         let out = moatsweep().args(args).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains("moatsweep ") && text.contains("Example"), "{args:?}: {text}");
@@ -227,4 +255,64 @@ fn docs_model_md_holds_the_parameter_and_output_tables_of_the_code() {
         assert_eq!(doc[at..end].trim(), table.trim(), "docs/model.md's {marker} table differs from `moatsweep {}`: run scripts/docs-tables.sh", args.join(" "));
         assert!(table.lines().count() > 10, "{marker}: {table}");
     }
+}
+
+/// `--backend auto` without any GPU adapter (WGPU_BACKEND names no backend, so wgpu
+/// looks nowhere) falls back to the CPU, says so, records it, and writes the CPU's bytes.
+#[test]
+fn auto_falls_back_to_the_cpu_without_an_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cpu = run_to("configs/quickstart.toml", &tmp.path().join("cpu.csv"), &[]);
+    let out = tmp.path().join("auto.csv");
+    let res = moatsweep()
+        .args(["run", "--backend", "auto", "configs/quickstart.toml", "--out"])
+        .arg(&out)
+        .env("WGPU_BACKEND", "none")
+        .env_remove("WGPU_ADAPTER_NAME")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.starts_with("note: using the CPU backend (no GPU adapter found"), "{stderr}");
+    assert!(stderr.contains(" on cpu f64 x"), "{stderr}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("auto.csv.manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["backend"]["kind"], "cpu");
+    assert_eq!(manifest["backend"]["precision"], "f64");
+    assert!(manifest["backend"].get("adapter").is_none());
+    assert!(std::fs::read_to_string(&out).unwrap() == cpu, "auto's fallback differs from --backend cpu");
+}
+
+/// `check` passes a file that matches its manifest and names one that does not.
+#[test]
+fn check_verifies_a_csv_against_its_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("q.csv");
+    let csv = run_to("configs/quickstart.toml", &out, &[]);
+    let res = moatsweep().arg("check").arg(&out).output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let sha: String = Sha256::digest(csv.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(String::from_utf8_lossy(&res.stdout), format!("{}: ok (2080 rows, {} bytes, sha256 {sha})\n", out.display(), csv.len()));
+
+    let refused = |text: &str, needle: &str| {
+        std::fs::write(&out, text).unwrap();
+        let res = moatsweep().arg("check").arg(&out).output().unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with(&format!("error: {}: {needle}", out.display())), "{stderr}");
+    };
+    // One byte of a value changed: same length, same rows, different hash.
+    let at = csv.find("\n1,").unwrap() + 3;
+    let digit = if &csv[at..at + 1] == "3" { "4" } else { "3" };
+    refused(&format!("{}{digit}{}", &csv[..at], &csv[at + 1..]), "its SHA-256 is ");
+    // A row missing.
+    let cut = csv[..csv.len() - 1].rfind('\n').unwrap() + 1;
+    refused(&csv[..cut], "holds 2079 rows, its manifest says 2080");
+    // Two columns swapped in the header.
+    refused(
+        &csv.replacen("share.open,share.frontier_a", "share.frontier_a,share.open", 1),
+        "its header differs from the columns of its manifest: column 5 is \"share.frontier_a\" in the file, \"share.open\" in the manifest",
+    );
+    // No manifest.
+    std::fs::remove_file(tmp.path().join("q.csv.manifest.json")).unwrap();
+    refused(&csv, "cannot read its manifest ");
 }

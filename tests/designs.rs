@@ -104,8 +104,9 @@ fn random_config(dir: &Path, seed: u64) -> std::path::PathBuf {
     path
 }
 
+/// Runs `cfg` on the CPU backend.
 fn run(cfg: &Path, out: &Path, extra: &[&str]) {
-    moatsweep().args(["run", "--quiet"]).arg(cfg).arg("--out").arg(out).args(extra).assert().success();
+    moatsweep().args(["run", "--quiet", "--backend", "cpu"]).arg(cfg).arg("--out").arg(out).args(extra).assert().success();
 }
 
 #[test]
@@ -151,6 +152,25 @@ fn shards_merge_into_the_bytes_of_one_run() {
     // A missing manifest is named.
     std::fs::copy(&shards[3], tmp.path().join("nomanifest.csv")).unwrap();
     refused(&[&shards[0], &shards[1], &shards[2], &tmp.path().join("nomanifest.csv")], "nomanifest.csv: cannot read its manifest");
+
+    // A shard edited in place (one digit of one value: same length, same row
+    // count) is refused by merge and by check, both naming it.
+    let text = std::fs::read_to_string(&shards[2]).unwrap();
+    let line = text.lines().nth(5).unwrap();
+    let at = text.find(line).unwrap() + line.rfind(|c: char| c.is_ascii_digit() && c != '9').unwrap();
+    let mut bytes = text.into_bytes();
+    bytes[at] += 1;
+    std::fs::write(&shards[2], &bytes).unwrap();
+    refused(&[&shards[0], &shards[1], &shards[2], &shards[3]], &format!("{}: its SHA-256 is ", shards[2].display()));
+    let check = moatsweep().arg("check").args(&shards).output().unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{err}");
+    assert!(err.starts_with(&format!("error: {}: its SHA-256 is ", shards[2].display())), "{err}");
+    assert!(err.contains("the file changed after it was written"), "{err}");
+    // check printed the two shards before it as matching.
+    let ok = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(ok.lines().count(), 2, "{ok}");
+    assert!(ok.starts_with(&format!("{}: ok (750 rows, ", shards[0].display())), "{ok}");
 }
 
 #[test]
@@ -174,7 +194,7 @@ fn row_ranges_and_chunk_sizes_and_threads_do_not_change_bytes() {
         assert!(std::fs::read_to_string(&p).unwrap() == full_text, "chunk size {extra:?} changed the bytes");
     }
     let one = tmp.path().join("one.csv");
-    moatsweep().args(["--threads", "1", "run", "--quiet"]).arg(&cfg).arg("--out").arg(&one).assert().success();
+    moatsweep().args(["--threads", "1", "run", "--quiet", "--backend", "cpu"]).arg(&cfg).arg("--out").arg(&one).assert().success();
     assert!(std::fs::read_to_string(&one).unwrap() == full_text, "1 thread changed the bytes");
 }
 
@@ -190,8 +210,14 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     let out = tmp.path().join("killed.csv");
     let block = tmp.path().join("killed.rows-0-60000.csv");
     let checkpoint = tmp.path().join("killed.rows-0-60000.csv.partial.checkpoint");
-    let mut child =
-        Std::new(env!("CARGO_BIN_EXE_moatsweep")).args(["run", "--quiet"]).arg(&cfg).arg("--out").arg(&out).args(rows).spawn().unwrap();
+    let mut child = Std::new(env!("CARGO_BIN_EXE_moatsweep"))
+        .args(["run", "--quiet", "--backend", "cpu"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(rows)
+        .spawn()
+        .unwrap();
     // Kill it (SIGKILL: no chance to clean up) once some chunks have reached the disk.
     let t0 = std::time::Instant::now();
     loop {
@@ -212,7 +238,15 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
     // A changed config is refused.
     let changed = tmp.path().join("changed.toml");
     std::fs::write(&changed, std::fs::read_to_string(&cfg).unwrap().replace("seed = 2026", "seed = 2027")).unwrap();
-    let res = moatsweep().args(["run", "--quiet"]).arg(&changed).arg("--out").arg(&out).args(rows).arg("--resume").output().unwrap();
+    let res = moatsweep()
+        .args(["run", "--quiet", "--backend", "cpu"])
+        .arg(&changed)
+        .arg("--out")
+        .arg(&out)
+        .args(rows)
+        .arg("--resume")
+        .output()
+        .unwrap();
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("the config changed"));
 
@@ -238,7 +272,7 @@ fn shard_auto_reads_slurm_and_kubernetes_indices() {
     assert!(RowSelection::shard_from_env(None, past).unwrap_err().0.contains("does not exist"));
     // The binary refuses with that message and exit status 2 outside a job array.
     let out = moatsweep()
-        .args(["run", "--quiet", "configs/quickstart.toml", "--shard", "auto"])
+        .args(["run", "--quiet", "--backend", "cpu", "configs/quickstart.toml", "--shard", "auto"])
         .env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("JOB_COMPLETION_INDEX")
         .output()

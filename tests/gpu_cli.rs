@@ -56,3 +56,57 @@ fn gpu_chunk_size_does_not_change_the_bytes() {
     let b = run(&tmp.path().join("b.csv"), &["--backend", "gpu", "--verify", "0", "--chunk-rows", "333"]);
     assert!(a == b, "chunk size 333 changed the GPU CSV");
 }
+
+/// Runs `--backend auto` with `env` and returns (stderr, the manifest's backend).
+fn run_auto(dir: &Path, env: &[(&str, &str)]) -> (String, serde_json::Value) {
+    let out = dir.join("auto.csv");
+    let mut cmd = moatsweep();
+    cmd.args(["run", "--backend", "auto", "--verify", "0", "configs/quickstart.toml", "--out"]).arg(&out).env_remove("WGPU_ADAPTER_NAME");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let res = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr).into_owned();
+    assert!(res.status.success(), "{stderr}");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("auto.csv.manifest.json")).unwrap()).unwrap();
+    (stderr, m["backend"].clone())
+}
+
+/// `auto` never takes a software adapter (lavapipe here): named through
+/// WGPU_ADAPTER_NAME, it is refused, and the run falls back to the CPU, saying why.
+#[test]
+fn auto_refuses_a_software_adapter_and_falls_back_to_the_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    let Some(soft) = moatsweep::gpu::list_adapters().into_iter().find(|a| a.software) else {
+        eprintln!("SKIPPED: no software adapter to refuse (install mesa-vulkan-drivers for lavapipe)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (stderr, backend) = run_auto(tmp.path(), &[("WGPU_ADAPTER_NAME", &soft.name)]);
+    assert!(stderr.starts_with("note: using the CPU backend (the only usable GPU adapter is a software one"), "{stderr}");
+    assert!(stderr.contains(&soft.name), "{stderr}");
+    assert_eq!(backend["kind"], "cpu");
+    assert_eq!(backend["precision"], "f64");
+}
+
+/// `auto` takes a hardware adapter when the machine has one. Where it has none
+/// (CI's lavapipe only), it must pick the CPU: the choice follows the adapters.
+#[test]
+fn auto_takes_a_hardware_adapter_when_there_is_one() {
+    let hardware: Vec<_> = moatsweep::gpu::list_adapters().into_iter().filter(|a| !a.software).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let (stderr, backend) = run_auto(tmp.path(), &[]);
+    if hardware.is_empty() {
+        eprintln!("no hardware adapter here: checking that auto picks the CPU");
+        assert_eq!(backend["kind"], "cpu", "{stderr}");
+        assert!(stderr.starts_with("note: using the CPU backend ("), "{stderr}");
+    } else {
+        assert_eq!(backend["kind"], "gpu", "{stderr}");
+        assert_eq!(backend["precision"], "f32");
+        let name = backend["adapter"]["name"].as_str().unwrap();
+        assert!(hardware.iter().any(|a| a.name == name), "auto took {name}, not one of the hardware adapters");
+        assert!(!stderr.contains("note: using the CPU backend"), "{stderr}");
+    }
+}

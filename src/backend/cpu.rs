@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource};
+use super::{Backend, BackendInfo, BackendKind, ChunkSink, Outcomes, Precision, ScenarioSource};
 use crate::model::{self, NoTrace, scaling::TrainCache};
 
 /// Rows per chunk handed to the sink: large enough to keep threads busy, small
@@ -26,7 +26,7 @@ impl Default for CpuBackend {
 
 impl Backend for CpuBackend {
     fn info(&self) -> BackendInfo {
-        BackendInfo { kind: "cpu", precision: "f64", threads: rayon::current_num_threads(), adapter: None }
+        BackendInfo { kind: BackendKind::Cpu, precision: Precision::F64, threads: rayon::current_num_threads(), adapter: None }
     }
 
     fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {

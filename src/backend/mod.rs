@@ -84,17 +84,49 @@ impl ChunkSink for Collect {
     }
 }
 
+/// Which kind of backend solved a sweep; written `"cpu"` or `"gpu"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Cpu,
+    Gpu,
+}
+
+/// The float precision of a backend's outcomes; written `"f64"` or `"f32"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F64,
+    F32,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "gpu",
+        })
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        })
+    }
+}
+
 /// What solved a sweep, as recorded in the manifest.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BackendInfo {
-    /// "cpu" or "gpu".
-    pub kind: &'static str,
-    /// "f64" or "f32".
-    pub precision: &'static str,
+    pub kind: BackendKind,
+    pub precision: Precision,
     /// Host threads used for solving (CPU) or for decoding and formatting (GPU).
     pub threads: usize,
     /// The GPU adapter, when a GPU solved it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<serde_json::Value>,
 }
 

@@ -1,11 +1,12 @@
 //! Config errors: every message names the file, the line and column where the
 //! TOML has them, and the key.
 
-use std::fmt;
 use std::ops::Range;
 
-/// One clear message about a bad config (exit status 2).
-#[derive(Debug, Clone, PartialEq)]
+/// One clear message about a bad config (exit status 2):
+/// `FILE:LINE:COL: KEY: message`, leaving out what is unknown.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}{}: {}{message}", position(.pos), key_prefix(.key))]
 pub struct ConfigError {
     pub file: String,
     /// 1-based line and column, where the TOML has a position for the problem.
@@ -15,21 +16,13 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some((line, col)) = self.pos {
-            write!(f, ":{line}:{col}")?;
-        }
-        write!(f, ": ")?;
-        if let Some(key) = &self.key {
-            write!(f, "{key}: ")?;
-        }
-        write!(f, "{}", self.message)
-    }
+fn position(pos: &Option<(usize, usize)>) -> String {
+    pos.map_or(String::new(), |(line, col)| format!(":{line}:{col}"))
 }
 
-impl std::error::Error for ConfigError {}
+fn key_prefix(key: &Option<String>) -> String {
+    key.as_ref().map_or(String::new(), |k| format!("{k}: "))
+}
 
 /// Turns byte offsets of one source text into line and column numbers.
 pub struct Locator<'a> {

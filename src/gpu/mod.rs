@@ -420,7 +420,12 @@ fn decode_row(w: &[u32], n_firms: usize, row: u64, poison: bool) -> Result<Outco
 
 impl Backend for GpuBackend {
     fn info(&self) -> BackendInfo {
-        BackendInfo { kind: "gpu", precision: "f32", threads: rayon::current_num_threads(), adapter: Some(self.adapter_info()) }
+        BackendInfo {
+            kind: crate::backend::BackendKind::Gpu,
+            precision: crate::backend::Precision::F32,
+            threads: rayon::current_num_threads(),
+            adapter: Some(self.adapter_info()),
+        }
     }
 
     fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {

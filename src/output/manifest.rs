@@ -1,17 +1,23 @@
-//! `<csv>.manifest.json`: how a CSV was made, so that it can be reproduced.
+//! `<csv>.manifest.json`: how a CSV was made, so that it can be reproduced, and
+//! the SHA-256 of its bytes, so that it can be checked (`moatsweep check`, `merge`).
 
+use std::path::Path;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendInfo;
 
-/// Everything recorded beside a sweep's CSV.
-#[derive(Serialize)]
+/// The model specification the numbers follow, recorded in manifests and checkpoints.
+pub const MODEL: &str = "MODEL.md version 1";
+
+/// Everything recorded beside a sweep's CSV. Fields added later are optional, so
+/// that older manifests still read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
-    pub moatsweep_version: &'static str,
+    pub moatsweep_version: String,
     /// The model specification the numbers follow.
-    pub model: &'static str,
+    pub model: String,
     pub command: Vec<String>,
     pub config_path: String,
     pub config_sha256: String,
@@ -19,6 +25,12 @@ pub struct Manifest {
     pub config: serde_json::Value,
     pub backend: BackendInfo,
     pub output: String,
+    /// SHA-256 of the CSV's bytes, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The CSV's length in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
     pub columns: Vec<String>,
     /// Rows in the whole sweep.
     pub scenarios: u64,
@@ -28,17 +40,50 @@ pub struct Manifest {
     /// Rows with at least one month whose markup iteration hit max_iter.
     pub nonconverged_scenarios: u64,
     /// Set when the run was resumed from a checkpoint at this row.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_at_row: Option<u64>,
-    /// `--verify`: GPU rows re-solved on the f64 reference, deviations per column.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verify: Option<crate::verify::Report>,
+    /// `merge`: the files joined into this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<Vec<MergedFrom>>,
+    /// `--verify`: GPU rows re-solved on the f64 reference, deviations per column
+    /// (the report of `crate::verify`, kept as JSON here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<serde_json::Value>,
     /// Total GPU kernel time (timestamp queries), where the adapter has them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_time_s: Option<f64>,
     pub wall_time_s: f64,
     pub started_at: String,
     pub finished_at: String,
+}
+
+/// One input of a merged file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MergedFrom {
+    pub path: String,
+    pub rows: [u64; 2],
+    pub backend: BackendInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl Manifest {
+    /// Reads a manifest; the error says what is wrong (unreadable, not JSON, a field
+    /// missing or of the wrong type) without naming the file.
+    pub fn read(path: &Path) -> Result<Manifest, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("not a moatsweep manifest: {e}"))
+    }
+
+    /// Writes the manifest to `path` (pretty JSON) and syncs it.
+    pub fn write(&self, path: &Path) -> Result<(), super::FileError> {
+        let json = serde_json::to_vec_pretty(self).expect("a manifest serializes");
+        let written = std::fs::File::create(path).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &json)?;
+            f.sync_all()
+        });
+        written.map_err(|e| super::FileError::new("writing", path, e))
+    }
 }
 
 /// RFC 3339 UTC timestamp, to the second.

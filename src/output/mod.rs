@@ -1,13 +1,36 @@
-//! What a sweep writes: the CSV ([`csv`]), streamed in row order through a file
-//! that becomes final only when complete, and its manifest ([`manifest`]).
+//! What a sweep writes: the CSV ([`csv`]: header and rows; [`sink`]: the ordered
+//! writer thread), streamed in row order through a file that becomes final only
+//! when complete, the [`checkpoint`] that says how much of it is on disk, and its
+//! [`manifest`].
 
+pub mod checkpoint;
 pub mod csv;
 pub mod manifest;
 pub mod progress;
+pub mod sink;
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// An I/O error on a file of the output, naming the file (exit status 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}", path.display())]
+pub struct FileError {
+    /// What was being done, e.g. "writing".
+    pub what: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl FileError {
+    pub fn new(what: &'static str, path: &Path, source: io::Error) -> FileError {
+        FileError { what, path: path.to_path_buf(), source }
+    }
+}
 
 /// `<path>.partial`: where a file is written until it is complete.
 pub fn partial_path(path: &Path) -> PathBuf {
@@ -32,4 +55,50 @@ pub fn create_partial(path: &Path) -> io::Result<(PathBuf, File)> {
     let partial = partial_path(path);
     let file = File::create(&partial)?;
     Ok((partial, file))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file's first line (its CSV header, newline included), length, line count
+/// and SHA-256, from one pass over it.
+pub struct Scan {
+    pub header: String,
+    pub bytes: u64,
+    pub lines: u64,
+    pub sha256: String,
+}
+
+/// Reads `path` once: [`Scan`].
+pub fn scan(path: &Path) -> Result<Scan, FileError> {
+    let err = |e| FileError::new("reading", path, e);
+    let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(err)?);
+    let mut header = String::new();
+    r.read_line(&mut header).map_err(err)?;
+    let mut hash = Sha256::new();
+    hash.update(header.as_bytes());
+    let (mut bytes, mut lines) = (header.len() as u64, header.ends_with('\n') as u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok(Scan { header, bytes, lines, sha256: hex(&hash.finalize()) })
+}
+
+/// The SHA-256 state of the first `len` bytes of `file` (read from its start),
+/// or `None` when the file is shorter.
+pub fn hash_prefix(file: &mut File, len: u64) -> io::Result<Option<Sha256>> {
+    use io::Seek;
+    file.seek(io::SeekFrom::Start(0))?;
+    let mut hash = Sha256::new();
+    let copied = io::copy(&mut Read::take(&mut *file, len), &mut hash)?;
+    Ok((copied == len).then_some(hash))
 }

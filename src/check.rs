@@ -1,0 +1,63 @@
+//! `moatsweep check FILE...`: a finished CSV against its manifest: the header is
+//! the manifest's `columns`, the row count its `rows_written`, and the SHA-256 of
+//! the bytes its `sha256`.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::InputError;
+use crate::output::manifest::Manifest;
+use crate::output::{manifest_path, scan};
+
+/// Checks each file in turn, printing a line per file that matches; the first that
+/// does not is an error naming it (exit status 2).
+pub fn check(paths: &[impl AsRef<Path>], out: &mut impl Write) -> anyhow::Result<()> {
+    for path in paths {
+        let path = path.as_ref();
+        let summary = check_one(path)?;
+        writeln!(out, "{}: ok ({summary})", path.display())?;
+    }
+    Ok(())
+}
+
+fn check_one(path: &Path) -> Result<String, InputError> {
+    let shown = path.display();
+    let mpath = manifest_path(path);
+    let manifest = Manifest::read(&mpath).map_err(|e| InputError(format!("{shown}: cannot read its manifest {}: {e}", mpath.display())))?;
+    let scan = scan(path).map_err(|e| InputError(format!("{shown}: cannot read it: {}", e.source)))?;
+    let header: Vec<String> = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(scan.header.as_bytes())
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|r| r.iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    if header != manifest.columns {
+        let at = header.iter().zip(&manifest.columns).position(|(a, b)| a != b).unwrap_or(header.len().min(manifest.columns.len()));
+        let col = |v: &[String]| v.get(at).map_or("nothing".to_string(), |c| format!("\"{c}\""));
+        return Err(InputError(format!(
+            "{shown}: its header differs from the columns of its manifest: column {} is {} in the file, {} in the manifest",
+            at + 1,
+            col(&header),
+            col(&manifest.columns)
+        )));
+    }
+    let rows = scan.lines.saturating_sub(1);
+    if rows != manifest.rows_written {
+        return Err(InputError(format!("{shown}: holds {rows} rows, its manifest says {}", manifest.rows_written)));
+    }
+    let Some(want) = &manifest.sha256 else {
+        return Err(InputError(format!(
+            "{shown}: its manifest {} records no sha256 (written by an older moatsweep), so its bytes cannot be checked",
+            mpath.display()
+        )));
+    };
+    if scan.sha256 != *want {
+        return Err(InputError(format!(
+            "{shown}: its SHA-256 is {}, its manifest records {want}: the file changed after it was written",
+            scan.sha256
+        )));
+    }
+    Ok(format!("{rows} rows, {} bytes, sha256 {}", scan.bytes, scan.sha256))
+}
