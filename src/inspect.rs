@@ -6,9 +6,9 @@ use std::path::Path;
 use crate::InputError;
 use crate::backend::ScenarioSource;
 use crate::config::{self, ConfigError};
+use crate::model::outputs::{Empty, OUTPUTS, OutKind, Scope, Tolerance};
 use crate::model::params::{Group, Kind, PARAMS};
 use crate::model::{self, MonthRecord, NEVER};
-use crate::model::outputs::{Empty, OUTPUTS, OutKind, Scope, Tolerance};
 use crate::output::csv::{format_row, header, output_columns};
 use crate::sweep::{AxisValues, Design, Plan};
 

@@ -146,7 +146,13 @@ pub fn perturbed(sc: &Scenario, seed: u64) -> Scenario {
             let v = (p.get)(&s, i) * sign();
             let b = p.bound;
             // A bound's closed end is kept (discount 1 stays 1, not 1 + 2^-20).
-            let v = if !b.hi_open && v > b.hi { b.hi } else if !b.lo_open && v < b.lo { b.lo } else { v };
+            let v = if !b.hi_open && v > b.hi {
+                b.hi
+            } else if !b.lo_open && v < b.lo {
+                b.lo
+            } else {
+                v
+            };
             (p.set)(&mut s, i, v);
         }
     }
@@ -264,11 +270,12 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
     let decided = |x: &Outcome<f64>, y: f64, i: usize, raised: f64| {
         x.firm(Out::ExitMonth, i) == y && (x.firm(Out::Raised, i) - raised).abs() <= raised_floor(i)
     };
-    let differ: Vec<usize> =
-        (0..nf).filter(|&i| !decided(o, g.firm(Out::ExitMonth, i) as f64, i, g.firm(Out::Raised, i) as f64)).collect();
+    let differ: Vec<usize> = (0..nf).filter(|&i| !decided(o, g.firm(Out::ExitMonth, i) as f64, i, g.firm(Out::Raised, i) as f64)).collect();
     if !differ.is_empty() {
         let at_edge = |i: usize| {
-            r.cash_edge[i] <= CASH_EDGE || r.hurdle_edge[i] <= HURDLE_EDGE || !decided(o, p.firm(Out::ExitMonth, i), i, p.firm(Out::Raised, i))
+            r.cash_edge[i] <= CASH_EDGE
+                || r.hurdle_edge[i] <= HURDLE_EDGE
+                || !decided(o, p.firm(Out::ExitMonth, i), i, p.firm(Out::Raised, i))
         };
         if differ.iter().all(|&i| at_edge(i)) {
             return Verdict::Exempt(Exemption::ExitOrInvestorEdge);
@@ -418,7 +425,10 @@ impl Report {
                 e.beyond += 1;
                 beyond = true;
                 if examples.len() < 10 {
-                    examples.push(format!("row {row} {}: reference {}, gpu {} (allowed difference {:e})", c.column, c.reference, c.gpu, c.allowed));
+                    examples.push(format!(
+                        "row {row} {}: reference {}, gpu {} (allowed difference {:e})",
+                        c.column, c.reference, c.gpu, c.allowed
+                    ));
                 }
             } else if c.admitted_by_probe() {
                 e.admitted_by_probe += 1;

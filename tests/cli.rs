@@ -252,7 +252,12 @@ fn docs_model_md_holds_the_parameter_and_output_tables_of_the_code() {
         let begin = format!("<!-- {marker}:begin -->\n");
         let at = doc.find(&begin).unwrap_or_else(|| panic!("docs/model.md has the {marker}:begin marker")) + begin.len();
         let end = doc.find(&format!("<!-- {marker}:end -->")).expect("end marker");
-        assert_eq!(doc[at..end].trim(), table.trim(), "docs/model.md's {marker} table differs from `moatsweep {}`: run scripts/docs-tables.sh", args.join(" "));
+        assert_eq!(
+            doc[at..end].trim(),
+            table.trim(),
+            "docs/model.md's {marker} table differs from `moatsweep {}`: run scripts/docs-tables.sh",
+            args.join(" ")
+        );
         assert!(table.lines().count() > 10, "{marker}: {table}");
     }
 }

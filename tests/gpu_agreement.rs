@@ -173,10 +173,15 @@ fn gpu_agrees_with_cpu_reference_on_random_scenarios() {
          moved ref by < 1e-7 relative; largest share of the allowance used; rows admitted through the probe"
     );
     for (col, [(d, i), (w, j), (u, k)]) in &dev.0 {
-        let probe: u64 = report.columns.iter().filter(|(name, _)| name.split('.').next() == Some(col)).map(|(_, c)| c.admitted_by_probe).sum();
+        let probe: u64 =
+            report.columns.iter().filter(|(name, _)| name.split('.').next() == Some(col)).map(|(_, c)| c.admitted_by_probe).sum();
         eprintln!("  {col:>22}: {d:.2e} ({i}); {w:.2e} ({j}); {u:.3} ({k}); {probe}");
     }
-    assert!(reference_nan.is_empty(), "the f64 reference produced NaN or infinity in scenarios {:?}", &reference_nan[..reference_nan.len().min(10)]);
+    assert!(
+        reference_nan.is_empty(),
+        "the f64 reference produced NaN or infinity in scenarios {:?}",
+        &reference_nan[..reference_nan.len().min(10)]
+    );
     assert!(report.beyond_tolerance == 0, "{} scenarios beyond tolerance, e.g.\n{}", report.beyond_tolerance, report.examples.join("\n"));
     assert!(report.within_caps, "exemptions or probe admissions over the caps: {}", report.summary());
 }
@@ -351,8 +356,8 @@ fn dump() {
 }
 
 /// Measuring aid for [`moatsweep::gpu::loop_iterations`] on llvmpipe:
-/// `SHAPES=8x8x200,1x1x100 cargo test --test gpu_agreement measure_loop_cap -- --ignored --nocapture`
-/// (firms x segments x max_iter) finds, for never-converging scenarios (tol = 0),
+/// `SHAPES=8x8x200,1x1x100x1 cargo test --test gpu_agreement measure_loop_cap -- --ignored --nocapture`
+/// (firms x segments x max_iter, optionally x generation_months) finds, for never-converging scenarios (tol = 0),
 /// the most months that run whole, and prints the formula's count there and one month later.
 #[test]
 #[ignore]
@@ -364,6 +369,9 @@ fn measure_loop_cap() {
         let v: Vec<u32> = shape.split('x').map(|x| x.parse().unwrap()).collect();
         let (nf, ns, max_iter) = (v[0] as usize, v[1] as usize, v[2]);
         let mut sc = closed_shape(nf, ns);
+        if let Some(&g) = v.get(3) {
+            sc.model.generation_months = g;
+        }
         sc.model.tol = 0.0;
         sc.model.max_iter = max_iter;
         let (mut lo, mut hi) = (1u32, 1201u32);
@@ -377,6 +385,9 @@ fn measure_loop_cap() {
         let good = moatsweep::gpu::loop_iterations(&sc);
         sc.model.months = lo + 1;
         let bad = moatsweep::gpu::loop_iterations(&sc);
-        eprintln!("{nf}x{ns}, max_iter {max_iter}: at most {lo} months run whole: count {good}, one more month {bad} (cap 65535)");
+        eprintln!(
+            "{nf}x{ns}, max_iter {max_iter}, G {}: at most {lo} months run whole: count {good}, one more month {bad} (cap 65535)",
+            sc.model.generation_months
+        );
     }
 }

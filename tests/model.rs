@@ -8,8 +8,8 @@ mod common;
 
 use common::Rng;
 use moatsweep::model::params::baseline;
-use moatsweep::model::scaling::train;
 use moatsweep::model::scaling::TrainInputs;
+use moatsweep::model::scaling::train;
 use moatsweep::model::{MonthRecord, NEVER, Out, Scenario, Segment, solve, solve_traced};
 
 fn random_scenario(rng: &mut Rng) -> Scenario {

@@ -25,9 +25,9 @@
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-use crate::model::outputs::{self, N_FIRM_OUTPUTS, N_SCENARIO_OUTPUTS, Out, Outcome};
-use crate::model::params::{Group, Gpu, PARAMS, ParamSpec};
 use crate::model::Scenario;
+use crate::model::outputs::{self, N_FIRM_OUTPUTS, N_SCENARIO_OUTPUTS, Out, Outcome};
+use crate::model::params::{Gpu, Group, PARAMS, ParamSpec};
 
 /// A kernel input computed on the host from several parameters, where f32 could
 /// not hold the parts or would lose the result to cancellation.
@@ -222,7 +222,8 @@ pub fn wgsl_declarations() -> String {
     let _ = writeln!(s, "const P_FIRMS: u32 = {}u;", l.header.len());
     let _ = writeln!(s, "const F_STRIDE: u32 = {}u;", l.firm.len());
     let _ = writeln!(s, "const S_STRIDE: u32 = {}u;", l.segment.len());
-    for (ty, load, fields) in [("ModelParams", "load_model", &l.header), ("FirmParams", "load_firm", &l.firm), ("SegmentParams", "load_segment", &l.segment)]
+    for (ty, load, fields) in
+        [("ModelParams", "load_model", &l.header), ("FirmParams", "load_firm", &l.firm), ("SegmentParams", "load_segment", &l.segment)]
     {
         let _ = writeln!(s, "struct {ty} {{");
         for f in fields {
@@ -279,7 +280,17 @@ mod tests {
             let mut moved = sc;
             let idx = 1;
             let v = (p.get)(&sc, idx);
-            (p.set)(&mut moved, idx, if v == 0.0 { 0.5 } else if p.name == "months" || p.name == "max_iter" { v + 1.0 } else { v * 0.75 });
+            (p.set)(
+                &mut moved,
+                idx,
+                if v == 0.0 {
+                    0.5
+                } else if p.name == "months" || p.name == "max_iter" {
+                    v + 1.0
+                } else {
+                    v * 0.75
+                },
+            );
             let mut b = vec![0.0; param_stride(nf, ns)];
             pack(&moved, &mut b);
             assert_ne!(a, b, "{}.{} does not reach the packed vector", p.group.prefix(), p.name);

@@ -46,4 +46,3 @@ impl Scenario {
         &self.segments[..self.n_segments]
     }
 }
-

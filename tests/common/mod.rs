@@ -80,7 +80,12 @@ impl TestBackend {
 /// Every backend present: the f64 CPU reference, and the f32 kernel on every GPU
 /// adapter wgpu finds (software ones included: lavapipe in CI).
 pub fn backends() -> Vec<TestBackend> {
-    let mut v = vec![TestBackend { name: "cpu".into(), cli_args: vec!["--backend".into(), "cpu".into()], backend: Box::new(CpuBackend::default()), f32: false }];
+    let mut v = vec![TestBackend {
+        name: "cpu".into(),
+        cli_args: vec!["--backend".into(), "cpu".into()],
+        backend: Box::new(CpuBackend::default()),
+        f32: false,
+    }];
     if have_gpu() {
         for a in moatsweep::gpu::list_adapters() {
             let opts = GpuOptions { adapter: Some(a.name.clone()), allow_software: true, chunk_rows: None };
@@ -121,6 +126,11 @@ pub fn wide_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenar
     m.ad_uplift = rng.uniform(0.0, 0.1);
     m.tol = if rng.chance(0.2) { 1e-5 } else { 1e-6 };
     m.max_iter = if rng.chance(0.2) { rng.int(20, 500) as u32 } else { 200 };
+    // Version 2: generations every few months (or none), investors with a hurdle
+    // on either side of 0 (or none).
+    m.generation_months = if rng.chance(0.25) { 0 } else { rng.int(1, 24) as u32 };
+    m.investor_hurdle = rng.uniform(-0.5, 0.5);
+    m.investor_runway = if rng.chance(0.25) { 0.0 } else { rng.uniform(0.5, 24.0) };
     if rng.chance(0.3) {
         let s = &mut sc.scaling;
         s.e = rng.uniform(1.5, 2.0);
@@ -134,8 +144,12 @@ pub fn wide_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenar
     let months = sc.model.months as u64;
     sc.n_firms = n_firms;
     for f in &mut sc.firms[..n_firms] {
-        // C / 6 >= 1e12 FLOP: the smallest spend the model accepts, times at least 1.01.
-        let min_spend = 6e12 * sc.model.train_usd_per_flop * 1.01;
+        f.spend_growth = if rng.chance(0.2) { rng.uniform(-0.5, 0.0) } else { rng.uniform(0.0, 3.0) };
+        f.data_growth = if rng.chance(0.2) { rng.uniform(-0.5, 0.0) } else { rng.uniform(0.0, 2.0) };
+        // C / 6 >= 1e12 FLOP for every generation (a shrinking spend is smallest in
+        // the last month), times at least 1.01.
+        let shrink = f.spend_growth.min(0.0).ln_1p() * (months.saturating_sub(1)) as f64 / 12.0;
+        let min_spend = 6e12 * sc.model.train_usd_per_flop * 1.01 / shrink.exp();
         f.train_spend = rng.log_uniform(1e3, 1e11).max(min_spend);
         f.data_tokens = rng.log_uniform(1e8, 1e14);
         f.release_month = if rng.chance(0.4) { NEVER } else { rng.int(0, months + 5) as i32 };
@@ -162,4 +176,3 @@ pub fn wide_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenar
     }
     sc
 }
-
