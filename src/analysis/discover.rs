@@ -733,16 +733,16 @@ pub fn run(args: &DiscoverArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let expr = parse_expr(&args.expr, &columns).map_err(|e| InputError(format!("--where \"{}\": {e}", args.expr)))?;
     let mut used = Vec::new();
     expr_columns(&expr, &mut used);
-    // Header indices: inputs, then the expression's columns.
+    // Header indices: inputs, then the expression's other columns.
     let mut cols: Vec<usize> = input_cols.clone();
-    cols.extend(used.iter().map(|&c| c + 1));
+    cols.extend(used.iter().map(|&c| c + 1).filter(|c| !input_cols.contains(c)));
     let data = table.read(&cols)?;
     let n = data.rows();
     if n == 0 {
         return Err(InputError(format!("{} has no rows", args.csv.display())).into());
     }
     let d = input_cols.len();
-    let slot = |c: usize| d + used.iter().position(|&u| u == c).expect("read");
+    let slot = |c: usize| cols.iter().position(|&h| h == c + 1).expect("read");
     let y: Vec<bool> = (0..n).map(|i| eval(&expr, i, &|c, i| data.data[slot(c)][i])).collect();
     let k = y.iter().filter(|&&b| b).count();
     if k == 0 {

@@ -323,7 +323,7 @@ fn sobol(s: Saltelli, values: &[f64], kept: &[bool]) -> Option<(Terms, Vec<Estim
             t[3 + k + j] = (a[i] - ab[j][i]).powi(2);
         }
         let mut at = 3 + 2 * k;
-        for j in 0..k {
+        for j in 0..ba.len() {
             for l in j + 1..k {
                 t[at] = ba[j][i] * ab[l][i] - a[i] * b[i];
                 at += 1;
@@ -689,6 +689,7 @@ impl image::Figure for SensitivityFigure<'_> {
             chart
                 .configure_mesh()
                 .disable_y_mesh()
+                .light_line_style(WHITE)
                 .y_labels(self.axes.len())
                 .y_label_formatter(&|y| {
                     let i = y.round();

@@ -133,9 +133,24 @@ impl SweepTable {
         Err(InputError(format!("{flag}: {problem}; {what} are: {}", candidates.join(", "))))
     }
 
-    /// Reads the columns `cols` (header indices) of every row, in one pass.
+    /// Reads the columns `cols` (header indices, repeats allowed) of every row, in one pass.
     pub fn read(&self, cols: &[usize]) -> anyhow::Result<Columns> {
-        read_columns(&self.path, self.header.len(), cols)
+        let mut unique: Vec<usize> = Vec::new();
+        for &c in cols {
+            if !unique.contains(&c) {
+                unique.push(c);
+            }
+        }
+        let mut read = read_columns(&self.path, self.header.len(), &unique)?;
+        if unique.len() == cols.len() {
+            return Ok(read);
+        }
+        let at = |c: usize| unique.iter().position(|&u| u == c).expect("listed");
+        let data = cols.iter().map(|&c| read.data[at(c)].clone()).collect();
+        let integer = cols.iter().map(|&c| read.integer[at(c)]).collect();
+        read.data = data;
+        read.integer = integer;
+        Ok(read)
     }
 }
 
