@@ -958,9 +958,13 @@ mod tests {
                 assert!((got - want).abs() <= 1e-13 * want.max(1e-300) + 1e-15, "n {n} p {p} k {k}: {got} vs {want}");
             }
         }
-        // A far tail: P(X >= 60 | n = 100, p = 0.3) = 1.39e-15 (scipy.stats.binom.sf(59, 100, 0.3) = 1.3935e-15 to 5 digits).
-        let far = binomial_upper_tail(60, 100, 0.3);
-        assert!((far / 1.3935e-15 - 1.0).abs() < 1e-3, "{far}");
+        // Far tails, against scipy 1.17.1's binom.sf(k - 1, n, p) (what binomtest(..., alternative="greater") returns).
+        for (k, n, p, scipy) in
+            [(60, 100, 0.3, 5.129949815583127e-10), (5200, 10_000, 0.5, 3.2967577993361714e-05), (900, 1000, 0.8, 8.731206511212449e-18)]
+        {
+            let got = binomial_upper_tail(k, n, p);
+            assert!((got / scipy - 1.0).abs() < 1e-10, "P(X >= {k} | {n}, {p}) = {got}, scipy {scipy}");
+        }
     }
 
     #[test]

@@ -254,7 +254,7 @@ impl Checker<'_> {
         }
     }
 
-    /// `[sweep]`: the name, the design and the keys of that design (checked to go with it).
+    /// `[sweep]`: the name, the design and the keys of that design (checked by [`Self::check_design_keys`]).
     fn sweep_section<'t>(&self, root: &'t Spanned, default_name: Option<&str>) -> Result<SweepSection<'t>, ConfigError> {
         let mut name = default_name.map(str::to_string);
         let mut section = SweepSection { name: String::new(), design: "grid", design_value: None, design_key: None, ..Default::default() };
@@ -307,6 +307,12 @@ impl Checker<'_> {
             Some(n) => n,
             None => return Err(self.err(&None, "sweep.name", "missing: give the sweep a name of letters, digits, '_' or '-'")),
         };
+        self.check_design_keys(&section)?;
+        Ok(section)
+    }
+
+    /// The keys of `[sweep]` go with its design, the design has those it needs, and their values fit it.
+    fn check_design_keys(&self, section: &SweepSection) -> Result<(), ConfigError> {
         let d = section.design;
         let given = [
             ("samples", section.samples.map(|s| s.1)),
@@ -360,7 +366,7 @@ impl Checker<'_> {
                 return Err(self.err(&e.value.span, "sweep.levels", format!("a morris design needs an even number of levels, found {p}")));
             }
         }
-        Ok(section)
+        Ok(())
     }
 
     /// `[model]` and `[scaling]` into `base`.
