@@ -947,7 +947,7 @@ mod tests {
     fn binomial_tails_match_exact_sums() {
         // Exact sums by the recurrence from P(X = 0) = q^n, for small n.
         for (n, p) in [(10u64, 0.3), (40, 0.05), (25, 0.9), (1, 0.5)] {
-            let mut pmf = vec![(1.0 - p).powi(n as i32)];
+            let mut pmf = vec![(1.0f64 - p).powi(n as i32)];
             for j in 0..n {
                 let last = pmf[j as usize];
                 pmf.push(last * (n - j) as f64 / (j + 1) as f64 * p / (1.0 - p));
