@@ -206,6 +206,29 @@ Examples:
 
 Without --by every row is one group; an axis with more than 100 distinct values is grouped in 25 bins. --out writes one CSV row per group instead of printing.")]
     Summarize(crate::analysis::summarize::SummarizeArgs),
+    /// Which parameters move each output: Sobol indices (saltelli sweep) or Morris elementary effects (morris sweep).
+    #[command(after_help = "\
+Examples:
+  moatsweep run configs/sensitivity.toml --backend cpu
+  moatsweep sensitivity results/sensitivity.csv
+  moatsweep sensitivity results/sensitivity.csv --outputs npv.open,exit_month.challenger --plot /tmp/sobol.png
+
+Every output column is analysed in one pass (or those of --outputs): S1, ST (and S2 with
+second_order = true) or mu, mu_star, sigma, with the estimators of SALib 1.6, and bootstrap
+intervals over base points or trajectories. A block with an empty, non-finite or
+non-converged row is left out of that output. Writes a tidy CSV with the columns
+output,index,parameter,parameter2,value,conf.")]
+    Sensitivity(crate::analysis::sensitivity::SensitivityArgs),
+    /// Where in parameter space an outcome happens: PRIM scenario discovery (as EMA Workbench) on any sweep CSV.
+    #[command(after_help = "\
+Examples:
+  moatsweep discover results/release-timing-lhs.csv --where \"exit_month.challenger >= 0\"
+  moatsweep discover results/release-timing-lhs.csv --where \"exit_month.challenger >= 0 and npv.open > 0\" --plot /tmp/tradeoff.png
+  moatsweep discover results/quickstart.csv --where \"npv.open > 2e10\" --inputs model.ad_uplift,firm.open.release_month --box 12
+
+Comparisons (<, <=, >, >=, ==, !=) of a column with a number, joined by and, or, not and
+parentheses; an empty cell compares false. exit_month.<firm> is -1 when the firm did not exit.")]
+    Discover(crate::analysis::discover::DiscoverArgs),
 }
 
 /// Runs the parsed command.
@@ -261,6 +284,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Check { files } => crate::check::check(&files, &mut stdout)?,
         Command::Plot(args) => crate::analysis::plot::run(&args, &mut stdout)?,
         Command::Summarize(args) => crate::analysis::summarize::run(&args, &mut stdout)?,
+        Command::Sensitivity(args) => crate::analysis::sensitivity::run(&args, &mut stdout)?,
+        Command::Discover(args) => crate::analysis::discover::run(&args, &mut stdout)?,
     }
     stdout.flush()?;
     Ok(())

@@ -45,8 +45,15 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
         Design::Lhs { samples, seed } => format!("lhs: Latin hypercube of {samples} samples, seed {seed}"),
         Design::Sobol { samples, seed } => format!("sobol: {samples} scrambled Sobol points, seed {seed}"),
         Design::List { file, .. } => format!("list: {} rows from {file}", plan.rows),
+        Design::Saltelli { samples, seed, second_order } => {
+            format!("saltelli: {samples} Sobol base points, seed {seed}, {} order", if *second_order { "second" } else { "first" })
+        }
+        Design::Morris { trajectories, levels, seed } => format!("morris: {trajectories} trajectories on {levels} levels, seed {seed}"),
     };
     writeln!(out, "sweep:      {} ({design})", plan.name)?;
+    if let Some(blocks) = block_structure(plan) {
+        writeln!(out, "blocks:     {blocks}")?;
+    }
     writeln!(out, "model:      {} months, max_iter {}, tol {}", plan.base.model.months, plan.base.model.max_iter, plan.base.model.tol)?;
     writeln!(out, "firms:      {}", plan.firm_names.join(", "))?;
     writeln!(out, "segments:   {}", plan.segment_names.join(", "))?;
@@ -75,7 +82,7 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
     }
-    if matches!(plan.design, Design::Random { .. } | Design::Lhs { .. } | Design::Sobol { .. }) {
+    if !matches!(plan.design, Design::Grid | Design::List { .. }) {
         writeln!(out, "first rows:")?;
         for row in 0..plan.rows.min(5) {
             let values: Vec<String> = plan
@@ -103,6 +110,32 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     let total = per_row * plan.rows as f64 + cols.join(",").len() as f64;
     writeln!(out, "estimated CSV size: {} (about {per_row:.0} bytes a row, from {n} solved rows)", human_bytes(total))?;
     Ok(())
+}
+
+/// The rows of a saltelli block or morris trajectory, e.g. `4096 blocks of 12 rows (A, AB_1 .. AB_10, B) = 49152 rows`.
+fn block_structure(plan: &Plan) -> Option<String> {
+    let k = plan.axes.len();
+    let (blocks, what, layout) = match plan.design {
+        Design::Saltelli { samples, second_order, .. } => {
+            let ba = if second_order { format!(", BA_1 .. BA_{k}") } else { String::new() };
+            (samples, "blocks (one per base point)", format!("A, AB_1 .. AB_{k}{ba}, B; AB_j takes axis j from B, BA_j from A"))
+        }
+        Design::Morris { trajectories, levels, .. } => {
+            let delta = crate::analysis::fmt_number(levels as f64 / (2.0 * (levels - 1) as f64), 4);
+            (trajectories, "trajectories", format!("a start, then one axis moved by {delta} of its unit interval per row"))
+        }
+        _ => return None,
+    };
+    let block = plan.block_rows();
+    let formula = match plan.design {
+        Design::Saltelli { second_order: true, .. } => "N(2k+2)",
+        Design::Saltelli { .. } => "N(k+2)",
+        _ => "r(k+1)",
+    };
+    Some(format!(
+        "{blocks} {what} of {block} rows ({layout}); {formula} = {blocks} x {block} = {} rows, cut only on whole blocks",
+        plan.rows
+    ))
 }
 
 /// `moatsweep scenario`: one scenario, month by month.

@@ -132,6 +132,33 @@ impl RowSelection {
         }
     }
 
+    /// The rows of a sweep of `total` rows made of blocks of `block` rows that are
+    /// only cut whole (`what`: a saltelli base point's block or a morris trajectory):
+    /// shards split on block boundaries, and `--limit` and `--rows` must fall on them.
+    pub fn rows_in_blocks(self, total: u64, block: u64, what: &str) -> Result<Range<u64>, InputError> {
+        if block <= 1 {
+            return self.rows(total);
+        }
+        let blocks = total / block;
+        let refuse = |flag: String, near: String| {
+            InputError(format!("{flag}: this sweep is cut only on whole blocks of {block} rows ({what}); use {near}"))
+        };
+        match self {
+            RowSelection::Shard(i, n) => {
+                let at = |k: u64| (k as u128 * blocks as u128 / n as u128) as u64 * block;
+                Ok(at(i)..at(i + 1))
+            }
+            RowSelection::First(n) if n < total && n % block != 0 => {
+                Err(refuse(format!("--limit {n}"), format!("a multiple of {block}, e.g. --limit {}", (n / block).max(1) * block)))
+            }
+            RowSelection::Range(a, b) if b <= total && (a % block != 0 || (b % block != 0 && b != total)) => {
+                let (lo, hi) = (a / block * block, b.div_ceil(block) * block);
+                Err(refuse(format!("--rows {a}..{b}"), format!("multiples of {block}, e.g. --rows {lo}..{}", hi.min(total))))
+            }
+            _ => self.rows(total),
+        }
+    }
+
     /// The output of a subset: `x.csv` becomes `x.shard-I-of-N.csv` or `x.rows-A-B.csv`
     /// (a subset never overwrites the whole sweep's CSV).
     fn output(self, full: &Path) -> PathBuf {
@@ -270,7 +297,8 @@ impl Job {
     fn load(config_path: &Path, opts: &RunOptions) -> anyhow::Result<Job> {
         let loaded = config::load(config_path)?;
         let mut plan = loaded.plan;
-        let rows = opts.rows.rows(plan.rows)?;
+        let block_what = if plan.design.morris(0).is_some() { "one morris trajectory" } else { "one saltelli base point" };
+        let rows = opts.rows.rows_in_blocks(plan.rows, plan.block_rows(), block_what)?;
         // --out names the whole sweep's output; a shard or row block writes beside it.
         let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
         plan.output = selection.output(opts.out.as_ref().unwrap_or(&plan.output));

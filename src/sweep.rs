@@ -92,9 +92,11 @@ impl AxisValues {
     }
 
     /// The value at `u` in [0, 1) for sampling designs: log axes in log space,
-    /// integer axes by flooring, lists by equal shares.
+    /// integer axes by flooring, lists by equal shares. A morris design's top
+    /// level u = 1 gives the upper end (hi, the largest integer, the last item).
     pub fn map_unit(&self, u: f64) -> f64 {
         match *self {
+            AxisValues::Uniform { hi, .. } | AxisValues::LogUniform { hi, .. } if u >= 1.0 => hi,
             AxisValues::List(ref v) => v[((u * v.len() as f64) as usize).min(v.len() - 1)],
             AxisValues::Uniform { lo, hi } | AxisValues::Range { lo, hi, .. } => lo + (hi - lo) * u,
             AxisValues::LogUniform { lo, hi } | AxisValues::Logspace { lo, hi, .. } => (lo.ln() + (hi.ln() - lo.ln()) * u).exp(),
@@ -142,6 +144,10 @@ pub enum Design {
     Lhs { samples: u64, seed: u64 },
     /// Owen-scrambled Sobol points.
     Sobol { samples: u64, seed: u64 },
+    /// Sobol indices: `samples` blocks laid out as SALib's Saltelli sample ([`design::Saltelli`]).
+    Saltelli { samples: u64, seed: u64, second_order: bool },
+    /// Elementary effects: `trajectories` trajectories as SALib's Morris sample ([`design::Morris`]).
+    Morris { trajectories: u64, levels: u64, seed: u64 },
     /// Rows read from a CSV (each axis holds its column); `file` as written in the config.
     List { file: String, sha256: String },
 }
@@ -153,7 +159,35 @@ impl Design {
             Design::Random { .. } => "random",
             Design::Lhs { .. } => "lhs",
             Design::Sobol { .. } => "sobol",
+            Design::Saltelli { .. } => "saltelli",
+            Design::Morris { .. } => "morris",
             Design::List { .. } => "list",
+        }
+    }
+
+    /// The Saltelli layout of a saltelli design with `k` axes.
+    pub fn saltelli(&self, k: usize) -> Option<design::Saltelli> {
+        match *self {
+            Design::Saltelli { seed, second_order, .. } => Some(design::Saltelli { k, second_order, seed }),
+            _ => None,
+        }
+    }
+
+    /// The trajectories of a morris design with `k` axes.
+    pub fn morris(&self, k: usize) -> Option<design::Morris> {
+        match *self {
+            Design::Morris { levels, seed, .. } => Some(design::Morris { k, levels, seed }),
+            _ => None,
+        }
+    }
+
+    /// Rows that belong together and are only run, cut and analysed whole: a
+    /// saltelli base point's block or a morris trajectory (1 for other designs).
+    pub fn block_rows(&self, k: usize) -> u64 {
+        match (self.saltelli(k), self.morris(k)) {
+            (Some(s), _) => s.block_rows(),
+            (_, Some(m)) => m.block_rows(),
+            _ => 1,
         }
     }
 }
@@ -197,19 +231,29 @@ impl Plan {
             Design::Grid => grid_rows,
             Design::Random { samples, .. } | Design::Lhs { samples, .. } | Design::Sobol { samples, .. } => *samples,
             Design::List { .. } => axes.first().map_or(0, |a| a.values.len()),
+            Design::Saltelli { samples, .. } => samples * design.block_rows(axes.len()),
+            Design::Morris { trajectories, .. } => trajectories * design.block_rows(axes.len()),
         };
         Plan { name, design, base, firm_names, segment_names, axes, output, rows, strides }
+    }
+
+    /// Rows of a block (see [`Design::block_rows`]).
+    pub fn block_rows(&self) -> u64 {
+        self.design.block_rows(self.axes.len())
     }
 
     /// The value axis `a` takes in row `row`.
     pub fn axis_value(&self, row: u64, a: usize) -> f64 {
         let values = &self.axes[a].values;
+        let k = self.axes.len();
         match self.design {
             Design::Grid => values.value((row / self.strides[a]) % values.len()),
             Design::Random { seed, .. } => values.map_unit(design::unit(seed, row, a, 0)),
             Design::Lhs { seed, samples } => values.map_unit(design::lhs_unit(seed, samples, row, a)),
             Design::Sobol { seed, .. } => values.map_unit(design::Sobol::get().sample(row as u32, a, seed)),
             Design::List { .. } => values.value(row),
+            Design::Saltelli { .. } => values.map_unit(self.design.saltelli(k).expect("saltelli").unit(row, a)),
+            Design::Morris { .. } => values.map_unit(self.design.morris(k).expect("morris").unit(row, a)),
         }
     }
 }
@@ -286,6 +330,14 @@ impl Plan {
                     json!({ "name": self.name, "design": self.design.name(), "samples": samples, "seed": seed })
                 }
                 Design::List { file, sha256 } => json!({ "name": self.name, "design": "list", "list": file, "list_sha256": sha256, "rows": self.rows }),
+                Design::Saltelli { samples, seed, second_order } => json!({
+                    "name": self.name, "design": "saltelli", "samples": samples, "seed": seed, "second_order": second_order,
+                    "block_rows": self.block_rows(),
+                }),
+                Design::Morris { trajectories, levels, seed } => json!({
+                    "name": self.name, "design": "morris", "trajectories": trajectories, "levels": levels, "seed": seed,
+                    "block_rows": self.block_rows(),
+                }),
             },
             "model": group(Group::Model, 0, None),
             "scaling": group(Group::Scaling, 0, None),

@@ -165,9 +165,14 @@ fn every_shipped_config_validates_and_the_small_ones_run() {
         assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         let rows: u64 = text.lines().find_map(|l| l.strip_prefix("scenarios:")).unwrap().trim().parse().unwrap();
-        // Small configs run whole; large ones run their first 2,000 rows.
+        // Small configs run whole; large ones run their first 2,000 rows, or the whole
+        // blocks within them of a saltelli or morris sweep (validate: "blocks: ... of B rows (").
         let stem = cfg.file_stem().unwrap().to_string_lossy().into_owned();
-        let limit = rows.min(2000);
+        let block: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("blocks:"))
+            .map_or(1, |b| b.split(" of ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap());
+        let limit = rows.min(2000 / block * block);
         moatsweep()
             .args(["run", "--quiet", "--backend", "cpu", "--limit", &limit.to_string()])
             .arg(&cfg)
@@ -176,7 +181,7 @@ fn every_shipped_config_validates_and_the_small_ones_run() {
             .assert()
             .success();
         let csv = if limit < rows { tmp.path().join(format!("{stem}.rows-0-{limit}.csv")) } else { tmp.path().join(format!("{stem}.csv")) };
-        assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count() as u64, rows.min(2000) + 1, "{}", cfg.display());
+        assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count() as u64, limit + 1, "{}", cfg.display());
     }
 }
 

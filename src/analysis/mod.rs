@@ -9,9 +9,14 @@
 //! and which axes are logspace or loguniform. An axis with many distinct
 //! values (a sampling design draws a new one for every row) is cut into bins.
 
+mod bootstrap;
+pub mod discover;
 mod font;
+mod image;
 pub mod plot;
+pub mod sensitivity;
 pub mod summarize;
+pub mod table;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;

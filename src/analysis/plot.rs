@@ -554,7 +554,7 @@ fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// An 8-bit RGB image as PNG bytes.
-fn encode_png(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
+pub(super) fn encode_png(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, width, height);
     encoder.set_color(png::ColorType::Rgb);

@@ -14,7 +14,7 @@ pub use error::ConfigError;
 use error::{Locator, suggest};
 use tree::{Entry, Node, Span, Spanned};
 
-use crate::design::{SOBOL_DIMENSIONS, SOBOL_MAX_SAMPLES};
+use crate::design::{SALTELLI_MAX_AXES, SOBOL_DIMENSIONS, SOBOL_MAX_SAMPLES};
 use crate::model::params::{self, DEFAULT_FIRM_NAMES, DEFAULT_SEGMENT_NAMES, Group, Kind, ParamSpec};
 use crate::model::scaling::MIN_LN_C6;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, NEVER, Scenario};
@@ -28,9 +28,17 @@ pub const WEIGHT_SUM_TOL: f64 = 1e-9;
 pub const MAX_MARKET: f64 = 1e30;
 
 const ROOT_KEYS: &[&str] = &["version", "sweep", "model", "scaling", "segment", "firm", "axes", "output"];
-const SWEEP_KEYS: &[&str] = &["name", "design", "samples", "seed", "list"];
-const DESIGNS: &[&str] = &["grid", "random", "lhs", "sobol", "list"];
-const DESIGN_KEYS: &str = "samples and seed go with random, lhs and sobol; list with list";
+const SWEEP_KEYS: &[&str] = &["name", "design", "samples", "seed", "second_order", "trajectories", "levels", "list"];
+const DESIGNS: &[&str] = &["grid", "random", "lhs", "sobol", "saltelli", "morris", "list"];
+/// The designs that take each key of `[sweep]` besides name and design.
+const DESIGN_KEYS: &[(&str, &[&str])] = &[
+    ("samples", &["random", "lhs", "sobol", "saltelli"]),
+    ("seed", &["random", "lhs", "sobol", "saltelli", "morris"]),
+    ("second_order", &["saltelli"]),
+    ("trajectories", &["morris"]),
+    ("levels", &["morris"]),
+    ("list", &["list"]),
+];
 const OUTPUT_KEYS: &[&str] = &["path"];
 const GRID_AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps"];
 const SAMPLED_AXIS_KEYS: &[&str] = &["values", "uniform", "loguniform", "integers"];
@@ -84,6 +92,21 @@ pub fn parse(file: &str, text: &str, default_name: Option<&str>, dir: &Path) -> 
     })?;
     let root = tree::from_table(doc.as_table());
     Checker { loc, spans: HashMap::new() }.plan(&root, default_name, dir)
+}
+
+/// `[sweep]` as written: name, design, and the design's keys with their entries.
+#[derive(Default)]
+struct SweepSection<'t> {
+    name: String,
+    design: &'static str,
+    design_value: Span,
+    design_key: Span,
+    samples: Option<(u64, &'t Entry)>,
+    seed: Option<(u64, &'t Entry)>,
+    second_order: Option<(bool, &'t Entry)>,
+    trajectories: Option<(u64, &'t Entry)>,
+    levels: Option<(u64, &'t Entry)>,
+    list: Option<(String, &'t Entry)>,
 }
 
 /// Where each parameter was set, for messages about combinations of values.
@@ -177,36 +200,67 @@ impl Checker<'_> {
         Ok(x)
     }
 
+    /// Checks the whole config, one section after the other.
     fn plan(mut self, root: &Spanned, default_name: Option<&str>, dir: &Path) -> Result<Plan, ConfigError> {
         for e in entries(root) {
             if !ROOT_KEYS.contains(&e.key.as_str()) {
                 return Err(self.unknown_key(e, "", ROOT_KEYS));
             }
         }
-        // version
-        match get(root, "version") {
-            None => return Err(self.err(&Some(0..0), "version", "missing: put `version = 1` at the top of the config")),
-            Some(e) => match e.value.node {
-                Node::Int(VERSION) => {}
-                Node::Int(v) => {
+        self.version(root)?;
+        let sweep = self.sweep_section(root, default_name)?;
+        let mut base = params::baseline();
+        self.model_and_scaling(root, &mut base)?;
+        let segment_names = self.entities(root, Group::Segment, &mut base)?;
+        let firm_names = self.entities(root, Group::Firm, &mut base)?;
+        let (design, axes) = match &sweep.list {
+            Some((file, e)) if sweep.design == "list" => {
+                if let Some(section) = get(root, "axes") {
                     return Err(self.err(
-                        &e.value.span,
-                        "version",
-                        format!("unsupported config version {v}; this moatsweep reads version {VERSION}"),
+                        &section.key_span,
+                        "axes",
+                        "a list design takes its axes from the list CSV's header; remove [axes]",
                     ));
                 }
+                let (axes, sha256) = self.read_list(file, e, dir, &firm_names, &segment_names)?;
+                (Design::List { file: file.clone(), sha256 }, axes)
+            }
+            _ => {
+                let axes = self.axes(root, sweep.design != "grid", &firm_names, &segment_names)?;
+                (self.design(root, &sweep, &axes)?, axes)
+            }
+        };
+        let output = self.output_path(root, &sweep.name)?;
+        let plan = Plan::new(sweep.name, design, base, firm_names, segment_names, axes, output);
+        self.cross_checks(&plan)?;
+        Ok(plan)
+    }
+
+    /// `version = 1`.
+    fn version(&self, root: &Spanned) -> Result<(), ConfigError> {
+        match get(root, "version") {
+            None => Err(self.err(&Some(0..0), "version", "missing: put `version = 1` at the top of the config")),
+            Some(e) => match e.value.node {
+                Node::Int(VERSION) => Ok(()),
+                Node::Int(v) => Err(self.err(
+                    &e.value.span,
+                    "version",
+                    format!("unsupported config version {v}; this moatsweep reads version {VERSION}"),
+                )),
                 ref other => {
-                    return Err(self.err(&e.value.span, "version", format!("expected the integer {VERSION}, found {}", other.type_name())));
+                    Err(self.err(&e.value.span, "version", format!("expected the integer {VERSION}, found {}", other.type_name())))
                 }
             },
         }
+    }
 
-        // [sweep]
+    /// `[sweep]`: the name, the design and the keys of that design (checked by [`Self::check_design_keys`]).
+    fn sweep_section<'t>(&self, root: &'t Spanned, default_name: Option<&str>) -> Result<SweepSection<'t>, ConfigError> {
         let mut name = default_name.map(str::to_string);
-        let mut design = ("grid", None, None); // (name, value span, key span)
-        let (mut samples, mut seed, mut list) = (None, None, None);
+        let mut section = SweepSection { name: String::new(), design: "grid", design_value: None, design_key: None, ..Default::default() };
         if let Some(sweep) = get(root, "sweep") {
             for e in self.expect_table(&sweep.value, "sweep")? {
+                let key = format!("sweep.{}", e.key);
                 match e.key.as_str() {
                     "name" => {
                         let n = self.expect_str(&e.value, "sweep.name")?;
@@ -232,55 +286,91 @@ impl Checker<'_> {
                                 ),
                             ));
                         };
-                        design = (*known, e.value.span.clone(), e.key_span.clone());
+                        (section.design, section.design_value, section.design_key) = (known, e.value.span.clone(), e.key_span.clone());
                     }
-                    "samples" => samples = Some((self.count(&e.value, "sweep.samples", 1, MAX_ROWS)?, e)),
-                    "seed" => seed = Some((self.count(&e.value, "sweep.seed", 0, i64::MAX as u64)?, e)),
-                    "list" => list = Some((self.expect_str(&e.value, "sweep.list")?.to_string(), e)),
+                    "samples" => section.samples = Some((self.count(&e.value, &key, 1, MAX_ROWS)?, e)),
+                    "seed" => section.seed = Some((self.count(&e.value, &key, 0, i64::MAX as u64)?, e)),
+                    "list" => section.list = Some((self.expect_str(&e.value, &key)?.to_string(), e)),
+                    "second_order" => match e.value.node {
+                        Node::Bool(b) => section.second_order = Some((b, e)),
+                        ref other => {
+                            return Err(self.err(&e.value.span, &key, format!("expected true or false, found {}", other.type_name())));
+                        }
+                    },
+                    "trajectories" => section.trajectories = Some((self.count(&e.value, &key, 1, MAX_ROWS)?, e)),
+                    "levels" => section.levels = Some((self.count(&e.value, &key, 2, 1 << 20)?, e)),
                     _ => return Err(self.unknown_key(e, "sweep", SWEEP_KEYS)),
                 }
             }
         }
-        let name = match name.filter(|n| valid_name(n)) {
+        section.name = match name.filter(|n| valid_name(n)) {
             Some(n) => n,
             None => return Err(self.err(&None, "sweep.name", "missing: give the sweep a name of letters, digits, '_' or '-'")),
         };
-        let sampling = matches!(design.0, "random" | "lhs" | "sobol");
-        let misplaced = match design.0 {
-            "grid" => samples.map(|s| s.1).or(seed.map(|s| s.1)).or(list.as_ref().map(|l| l.1)),
-            "list" => samples.map(|s| s.1).or(seed.map(|s| s.1)),
-            _ => list.as_ref().map(|l| l.1),
+        self.check_design_keys(&section)?;
+        Ok(section)
+    }
+
+    /// The keys of `[sweep]` go with its design, the design has those it needs, and their values fit it.
+    fn check_design_keys(&self, section: &SweepSection) -> Result<(), ConfigError> {
+        let d = section.design;
+        let given = [
+            ("samples", section.samples.map(|s| s.1)),
+            ("seed", section.seed.map(|s| s.1)),
+            ("second_order", section.second_order.map(|s| s.1)),
+            ("trajectories", section.trajectories.map(|s| s.1)),
+            ("levels", section.levels.map(|s| s.1)),
+            ("list", section.list.as_ref().map(|l| l.1)),
+        ];
+        for (key, entry) in given {
+            let designs = DESIGN_KEYS.iter().find(|k| k.0 == key).expect("every design key is tabled").1;
+            if let Some(e) = entry.filter(|_| !designs.contains(&d)) {
+                let designs = designs.join(", ");
+                return Err(self.err(
+                    &e.key_span,
+                    &format!("sweep.{key}"),
+                    format!("{key} does not go with design \"{d}\" ({key} goes with {designs})"),
+                ));
+            }
+        }
+        let needs = match d {
+            "random" | "lhs" | "sobol" | "saltelli" if section.samples.is_none() => Some(("samples", "samples = N")),
+            "morris" if section.trajectories.is_none() => Some(("trajectories", "trajectories = R")),
+            "list" if section.list.is_none() => Some(("list", "list = \"file.csv\" (relative to the config's folder)")),
+            _ => None,
         };
-        if let Some(e) = misplaced {
-            return Err(self.err(
-                &e.key_span,
-                &format!("sweep.{}", e.key),
-                format!("{} does not go with design \"{}\" ({})", e.key, design.0, DESIGN_KEYS),
-            ));
+        if let Some((key, form)) = needs {
+            return Err(self.err(&section.design_value, &format!("sweep.{key}"), format!("missing: design \"{d}\" needs {form}")));
         }
-        if sampling && samples.is_none() {
-            return Err(self.err(&design.1, "sweep.samples", format!("missing: design \"{}\" needs samples = N", design.0)));
-        }
-        if design.0 == "list" && list.is_none() {
-            return Err(self.err(
-                &design.1,
-                "sweep.list",
-                "missing: design \"list\" needs list = \"file.csv\" (relative to the config's folder)",
-            ));
-        }
-        if let (Some((n, e)), "sobol") = (samples, design.0) {
+        if let (Some((n, e)), "sobol" | "saltelli") = (section.samples, d) {
             if n > SOBOL_MAX_SAMPLES {
                 return Err(self.err(
                     &e.value.span,
                     "sweep.samples",
-                    format!("a sobol design has at most 2^32 = {SOBOL_MAX_SAMPLES} samples, found {n}"),
+                    format!("a {d} design has at most 2^32 = {SOBOL_MAX_SAMPLES} samples, found {n}"),
+                ));
+            }
+            if d == "saltelli" && !n.is_power_of_two() {
+                let (below, above) = (1u64 << n.ilog2(), 1u64 << (n.ilog2() + 1));
+                return Err(self.err(
+                    &e.value.span,
+                    "sweep.samples",
+                    format!(
+                        "a saltelli design needs a power of 2 base points (Sobol points stay balanced), found {n}; use {below} or {above}"
+                    ),
                 ));
             }
         }
+        if let Some((p, e)) = section.levels {
+            if p % 2 != 0 {
+                return Err(self.err(&e.value.span, "sweep.levels", format!("a morris design needs an even number of levels, found {p}")));
+            }
+        }
+        Ok(())
+    }
 
-        let mut base = params::baseline();
-
-        // [model] and [scaling]
+    /// `[model]` and `[scaling]` into `base`.
+    fn model_and_scaling(&mut self, root: &Spanned, base: &mut Scenario) -> Result<(), ConfigError> {
         for group in [Group::Model, Group::Scaling] {
             let Some(section) = get(root, group.prefix()) else { continue };
             for e in self.expect_table(&section.value, group.prefix())? {
@@ -290,72 +380,82 @@ impl Checker<'_> {
                     return Err(self.unknown_key(e, group.prefix(), &known));
                 };
                 let v = self.param_value(spec, &e.value, &key)?;
-                (spec.set)(&mut base, 0, v);
+                (spec.set)(base, 0, v);
                 self.spans.insert((group, spec.name, 0), e.value.span.clone());
             }
         }
+        Ok(())
+    }
 
-        // [[segment]] and [[firm]]
-        let segment_names = self.entities(root, Group::Segment, &mut base)?;
-        let firm_names = self.entities(root, Group::Firm, &mut base)?;
-
-        // [axes], or the columns of a list design
-        let mut axes = Vec::new();
-        if let Some(section) = get(root, "axes") {
-            self.expect_table(&section.value, "axes")?;
-            if design.0 == "list" {
-                return Err(self.err(&section.key_span, "axes", "a list design takes its axes from the list CSV's header; remove [axes]"));
+    /// `[axes]`, in file order; `sampling` for every design but grid.
+    fn axes(&mut self, root: &Spanned, sampling: bool, firms: &[String], segments: &[String]) -> Result<Vec<Axis>, ConfigError> {
+        let mut axes: Vec<Axis> = Vec::new();
+        let Some(section) = get(root, "axes") else { return Ok(axes) };
+        self.expect_table(&section.value, "axes")?;
+        let mut flat = Vec::new();
+        flatten_axes(&section.value, "", &mut flat);
+        for (path, key_span, spec) in flat {
+            let param = self.resolve(&path, &key_span, firms, segments)?;
+            if axes.iter().any(|a| same_param(&a.param, &param)) {
+                return Err(self.err(&key_span, &path, "this parameter already has an axis"));
             }
-            let mut flat = Vec::new();
-            flatten_axes(&section.value, "", &mut flat);
-            for (path, key_span, spec) in flat {
-                let param = self.resolve(&path, &key_span, &firm_names, &segment_names)?;
-                if axes.iter().any(|a: &Axis| same_param(&a.param, &param)) {
-                    return Err(self.err(&key_span, &path, "this parameter already has an axis"));
-                }
-                let values = self.axis_values(&path, param.spec, spec, sampling)?;
-                self.spans.insert((param.spec.group, param.spec.name, param.index), key_span.clone());
-                axes.push(Axis { path, param, values });
-            }
+            let values = self.axis_values(&path, param.spec, spec, sampling)?;
+            self.spans.insert((param.spec.group, param.spec.name, param.index), key_span.clone());
+            axes.push(Axis { path, param, values });
         }
-        let design = match design.0 {
+        Ok(axes)
+    }
+
+    /// The design of every kind but list, with its limits on axes and rows.
+    fn design(&self, root: &Spanned, sweep: &SweepSection, axes: &[Axis]) -> Result<Design, ConfigError> {
+        let k = axes.len();
+        let axes_span = get(root, "axes").map(|e| e.key_span.clone()).unwrap_or(None);
+        let too_many = |rows: u128, count: String| {
+            self.err(&axes_span, "axes", format!("the sweep has {count} = {rows} scenarios, more than the limit of 2^40 = {MAX_ROWS}"))
+        };
+        let at_most_axes = |max: usize, why: &str| {
+            self.err(&sweep.design_key, "sweep.design", format!("a {} design has at most {max} axes{why}, found {k}", sweep.design))
+        };
+        let samples = sweep.samples.map_or(0, |s| s.0);
+        let seed = sweep.seed.map_or(0, |s| s.0);
+        let design = match sweep.design {
             "grid" => {
                 let rows = axes.iter().try_fold(1u128, |acc, a| acc.checked_mul(a.values.len() as u128)).unwrap_or(u128::MAX);
                 if rows > MAX_ROWS as u128 {
-                    let span = get(root, "axes").map(|e| e.key_span.clone()).unwrap_or(None);
-                    let count = axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ");
-                    return Err(self.err(
-                        &span,
-                        "axes",
-                        format!("the sweep has {count} = {rows} scenarios, more than the limit of 2^40 = {MAX_ROWS}"),
-                    ));
+                    return Err(too_many(rows, axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ")));
                 }
                 Design::Grid
             }
-            "list" => {
-                let (file, e) = list.expect("checked above");
-                let (list_axes, sha256) = self.read_list(&file, e, dir, &firm_names, &segment_names)?;
-                axes = list_axes;
-                Design::List { file, sha256 }
+            "sobol" if k > SOBOL_DIMENSIONS => return Err(at_most_axes(SOBOL_DIMENSIONS, "")),
+            "saltelli" if k > SALTELLI_MAX_AXES => {
+                return Err(at_most_axes(SALTELLI_MAX_AXES, &format!(" (A and B take 2k of the {SOBOL_DIMENSIONS} Sobol dimensions)")));
             }
-            d => {
-                if d == "sobol" && axes.len() > SOBOL_DIMENSIONS {
-                    return Err(self.err(
-                        &design.2,
-                        "sweep.design",
-                        format!("a sobol design has at most {SOBOL_DIMENSIONS} axes, found {}", axes.len()),
-                    ));
-                }
-                let (samples, seed) = (samples.expect("checked above").0, seed.map_or(0, |s| s.0));
-                match d {
-                    "random" => Design::Random { samples, seed },
-                    "lhs" => Design::Lhs { samples, seed },
-                    _ => Design::Sobol { samples, seed },
-                }
+            "saltelli" | "morris" if k == 0 => {
+                return Err(self.err(&sweep.design_value, "axes", format!("a {} design needs at least one axis", sweep.design)));
             }
+            "random" => Design::Random { samples, seed },
+            "lhs" => Design::Lhs { samples, seed },
+            "sobol" => Design::Sobol { samples, seed },
+            "saltelli" => Design::Saltelli { samples, seed, second_order: sweep.second_order.is_some_and(|s| s.0) },
+            "morris" => {
+                Design::Morris { trajectories: sweep.trajectories.map_or(0, |t| t.0), levels: sweep.levels.map_or(4, |l| l.0), seed }
+            }
+            other => unreachable!("design {other} is handled by the caller"),
         };
+        let (blocks, what) = match design {
+            Design::Saltelli { samples, .. } => (samples, "base points"),
+            Design::Morris { trajectories, .. } => (trajectories, "trajectories"),
+            _ => return Ok(design),
+        };
+        let block = design.block_rows(k) as u128;
+        if blocks as u128 * block > MAX_ROWS as u128 {
+            return Err(too_many(blocks as u128 * block, format!("{blocks} {what} x {block} rows")));
+        }
+        Ok(design)
+    }
 
-        // [output]
+    /// `[output] path`, by default `results/<name>.csv`.
+    fn output_path(&self, root: &Spanned, name: &str) -> Result<PathBuf, ConfigError> {
         let mut output = PathBuf::from("results").join(format!("{name}.csv"));
         if let Some(section) = get(root, "output") {
             for e in self.expect_table(&section.value, "output")? {
@@ -371,10 +471,7 @@ impl Checker<'_> {
                 }
             }
         }
-
-        let plan = Plan::new(name, design, base, firm_names, segment_names, axes, output);
-        self.cross_checks(&plan)?;
-        Ok(plan)
+        Ok(output)
     }
 
     /// Reads `[[segment]]` or `[[firm]]` into `base`; returns the names in config order.
@@ -530,7 +627,7 @@ impl Checker<'_> {
         Ok(ends)
     }
 
-    /// The values of one axis; `sampling` for random, lhs and sobol designs.
+    /// The values of one axis; `sampling` for every design but grid (and list).
     fn axis_values(&self, path: &str, spec: &'static ParamSpec, v: &Spanned, sampling: bool) -> Result<AxisValues, ConfigError> {
         if spec.group == Group::Segment && spec.name == "weight" {
             return Err(self.err(&v.span, path, "segment weights must sum to 1 in every scenario, so a weight cannot be an axis"));
@@ -546,7 +643,7 @@ impl Checker<'_> {
         };
         for e in fields {
             if AXIS_KEYS.contains(&e.key.as_str()) && !allowed.contains(&e.key.as_str()) {
-                let msg = if sampling { "random, lhs and sobol designs take" } else { "a grid design takes" };
+                let msg = if sampling { "sampling designs (random, lhs, sobol, saltelli, morris) take" } else { "a grid design takes" };
                 return Err(self.err(
                     &e.key_span,
                     &format!("{path}.{}", e.key),

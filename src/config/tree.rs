@@ -12,7 +12,7 @@ pub enum Node {
     Int(i64),
     Float(f64),
     Str(String),
-    Bool,
+    Bool(bool),
     /// Datetimes and anything else no parameter accepts.
     Other(&'static str),
     Array(Vec<Spanned>),
@@ -41,7 +41,7 @@ impl Node {
             Node::Int(_) => "an integer",
             Node::Float(_) => "a float",
             Node::Str(_) => "a string",
-            Node::Bool => "a boolean",
+            Node::Bool(_) => "a boolean",
             Node::Other(t) => t,
             Node::Array(_) => "an array",
             Node::Table(_) => "a table",
@@ -69,7 +69,7 @@ fn from_value(v: &Value) -> Spanned {
         Value::Integer(i) => Node::Int(*i.value()),
         Value::Float(f) => Node::Float(*f.value()),
         Value::String(s) => Node::Str(s.value().clone()),
-        Value::Boolean(_) => Node::Bool,
+        Value::Boolean(b) => Node::Bool(*b.value()),
         Value::Datetime(_) => Node::Other("a datetime"),
         Value::Array(a) => Node::Array(a.iter().map(from_value).collect()),
         Value::InlineTable(t) => Node::Table(

@@ -4,7 +4,11 @@
 //! - [`unit`]: counter-based uniform draws keyed by (seed, row, axis), for `random`;
 //! - [`Permutation`]: a keyed bijection of 0..n (Feistel network with cycle
 //!   walking), giving each row its Latin hypercube stratum per axis, for `lhs`;
-//! - [`Sobol`]: Owen-scrambled Sobol points addressed by index, for `sobol`.
+//! - [`Sobol`]: Owen-scrambled Sobol points addressed by index, for `sobol`;
+//! - [`Saltelli`]: blocks of rows from one Sobol point, laid out as SALib's
+//!   Saltelli sample, for `saltelli` (Sobol indices);
+//! - [`Morris`]: one-at-a-time trajectories on a grid of levels, laid out as
+//!   SALib's Morris sample, for `morris` (elementary effects).
 
 use std::sync::OnceLock;
 
@@ -148,6 +152,125 @@ impl Sobol {
             out |= (((x >> (31 - b)) & 1) ^ flip) << (31 - b);
         }
         (out as f64 + unit(seed, index as u64, dim, 4)) / 4_294_967_296.0
+    }
+}
+
+/// Where a row sits in its Saltelli block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// Every axis from A.
+    A,
+    /// Axis j from B, the others from A.
+    AB(usize),
+    /// Axis j from A, the others from B (second order only).
+    BA(usize),
+    /// Every axis from B.
+    B,
+}
+
+/// The Saltelli layout of SALib 1.6's `sobol.sample`: per base point a block of
+/// k + 2 rows (A, AB_1 .. AB_k, B), or 2k + 2 with second order (A, AB_1 .. AB_k,
+/// BA_1 .. BA_k, B). Base point i is point i of a 2k-dimensional Owen-scrambled
+/// Sobol sequence keyed by the seed: its first k coordinates are A, its last k B.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Saltelli {
+    /// Number of axes.
+    pub k: usize,
+    pub second_order: bool,
+    pub seed: u64,
+}
+
+/// Saltelli designs have at most this many axes (A and B take 2k Sobol dimensions).
+pub const SALTELLI_MAX_AXES: usize = SOBOL_DIMENSIONS / 2;
+
+impl Saltelli {
+    /// Rows per base point.
+    pub fn block_rows(&self) -> u64 {
+        if self.second_order { 2 * self.k as u64 + 2 } else { self.k as u64 + 2 }
+    }
+
+    /// The position of row `s` (0 <= s < block_rows) within its block.
+    pub fn position(&self, s: u64) -> Position {
+        let (s, k) = (s as usize, self.k);
+        match s {
+            0 => Position::A,
+            _ if s <= k => Position::AB(s - 1),
+            _ if self.second_order && s <= 2 * k => Position::BA(s - 1 - k),
+            _ => Position::B,
+        }
+    }
+
+    /// The unit coordinate of `row` on `axis`.
+    pub fn unit(&self, row: u64, axis: usize) -> f64 {
+        let block = self.block_rows();
+        let from_b = match self.position(row % block) {
+            Position::A => false,
+            Position::AB(j) => axis == j,
+            Position::BA(j) => axis != j,
+            Position::B => true,
+        };
+        let dim = if from_b { self.k + axis } else { axis };
+        Sobol::get().sample((row / block) as u32, dim, self.seed)
+    }
+}
+
+/// The trajectories of SALib 1.6's `morris.sample` (without optimised trajectories):
+/// trajectory t is k + 1 rows. Its start x* takes on each axis one of the levels
+/// 0, 1/(p-1), ..., (p/2 - 1)/(p-1) (keyed by seed, t, axis); each axis moves once,
+/// by delta = p / (2 (p - 1)), at the step a keyed permutation of the axes gives it,
+/// up from x* or, with a keyed sign of -1, down from x* + delta to x*. So every unit
+/// coordinate is a level i / (p - 1), and rows s - 1 and s differ in one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Morris {
+    /// Number of axes.
+    pub k: usize,
+    /// Number of levels p (even, at least 2).
+    pub levels: u64,
+    pub seed: u64,
+}
+
+impl Morris {
+    /// Rows per trajectory.
+    pub fn block_rows(&self) -> u64 {
+        self.k as u64 + 1
+    }
+
+    /// delta = p / (2 (p - 1)), the step in unit coordinates.
+    pub fn delta(&self) -> f64 {
+        self.levels as f64 / (2.0 * (self.levels - 1) as f64)
+    }
+
+    /// Trajectory `t`'s start level on `axis` (0 .. p/2 - 1), its direction (true: up)
+    /// and the step (1 ..= k) at which the axis moves.
+    fn axis_plan(&self, t: u64, axis: usize) -> (u64, bool, u64) {
+        let start = (unit(self.seed, t, axis, 5) * (self.levels / 2) as f64) as u64;
+        let up = bits(self.seed, t, axis, 6) & 1 == 1;
+        let step = Permutation::new(self.k as u64, bits(self.seed, t, 0, 7)).apply(axis as u64) + 1;
+        (start.min(self.levels / 2 - 1), up, step)
+    }
+
+    /// The level (0 ..= p - 1) of `row` on `axis`.
+    pub fn level(&self, row: u64, axis: usize) -> u64 {
+        let (t, s) = (row / self.block_rows(), row % self.block_rows());
+        let (start, up, step) = self.axis_plan(t, axis);
+        let moved = s >= step;
+        start + if moved == up { self.levels / 2 } else { 0 }
+    }
+
+    /// The unit coordinate of `row` on `axis`: its level / (p - 1).
+    pub fn unit(&self, row: u64, axis: usize) -> f64 {
+        self.level(row, axis) as f64 / (self.levels - 1) as f64
+    }
+
+    /// Trajectory `t`'s steps in order: (axis, up) for steps 1 ..= k, where row
+    /// s of the trajectory differs from row s - 1 in that axis only.
+    pub fn steps(&self, t: u64) -> Vec<(usize, bool)> {
+        let mut steps = vec![(0, false); self.k];
+        for axis in 0..self.k {
+            let (_, up, step) = self.axis_plan(t, axis);
+            steps[step as usize - 1] = (axis, up);
+        }
+        steps
     }
 }
 
