@@ -1,4 +1,4 @@
-//! moatsweep: sweep scenarios of the moat model (`../shared/MODEL.md`) on CPU or GPU.
+//! moatsweep: sweep scenarios of the moat model (docs/model.md, version 2) on CPU or GPU.
 //!
 //! The data's way: [`config`] (TOML) -> [`sweep::Plan`] -> [`backend`] (CPU
 //! reference in [`model`], or the WGSL kernel) -> [`output`] (CSV + manifest).

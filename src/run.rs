@@ -535,7 +535,7 @@ fn write_final(files: &Files, manifest: &Manifest) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// MODEL.md section 3: one rounding step of a markup near 10 is about 1e-7 relative
+/// docs/model.md section 3: one rounding step of a markup near 10 is about 1e-7 relative
 /// in f32, so f32 needs tol >= about 2e-7.
 pub const F32_MIN_TOL: f64 = 2e-7;
 
@@ -543,7 +543,7 @@ fn warn_f32_tolerance(plan: &Plan, quiet: bool) {
     let tol = plan.axes.iter().find(|a| a.param.spec.name == "tol").map_or(plan.base.model.tol, |a| a.values.extent().0);
     if tol < F32_MIN_TOL && !quiet {
         eprintln!(
-            "warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, MODEL.md section 3): GPU months may not converge; use --backend cpu for such a tolerance"
+            "warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, docs/model.md section 3): GPU months may not converge; use --backend cpu for such a tolerance"
         );
     }
 }

@@ -24,10 +24,13 @@ fn run_to(config: &str, out: &Path, extra: &[&str]) -> String {
     std::fs::read_to_string(out).unwrap()
 }
 
+/// The header docs/model.md section 5 describes: per-firm outputs, each for every
+/// firm, then per-scenario outputs (version 2 adds raised and generations after
+/// exit_month).
 fn expected_header(axes: &[&str], firms: &[&str]) -> Vec<String> {
     let mut h = vec!["scenario".to_string()];
     h.extend(axes.iter().map(|s| s.to_string()));
-    for o in ["share", "price", "quality", "npv", "complement_npv", "exit_month"] {
+    for o in ["share", "price", "quality", "npv", "complement_npv", "exit_month", "raised", "generations"] {
         h.extend(firms.iter().map(|f| format!("{o}.{f}")));
     }
     for s in ["outside_share", "open_share", "hhi", "consumer_surplus_npv", "max_iterations", "nonconverged_months"] {
@@ -138,7 +141,7 @@ fn limit_writes_the_first_rows_of_the_full_run() {
     assert_eq!(manifest["scenarios"], 2080);
 }
 
-/// The baseline row reads back the MODEL.md section 6 figures.
+/// The baseline row reads back the docs/model.md section 6 figures.
 #[test]
 fn baseline_config_runs_to_one_row() {
     let tmp = tempfile::tempdir().unwrap();
@@ -148,10 +151,13 @@ fn baseline_config_runs_to_one_row() {
     let header: Vec<&str> = lines[0].split(',').collect();
     let row: Vec<&str> = lines[1].split(',').collect();
     let get = |c: &str| row[header.iter().position(|h| *h == c).unwrap()].parse::<f64>().unwrap();
-    assert!((get("share.open") - 0.43).abs() <= 0.005);
-    assert!((get("outside_share") - 0.39).abs() <= 0.005);
+    // Month 35: shares open 0.427, outside 0.416; three generations each; 26 iterations.
+    assert!((get("share.open") - 0.427).abs() <= 0.0005);
+    assert!((get("outside_share") - 0.416).abs() <= 0.0005);
     assert_eq!(get("max_iterations"), 26.0);
     assert_eq!(get("exit_month.challenger"), -1.0);
+    assert_eq!(get("generations.challenger"), 3.0);
+    assert_eq!(get("raised.challenger"), 0.0);
 }
 
 #[test]
@@ -203,9 +209,23 @@ fn scenario_prints_every_month_and_the_row() {
     let text = String::from_utf8_lossy(&out.stdout);
     let month_lines = text.lines().filter(|l| l.trim_start().split(' ').next().is_some_and(|w| w.parse::<u32>().is_ok())).count();
     assert_eq!(month_lines, 36);
+    // docs/model.md section 6: out of cash in month 2 before any release, refinanced
+    // with about 5.04e8; after a release at month 0, refused, and it exits then.
+    let value = |text: &str, col: &str| -> f64 {
+        let line = text.lines().find(|l| l.trim_start().starts_with(col)).unwrap_or_else(|| panic!("no {col} in {text}"));
+        line.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    assert_eq!(value(&text, "exit_month.challenger"), -1.0);
+    assert!((value(&text, "raised.challenger") / 1e8 - 5.04).abs() < 0.005, "{text}");
+    let out = moatsweep()
+        .args(["scenario", "configs/baseline.toml", "--set", "firm.challenger.train_spend=5e8", "--set", "firm.challenger.funding=5e7"])
+        .args(["--set", "firm.open.release_month=0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("exited"), "{text}");
-    let exit_line = text.lines().find(|l| l.trim_start().starts_with("exit_month.challenger")).unwrap();
-    assert!(exit_line.trim_end().ends_with(" 2"), "{exit_line}");
+    assert_eq!(value(&text, "exit_month.challenger"), 2.0);
+    assert_eq!(value(&text, "raised.challenger"), 0.0);
     // --index picks a row of the sweep: its axis values are printed.
     let out = moatsweep().args(["scenario", "configs/quickstart.toml", "--index", "2079"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("firm.open.release_month=never"));

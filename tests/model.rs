@@ -155,6 +155,9 @@ fn invariants_hold_over_random_scenarios() {
 #[test]
 fn zero_weight_segment_with_underflowing_shares_stays_finite() {
     let mut sc = baseline();
+    // The scenario of the original report: version 1's single generation, no investors.
+    sc.model.generation_months = 0;
+    sc.model.investor_runway = 0.0;
     sc.model.infer_usd_per_flop = 5e-15; // serving costs of thousands of $/Mtok
     sc.n_segments = 2;
     sc.segments[0] = Segment { weight: 0.0, intercept: 0.0, price_sens: 0.01, quality_taste: 1.0, open_taste: 0.0 };
@@ -163,6 +166,7 @@ fn zero_weight_segment_with_underflowing_shares_stays_finite() {
     assert!(c0 > 800.0, "the closed products' shares must underflow in the weighted segment (c0 = {c0})");
     let o = solve(&sc);
     for i in 0..sc.n_firms {
+        assert!(o.is_offered(i), "firm {i} offers nothing");
         for out in [Out::Price, Out::Npv, Out::Share] {
             assert!(o.firm(out, i).is_finite(), "firm {i} {out:?}: {o:?}");
         }

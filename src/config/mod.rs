@@ -836,7 +836,7 @@ impl Checker<'_> {
                 return Err(self.err(
                     &self.span_of(Group::Firm, "train_spend", i),
                     &format!("firm.{firm}.train_spend"),
-                    format!("training compute C/6 = train_spend / train_usd_per_flop / 6 = {:e} FLOP is below the scaling law's minimum of 1e12 FLOP (MODEL.md section 1); train_spend must be at least {need:e} at train_usd_per_flop = {max_price:e}", ln_c6.exp()),
+                    format!("training compute C/6 = train_spend / train_usd_per_flop / 6 = {:e} FLOP is below the scaling law's minimum of 1e12 FLOP (docs/model.md section 1); train_spend must be at least {need:e} at train_usd_per_flop = {max_price:e}", ln_c6.exp()),
                 ));
             }
         }
@@ -847,7 +847,7 @@ impl Checker<'_> {
             return Err(self.err(
                 &self.span_of(Group::Scaling, "loss_ref", 0),
                 "scaling.loss_ref",
-                format!("loss_ref ({min_ref}) must exceed the irreducible loss E ({max_e}) (MODEL.md section 1)"),
+                format!("loss_ref ({min_ref}) must exceed the irreducible loss E ({max_e}) (docs/model.md section 1)"),
             ));
         }
         // The market stays within f32 range over the horizon.

@@ -1,4 +1,4 @@
-//! MODEL.md section 3: segment-mixed logit demand and the zeta-markup update.
+//! docs/model.md section 3: segment-mixed logit demand and the zeta-markup update.
 
 use super::{MAX_FIRMS, MAX_SEGMENTS, Segment};
 
@@ -90,7 +90,7 @@ pub fn foc_terms(segs: &[Segment], sh: &Shares, j: usize) -> (f64, f64, f64) {
 ///
 /// When product j's shares have underflowed in every segment (Lambda_j below
 /// [`TINY_LAMBDA`]) the same ratio is evaluated with every segment share divided by
-/// the largest one, computed in logs: mathematically identical, and finite. MODEL.md
+/// the largest one, computed in logs: mathematically identical, and finite. docs/model.md
 /// does not address this case; it matters only for products that sell nothing.
 #[inline]
 pub fn zeta_update(

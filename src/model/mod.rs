@@ -1,10 +1,14 @@
-//! The moat model, version 1 (`../shared/MODEL.md`), as the f64 CPU reference.
+//! The moat model, version 2 (docs/model.md, the complete specification), as the
+//! f64 CPU reference.
 //!
 //! The sections of the specification map onto files:
 //! - section 1 (capability from compute and data): [`scaling`]
 //! - section 3 (demand and Bertrand-Nash prices): [`demand`]
-//! - sections 2, 4 and 5 (products, release, money, exits, outputs): [`solve`]
-//! - section 6 (defaults) and every parameter's allowed range: [`params`]
+//! - sections 2, 4 and 5 (generations, release, products, money, investors,
+//!   exits, the end of the month): [`solve`]
+//! - section 5 (outputs): [`outputs`], the output table
+//! - section 6 (defaults) and every parameter's allowed range: [`params`], the
+//!   parameter table
 //!
 //! The WGSL kernel (`shaders/moat.wgsl`) mirrors these files in f32.
 
@@ -19,9 +23,15 @@ pub use params::{Firm, Model, Scaling, Segment};
 
 pub use solve::{MonthRecord, NoTrace, Observer, solve, solve_traced, solve_with};
 
-/// At most this many firms in one config (MODEL.md section 3: one product per firm).
+/// The version of the model's specification this code implements (docs/model.md).
+pub const VERSION: u32 = 2;
+
+/// How manifests and checkpoints name the specification the numbers follow.
+pub const SPEC: &str = "moat model version 2 (docs/model.md)";
+
+/// At most this many firms in one config (docs/model.md section 3: one product per firm).
 pub const MAX_FIRMS: usize = 8;
-/// At most this many consumer segments (MODEL.md section 3).
+/// At most this many consumer segments (docs/model.md section 3).
 pub const MAX_SEGMENTS: usize = 8;
 
 /// `release_month` of a firm that never releases (written `never` in configs, -1 in CSV).

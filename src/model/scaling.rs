@@ -1,4 +1,4 @@
-//! MODEL.md section 1: capability from compute and data.
+//! docs/model.md section 1: capability from compute and data.
 //!
 //! Everything is worked in logs (ln(C/6), x = ln N, ln D) so that the f32 twin in
 //! `shaders/moat.wgsl` never overflows; the optimal parameter count is found by a
@@ -6,13 +6,13 @@
 
 use super::{Firm, Model, Scaling};
 
-/// Exactly this many halvings of the bracket (MODEL.md section 1).
+/// Exactly this many halvings of the bracket (docs/model.md section 1).
 pub const BISECTION_STEPS: u32 = 60;
 
 /// ln(1e6): the smallest parameter count considered, and the fewest tokens.
 pub const LN_1E6: f64 = 13.815510557964274;
 
-/// Smallest ln(C/6) the model accepts: C/6 >= 1e12 FLOP (MODEL.md section 1).
+/// Smallest ln(C/6) the model accepts: C/6 >= 1e12 FLOP (docs/model.md section 1).
 pub const MIN_LN_C6: f64 = 2.0 * LN_1E6;
 
 /// A firm's trained model: what section 1 hands to the rest of the model.

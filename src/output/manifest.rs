@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendInfo;
 
 /// The model specification the numbers follow, recorded in manifests and checkpoints.
-pub const MODEL: &str = "MODEL.md version 1";
+pub const MODEL: &str = crate::model::SPEC;
 
 /// Everything recorded beside a sweep's CSV. Fields added later are optional, so
 /// that older manifests still read.
