@@ -95,6 +95,9 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
         }
     }
     writeln!(out, "scenarios:  {}", plan.rows)?;
+    if let Some(rp) = &plan.reduce {
+        return validate_reduce(plan, rp, out);
+    }
     writeln!(out, "output:     {}", plan.output.display())?;
     let cols = header(plan);
     writeln!(out, "columns ({}): {}", cols.len(), cols.join(", "))?;
@@ -109,6 +112,45 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     let per_row = buf.len() as f64 / n as f64;
     let total = per_row * plan.rows as f64 + cols.join(",").len() as f64;
     writeln!(out, "estimated CSV size: {} (about {per_row:.0} bytes a row, from {n} solved rows)", human_bytes(total))?;
+    Ok(())
+}
+
+/// `validate` of a reduced sweep: groups, statistics, the state's bound and the reduced CSV's columns.
+fn validate_reduce(plan: &Plan, rp: &crate::reduce::ReducePlan, out: &mut impl Write) -> anyhow::Result<()> {
+    use crate::reduce::Grouping;
+    let by: Vec<String> = rp
+        .by
+        .iter()
+        .map(|a| match &a.grouping {
+            Grouping::Bins { bins, log, .. } => format!("{} ({bins} {}bins)", a.path, if *log { "log " } else { "" }),
+            _ => format!("{} ({} values)", a.path, a.slots()),
+        })
+        .collect();
+    writeln!(out, "reduce:     {} groups{}", rp.groups, if by.is_empty() { String::new() } else { format!(" by {}", by.join(" x ")) })?;
+    writeln!(out, "  outputs:  {}", rp.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "))?;
+    writeln!(out, "  stats:    {}", rp.stats.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "))?;
+    if let Some(b) = &rp.best {
+        let kind = plan.axes[b.axis].param.spec.kind;
+        writeln!(
+            out,
+            "  best:     {} of {} per world ({} values, {} worlds), reference {}{}",
+            if b.maximize { "maximize" } else { "minimize" },
+            b.objective.name,
+            b.values.len(),
+            plan.rows / b.values.len() as u64,
+            crate::reduce::output::value_label(kind, b.values[b.reference]),
+            if rp.reorders() { "; solved with the choice axis fastest" } else { "" }
+        )?;
+    }
+    writeln!(out, "  blocks:   {} rows (runs, shards and --rows cut only whole blocks)", rp.block_rows)?;
+    writeln!(out, "  state:    at most {:.1} MB", rp.state_bytes() as f64 / 1e6)?;
+    let reduced = crate::reduce::output::reduced_path(&plan.output);
+    writeln!(out, "output:     {} ({} rows)", reduced.display(), rp.groups)?;
+    if rp.rows {
+        writeln!(out, "rows:       {} (rows = true)", plan.output.display())?;
+    }
+    let cols = crate::reduce::output::header(plan, rp);
+    writeln!(out, "columns ({}): {}", cols.len(), cols.join(", "))?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod merge;
 pub mod model;
 pub mod output;
+pub mod reduce;
 pub mod run;
 pub mod sweep;
 pub mod verify;

@@ -11,12 +11,12 @@ use crate::InputError;
 use crate::output::manifest::{Manifest, MergedFrom};
 use crate::output::{FileError, hex, manifest_path, partial_path};
 
-struct Shard {
-    path: PathBuf,
-    manifest: Manifest,
+pub(crate) struct Shard {
+    pub path: PathBuf,
+    pub manifest: Manifest,
 }
 
-fn refuse(msg: String) -> anyhow::Error {
+pub(crate) fn refuse(msg: String) -> anyhow::Error {
     InputError(msg).into()
 }
 
@@ -156,6 +156,9 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     let total = shards[0].manifest.scenarios;
     shards.sort_by_key(|s| s.manifest.rows);
     check_coverage(&shards, total)?;
+    if shards.iter().any(|s| s.manifest.reduce.is_some()) {
+        return crate::reduce::merge::merge(out, &shards, command);
+    }
 
     // Concatenate: one header, then every shard's rows in row order.
     let partial = partial_path(out);

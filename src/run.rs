@@ -139,13 +139,14 @@ impl RowSelection {
         if block <= 1 {
             return self.rows(total);
         }
-        let blocks = total / block;
+        // The last block may be short (a reduced sweep's rows need not fill whole blocks).
+        let blocks = total.div_ceil(block);
         let refuse = |flag: String, near: String| {
             InputError(format!("{flag}: this sweep is cut only on whole blocks of {block} rows ({what}); use {near}"))
         };
         match self {
             RowSelection::Shard(i, n) => {
-                let at = |k: u64| (k as u128 * blocks as u128 / n as u128) as u64 * block;
+                let at = |k: u64| ((k as u128 * blocks as u128 / n as u128) as u64 * block).min(total);
                 Ok(at(i)..at(i + 1))
             }
             RowSelection::First(n) if n < total && n % block != 0 => {
@@ -240,16 +241,16 @@ pub fn backend_label(b: &dyn Backend) -> String {
 }
 
 /// The files of a run's output.
-struct Files {
-    out: PathBuf,
-    partial: PathBuf,
-    checkpoint: PathBuf,
-    manifest: PathBuf,
-    manifest_partial: PathBuf,
+pub(crate) struct Files {
+    pub out: PathBuf,
+    pub partial: PathBuf,
+    pub checkpoint: PathBuf,
+    pub manifest: PathBuf,
+    pub manifest_partial: PathBuf,
 }
 
 impl Files {
-    fn of(out: &Path) -> Files {
+    pub(crate) fn of(out: &Path) -> Files {
         let manifest = manifest_path(out);
         Files {
             out: out.to_path_buf(),
@@ -262,7 +263,7 @@ impl Files {
 
     /// After a failure: keeps the `.partial` and its checkpoint when some rows of
     /// this run are on disk (and prints how to continue), else removes them.
-    fn keep_or_remove(&self, rows: &Range<u64>, command: &[String]) {
+    pub(crate) fn keep_or_remove(&self, rows: &Range<u64>, command: &[String]) {
         let _ = std::fs::remove_file(&self.manifest_partial);
         let kept = Checkpoint::read(&self.checkpoint).ok().filter(|c| c.next_row > rows.start && self.partial.exists());
         let Some(cp) = kept else {
@@ -286,19 +287,24 @@ impl Files {
     }
 }
 
-/// A config loaded and the rows of it this run writes.
-struct Job {
-    plan: Plan,
-    config_sha256: String,
-    rows: Range<u64>,
+/// A config loaded and the rows of it this run writes (positions, for a reduced
+/// run with `best`).
+pub(crate) struct Job {
+    pub plan: Plan,
+    pub config_sha256: String,
+    pub rows: Range<u64>,
 }
 
 impl Job {
     fn load(config_path: &Path, opts: &RunOptions) -> anyhow::Result<Job> {
         let loaded = config::load(config_path)?;
         let mut plan = loaded.plan;
-        let block_what = if plan.design.morris(0).is_some() { "one morris trajectory" } else { "one saltelli base point" };
-        let rows = opts.rows.rows_in_blocks(plan.rows, plan.block_rows(), block_what)?;
+        let (block, block_what) = match &plan.reduce {
+            Some(rp) => (rp.block_rows, "one reduction block"),
+            None if plan.design.morris(0).is_some() => (plan.block_rows(), "one morris trajectory"),
+            None => (plan.block_rows(), "one saltelli base point"),
+        };
+        let rows = opts.rows.rows_in_blocks(plan.rows, block, block_what)?;
         // --out names the whole sweep's output; a shard or row block writes beside it.
         let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
         plan.output = selection.output(opts.out.as_ref().unwrap_or(&plan.output));
@@ -329,9 +335,21 @@ fn open_fresh(files: &Files, start: Checkpoint) -> anyhow::Result<Opened> {
 /// The `.partial` a checkpoint describes, cut back to the bytes the checkpoint
 /// vouches for, once their SHA-256 matches and nothing that shapes the rows changed.
 fn open_resumed(files: &Files, now: Checkpoint) -> anyhow::Result<Opened> {
-    let partial = files.partial.display();
-    let cp = Checkpoint::read(&files.checkpoint)
-        .map_err(|e| InputError(format!("nothing to resume: cannot read the checkpoint {}: {e}", files.checkpoint.display())))?;
+    let cp = read_checkpoint(files)?;
+    check_resumable(&cp, &now, &files.partial)?;
+    let file = reopen(&files.partial, &cp)?;
+    Ok(Opened { file, header: cp.bytes == 0, checkpoint: cp })
+}
+
+/// The checkpoint of `files`, or an error saying there is nothing to resume.
+pub(crate) fn read_checkpoint(files: &Files) -> anyhow::Result<Checkpoint> {
+    Ok(Checkpoint::read(&files.checkpoint)
+        .map_err(|e| InputError(format!("nothing to resume: cannot read the checkpoint {}: {e}", files.checkpoint.display())))?)
+}
+
+/// Refuses to resume when the config, backend, rows or program changed since `cp`.
+pub(crate) fn check_resumable(cp: &Checkpoint, now: &Checkpoint, partial: &Path) -> anyhow::Result<()> {
+    let partial = partial.display();
     let refuse = |what: &str, was: &dyn std::fmt::Display, is: &dyn std::fmt::Display| -> anyhow::Error {
         InputError(format!("cannot resume {partial}: {what} changed (checkpoint: {was}; now: {is}); run without --resume to start over"))
             .into()
@@ -349,9 +367,16 @@ fn open_resumed(files: &Files, now: Checkpoint) -> anyhow::Result<Opened> {
         let version = |c: &Checkpoint| format!("moatsweep {}, {}", c.moatsweep_version, c.model);
         return Err(refuse("the program", &version(&cp), &version(&now)));
     }
+    Ok(())
+}
+
+/// Opens the `.partial` at `path` for appending after the `cp.bytes` it vouches for,
+/// once their SHA-256 matches (bytes after them, an unfinished chunk, are dropped).
+pub(crate) fn reopen(path: &Path, cp: &Checkpoint) -> anyhow::Result<OutputFile> {
+    let partial = path.display();
     let mut file =
-        OpenOptions::new().read(true).write(true).open(&files.partial).map_err(|e| InputError(format!("cannot resume: {partial}: {e}")))?;
-    let hash = match hash_prefix(&mut file, cp.bytes).map_err(|e| FileError::new("reading", &files.partial, e))? {
+        OpenOptions::new().read(true).write(true).open(path).map_err(|e| InputError(format!("cannot resume: {partial}: {e}")))?;
+    let hash = match hash_prefix(&mut file, cp.bytes).map_err(|e| FileError::new("reading", path, e))? {
         Some(h) if hex(&h.clone().finalize()) == cp.sha256 => h,
         Some(_) => {
             return Err(InputError(format!(
@@ -370,9 +395,8 @@ fn open_resumed(files: &Files, now: Checkpoint) -> anyhow::Result<Opened> {
     };
     // Bytes past the checkpoint are a chunk that was not finished: drop them.
     let cut = file.set_len(cp.bytes).and_then(|()| file.seek(SeekFrom::End(0)));
-    cut.map_err(|e| FileError::new("writing", &files.partial, e))?;
-    let file = OutputFile { file, path: files.partial.clone(), bytes: cp.bytes, hash };
-    Ok(Opened { file, header: cp.bytes == 0, checkpoint: cp })
+    cut.map_err(|e| FileError::new("writing", path, e))?;
+    Ok(OutputFile { file, path: path.to_path_buf(), bytes: cp.bytes, hash })
 }
 
 /// What the solving step leaves for the manifest.
@@ -452,6 +476,9 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let started_at = SystemTime::now();
     let t0 = Instant::now();
     let job = Job::load(config_path, opts)?;
+    if job.plan.reduce.is_some() {
+        return crate::reduce::run::run(config_path, job, opts, command, (started_at, t0));
+    }
     let mut backend = make_backend(opts.backend, opts.chunk_rows, opts.adapter.as_deref(), opts.quiet)?;
     let info = backend.info();
     if info.precision == Precision::F32 {
@@ -474,6 +501,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
         bytes: 0,
         sha256: hex(&Sha256::new().finalize()),
         nonconverged_scenarios: 0,
+        reduce_state: None,
     };
     let opened = if opts.resume { open_resumed(&files, start)? } else { open_fresh(&files, start)? };
     let resumed_at_row = opts.resume.then_some(opened.checkpoint.next_row);
@@ -502,6 +530,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             wall_time_s: t0.elapsed().as_secs_f64(),
             started_at: timestamp(started_at),
             finished_at: timestamp(SystemTime::now()),
+            reduce: None,
         };
         write_final(&files, &manifest)?;
         Ok(manifest)
@@ -526,7 +555,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
 
 /// Writes the manifest beside the `.partial`, then renames both into place and
 /// removes the checkpoint.
-fn write_final(files: &Files, manifest: &Manifest) -> anyhow::Result<()> {
+pub(crate) fn write_final(files: &Files, manifest: &Manifest) -> anyhow::Result<()> {
     manifest.write(&files.manifest_partial)?;
     let rename = |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| FileError::new("renaming", from, e));
     rename(&files.partial, &files.out)?;
@@ -539,7 +568,7 @@ fn write_final(files: &Files, manifest: &Manifest) -> anyhow::Result<()> {
 /// in f32, so f32 needs tol >= about 2e-7.
 pub const F32_MIN_TOL: f64 = 2e-7;
 
-fn warn_f32_tolerance(plan: &Plan, quiet: bool) {
+pub(crate) fn warn_f32_tolerance(plan: &Plan, quiet: bool) {
     let tol = plan.axes.iter().find(|a| a.param.spec.name == "tol").map_or(plan.base.model.tol, |a| a.values.extent().0);
     if tol < F32_MIN_TOL && !quiet {
         eprintln!(

@@ -208,6 +208,8 @@ pub struct Plan {
     pub rows: u64,
     /// Rows between successive values of each axis.
     strides: Vec<u64>,
+    /// `[reduce]`: statistics per group computed during the run (`crate::reduce`).
+    pub reduce: Option<crate::reduce::ReducePlan>,
 }
 
 impl Plan {
@@ -234,12 +236,23 @@ impl Plan {
             Design::Saltelli { samples, .. } => samples * design.block_rows(axes.len()),
             Design::Morris { trajectories, .. } => trajectories * design.block_rows(axes.len()),
         };
-        Plan { name, design, base, firm_names, segment_names, axes, output, rows, strides }
+        Plan { name, design, base, firm_names, segment_names, axes, output, rows, strides, reduce: None }
     }
 
     /// Rows of a block (see [`Design::block_rows`]).
     pub fn block_rows(&self) -> u64 {
         self.design.block_rows(self.axes.len())
+    }
+
+    /// Rows between successive values of grid axis `a`.
+    pub fn axis_stride(&self, a: usize) -> u64 {
+        self.strides[a]
+    }
+
+    /// The index of the value grid axis `a` takes in row `row`.
+    #[inline]
+    pub fn grid_index(&self, row: u64, a: usize) -> u64 {
+        (row / self.strides[a]) % self.axes[a].values.len()
     }
 
     /// The value axis `a` takes in row `row`.

@@ -3,6 +3,7 @@
 //! Every problem becomes one [`ConfigError`] naming the file, line, column and key.
 
 pub mod error;
+mod reduce;
 mod tree;
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ pub const WEIGHT_SUM_TOL: f64 = 1e-9;
 /// The market in the last month may not exceed this (Mtok), so that f32 stays finite.
 pub const MAX_MARKET: f64 = 1e30;
 
-const ROOT_KEYS: &[&str] = &["version", "sweep", "model", "scaling", "segment", "firm", "axes", "output"];
+const ROOT_KEYS: &[&str] = &["version", "sweep", "model", "scaling", "segment", "firm", "axes", "output", "reduce"];
 const SWEEP_KEYS: &[&str] = &["name", "design", "samples", "seed", "second_order", "trajectories", "levels", "list"];
 const DESIGNS: &[&str] = &["grid", "random", "lhs", "sobol", "saltelli", "morris", "list"];
 /// The designs that take each key of `[sweep]` besides name and design.
@@ -231,8 +232,9 @@ impl Checker<'_> {
             }
         };
         let output = self.output_path(root, &sweep.name)?;
-        let plan = Plan::new(sweep.name, design, base, firm_names, segment_names, axes, output);
+        let mut plan = Plan::new(sweep.name, design, base, firm_names, segment_names, axes, output);
         self.cross_checks(&plan)?;
+        plan.reduce = self.reduce_section(root, &plan)?;
         Ok(plan)
     }
 

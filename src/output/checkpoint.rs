@@ -34,6 +34,11 @@ pub struct Checkpoint {
     pub sha256: String,
     /// Non-converged scenarios among those rows.
     pub nonconverged_scenarios: u64,
+    /// A reduced run (`[reduce]`): the reduction's state over positions before
+    /// `next_row` (canonical bytes, base64; `bytes` and `sha256` then describe the
+    /// rows file of `rows = true`, or nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce_state: Option<String>,
 }
 
 /// `<out>.partial.checkpoint`.

@@ -55,6 +55,25 @@ pub struct Manifest {
     pub wall_time_s: f64,
     pub started_at: String,
     pub finished_at: String,
+    /// A reduced CSV (`[reduce]`): what was reduced, and the state that `merge` adds up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce: Option<ReducedManifest>,
+}
+
+/// What a reduced CSV's manifest adds: its `rows` are the positions reduced and
+/// `rows_written` their count; the file holds one line per group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReducedManifest {
+    /// The `[reduce]` section as resolved.
+    pub spec: serde_json::Value,
+    /// Lines of the reduced CSV after its header.
+    pub groups: u64,
+    /// The reduction's exact state (`<stem>.reduced.state`), beside the CSV.
+    pub state: String,
+    pub state_sha256: String,
+    /// The rows file of `rows = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_output: Option<String>,
 }
 
 /// One input of a merged file.

@@ -53,6 +53,8 @@ struct Message {
     blocks: Vec<Vec<u8>>,
     next_row: u64,
     nonconverged_scenarios: u64,
+    /// Sync now and say what the file holds (see [`CsvSink::durable_now`]).
+    reply: Option<SyncSender<Written>>,
 }
 
 /// Streams formatted chunks to a file on a writer thread, in the order pushed.
@@ -94,11 +96,16 @@ impl<'p> CsvSink<'p> {
                 }
                 state.next_row = msg.next_row;
                 state.nonconverged_scenarios = msg.nonconverged_scenarios;
-                if let Some(record) = on_durable.as_mut() {
+                if on_durable.is_some() || msg.reply.is_some() {
                     a.sync()?;
                     state.bytes = a.bytes;
                     state.sha256 = super::hex(&a.hash.clone().finalize());
-                    record(&state)?;
+                    if let Some(record) = on_durable.as_mut() {
+                        record(&state)?;
+                    }
+                    if let Some(reply) = msg.reply {
+                        let _ = reply.send(state.clone());
+                    }
                 }
             }
             a.sync()?;
@@ -122,6 +129,44 @@ impl<'p> CsvSink<'p> {
             Some(w) => w.join().map_err(|_| anyhow!("the CSV writer thread panicked"))?,
             None => Err(anyhow!("the CSV writer had stopped")),
         }
+    }
+
+    /// Waits until every row pushed so far is synced to the disk; returns what the
+    /// file then holds (a reduced run records it in its own checkpoint).
+    pub fn durable_now(&mut self) -> anyhow::Result<Written> {
+        let (tx, rx) = sync_channel(1);
+        let msg =
+            Message { blocks: Vec::new(), next_row: self.next_row, nonconverged_scenarios: self.nonconverged_scenarios, reply: Some(tx) };
+        let sent = self.tx.as_ref().is_some_and(|t| t.send(msg).is_ok());
+        match rx.recv() {
+            Ok(w) if sent => Ok(w),
+            _ => Err(self.stop_writer().err().unwrap_or_else(|| anyhow!("the CSV writer stopped early"))),
+        }
+    }
+
+    /// Formats a chunk and hands it to the writer thread (no progress, no interrupt check).
+    pub fn send(&mut self, first_row: u64, outcomes: &Outcomes) -> anyhow::Result<()> {
+        anyhow::ensure!(first_row == self.next_row, "chunk out of order: expected row {}, got {first_row}", self.next_row);
+        let n = outcomes.len() as u64;
+        let blocks = match outcomes {
+            Outcomes::F64(v) => {
+                self.count(v);
+                format_chunk(self.plan, first_row, v)
+            }
+            Outcomes::F32(v) => {
+                self.count(v);
+                format_chunk(self.plan, first_row, v)
+            }
+        };
+        self.next_row += n;
+        self.rows_written += n;
+        let msg = Message { blocks, next_row: self.next_row, nonconverged_scenarios: self.nonconverged_scenarios, reply: None };
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
+        if !sent {
+            // The writer stopped: its error says why.
+            return Err(self.stop_writer().err().unwrap_or_else(|| anyhow!("the CSV writer stopped early")));
+        }
+        Ok(())
     }
 
     fn count<F: Real>(&mut self, v: &[Outcome<F>]) {
@@ -172,27 +217,8 @@ fn still_there(path: &Path, file: &File) -> std::io::Result<()> {
 
 impl ChunkSink for CsvSink<'_> {
     fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()> {
-        anyhow::ensure!(first_row == self.next_row, "chunk out of order: expected row {}, got {first_row}", self.next_row);
-        let n = outcomes.len() as u64;
-        let blocks = match &outcomes {
-            Outcomes::F64(v) => {
-                self.count(v);
-                format_chunk(self.plan, first_row, v)
-            }
-            Outcomes::F32(v) => {
-                self.count(v);
-                format_chunk(self.plan, first_row, v)
-            }
-        };
-        self.next_row += n;
-        self.rows_written += n;
-        let msg = Message { blocks, next_row: self.next_row, nonconverged_scenarios: self.nonconverged_scenarios };
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
-        if !sent {
-            // The writer stopped: its error says why.
-            return Err(self.stop_writer().err().unwrap_or_else(|| anyhow!("the CSV writer stopped early")));
-        }
-        self.progress.advance(n);
+        self.send(first_row, &outcomes)?;
+        self.progress.advance(outcomes.len() as u64);
         if interrupt::requested() {
             return Err(Interrupted { next_row: self.next_row }.into());
         }

@@ -1,0 +1,307 @@
+//! `moatsweep run` for a config with `[reduce]`: the rows (positions) are solved
+//! and added to the reduction's state as they come; at the end the state becomes
+//! `<out stem>.reduced.csv`, its manifest and `<out stem>.reduced.state` (what
+//! `merge` adds up). A checkpoint carrying the state is written about once a
+//! second (and when a signal stops the run), so `--resume` continues from it;
+//! with `rows = true` the rows file is written too and the checkpoint covers both.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::output::{csv_bytes, header as reduced_header, reduced_path};
+use super::state::{ReduceState, Reducer, base64, unbase64};
+use super::{Positions, ReducePlan};
+use crate::InputError;
+use crate::backend::{Backend, ChunkSink, Outcomes, Precision};
+use crate::interrupt::{self, Interrupted};
+use crate::output::checkpoint::Checkpoint;
+use crate::output::csv::header;
+use crate::output::manifest::{MODEL, Manifest, ReducedManifest, timestamp};
+use crate::output::progress::Progress;
+use crate::output::sink::{CsvSink, OutputFile, Written};
+use crate::output::{FileError, create_partial, hex, partial_path};
+use crate::run::{Files, Job, RunOptions, RunReport, backend_label, check_resumable, make_backend, read_checkpoint, reopen, write_final};
+
+/// A checkpoint is written at most this often (and when a signal stops the run).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// `<stem>.reduced.csv` -> `<stem>.reduced.state`.
+pub fn state_path(reduced: &Path) -> PathBuf {
+    reduced.with_extension("state")
+}
+
+/// The reduced run's sink: adds rows to the reducer, writes them to the rows file
+/// when asked, and records checkpoints.
+struct ReduceRun<'a> {
+    reducer: Reducer<'a>,
+    rows: Option<CsvSink<'a>>,
+    base: Checkpoint,
+    checkpoint: PathBuf,
+    last: Instant,
+    progress: &'a Progress,
+}
+
+impl ReduceRun<'_> {
+    /// Records a checkpoint at the reducer's durable position, if the rows file (if
+    /// any) holds exactly those rows.
+    fn record(&mut self) -> anyhow::Result<()> {
+        let next = self.reducer.durable();
+        if next != self.reducer.next() {
+            return Ok(()); // rows of an unfinished world are held: not a consistent point
+        }
+        let (bytes, sha256, nonconverged) = match self.rows.as_mut() {
+            Some(sink) => {
+                let w: Written = sink.durable_now()?;
+                anyhow::ensure!(w.next_row == next, "internal error: rows file at {} and reduction at {next}", w.next_row);
+                (w.bytes, w.sha256, w.nonconverged_scenarios)
+            }
+            None => (0, self.base.sha256.clone(), 0),
+        };
+        let cp = Checkpoint {
+            next_row: next,
+            bytes,
+            sha256,
+            nonconverged_scenarios: nonconverged,
+            reduce_state: Some(base64(&self.reducer.state.to_bytes())),
+            ..self.base.clone()
+        };
+        cp.write(&self.checkpoint)?;
+        self.last = Instant::now();
+        Ok(())
+    }
+}
+
+impl ChunkSink for ReduceRun<'_> {
+    fn push(&mut self, first: u64, outcomes: Outcomes) -> anyhow::Result<()> {
+        let n = outcomes.len() as u64;
+        if let Some(rows) = self.rows.as_mut() {
+            rows.send(first, &outcomes)?;
+        }
+        self.reducer.push(first, outcomes)?;
+        self.progress.advance(n);
+        let stop = interrupt::requested();
+        if stop || self.last.elapsed() >= CHECKPOINT_EVERY {
+            self.record()?;
+        }
+        if stop {
+            return Err(Interrupted { next_row: self.reducer.durable() }.into());
+        }
+        Ok(())
+    }
+}
+
+/// The reduced run's files: the reduced CSV (and its checkpoint, manifest), its
+/// state, and the rows file of `rows = true`.
+struct ReducedFiles {
+    reduced: Files,
+    state: PathBuf,
+    rows: Option<Files>,
+}
+
+impl ReducedFiles {
+    /// After a failure: keeps what `--resume` needs when the checkpoint has progress, else removes it all.
+    fn keep_or_remove(&self, rows: &Range<u64>, command: &[String]) {
+        let _ = std::fs::remove_file(partial_path(&self.state));
+        if let Some(r) = &self.rows {
+            let _ = std::fs::remove_file(&r.manifest_partial);
+        }
+        let kept = Checkpoint::read(&self.reduced.checkpoint).ok().filter(|c| c.next_row > rows.start);
+        if kept.is_none() {
+            if let Some(r) = &self.rows {
+                let _ = std::fs::remove_file(&r.partial);
+            }
+        }
+        self.reduced.keep_or_remove(rows, command);
+    }
+}
+
+/// Runs the reduced sweep of `job`.
+pub(crate) fn run(
+    config_path: &Path,
+    job: Job,
+    opts: &RunOptions,
+    command: Vec<String>,
+    (started_at, t0): (SystemTime, Instant),
+) -> anyhow::Result<RunReport> {
+    let rp = job.plan.reduce.clone().expect("a reduced run has [reduce]");
+    let mut backend = make_backend(opts.backend, opts.chunk_rows, opts.adapter.as_deref(), opts.quiet)?;
+    let info = backend.info();
+    if info.precision == Precision::F32 {
+        crate::run::warn_f32_tolerance(&job.plan, opts.quiet);
+    }
+    let label = backend_label(backend.as_ref());
+    let files = ReducedFiles {
+        reduced: Files::of(&reduced_path(&job.plan.output)),
+        state: state_path(&reduced_path(&job.plan.output)),
+        rows: rp.rows.then(|| Files::of(&job.plan.output)),
+    };
+    interrupt::install();
+    let empty = ReduceState::new(&rp);
+    let start = Checkpoint {
+        moatsweep_version: env!("CARGO_PKG_VERSION").into(),
+        model: MODEL.into(),
+        config_sha256: job.config_sha256.clone(),
+        backend: info.kind,
+        precision: info.precision,
+        rows: [job.rows.start, job.rows.end],
+        next_row: job.rows.start,
+        bytes: 0,
+        sha256: hex(&Sha256::new().finalize()),
+        nonconverged_scenarios: 0,
+        reduce_state: Some(base64(&empty.to_bytes())),
+    };
+    let (cp, state, rows_file) = if opts.resume { resume(&files, &rp, start)? } else { fresh(&files, start, empty)? };
+    let resumed_at_row = opts.resume.then_some(cp.next_row);
+
+    let finished = solve(&job, &rp, backend.as_mut(), &files, cp, state, rows_file, &label, opts).and_then(|(state, rows_written)| {
+        let bytes = csv_bytes(&job.plan, &rp, &state);
+        let state_bytes = state.to_bytes();
+        let write = |path: &Path, data: &[u8]| -> Result<(), FileError> {
+            let written = std::fs::File::create(path).and_then(|mut f| {
+                std::io::Write::write_all(&mut f, data)?;
+                f.sync_all()
+            });
+            written.map_err(|e| FileError::new("writing", path, e))
+        };
+        write(&files.reduced.partial, &bytes)?;
+        write(&partial_path(&files.state), &state_bytes)?;
+        let wall = t0.elapsed().as_secs_f64();
+        let base = |output: &Path, columns: Vec<String>| Manifest {
+            moatsweep_version: env!("CARGO_PKG_VERSION").into(),
+            model: MODEL.into(),
+            command: command.clone(),
+            config_path: config_path.display().to_string(),
+            config_sha256: job.config_sha256.clone(),
+            config: job.plan.resolved_json(),
+            backend: info.clone(),
+            output: output.display().to_string(),
+            sha256: None,
+            bytes: None,
+            columns,
+            scenarios: job.plan.rows,
+            rows: [job.rows.start, job.rows.end],
+            rows_written: job.rows.end - job.rows.start,
+            nonconverged_scenarios: 0,
+            resumed_at_row,
+            merged_from: None,
+            verify: None,
+            kernel_time_s: backend.kernel_seconds(),
+            wall_time_s: wall,
+            started_at: timestamp(started_at),
+            finished_at: timestamp(SystemTime::now()),
+            reduce: None,
+        };
+        if let (Some(rf), Some(w)) = (&files.rows, &rows_written) {
+            let m = Manifest {
+                sha256: Some(w.sha256.clone()),
+                bytes: Some(w.bytes),
+                nonconverged_scenarios: w.nonconverged_scenarios,
+                ..base(&rf.out, header(&job.plan))
+            };
+            write_final(rf, &m)?;
+        }
+        let manifest = Manifest {
+            sha256: Some(hex(&Sha256::digest(&bytes))),
+            bytes: Some(bytes.len() as u64),
+            nonconverged_scenarios: rows_written.as_ref().map_or(0, |w| w.nonconverged_scenarios),
+            reduce: Some(ReducedManifest {
+                spec: rp.to_json(&job.plan),
+                groups: rp.groups,
+                state: files.state.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                state_sha256: hex(&Sha256::digest(&state_bytes)),
+                rows_output: files.rows.as_ref().map(|r| r.out.display().to_string()),
+            }),
+            ..base(&files.reduced.out, reduced_header(&job.plan, &rp))
+        };
+        std::fs::rename(partial_path(&files.state), &files.state).map_err(|e| FileError::new("renaming", &files.state, e))?;
+        write_final(&files.reduced, &manifest)?;
+        Ok(manifest)
+    });
+    let manifest = match finished {
+        Ok(m) => m,
+        Err(e) => {
+            files.keep_or_remove(&job.rows, &command);
+            return Err(e);
+        }
+    };
+    Ok(RunReport {
+        output: files.reduced.out.clone(),
+        manifest: files.reduced.manifest.clone(),
+        rows: job.rows,
+        rows_written: manifest.rows_written,
+        nonconverged_scenarios: manifest.nonconverged_scenarios,
+        wall_time_s: manifest.wall_time_s,
+        backend: label,
+    })
+}
+
+/// A fresh start: the reduced CSV's `.partial` (so that an unwritable path fails
+/// now), the rows file's, and a checkpoint of the empty state.
+fn fresh(files: &ReducedFiles, start: Checkpoint, empty: ReduceState) -> anyhow::Result<(Checkpoint, ReduceState, Option<OutputFile>)> {
+    let cannot = |p: &Path, e: std::io::Error| InputError(format!("cannot write the output {}: {e}", partial_path(p).display()));
+    create_partial(&files.reduced.out).map_err(|e| cannot(&files.reduced.out, e))?;
+    let rows_file = match &files.rows {
+        Some(r) => {
+            let (_, file) = create_partial(&r.out).map_err(|e| cannot(&r.out, e))?;
+            Some(OutputFile { file, path: r.partial.clone(), bytes: 0, hash: Sha256::new() })
+        }
+        None => None,
+    };
+    let _ = std::fs::remove_file(&files.reduced.checkpoint);
+    start.write(&files.reduced.checkpoint)?;
+    Ok((start, empty, rows_file))
+}
+
+/// Continues from the checkpoint: its state, and the rows file cut back to what it vouches for.
+fn resume(files: &ReducedFiles, rp: &ReducePlan, now: Checkpoint) -> anyhow::Result<(Checkpoint, ReduceState, Option<OutputFile>)> {
+    let cp = read_checkpoint(&files.reduced)?;
+    check_resumable(&cp, &now, &files.reduced.partial)?;
+    let shown = files.reduced.checkpoint.display();
+    let bytes = cp.reduce_state.as_deref().ok_or_else(|| InputError(format!("cannot resume: {shown} holds no reduction state")))?;
+    let state = unbase64(bytes)
+        .and_then(|b| ReduceState::from_bytes(&b, rp))
+        .map_err(|e| InputError(format!("cannot resume: the reduction state in {shown} does not fit this sweep: {e}")))?;
+    let rows_file = match &files.rows {
+        Some(r) => Some(reopen(&r.partial, &cp)?),
+        None => None,
+    };
+    Ok((cp, state, rows_file))
+}
+
+/// Solves the positions after the checkpoint into the state (and the rows file).
+#[allow(clippy::too_many_arguments)]
+fn solve(
+    job: &Job,
+    rp: &ReducePlan,
+    backend: &mut dyn Backend,
+    files: &ReducedFiles,
+    cp: Checkpoint,
+    state: ReduceState,
+    rows_file: Option<OutputFile>,
+    label: &str,
+    opts: &RunOptions,
+) -> anyhow::Result<(ReduceState, Option<Written>)> {
+    let from = cp.next_row;
+    let progress = Progress::new(job.rows.end - from, label, opts.quiet);
+    let rows = rows_file.map(|f| CsvSink::new(&job.plan, f, cp.bytes == 0, &progress, from, cp.nonconverged_scenarios, None));
+    let mut sink = ReduceRun {
+        reducer: Reducer::new(&job.plan, rp, state, from),
+        rows,
+        base: cp.clone(),
+        checkpoint: files.reduced.checkpoint.clone(),
+        last: Instant::now(),
+        progress: &progress,
+    };
+    let src = Positions { plan: &job.plan, reduce: rp };
+    let solved = backend.run(&src, from..job.rows.end, &mut sink);
+    progress.finish();
+    let ReduceRun { reducer, rows, .. } = sink;
+    let written = rows.map(CsvSink::finish).transpose();
+    solved?;
+    let written = written?;
+    anyhow::ensure!(reducer.durable() == job.rows.end, "internal error: reduced to position {} of {}", reducer.durable(), job.rows.end);
+    Ok((reducer.state, written))
+}

@@ -1,0 +1,249 @@
+//! Quantiles from a deterministic, mergeable sketch: DDSketch (Masson, Rim and
+//! Lee, "DDSketch: a fast and fully-mergeable quantile sketch with
+//! relative-error guarantees", VLDB 2019) with bucket counts that only add up.
+//!
+//! A value x > 0 falls in bucket i = ceil(ln x / ln gamma), gamma = (1 + a) / (1 - a),
+//! which covers (gamma^(i-1), gamma^i]; negative values in a second store by |x|,
+//! zeros in a count of their own. The quantile q of n values is the bucket that
+//! holds the value of rank floor(q (n - 1)) (0-based, ascending), reported as
+//! 2 gamma^i / (gamma + 1) and clamped to the group's [min, max]: within a
+//! relative error [`ALPHA`] of that order statistic.
+//!
+//! Each store keeps at most [`MAX_BUCKETS`] buckets below the largest index it has
+//! seen; values further below are counted in the lowest kept bucket. A value's final
+//! bucket is max(its index, top - MAX_BUCKETS + 1) with top the largest index over
+//! all values, whatever the order in which they came, so two sketches merge by
+//! adding counts and the result does not depend on order, threads, chunks or
+//! shards. The bound holds for every quantile whose value has |x| >= max|x| /
+//! gamma^(MAX_BUCKETS - 1) (about max|x| x 1.8e-18); only smaller nonzero values
+//! can be reported larger than they are.
+
+/// Relative accuracy of every quantile.
+pub const ALPHA: f64 = 0.01;
+/// Buckets kept per sign.
+pub const MAX_BUCKETS: usize = 2048;
+
+fn gamma() -> f64 {
+    (1.0 + ALPHA) / (1.0 - ALPHA)
+}
+
+fn ln_gamma() -> f64 {
+    gamma().ln()
+}
+
+/// The bucket of x > 0 (finite).
+#[inline]
+fn index(x: f64) -> i32 {
+    (x.ln() / ln_gamma()).ceil() as i32
+}
+
+/// The value reported for bucket i: within ALPHA of any value in (gamma^(i-1), gamma^i].
+fn value(i: i32) -> f64 {
+    2.0 * (i as f64 * ln_gamma()).exp() / (gamma() + 1.0)
+}
+
+/// Counts of buckets [lo, lo + counts.len()), the top bucket `counts.len() - 1`
+/// being the largest index seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Store {
+    lo: i32,
+    counts: Vec<u64>,
+}
+
+impl Store {
+    fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    fn top(&self) -> Option<i32> {
+        (!self.counts.is_empty()).then(|| self.lo + self.counts.len() as i32 - 1)
+    }
+
+    /// Adds `count` values of bucket `i`.
+    #[inline]
+    fn add(&mut self, i: i32, count: u64) {
+        if self.counts.is_empty() {
+            self.lo = i;
+            self.counts.push(count);
+            return;
+        }
+        let top = self.top().expect("not empty");
+        if i > top {
+            self.counts.resize(self.counts.len() + (i - top) as usize, 0);
+            self.collapse();
+        }
+        let floor = self.top().expect("not empty") - MAX_BUCKETS as i32 + 1;
+        let i = i.max(floor);
+        if i < self.lo {
+            let grow = (self.lo - i) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.lo = i;
+        }
+        self.counts[(i - self.lo) as usize] += count;
+    }
+
+    /// Folds buckets below top - MAX_BUCKETS + 1 into that bucket.
+    fn collapse(&mut self) {
+        if self.counts.len() <= MAX_BUCKETS {
+            return;
+        }
+        let cut = self.counts.len() - MAX_BUCKETS;
+        let folded: u64 = self.counts.drain(..cut).sum();
+        self.counts[0] += folded;
+        self.lo += cut as i32;
+    }
+
+    fn merge(&mut self, o: &Store) {
+        for (k, &c) in o.counts.iter().enumerate() {
+            if c > 0 {
+                self.add(o.lo + k as i32, c);
+            }
+        }
+    }
+
+    /// Without zero counts at either end.
+    fn canonical(&self) -> Store {
+        let first = self.counts.iter().position(|&c| c > 0);
+        match first {
+            None => Store::default(),
+            Some(f) => {
+                let last = self.counts.iter().rposition(|&c| c > 0).expect("a nonzero count");
+                Store { lo: self.lo + f as i32, counts: self.counts[f..=last].to_vec() }
+            }
+        }
+    }
+}
+
+/// A quantile sketch of one output in one group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sketch {
+    pub positive: Store,
+    pub negative: Store,
+    pub zeros: u64,
+}
+
+impl Sketch {
+    /// Adds a value; NaN is skipped. Infinite values count as the largest bucket
+    /// of their sign reachable from f64::MAX.
+    #[inline]
+    pub fn add(&mut self, x: f64) {
+        if x.is_nan() {
+            return;
+        }
+        if x == 0.0 {
+            self.zeros += 1;
+            return;
+        }
+        let m = x.abs().min(f64::MAX);
+        if x > 0.0 { self.positive.add(index(m), 1) } else { self.negative.add(index(m), 1) }
+    }
+
+    pub fn merge(&mut self, o: &Sketch) {
+        self.positive.merge(&o.positive);
+        self.negative.merge(&o.negative);
+        self.zeros += o.zeros;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.positive.total() + self.negative.total() + self.zeros
+    }
+
+    /// The q-quantile (0 <= q <= 1), clamped to [min, max]; None when empty.
+    pub fn quantile(&self, q: f64, min: f64, max: f64) -> Option<f64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = (q * (n - 1) as f64).floor() as u64;
+        // Ascending: negatives from the largest |x| down, zeros, positives up.
+        let mut seen = 0u64;
+        let neg = &self.negative;
+        for k in (0..neg.counts.len()).rev() {
+            seen += neg.counts[k];
+            if seen > rank {
+                return Some((-value(neg.lo + k as i32)).clamp(min, max));
+            }
+        }
+        seen += self.zeros;
+        if seen > rank {
+            return Some(0.0f64.clamp(min, max));
+        }
+        let pos = &self.positive;
+        for (k, &c) in pos.counts.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return Some(value(pos.lo + k as i32).clamp(min, max));
+            }
+        }
+        unreachable!("the ranks add up to the count")
+    }
+
+    /// The same sketch with no zero counts at the ends of its stores.
+    pub fn canonical(&self) -> Sketch {
+        Sketch { positive: self.positive.canonical(), negative: self.negative.canonical(), zeros: self.zeros }
+    }
+
+    /// (lo, counts) of each store, canonical, for serialization.
+    pub fn parts(&self) -> [(i32, Vec<u64>); 2] {
+        let c = self.canonical();
+        [(c.positive.lo, c.positive.counts), (c.negative.lo, c.negative.counts)]
+    }
+
+    pub fn from_parts(zeros: u64, positive: (i32, Vec<u64>), negative: (i32, Vec<u64>)) -> Sketch {
+        Sketch { positive: Store { lo: positive.0, counts: positive.1 }, negative: Store { lo: negative.0, counts: negative.1 }, zeros }
+    }
+
+    /// Bytes held (for the memory bound).
+    pub fn max_bytes() -> usize {
+        2 * MAX_BUCKETS * 8 + 64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order statistic the sketch reports: rank floor(q (n - 1)) of the sorted values.
+    fn order_stat(sorted: &[f64], q: f64) -> f64 {
+        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    }
+
+    #[test]
+    fn quantiles_are_within_alpha_of_the_order_statistic() {
+        let mut xs: Vec<f64> = (0..20_000).map(|i| ((i as f64 * 0.7391).sin() * 7.0).exp() - 3.0).collect();
+        xs.extend([0.0; 100]);
+        let mut s = Sketch::default();
+        for &x in &xs {
+            s.add(x);
+        }
+        xs.sort_by(f64::total_cmp);
+        let (min, max) = (xs[0], xs[xs.len() - 1]);
+        for q in [0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0] {
+            let want = order_stat(&xs, q);
+            let got = s.quantile(q, min, max).unwrap();
+            assert!((got - want).abs() <= ALPHA * want.abs() * (1.0 + 1e-12), "q{q}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn any_order_and_split_gives_the_same_sketch() {
+        let xs: Vec<f64> = (0..5000).map(|i| 10f64.powf((i as f64 * 0.123).sin() * 25.0)).collect();
+        let mut a = Sketch::default();
+        for &x in &xs {
+            a.add(x);
+        }
+        let mut b = Sketch::default();
+        for &x in xs.iter().rev() {
+            b.add(x);
+        }
+        let (mut c, mut d) = (Sketch::default(), Sketch::default());
+        for (k, &x) in xs.iter().enumerate() {
+            if k % 3 == 0 { c.add(x) } else { d.add(x) }
+        }
+        c.merge(&d);
+        // 50 decades exceed the kept buckets: the lowest are collapsed, the same way each time.
+        assert!(a.positive.counts.len() <= MAX_BUCKETS);
+        assert_eq!(a.canonical(), b.canonical());
+        assert_eq!(a.canonical(), c.canonical());
+    }
+}
