@@ -67,6 +67,11 @@ pub trait ChunkSink {
     fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()>;
 }
 
+/// Receives chunks reduced on the device (`[reduce]` on the GPU), in position order.
+pub trait DeviceSink {
+    fn push_reduced(&mut self, chunk: crate::gpu::reduce::DeviceChunk) -> anyhow::Result<()>;
+}
+
 /// Collects every chunk (tests, `--verify`, small runs).
 #[derive(Default)]
 pub struct Collect {
@@ -137,6 +142,10 @@ pub trait Backend {
     fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()>;
     /// Total kernel time in seconds, where the backend can measure it.
     fn kernel_seconds(&self) -> Option<f64> {
+        None
+    }
+    /// The GPU backend, which can also reduce on the device (`[reduce]`).
+    fn as_gpu(&mut self) -> Option<&mut crate::gpu::GpuBackend> {
         None
     }
 }

@@ -132,6 +132,8 @@ pub(crate) struct Slot {
     pub bind_group: wgpu::BindGroup,
     pub param_bytes: u64,
     pub out_bytes: u64,
+    /// Buffers of the reduce passes (`[reduce]` runs), sized for the largest chunk so far.
+    pub reduce: Option<(super::reduce::Sizes, super::reduce::Buffers)>,
 }
 
 pub(crate) struct Context {
@@ -149,6 +151,8 @@ pub(crate) struct Context {
     pub slots: Vec<Slot>,
     /// Sentinel-filled buffer copied over the outputs before each dispatch (tests).
     pub poison: Option<wgpu::Buffer>,
+    /// The reduce passes' pipelines, built on a reduced run's first chunk.
+    pub reduce: Option<super::reduce::Pipelines>,
 }
 
 /// Every output word is set to this before a poisoned run (a NaN pattern the kernel never writes).
@@ -226,6 +230,7 @@ impl Context {
             errors,
             slots: Vec::new(),
             poison: None,
+            reduce: None,
         })
     }
 
@@ -326,6 +331,7 @@ impl Context {
             bind_group,
             param_bytes,
             out_bytes,
+            reduce: None,
         }
     }
 

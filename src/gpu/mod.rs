@@ -13,6 +13,7 @@
 
 pub mod context;
 pub mod layout;
+pub mod reduce;
 pub mod source;
 
 use std::ops::Range;
@@ -148,6 +149,24 @@ struct InFlight {
     rows: u64,
     submission: wgpu::SubmissionIndex,
     mapped: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>,
+    /// Whether the rows were copied back (always, unless reduced without `rows = true`).
+    rows_back: bool,
+    reduced: Option<ReducedInFlight>,
+}
+
+/// The reduce passes' part of a chunk in flight.
+struct ReducedInFlight {
+    tables: reduce::Tables,
+    outputs: usize,
+    quantiles: bool,
+    mapped: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>,
+}
+
+/// What a finished chunk gives.
+struct Finished {
+    first: u64,
+    outcomes: Option<Vec<Outcome<f32>>>,
+    reduced: Option<reduce::DeviceChunk>,
 }
 
 impl GpuBackend {
@@ -222,6 +241,7 @@ impl GpuBackend {
         slot: usize,
         first_row: u64,
         rows: u64,
+        job: Option<&reduce::ReduceJob>,
     ) -> anyhow::Result<InFlight> {
         let (nf, ns) = (src.n_firms(), src.n_segments());
         let stride = layout::param_stride(nf, ns);
@@ -285,6 +305,13 @@ impl GpuBackend {
         let pitch = gx * WORKGROUP_SIZE as u64;
         q.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, 0, 0]));
 
+        let per_dim = self.ctx.limits.max_compute_workgroups_per_dimension as u64;
+        let tables = match job {
+            Some(job) => Some(self.prepare_reduce(job, slot, first_row, rows, nf, per_dim)?),
+            None => None,
+        };
+        let s = &self.ctx.slots[slot];
+        let q = &self.ctx.queue;
         let out_bytes = rows * layout::out_stride(nf) as u64 * 4;
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("moat chunk") });
         if let Some(p) = self.ctx.poison.as_ref().filter(|_| self.poison) {
@@ -303,7 +330,45 @@ impl GpuBackend {
             pass.set_bind_group(0, &s.bind_group, &[]);
             pass.dispatch_workgroups(gx as u32, gy as u32, 1);
         }
-        enc.copy_buffer_to_buffer(&s.outputs, 0, &s.readback, 0, out_bytes);
+        let grid = |n: u64| {
+            let x = n.min(per_dim).max(1);
+            (x as u32, n.div_ceil(x).max(1) as u32)
+        };
+        let mut reduced = None;
+        if let (Some(job), Some(t)) = (job, tables) {
+            let pipes = self.ctx.reduce.as_ref().expect("built by prepare_reduce");
+            let (_, b) = s.reduce.as_ref().expect("sized by prepare_reduce");
+            let j = job.outputs.len();
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("reduce"), timestamp_writes: None });
+                pass.set_bind_group(0, &b.bind_group, &[]);
+                if t.worlds > 0 {
+                    let (x, y) = grid((t.worlds as u64).div_ceil(64));
+                    pass.set_pipeline(&pipes.choose);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+                if !t.segs.is_empty() {
+                    let (x, y) = grid(t.segs.len() as u64);
+                    pass.set_pipeline(&pipes.reduce);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+            }
+            let (partial_bytes, choice_bytes, qval_bytes) = reduce_bytes(&t, j, job.quantiles);
+            if partial_bytes > 0 {
+                enc.copy_buffer_to_buffer(&b.partials, 0, &b.readback, 0, partial_bytes);
+            }
+            if choice_bytes > 0 {
+                enc.copy_buffer_to_buffer(&b.worlds, choice_bytes, &b.readback, partial_bytes, choice_bytes);
+            }
+            if qval_bytes > 0 {
+                enc.copy_buffer_to_buffer(&b.qvals, 0, &b.readback, partial_bytes + choice_bytes, qval_bytes);
+            }
+            reduced = Some(ReducedInFlight { tables: t, outputs: j, quantiles: job.quantiles, mapped: Arc::new(Mutex::new(None)) });
+        }
+        let rows_back = job.is_none_or(|j| j.want_rows);
+        if rows_back {
+            enc.copy_buffer_to_buffer(&s.outputs, 0, &s.readback, 0, out_bytes);
+        }
         if let Some((set, resolve)) = &s.queries {
             enc.resolve_query_set(set, 0..2, resolve, 0);
             enc.copy_buffer_to_buffer(resolve, 0, &s.readback, s.ts_offset, 16);
@@ -312,19 +377,100 @@ impl GpuBackend {
         let mapped = Arc::new(Mutex::new(None));
         {
             let mapped = mapped.clone();
-            s.readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let range = if rows_back { 0..s.ts_offset + 16 } else { s.ts_offset..s.ts_offset + 16 };
+            s.readback.map_async(wgpu::MapMode::Read, range, move |r| {
                 *mapped.lock().unwrap() = Some(r);
             });
         }
+        if let Some(r) = &reduced {
+            let (_, b) = s.reduce.as_ref().expect("sized by prepare_reduce");
+            let (p, c, qv) = reduce_bytes(&r.tables, r.outputs, r.quantiles);
+            let mapped = r.mapped.clone();
+            if p + c + qv == 0 {
+                *mapped.lock().unwrap() = Some(Ok(()));
+            } else {
+                b.readback.map_async(wgpu::MapMode::Read, 0..p + c + qv, move |r| {
+                    *mapped.lock().unwrap() = Some(r);
+                });
+            }
+        }
         self.ctx.check_errors()?;
-        Ok(InFlight { slot, first_row, rows, submission, mapped })
+        Ok(InFlight { slot, first_row, rows, submission, mapped, rows_back, reduced })
     }
 
-    /// Waits for a chunk, decodes it and hands it to the sink.
-    fn finish(&mut self, f: InFlight, n_firms: usize, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {
+    /// Builds a chunk's reduce tables, sizes the slot's reduce buffers and uploads them.
+    fn prepare_reduce(
+        &mut self,
+        job: &reduce::ReduceJob,
+        slot: usize,
+        first_row: u64,
+        rows: u64,
+        nf: usize,
+        per_dim: u64,
+    ) -> anyhow::Result<reduce::Tables> {
+        if self.ctx.reduce.is_none() {
+            self.ctx.reduce = Some(reduce::Pipelines::new(&self.ctx.device)?);
+        }
+        let s = &mut self.ctx.slots[slot];
+        // Position k of the chunk sits at dispatch position dispatch[k].
+        let dispatch: Vec<u32> = if s.order.is_empty() {
+            (0..rows as u32).collect()
+        } else {
+            let mut d = vec![0u32; rows as usize];
+            for (p, &k) in s.order.iter().enumerate() {
+                d[k as usize] = p as u32;
+            }
+            d
+        };
+        let t = reduce::Tables::build(job, first_row, rows as usize, &dispatch);
+        let j = job.outputs.len();
+        let need = reduce::Sizes::of(&t, j, job.quantiles, rows);
+        let pipes = self.ctx.reduce.as_ref().expect("built above");
+        reduce::ensure(&self.ctx.device, pipes, &s.outputs, &mut s.reduce, need);
+        let (_, b) = s.reduce.as_ref().expect("sized above");
+        let q = &self.ctx.queue;
+        if !t.items.is_empty() {
+            q.write_buffer(&b.items, 0, bytemuck::cast_slice(&t.items));
+        }
+        if !t.segs.is_empty() {
+            q.write_buffer(&b.segs, 0, bytemuck::cast_slice(&t.segs));
+        }
+        let mut cols: Vec<[u32; 4]> = job.outputs.iter().map(reduce::column).collect();
+        cols.push(job.best.map_or([0; 4], |bst| reduce::column(&bst.objective)));
+        q.write_buffer(&b.cols, 0, bytemuck::cast_slice(&cols));
+        let params: [u32; 12] = [
+            t.segs.len() as u32,
+            t.worlds,
+            j as u32,
+            job.best.map_or(0, |bst| bst.values.len() as u32),
+            job.best.is_some_and(|bst| bst.maximize) as u32,
+            layout::out_stride(nf) as u32,
+            per_dim as u32,
+            job.quantiles as u32,
+            t.world_base,
+            0,
+            0,
+            0,
+        ];
+        q.write_buffer(&b.params, 0, bytemuck::cast_slice(&params));
+        Ok(t)
+    }
+
+    /// Waits for a chunk and decodes what came back: its rows, its reduce partials.
+    fn finish(&mut self, f: InFlight, n_firms: usize) -> anyhow::Result<Finished> {
+        let flags: Vec<&Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>> =
+            std::iter::once(&f.mapped).chain(f.reduced.as_ref().map(|r| &r.mapped)).collect();
+        let mut done = vec![false; flags.len()];
         loop {
-            if let Some(r) = f.mapped.lock().unwrap().take() {
-                r.map_err(|e| anyhow!("could not read the GPU's results back: {e}"))?;
+            for (k, m) in flags.iter().enumerate() {
+                if !done[k]
+                    && let Some(r) = m.lock().unwrap().take()
+                {
+                    r.map_err(|e| anyhow!("could not read the GPU's results back: {e}"))?;
+                    done[k] = true;
+                }
+            }
+            if done.iter().all(|&d| d) {
                 break;
             }
             self.ctx
@@ -336,36 +482,225 @@ impl GpuBackend {
         let s = &self.ctx.slots[f.slot];
         let stride = layout::out_stride(n_firms);
         let words = f.rows as usize * stride;
-        let outcomes: Result<Vec<Outcome<f32>>, String> = {
-            let view = s.readback.get_mapped_range(..s.ts_offset + 16).map_err(|e| anyhow!("could not map the GPU's results: {e}"))?;
+        let outcomes: Option<Result<Vec<Outcome<f32>>, String>> = {
+            // Without the rows, only the timestamps were mapped.
+            let from = if f.rows_back { 0 } else { s.ts_offset };
+            let view = s.readback.get_mapped_range(from..s.ts_offset + 16).map_err(|e| anyhow!("could not map the GPU's results: {e}"))?;
             let all: &[u32] = bytemuck::cast_slice(&view[..]);
             if let Some((_, _)) = &s.queries {
-                let ticks: &[u64] = bytemuck::cast_slice(&view[s.ts_offset as usize..s.ts_offset as usize + 16]);
+                let at = (s.ts_offset - from) as usize;
+                let ticks: &[u64] = bytemuck::cast_slice(&view[at..at + 16]);
                 let period = self.ctx.queue.get_timestamp_period() as f64;
                 let ns = ticks[1].wrapping_sub(ticks[0]) as f64 * period;
                 *self.kernel_ns.get_or_insert(0.0) += ns;
             }
-            let out = &all[..words];
+            let out = &all[..words.min(all.len())];
             let poison = self.poison;
-            if s.order.is_empty() {
-                out.par_chunks(stride).enumerate().map(|(k, w)| decode_row(w, n_firms, f.first_row + k as u64, poison)).collect()
+            if !f.rows_back {
+                None
+            } else if s.order.is_empty() {
+                Some(out.par_chunks(stride).enumerate().map(|(k, w)| decode_row(w, n_firms, f.first_row + k as u64, poison)).collect())
             } else {
                 // Back to row order: row k sits at dispatch position position[k].
                 let mut position = vec![0u32; s.order.len()];
                 for (p, &k) in s.order.iter().enumerate() {
                     position[k as usize] = p as u32;
                 }
-                position
-                    .par_iter()
-                    .enumerate()
-                    .map(|(k, &p)| decode_row(&out[p as usize * stride..][..stride], n_firms, f.first_row + k as u64, poison))
-                    .collect()
+                Some(
+                    position
+                        .par_iter()
+                        .enumerate()
+                        .map(|(k, &p)| decode_row(&out[p as usize * stride..][..stride], n_firms, f.first_row + k as u64, poison))
+                        .collect(),
+                )
             }
         };
         s.readback.unmap();
-        let outcomes = outcomes.map_err(|e| anyhow!(e))?;
-        sink.push(f.first_row, Outcomes::F32(outcomes))
+        let outcomes = outcomes.transpose().map_err(|e| anyhow!(e))?;
+        let reduced = match f.reduced {
+            None => None,
+            Some(r) => {
+                let (_, b) = s.reduce.as_ref().expect("a reduced chunk has reduce buffers");
+                let (p, c, q) = reduce_bytes(&r.tables, r.outputs, r.quantiles);
+                let (partials, choices, qvals) = if p + c + q == 0 {
+                    (Vec::new(), Vec::new(), Vec::new())
+                } else {
+                    let view = b.readback.get_mapped_range(..p + c + q).map_err(|e| anyhow!("could not map the GPU's partials: {e}"))?;
+                    let words: &[u32] = bytemuck::cast_slice(&view[..]);
+                    let (p, c) = ((p / 4) as usize, (c / 4) as usize);
+                    let qv: Vec<f32> = bytemuck::cast_slice::<u32, f32>(&words[p + c..]).to_vec();
+                    (words[..p].to_vec(), words[p..p + c].to_vec(), qv)
+                };
+                if p + c + q > 0 {
+                    b.readback.unmap();
+                }
+                let n = r.tables.segs.len();
+                let cut_rows = partials.get(n * r.outputs * reduce::PARTIAL_WORDS..).map_or(0, |w| w.iter().map(|&x| x as u64).sum());
+                if cut_rows > 0 {
+                    bail!(
+                        "the GPU driver ended the kernel's loops early in {cut_rows} rows of positions {}..{} (llvmpipe stops an \
+                         invocation's loops after {LLVMPIPE_LOOP_CAP} iterations in all): lower months or max_iter, or use the CPU backend",
+                        f.first_row,
+                        f.first_row + f.rows
+                    );
+                }
+                Some(reduce::DeviceChunk {
+                    first: f.first_row,
+                    rows: f.rows,
+                    segments: r.tables.info,
+                    partials,
+                    cut_rows,
+                    world_groups: r.tables.world_groups,
+                    choices,
+                    qvals,
+                    outcomes: None,
+                })
+            }
+        };
+        Ok(Finished { first: f.first_row, outcomes, reduced })
     }
+
+    /// Checks a source's shape and (on llvmpipe) its loop count, builds its pipeline
+    /// and buffer ring; returns the pipeline and the rows per chunk.
+    fn prepare(&mut self, src: &dyn ScenarioSource, rows: &Range<u64>) -> anyhow::Result<(wgpu::ComputePipeline, u64)> {
+        let (nf, ns) = (src.n_firms(), src.n_segments());
+        if !(1..=MAX_FIRMS).contains(&nf) || !(1..=MAX_SEGMENTS).contains(&ns) {
+            bail!("the GPU kernel needs 1 to {MAX_FIRMS} firms and 1 to {MAX_SEGMENTS} segments (got {nf} and {ns})");
+        }
+        if self.is_llvmpipe() && !self.skip_loop_check {
+            let worst = worst_case_loop_iterations(src, rows.clone());
+            if worst > LLVMPIPE_LOOP_CAP {
+                let (months, max_iter) = rows
+                    .clone()
+                    .into_par_iter()
+                    .map(|r| {
+                        let sc = src.scenario(r);
+                        (loop_iterations(&sc), sc.model.months, sc.model.max_iter)
+                    })
+                    .max()
+                    .map(|(_, m, i)| (m, i))
+                    .unwrap_or_default();
+                bail!(
+                    "this sweep cannot run on llvmpipe: a scenario with months = {months} and max_iter = {max_iter} \
+                     may need up to {worst} loop iterations in one GPU invocation, and llvmpipe silently stops \
+                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 3) + 60 x generations must \
+                     stay within that); lower months or max_iter, or use the CPU backend"
+                );
+            }
+        }
+        let pipeline = self.ctx.pipeline(nf, ns)?;
+        // The horizon, from up to 64 rows spread over the range (months may be an axis).
+        let len = rows.end - rows.start;
+        let months = (0..64.min(len))
+            .map(|k| src.scenario(rows.start + k * len / 64.min(len)).model.months)
+            .chain([src.scenario(rows.end - 1).model.months])
+            .max()
+            .unwrap_or(1);
+        let chunk = self.chunk_rows_for(nf, ns, months);
+        Ok((pipeline, chunk))
+    }
+
+    /// Runs `rows` of `src` in chunks (each `chunk` rows, whole blocks of a reduction
+    /// when `job` is given), computing chunk k+1 while chunk k is decoded and handed on.
+    fn run_chunks(
+        &mut self,
+        src: &dyn ScenarioSource,
+        rows: Range<u64>,
+        job: Option<&reduce::ReduceJob>,
+        mut hand: impl FnMut(&mut Self, Finished) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (pipeline, chunk) = self.prepare(src, &rows)?;
+        let chunk = match job {
+            Some(j) => (chunk / j.block_rows).max(1) * j.block_rows,
+            None => chunk,
+        };
+        let nf = src.n_firms();
+        self.ctx.ensure_slots(RING, chunk.min(rows.end - rows.start), nf, src.n_segments());
+        let mut pending: std::collections::VecDeque<InFlight> = Default::default();
+        let mut start = rows.start;
+        let mut k = 0usize;
+        let result = (|| {
+            while start < rows.end {
+                let end = rows.end.min(start + chunk);
+                let slot = k % RING;
+                if pending.len() == RING {
+                    let f = pending.pop_front().unwrap();
+                    let done = self.finish(f, nf)?;
+                    hand(self, done)?;
+                }
+                pending.push_back(self.submit(src, &pipeline, slot, start, end - start, job)?);
+                // The device computes this chunk while the previous one is decoded.
+                if pending.len() > 1 {
+                    let f = pending.pop_front().unwrap();
+                    let done = self.finish(f, nf)?;
+                    hand(self, done)?;
+                }
+                start = end;
+                k += 1;
+            }
+            while let Some(f) = pending.pop_front() {
+                let done = self.finish(f, nf)?;
+                hand(self, done)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            // Leave no buffer mapped or pending for the next run.
+            let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            for f in pending {
+                if f.mapped.lock().unwrap().take().is_some_and(|r| r.is_ok()) {
+                    self.ctx.slots[f.slot].readback.unmap();
+                }
+                if let Some(r) = &f.reduced
+                    && r.mapped.lock().unwrap().take().is_some_and(|r| r.is_ok())
+                    && let Some((_, b)) = self.ctx.slots[f.slot].reduce.as_ref()
+                {
+                    b.readback.unmap();
+                }
+            }
+        }
+        result
+    }
+
+    /// Solves `rows` of `src` (positions of a reduction) and reduces each chunk on the
+    /// device (`shaders/reduce.wgsl`), handing the partials (and the rows, with
+    /// `job.want_rows`) to `sink`.
+    pub fn run_reduced(
+        &mut self,
+        src: &dyn ScenarioSource,
+        rows: Range<u64>,
+        job: &reduce::ReduceJob,
+        sink: &mut dyn crate::backend::DeviceSink,
+    ) -> anyhow::Result<()> {
+        // The reduce pass's loops, as llvmpipe counts them: per output two passes over a
+        // segment (at most a block) and two trees, plus the cut-row count.
+        let per_segment = job.block_rows.div_ceil(64);
+        let iterations = job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment;
+        if self.is_llvmpipe() && iterations > LLVMPIPE_LOOP_CAP {
+            bail!(
+                "this reduction cannot run on llvmpipe: its reduce pass may need {iterations} loop iterations in one invocation, above llvmpipe's {LLVMPIPE_LOOP_CAP}; reduce fewer outputs or use the CPU backend"
+            );
+        }
+        self.run_chunks(src, rows, Some(job), |_, done| {
+            let mut chunk = done.reduced.expect("a reduced chunk");
+            chunk.outcomes = done.outcomes.map(Outcomes::F32);
+            sink.push_reduced(chunk)
+        })
+    }
+}
+
+/// Bytes read back per chunk by the reduce passes: partials (with the cut-row counts),
+/// the worlds' choices, and the values for quantiles.
+fn reduce_bytes(t: &reduce::Tables, outputs: usize, quantiles: bool) -> (u64, u64, u64) {
+    let stats_items = t.info.iter().filter(|i| i.kind == reduce::SegKind::Stats).map(|i| i.len as u64).sum::<u64>();
+    (
+        4 * (t.segs.len() * (outputs * reduce::PARTIAL_WORDS + 1)) as u64,
+        4 * t.worlds as u64,
+        if quantiles { 4 * stats_items * outputs as u64 } else { 0 },
+    )
 }
 
 /// The order in which to dispatch a chunk's rows (packed in `params`, `stride`
@@ -431,80 +766,10 @@ impl Backend for GpuBackend {
     }
 
     fn run(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, sink: &mut dyn ChunkSink) -> anyhow::Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let (nf, ns) = (src.n_firms(), src.n_segments());
-        if !(1..=MAX_FIRMS).contains(&nf) || !(1..=MAX_SEGMENTS).contains(&ns) {
-            bail!("the GPU kernel needs 1 to {MAX_FIRMS} firms and 1 to {MAX_SEGMENTS} segments (got {nf} and {ns})");
-        }
-        if self.is_llvmpipe() && !self.skip_loop_check {
-            let worst = worst_case_loop_iterations(src, rows.clone());
-            if worst > LLVMPIPE_LOOP_CAP {
-                let (months, max_iter) = rows
-                    .clone()
-                    .into_par_iter()
-                    .map(|r| {
-                        let sc = src.scenario(r);
-                        (loop_iterations(&sc), sc.model.months, sc.model.max_iter)
-                    })
-                    .max()
-                    .map(|(_, m, i)| (m, i))
-                    .unwrap_or_default();
-                bail!(
-                    "this sweep cannot run on llvmpipe: a scenario with months = {months} and max_iter = {max_iter} \
-                     may need up to {worst} loop iterations in one GPU invocation, and llvmpipe silently stops \
-                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 3) + 60 x generations must \
-                     stay within that); lower months or max_iter, or use the CPU backend"
-                );
-            }
-        }
-        let pipeline = self.ctx.pipeline(nf, ns)?;
-        // The horizon, from up to 64 rows spread over the range (months may be an axis).
-        let len = rows.end - rows.start;
-        let months = (0..64.min(len))
-            .map(|k| src.scenario(rows.start + k * len / 64.min(len)).model.months)
-            .chain([src.scenario(rows.end - 1).model.months])
-            .max()
-            .unwrap_or(1);
-        let chunk = self.chunk_rows_for(nf, ns, months);
-        self.ctx.ensure_slots(RING, chunk.min(rows.end - rows.start), nf, ns);
-
-        let mut pending: std::collections::VecDeque<InFlight> = Default::default();
-        let mut start = rows.start;
-        let mut k = 0usize;
-        let result = (|| {
-            while start < rows.end {
-                let end = rows.end.min(start + chunk);
-                let slot = k % RING;
-                if pending.len() == RING {
-                    let f = pending.pop_front().unwrap();
-                    self.finish(f, nf, sink)?;
-                }
-                pending.push_back(self.submit(src, &pipeline, slot, start, end - start)?);
-                // The device computes this chunk while the previous one is decoded.
-                if pending.len() > 1 {
-                    let f = pending.pop_front().unwrap();
-                    self.finish(f, nf, sink)?;
-                }
-                start = end;
-                k += 1;
-            }
-            while let Some(f) = pending.pop_front() {
-                self.finish(f, nf, sink)?;
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            // Leave no buffer mapped or pending for the next run.
-            let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
-            for f in pending {
-                if f.mapped.lock().unwrap().take().is_some_and(|r| r.is_ok()) {
-                    self.ctx.slots[f.slot].readback.unmap();
-                }
-            }
-        }
-        result
+        self.run_chunks(src, rows, None, |_, done| {
+            let outcomes = done.outcomes.expect("rows are read back without a reduction");
+            sink.push(done.first, Outcomes::F32(outcomes))
+        })
     }
 
     /// Kernel time in seconds summed over every run since the backend was created
@@ -512,6 +777,10 @@ impl Backend for GpuBackend {
     /// before the first chunk.
     fn kernel_seconds(&self) -> Option<f64> {
         self.kernel_ns.map(|ns| ns * 1e-9)
+    }
+
+    fn as_gpu(&mut self) -> Option<&mut GpuBackend> {
+        Some(self)
     }
 }
 

@@ -25,6 +25,11 @@
 /// The kernel as written, compiled into the binary.
 pub const SHADER_SOURCE: &str = include_str!("../../shaders/moat.wgsl");
 
+/// The reduce passes of `[reduce]` runs (`super::reduce`), compiled into the binary
+/// as written: they read the kernel's output buffer, whose offsets they get from
+/// the host at run time.
+pub const REDUCE_SOURCE: &str = include_str!("../../shaders/reduce.wgsl");
+
 /// The shader's line that the generated layout replaces.
 const LAYOUT_MARKER: &str = "// @layout\n";
 

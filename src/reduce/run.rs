@@ -15,7 +15,8 @@ use super::output::{csv_bytes, header as reduced_header, reduced_path};
 use super::state::{ReduceState, Reducer, base64, unbase64};
 use super::{Positions, ReducePlan};
 use crate::InputError;
-use crate::backend::{Backend, ChunkSink, Outcomes, Precision};
+use crate::backend::{Backend, ChunkSink, DeviceSink, Outcomes, Precision};
+use crate::gpu::reduce::{DeviceChunk, ReduceJob};
 use crate::interrupt::{self, Interrupted};
 use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
@@ -74,13 +75,9 @@ impl ReduceRun<'_> {
     }
 }
 
-impl ChunkSink for ReduceRun<'_> {
-    fn push(&mut self, first: u64, outcomes: Outcomes) -> anyhow::Result<()> {
-        let n = outcomes.len() as u64;
-        if let Some(rows) = self.rows.as_mut() {
-            rows.send(first, &outcomes)?;
-        }
-        self.reducer.push(first, outcomes)?;
+impl ReduceRun<'_> {
+    /// After a chunk: progress, a checkpoint when one is due, a stop when asked.
+    fn after(&mut self, n: u64) -> anyhow::Result<()> {
         self.progress.advance(n);
         let stop = interrupt::requested();
         if stop || self.last.elapsed() >= CHECKPOINT_EVERY {
@@ -90,6 +87,27 @@ impl ChunkSink for ReduceRun<'_> {
             return Err(Interrupted { next_row: self.reducer.durable() }.into());
         }
         Ok(())
+    }
+}
+
+impl DeviceSink for ReduceRun<'_> {
+    fn push_reduced(&mut self, chunk: DeviceChunk) -> anyhow::Result<()> {
+        if let (Some(rows), Some(outcomes)) = (self.rows.as_mut(), chunk.outcomes.as_ref()) {
+            rows.send(chunk.first, outcomes)?;
+        }
+        self.reducer.add_device(&chunk)?;
+        self.after(chunk.rows)
+    }
+}
+
+impl ChunkSink for ReduceRun<'_> {
+    fn push(&mut self, first: u64, outcomes: Outcomes) -> anyhow::Result<()> {
+        let n = outcomes.len() as u64;
+        if let Some(rows) = self.rows.as_mut() {
+            rows.send(first, &outcomes)?;
+        }
+        self.reducer.push(first, outcomes)?;
+        self.after(n)
     }
 }
 
@@ -296,7 +314,23 @@ fn solve(
         progress: &progress,
     };
     let src = Positions { plan: &job.plan, reduce: rp };
-    let solved = backend.run(&src, from..job.rows.end, &mut sink);
+    let solved = match backend.as_gpu() {
+        // The GPU reduces each block on the device and reads back partials.
+        Some(gpu) => {
+            let plan = &job.plan;
+            let group = move |p: u64| rp.group(plan, p);
+            let dj = ReduceJob {
+                outputs: &rp.outputs,
+                best: rp.best.as_ref(),
+                quantiles: rp.quantiles(),
+                want_rows: rp.rows,
+                block_rows: rp.block_rows,
+                group: &group,
+            };
+            gpu.run_reduced(&src, from..job.rows.end, &dj, &mut sink)
+        }
+        None => backend.run(&src, from..job.rows.end, &mut sink),
+    };
     progress.finish();
     let ReduceRun { reducer, rows, .. } = sink;
     let written = rows.map(CsvSink::finish).transpose();

@@ -324,6 +324,48 @@ impl<'p> Reducer<'p> {
     }
 }
 
+impl Reducer<'_> {
+    /// Adds a chunk reduced on the GPU: each segment's partials exactly (f32 mean and
+    /// m2 of its rows, see [`Moments::add_block`]), the worlds' choices, and the
+    /// values read back for the quantile sketches.
+    pub fn add_device(&mut self, c: &crate::gpu::reduce::DeviceChunk) -> anyhow::Result<()> {
+        use crate::gpu::reduce::{PARTIAL_WORDS, SegKind};
+        anyhow::ensure!(
+            c.first == self.next() && self.pending.is_empty(),
+            "chunk out of order: expected position {}, got {}",
+            self.next(),
+            c.first
+        );
+        let j = self.rp.outputs.len();
+        for (k, seg) in c.segments.iter().enumerate() {
+            let st = &mut self.state.groups[seg.group as usize];
+            for o in 0..j {
+                let w = &c.partials[(k * j + o) * PARTIAL_WORDS..][..PARTIAL_WORDS];
+                let f = |i: usize| f32::from_bits(w[i]);
+                match seg.kind {
+                    SegKind::Stats => st.moments[o].add_block(w[0], f(1), f(2), f(3), f(4)),
+                    SegKind::Best => st.best.as_mut().expect("best").at_best[o].add_block(w[0], f(1)),
+                    SegKind::Reference => st.best.as_mut().expect("best").at_ref[o].add_block(w[0], f(1)),
+                }
+            }
+            if seg.kind == SegKind::Stats && !st.sketches.is_empty() {
+                for item in seg.start as usize..(seg.start + seg.len) as usize {
+                    for (o, s) in st.sketches.iter_mut().enumerate() {
+                        s.add(c.qvals[item * j + o] as f64);
+                    }
+                }
+            }
+        }
+        for (&g, &choice) in c.world_groups.iter().zip(&c.choices) {
+            let b = self.state.groups[g as usize].best.as_mut().expect("best");
+            b.worlds += 1;
+            b.choices[choice as usize] += 1;
+        }
+        self.durable = c.first + c.rows;
+        Ok(())
+    }
+}
+
 /// Adds the rows of one world (one row without `best`) to a group's state.
 #[inline]
 fn add_world(rp: &ReducePlan, st: &mut GroupState, world: &[Outcome<f64>]) {

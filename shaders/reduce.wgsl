@@ -1,0 +1,215 @@
+// Reductions on the device (`[reduce]`, src/gpu/reduce.rs): after shaders/moat.wgsl
+// has solved a chunk, these passes read its output buffer and leave, per segment
+// (the rows of one group in one block of rows, or one group's worlds in a block),
+// the count, f32 mean, sum of squared deviations from that mean, min and max of
+// every reduced output. The host reads back those partials instead of the rows
+// and adds them exactly to the group's state (src/reduce/stats.rs).
+//
+// Everything is deterministic for a given segment: each thread walks its items in
+// order, the workgroup combines the 64 threads in a fixed tree, and a segment's
+// items are the block's rows of its group in row order, whatever the chunk.
+//
+// The kernel's output layout (src/gpu/layout.rs): O_STRIDE words per scenario, word
+// O_OFFERED the offered mask, every output an f32 stored as bits. WGSL assumes
+// finite math, so a value's presence is decided on its bits, never with x != x.
+
+const WG: u32 = 64u;
+const O_OFFERED: u32 = 0u;
+
+struct Params {
+    // Segments to reduce (one workgroup each).
+    segments: u32,
+    // Worlds to choose in (one invocation each).
+    worlds: u32,
+    // Reduced outputs (columns of `cols`; the objective is column `outputs`).
+    outputs: u32,
+    // Values of the choice axis (rows per world).
+    choices: u32,
+    // 1: maximize the objective, 0: minimize.
+    maximize: u32,
+    // Words per scenario in `kernel_out`.
+    o_stride: u32,
+    // Workgroups per row of the 2D dispatch grid.
+    pitch: u32,
+    // 1: also write every stat item's values to `qvals` (quantiles, on the host).
+    qvals: u32,
+    // Where the worlds' rows start in `items` (n choices per world).
+    world_base: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// A segment: (source: 0 = `items`, 1 = the chosen rows in `worlds`; start; len; _).
+// A column: (word, kind: 0 value, 1 price (empty when not offered), 2 exited (exit month >= 0); firm; _).
+@group(0) @binding(0) var<storage, read> kernel_out: array<u32>;
+@group(0) @binding(1) var<storage, read> items: array<u32>;
+@group(0) @binding(2) var<storage, read> segs: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> cols: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> partials: array<u32>;
+// worlds[w]: the dispatch position of world w's chosen row; worlds[n + w]: its index.
+@group(0) @binding(5) var<storage, read_write> worlds: array<u32>;
+@group(0) @binding(6) var<storage, read_write> qvals: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+// The value of column `c` in the scenario at dispatch position `pos`, and whether
+// it is present (an empty cell is not).
+struct Value {
+    x: f32,
+    present: bool,
+}
+
+fn value(pos: u32, c: vec4<u32>) -> Value {
+    let base = pos * p.o_stride;
+    let w = kernel_out[base + c.x];
+    let x = bitcast<f32>(w);
+    if (c.y == 2u) {
+        return Value(select(0.0, 1.0, x >= 0.0), true);
+    }
+    if (c.y == 1u) {
+        let offered = (kernel_out[base + O_OFFERED] >> c.z) & 1u;
+        return Value(x, offered == 1u);
+    }
+    // A NaN pattern (all exponent bits set, a nonzero fraction) is an empty cell.
+    let nan = (w & 0x7f800000u) == 0x7f800000u && (w & 0x007fffffu) != 0u;
+    return Value(x, !nan);
+}
+
+// One invocation per world: the first row whose objective is largest (or smallest).
+@compute @workgroup_size(64)
+fn choose(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let w = gid.y * p.pitch * WG + gid.x;
+    if (w >= p.worlds) {
+        return;
+    }
+    let obj = cols[p.outputs];
+    let base = p.world_base + w * p.choices;
+    var best = 0u;
+    var best_v = 0.0;
+    var found = false;
+    for (var c = 0u; c < p.choices; c++) {
+        let v = value(items[base + c], obj);
+        if (v.present) {
+            let better = select((v.x < best_v), (v.x > best_v), p.maximize == 1u);
+            if (!found || better) {
+                best = c;
+                best_v = v.x;
+                found = true;
+            }
+        }
+    }
+    worlds[w] = items[base + best];
+    worlds[p.worlds + w] = best;
+}
+
+var<workgroup> t_sum: array<f32, 64>;
+var<workgroup> t_cut: atomic<u32>;
+var<workgroup> t_n: array<u32, 64>;
+var<workgroup> t_min: array<f32, 64>;
+var<workgroup> t_max: array<f32, 64>;
+
+fn item(s: vec4<u32>, k: u32) -> u32 {
+    if (s.x == 1u) {
+        return worlds[s.y + k];
+    }
+    return items[s.y + k];
+}
+
+// Combines the 64 threads' (sum, n, min, max) in a fixed tree.
+fn tree(t: u32) {
+    for (var step = 32u; step > 0u; step = step / 2u) {
+        if (t < step) {
+            t_sum[t] = t_sum[t] + t_sum[t + step];
+            let n0 = t_n[t];
+            let n1 = t_n[t + step];
+            if (n1 > 0u) {
+                t_min[t] = select(t_min[t + step], min(t_min[t], t_min[t + step]), n0 > 0u);
+                t_max[t] = select(t_max[t + step], max(t_max[t], t_max[t + step]), n0 > 0u);
+            }
+            t_n[t] = n0 + n1;
+        }
+        workgroupBarrier();
+    }
+}
+
+// One workgroup per segment: per column, two passes over its items (the mean,
+// then squared deviations from it).
+@compute @workgroup_size(64)
+fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let sid = wid.y * p.pitch + wid.x;
+    // Every invocation of the workgroup takes the same path (barriers below).
+    let live = sid < p.segments;
+    var s = vec4<u32>(0u, 0u, 0u, 0u);
+    if (live) {
+        s = segs[sid];
+    }
+    // Rows whose loops the driver cut short (the kernel's O_LOOPS_CUT word): the
+    // host fails the run on any, as it does when it reads rows back.
+    if (t == 0u) {
+        atomicStore(&t_cut, 0u);
+    }
+    workgroupBarrier();
+    var cut = 0u;
+    if (s.x == 0u) {
+        for (var k = t; k < s.z; k += WG) {
+            cut = cut + kernel_out[item(s, k) * p.o_stride + 1u];
+        }
+    }
+    atomicAdd(&t_cut, cut);
+    workgroupBarrier();
+    if (t == 0u && live) {
+        partials[p.segments * p.outputs * 5u + sid] = atomicLoad(&t_cut);
+    }
+    for (var j = 0u; j < p.outputs; j++) {
+        let c = cols[j];
+        var sum = 0.0;
+        var n = 0u;
+        var mn = 0.0;
+        var mx = 0.0;
+        for (var k = t; k < s.z; k += WG) {
+            let v = value(item(s, k), c);
+            if (p.qvals == 1u && s.x == 0u) {
+                // Empty cells travel as a NaN pattern the host skips.
+                qvals[(s.y + k) * p.outputs + j] = select(bitcast<f32>(0x7fc00000u), v.x, v.present);
+            }
+            if (v.present) {
+                mn = select(v.x, min(mn, v.x), n > 0u);
+                mx = select(v.x, max(mx, v.x), n > 0u);
+                sum = sum + v.x;
+                n = n + 1u;
+            }
+        }
+        t_sum[t] = sum;
+        t_n[t] = n;
+        t_min[t] = mn;
+        t_max[t] = mx;
+        workgroupBarrier();
+        tree(t);
+        let total = t_n[0];
+        let mean = select(0.0, t_sum[0] / f32(max(total, 1u)), total > 0u);
+        let lo = t_min[0];
+        let hi = t_max[0];
+        workgroupBarrier();
+        var m2 = 0.0;
+        for (var k = t; k < s.z; k += WG) {
+            let v = value(item(s, k), c);
+            if (v.present) {
+                let d = v.x - mean;
+                m2 = m2 + d * d;
+            }
+        }
+        t_sum[t] = m2;
+        t_n[t] = 0u;
+        workgroupBarrier();
+        tree(t);
+        if (t == 0u && live) {
+            let at = (sid * p.outputs + j) * 5u;
+            partials[at] = total;
+            partials[at + 1u] = bitcast<u32>(mean);
+            partials[at + 2u] = bitcast<u32>(t_sum[0]);
+            partials[at + 3u] = bitcast<u32>(lo);
+            partials[at + 4u] = bitcast<u32>(hi);
+        }
+        workgroupBarrier();
+    }
+}

@@ -1,0 +1,351 @@
+//! Reductions on the device (`[reduce]`): `shaders/reduce.wgsl` runs after the
+//! kernel on each chunk and leaves per segment (the rows of one group in one block,
+//! or one group's worlds in a block) the count, f32 mean, sum of squared deviations,
+//! min and max of every reduced output; with `best`, it first chooses each world's
+//! row. The host reads back those partials (and, for quantiles, one f32 per output
+//! per row) instead of the rows, and adds them exactly to the reduction's state.
+//!
+//! The host builds each chunk's tables: the rows of every block sorted by group
+//! (stably, so in row order within a group) as dispatch positions, the worlds
+//! likewise, and one segment per run of equal groups. A segment's content is a
+//! function of its block's rows alone, so chunks (whole blocks) of any size and
+//! any dispatch order give the same partials.
+
+use rayon::prelude::*;
+
+use super::layout;
+use super::source::REDUCE_SOURCE;
+use crate::backend::Outcomes;
+use crate::model::Out;
+use crate::reduce::{Best, ReducedOutput, Source};
+
+/// Words of one segment's partial per output: count, mean, m2, min, max.
+pub const PARTIAL_WORDS: usize = 5;
+
+/// What the device reduces in a run.
+pub struct ReduceJob<'a> {
+    pub outputs: &'a [ReducedOutput],
+    pub best: Option<&'a Best>,
+    /// Read back every output's value per row too (for the quantile sketches).
+    pub quantiles: bool,
+    /// Read back the rows as well (`rows = true`).
+    pub want_rows: bool,
+    /// Chunks hold whole blocks of this many positions.
+    pub block_rows: u64,
+    /// The group of a position.
+    pub group: &'a (dyn Fn(u64) -> u32 + Sync),
+}
+
+/// What a segment's partials are of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegKind {
+    /// Every row of the group in the block.
+    Stats,
+    /// The chosen row of each of the group's worlds in the block.
+    Best,
+    /// The reference row of each of those worlds.
+    Reference,
+}
+
+/// One segment of a chunk.
+#[derive(Clone, Copy, Debug)]
+pub struct SegInfo {
+    pub group: u32,
+    pub kind: SegKind,
+    /// For Stats segments: its first item (rows of `qvals`), and its length.
+    pub start: u32,
+    pub len: u32,
+}
+
+/// A chunk reduced on the device.
+pub struct DeviceChunk {
+    pub first: u64,
+    pub rows: u64,
+    pub segments: Vec<SegInfo>,
+    /// `segments x outputs x PARTIAL_WORDS` words: count, then f32 bits of mean, m2, min, max.
+    pub partials: Vec<u32>,
+    /// Rows of the chunk whose loops the driver cut short (the run fails on any).
+    pub cut_rows: u64,
+    /// Per world (in the tables' order): its group, and the index of the value chosen.
+    pub world_groups: Vec<u32>,
+    pub choices: Vec<u32>,
+    /// With quantiles: `rows x outputs` values of the Stats items, in item order (NaN: empty).
+    pub qvals: Vec<f32>,
+    /// With `want_rows`: the rows.
+    pub outcomes: Option<Outcomes>,
+}
+
+/// A column of the reduce shader: (word, kind, firm, 0).
+pub fn column(o: &ReducedOutput) -> [u32; 4] {
+    match o.source {
+        Source::Column(c) => {
+            let kind = if c.spec.out == Out::Price { 1 } else { 0 };
+            [layout::word(c.spec.out, c.firm) as u32, kind, c.firm as u32, 0]
+        }
+        Source::Exited(i) => [layout::word(Out::ExitMonth, i) as u32, 2, i as u32, 0],
+    }
+}
+
+/// A chunk's tables for the reduce passes.
+pub struct Tables {
+    /// [stat items (rows) | world rows (choices per world) | reference rows (one per world)], as dispatch positions.
+    pub items: Vec<u32>,
+    /// Per segment (source, start, len, 0).
+    pub segs: Vec<[u32; 4]>,
+    pub info: Vec<SegInfo>,
+    pub world_groups: Vec<u32>,
+    pub worlds: u32,
+    pub world_base: u32,
+}
+
+impl Tables {
+    /// The tables of positions `first..first + rows` (whole blocks from a block
+    /// boundary), with `dispatch[k]` the dispatch position of position `first + k`.
+    pub fn build(job: &ReduceJob, first: u64, rows: usize, dispatch: &[u32]) -> Tables {
+        let b = job.block_rows as usize;
+        let groups: Vec<u32> = (0..rows).into_par_iter().map(|k| (job.group)(first + k as u64)).collect();
+        // Per block: its rows sorted by group (stable: row order within a group).
+        let sorted: Vec<Vec<u32>> = (0..rows.div_ceil(b))
+            .into_par_iter()
+            .map(|blk| {
+                let mut ks: Vec<u32> = (blk * b..((blk + 1) * b).min(rows)).map(|k| k as u32).collect();
+                ks.sort_by_key(|&k| groups[k as usize]);
+                ks
+            })
+            .collect();
+        let mut items: Vec<u32> = Vec::with_capacity(rows * 2);
+        let mut segs = Vec::new();
+        let mut info = Vec::new();
+        let mut push_runs = |keys: &[u32], group_of: &dyn Fn(u32) -> u32, source: u32, start: u32, kind: SegKind| {
+            let mut at = 0;
+            while at < keys.len() {
+                let g = group_of(keys[at]);
+                let len = keys[at..].iter().take_while(|&&k| group_of(k) == g).count();
+                segs.push([source, start + at as u32, len as u32, 0]);
+                info.push(SegInfo { group: g, kind, start: start + at as u32, len: len as u32 });
+                at += len;
+            }
+        };
+        for ks in &sorted {
+            let start = items.len() as u32;
+            items.extend(ks.iter().map(|&k| dispatch[k as usize]));
+            push_runs(ks, &|k| groups[k as usize], 0, start, SegKind::Stats);
+        }
+        let (mut world_groups, mut worlds, world_base) = (Vec::new(), 0u32, items.len() as u32);
+        if let Some(best) = job.best {
+            let n = best.values.len();
+            let per_block = b / n;
+            let all_worlds = rows / n;
+            let order: Vec<Vec<u32>> = (0..all_worlds.div_ceil(per_block))
+                .into_par_iter()
+                .map(|blk| {
+                    let mut ws: Vec<u32> = (blk * per_block..((blk + 1) * per_block).min(all_worlds)).map(|w| w as u32).collect();
+                    ws.sort_by_key(|&w| groups[w as usize * n]);
+                    ws
+                })
+                .collect();
+            let flat: Vec<u32> = order.iter().flatten().copied().collect();
+            worlds = flat.len() as u32;
+            for &w in &flat {
+                items.extend((0..n).map(|c| dispatch[w as usize * n + c]));
+            }
+            let ref_base = items.len() as u32;
+            items.extend(flat.iter().map(|&w| dispatch[w as usize * n + best.reference]));
+            world_groups = flat.iter().map(|&w| groups[w as usize * n]).collect();
+            // Segments over the chosen rows (source 1: indices into the worlds buffer) and the reference rows.
+            let mut offset = 0u32;
+            for ws in &order {
+                let gs = |i: u32| world_groups[i as usize];
+                let idx: Vec<u32> = (offset..offset + ws.len() as u32).collect();
+                push_runs(&idx, &gs, 1, offset, SegKind::Best);
+                push_runs(&idx, &gs, 0, ref_base + offset, SegKind::Reference);
+                offset += ws.len() as u32;
+            }
+        }
+        Tables { items, segs, info, world_groups, worlds, world_base }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_the_groups_of_each_block_in_row_order() {
+        // 10 rows, blocks of 4, groups alternating 0 1 0 1 ...; dispatch reversed.
+        let group = |p: u64| (p % 2) as u32;
+        let job = ReduceJob { outputs: &[], best: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
+        let dispatch: Vec<u32> = (0..10).rev().collect();
+        let t = Tables::build(&job, 0, 10, &dispatch);
+        let runs: Vec<(u32, u32, u32)> = t.info.iter().map(|s| (s.group, s.start, s.len)).collect();
+        assert_eq!(runs, [(0, 0, 2), (1, 2, 2), (0, 4, 2), (1, 6, 2), (0, 8, 1), (1, 9, 1)]);
+        // Block 0's group 0 holds rows 0 and 2 (dispatch positions 9 and 7), in row order.
+        assert_eq!(&t.items[..4], &[9, 7, 8, 6]);
+    }
+}
+
+/// The reduce shader's pipelines (compiled once per device).
+pub struct Pipelines {
+    layout: wgpu::BindGroupLayout,
+    pub choose: wgpu::ComputePipeline,
+    pub reduce: wgpu::ComputePipeline,
+}
+
+impl Pipelines {
+    pub fn new(device: &wgpu::Device) -> anyhow::Result<Pipelines> {
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("reduce bindings"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, false),
+                storage(5, false),
+                storage(6, false),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 7,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("reduce"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("reduce.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(REDUCE_SOURCE.into()),
+        });
+        let pipeline = |entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let (choose, reduce) = (pipeline("choose"), pipeline("reduce"));
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            anyhow::bail!("could not build the reduce pipelines: {e}");
+        }
+        Ok(Pipelines { layout, choose, reduce })
+    }
+}
+
+/// A slot's buffers for the reduce passes, grown to fit each chunk's tables.
+pub struct Buffers {
+    pub items: wgpu::Buffer,
+    pub segs: wgpu::Buffer,
+    pub cols: wgpu::Buffer,
+    pub partials: wgpu::Buffer,
+    pub worlds: wgpu::Buffer,
+    pub qvals: wgpu::Buffer,
+    pub params: wgpu::Buffer,
+    /// partials, then choices, then qvals.
+    pub readback: wgpu::Buffer,
+    pub bind_group: wgpu::BindGroup,
+}
+
+/// Bytes each reduce buffer needs for one chunk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub items: u64,
+    pub segs: u64,
+    pub cols: u64,
+    pub partials: u64,
+    pub worlds: u64,
+    pub qvals: u64,
+}
+
+impl Sizes {
+    pub fn of(t: &Tables, outputs: usize, qvals: bool, rows: u64) -> Sizes {
+        let at_least = |b: u64| b.max(16).next_multiple_of(16);
+        Sizes {
+            items: at_least(4 * t.items.len() as u64),
+            segs: at_least(16 * t.segs.len() as u64),
+            cols: at_least(16 * (outputs as u64 + 1)),
+            partials: at_least(4 * (t.segs.len() * (outputs * PARTIAL_WORDS + 1)) as u64),
+            worlds: at_least(8 * t.worlds as u64),
+            qvals: at_least(if qvals { 4 * rows * outputs as u64 } else { 0 }),
+        }
+    }
+
+    fn fits(&self, need: &Sizes) -> bool {
+        self.items >= need.items
+            && self.segs >= need.segs
+            && self.cols >= need.cols
+            && self.partials >= need.partials
+            && self.worlds >= need.worlds
+            && self.qvals >= need.qvals
+    }
+
+    fn max(&self, o: &Sizes) -> Sizes {
+        Sizes {
+            items: self.items.max(o.items),
+            segs: self.segs.max(o.segs),
+            cols: self.cols.max(o.cols),
+            partials: self.partials.max(o.partials),
+            worlds: self.worlds.max(o.worlds),
+            qvals: self.qvals.max(o.qvals),
+        }
+    }
+}
+
+/// Makes `slot` hold buffers of at least `need` (and at least the sizes it had).
+pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot: &mut Option<(Sizes, Buffers)>, need: Sizes) {
+    if slot.as_ref().is_some_and(|(have, _)| have.fits(&need)) {
+        return;
+    }
+    let size = slot.as_ref().map_or(need, |(have, _)| have.max(&need));
+    use wgpu::BufferUsages as U;
+    let buffer = |label: &str, size: u64, usage| {
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+    };
+    let items = buffer("reduce items", size.items, U::STORAGE | U::COPY_DST);
+    let segs = buffer("reduce segments", size.segs, U::STORAGE | U::COPY_DST);
+    let cols = buffer("reduce columns", size.cols, U::STORAGE | U::COPY_DST);
+    let partials = buffer("reduce partials", size.partials, U::STORAGE | U::COPY_SRC);
+    let worlds = buffer("reduce worlds", size.worlds, U::STORAGE | U::COPY_SRC);
+    let qvals = buffer("reduce values", size.qvals, U::STORAGE | U::COPY_SRC);
+    let params = buffer("reduce params", 48, U::UNIFORM | U::COPY_DST);
+    let readback = buffer("reduce readback", size.partials + size.worlds + size.qvals, U::MAP_READ | U::COPY_DST);
+    fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry { binding, resource: buf.as_entire_binding() }
+    }
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("reduce bindings"),
+        layout: &p.layout,
+        entries: &[
+            entry(0, outputs),
+            entry(1, &items),
+            entry(2, &segs),
+            entry(3, &cols),
+            entry(4, &partials),
+            entry(5, &worlds),
+            entry(6, &qvals),
+            entry(7, &params),
+        ],
+    });
+    *slot = Some((size, Buffers { items, segs, cols, partials, worlds, qvals, params, readback, bind_group }));
+}
