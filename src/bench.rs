@@ -4,13 +4,17 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::backend::DeviceSink;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource};
 use crate::config;
+use crate::gpu::reduce::{DeviceChunk, ReduceJob, Tables};
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::model::Scenario;
 use crate::output::progress::Progress;
 use crate::output::sink::{CsvSink, OutputFile};
+use crate::reduce::ReducePlan;
+use crate::reduce::state::{ReduceState, Reducer};
 use crate::run::backend_label;
 use crate::sweep::Plan;
 
@@ -26,6 +30,9 @@ impl ScenarioSource for Cycle<'_> {
     }
     fn scenario(&self, row: u64) -> Scenario {
         self.0.scenario(row % self.0.rows)
+    }
+    fn horizon_fixed(&self) -> bool {
+        self.0.horizon_fixed()
     }
 }
 
@@ -82,6 +89,141 @@ pub fn measure(backend: &mut dyn Backend, plan: &Plan, rows: u64) -> anyhow::Res
     Ok(Measurement { compute, end_to_end, kernel, csv_bytes })
 }
 
+/// The rows of a reduced plan's positions, repeated to reach any count.
+struct CyclePositions<'a>(&'a Plan, &'a ReducePlan);
+
+impl ScenarioSource for CyclePositions<'_> {
+    fn n_firms(&self) -> usize {
+        self.0.n_firms()
+    }
+    fn n_segments(&self) -> usize {
+        self.0.n_segments()
+    }
+    fn scenario(&self, p: u64) -> Scenario {
+        self.0.scenario(self.1.row(p % self.0.rows))
+    }
+    fn horizon_fixed(&self) -> bool {
+        self.0.horizon_fixed()
+    }
+}
+
+/// A reduced run's throughput on one backend.
+pub struct ReducedMeasurement {
+    /// Solving and reducing (nothing written), scenarios per second.
+    pub end_to_end: f64,
+    /// GPU: bytes read back from the device per scenario.
+    pub read_back_per_scenario: Option<f64>,
+    /// The kernel alone in the same run (timestamp queries), scenarios per second.
+    pub kernel: Option<f64>,
+}
+
+/// Adds device chunks to a reducer and counts the bytes that came back.
+struct CountingSink<'a> {
+    reducer: Reducer<'a>,
+    bytes: u64,
+}
+
+impl DeviceSink for CountingSink<'_> {
+    fn push_reduced(&mut self, c: DeviceChunk) -> anyhow::Result<()> {
+        self.bytes += 4 * (c.partials.len() + c.choices.len() + c.qvals.len()) as u64;
+        self.reducer.add_device(&c)
+    }
+}
+
+/// Measures a reduced run of `rows` positions of `plan` on `backend` (wrapping around).
+pub fn measure_reduced(backend: &mut dyn Backend, plan: &Plan, rp: &ReducePlan, rows: u64) -> anyhow::Result<ReducedMeasurement> {
+    let src = CyclePositions(plan, rp);
+    let group = |p: u64| rp.group(plan, p % plan.rows);
+    let job = ReduceJob {
+        outputs: &rp.outputs,
+        best: rp.best.as_ref(),
+        quantiles: rp.quantiles(),
+        want_rows: false,
+        block_rows: rp.block_rows,
+        group: &group,
+    };
+    let go = |backend: &mut dyn Backend, n: u64| -> anyhow::Result<u64> {
+        let reducer = Reducer::new(plan, rp, ReduceState::new(rp), 0);
+        match backend.as_gpu() {
+            Some(gpu) => {
+                let mut sink = CountingSink { reducer, bytes: 0 };
+                gpu.run_reduced(&src, 0..n, &job, &mut sink)?;
+                Ok(sink.bytes)
+            }
+            None => {
+                let mut reducer = reducer;
+                backend.run(&src, 0..n, &mut reducer)?;
+                Ok(0)
+            }
+        }
+    };
+    go(backend, rows.min(4 * rp.block_rows))?;
+    let kernel_before = backend.kernel_seconds();
+    let t = Instant::now();
+    let bytes = go(backend, rows)?;
+    let end_to_end = rows as f64 / t.elapsed().as_secs_f64();
+    let kernel = match (kernel_before, backend.kernel_seconds()) {
+        (Some(a), Some(b)) if b > a => Some(rows as f64 / (b - a)),
+        _ => None,
+    };
+    let read_back_per_scenario = backend.as_gpu().map(|_| bytes as f64 / rows as f64);
+    Ok(ReducedMeasurement { end_to_end, read_back_per_scenario, kernel })
+}
+
+/// Host work per row, on one core: the reducer over f64 rows (the CPU path), and on
+/// the GPU path packing a scenario's parameters and building the reduce tables.
+pub struct HostRates {
+    pub reduce_f64: f64,
+    pub pack: f64,
+    pub tables: f64,
+}
+
+pub fn host_rates(plan: &Plan, rp: &ReducePlan) -> anyhow::Result<HostRates> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    pool.install(|| -> anyhow::Result<HostRates> {
+        let src = CyclePositions(plan, rp);
+        let n = (rp.block_rows * 8).min(plan.rows.max(1) * 64);
+        let mut solved = crate::backend::Collect::default();
+        CpuBackend::default().run(&src, 0..n, &mut solved)?;
+        let time = |f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            let mut k = 0u32;
+            while k < 3 || t.elapsed().as_secs_f64() < 0.5 {
+                f();
+                k += 1;
+            }
+            n as f64 * k as f64 / t.elapsed().as_secs_f64()
+        };
+        let reduce_f64 = time(&mut || {
+            let mut r = Reducer::new(plan, rp, ReduceState::new(rp), 0);
+            r.add_rows(0, solved.f64.clone()).expect("in order");
+        });
+        let (nf, ns) = (plan.n_firms(), plan.n_segments());
+        let stride = crate::gpu::layout::param_stride(nf, ns);
+        let mut buf = vec![0f32; stride];
+        let pack = time(&mut || {
+            for p in 0..n {
+                crate::gpu::layout::pack(&src.scenario(p), &mut buf);
+            }
+            std::hint::black_box(&buf);
+        });
+        let group = |p: u64| rp.group(plan, p % plan.rows);
+        let job = ReduceJob {
+            outputs: &rp.outputs,
+            best: rp.best.as_ref(),
+            quantiles: rp.quantiles(),
+            want_rows: false,
+            block_rows: rp.block_rows,
+            group: &group,
+        };
+        let dispatch: Vec<u32> = (0..n as u32).collect();
+        let tables = time(&mut || {
+            std::hint::black_box(Tables::build(&job, 0, n as usize, &dispatch));
+        });
+        Ok(HostRates { reduce_f64, pack, tables })
+    })
+}
+
 pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
     let plan = config::load(config_path)?.plan;
     let m = &plan.base.model;
@@ -116,6 +258,33 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut imp
     }
     if let [(cpu, c), (gpu, g)] = results.as_slice() {
         writeln!(out, "ratio {gpu} / {cpu}: compute {:.2}x, end to end {:.2}x", g.compute / c.compute, g.end_to_end / c.end_to_end)?;
+    }
+    if let Some(rp) = &plan.reduce {
+        let row_bytes = 4 * crate::gpu::layout::out_stride(plan.base.n_firms);
+        writeln!(
+            out,
+            "reduce: {} groups x {} outputs ({}){}; the kernel writes {row_bytes} B of outputs per scenario",
+            rp.groups,
+            rp.outputs.len(),
+            rp.stats.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+            if rp.best.is_some() { ", best" } else { "" }
+        )?;
+        for (b, (label, _)) in backends.iter_mut().zip(&results) {
+            let r = measure_reduced(b.as_mut(), &plan, rp, rows)?;
+            let kernel = r.kernel.map_or(String::new(), |k| {
+                format!(" = {:.1}% of kernel only in the same run ({k:.0} scenarios/s)", 100.0 * r.end_to_end / k)
+            });
+            let back = r.read_back_per_scenario.map_or(String::new(), |b| {
+                format!("   read back {b:.3} B per scenario ({:.0}x less than the rows)", row_bytes as f64 / b.max(1e-12))
+            });
+            writeln!(out, "{label:<40} reduced end to end {:>10.0} scenarios/s{kernel}{back}", r.end_to_end)?;
+        }
+        let h = host_rates(&plan, rp)?;
+        writeln!(
+            out,
+            "host, per core: reduce f64 rows {:.0} rows/s; GPU path: pack parameters {:.0} rows/s, reduce tables {:.0} rows/s",
+            h.reduce_f64, h.pack, h.tables
+        )?;
     }
     Ok(())
 }

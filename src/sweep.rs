@@ -285,6 +285,12 @@ impl ScenarioSource for Plan {
         }
         sc
     }
+    fn horizon_fixed(&self) -> bool {
+        !self
+            .axes
+            .iter()
+            .any(|a| a.param.spec.group == Group::Model && ["months", "max_iter", "generation_months"].contains(&a.param.spec.name))
+    }
 }
 
 /// A parameter value as a config or CSV writes it: integers without a fraction,

@@ -16,6 +16,11 @@ pub trait ScenarioSource: Sync {
     fn n_segments(&self) -> usize;
     /// The scenario of row `row` (a pure function of the row).
     fn scenario(&self, row: u64) -> Scenario;
+    /// Whether every row has the same months, max_iter and generation_months (so
+    /// one row tells the GPU backend the loop counts of all).
+    fn horizon_fixed(&self) -> bool {
+        false
+    }
 }
 
 impl ScenarioSource for [Scenario] {

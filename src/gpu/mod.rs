@@ -73,8 +73,12 @@ pub fn loop_iterations(sc: &Scenario) -> u64 {
     trainings * BISECTION_STEPS as u64 + months * (max_iter + 3)
 }
 
-/// The largest [`loop_iterations`] over `rows` of `src` (in parallel).
+/// The largest [`loop_iterations`] over `rows` of `src` (in parallel; one row when
+/// the source says every row has the same horizon).
 pub fn worst_case_loop_iterations(src: &dyn ScenarioSource, rows: Range<u64>) -> u64 {
+    if src.horizon_fixed() && !rows.is_empty() {
+        return loop_iterations(&src.scenario(rows.start));
+    }
     rows.into_par_iter().map(|r| loop_iterations(&src.scenario(r))).max().unwrap_or(0)
 }
 

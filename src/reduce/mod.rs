@@ -390,6 +390,9 @@ impl ScenarioSource for Positions<'_> {
     fn scenario(&self, p: u64) -> Scenario {
         self.plan.scenario(self.reduce.row(p))
     }
+    fn horizon_fixed(&self) -> bool {
+        self.plan.horizon_fixed()
+    }
 }
 
 /// Whether `design` groups its axes' values by bins (every design but grid).
