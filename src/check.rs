@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::InputError;
 use crate::output::manifest::Manifest;
+use crate::output::parquet::{ParquetFile, is_parquet};
 use crate::output::{manifest_path, scan};
 
 /// Checks each file in turn, printing a line per file that matches; the first that
@@ -25,14 +26,24 @@ fn check_one(path: &Path) -> Result<String, InputError> {
     let mpath = manifest_path(path);
     let manifest = Manifest::read(&mpath).map_err(|e| InputError(format!("{shown}: cannot read its manifest {}: {e}", mpath.display())))?;
     let scan = scan(path).map_err(|e| InputError(format!("{shown}: cannot read it: {}", e.source)))?;
-    let header: Vec<String> = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(scan.header.as_bytes())
-        .records()
-        .next()
-        .and_then(Result::ok)
-        .map(|r| r.iter().map(str::to_string).collect())
-        .unwrap_or_default();
+    // Parquet: the header is the schema's column names, the rows its row count.
+    let parquet = if is_parquet(path) {
+        let f = ParquetFile::open(path).map_err(|e| InputError(format!("{shown}: {e:#}")))?;
+        Some((f.names(), f.rows()))
+    } else {
+        None
+    };
+    let header: Vec<String> = match &parquet {
+        Some((names, _)) => names.clone(),
+        None => ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(scan.header.as_bytes())
+            .records()
+            .next()
+            .and_then(Result::ok)
+            .map(|r| r.iter().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
     if header != manifest.columns {
         let at = header.iter().zip(&manifest.columns).position(|(a, b)| a != b).unwrap_or(header.len().min(manifest.columns.len()));
         let col = |v: &[String]| v.get(at).map_or("nothing".to_string(), |c| format!("\"{c}\""));
@@ -43,7 +54,7 @@ fn check_one(path: &Path) -> Result<String, InputError> {
             col(&manifest.columns)
         )));
     }
-    let rows = scan.lines.saturating_sub(1);
+    let rows = parquet.as_ref().map_or(scan.lines.saturating_sub(1), |p| p.1);
     // A reduced CSV holds one line per group (its rows_written counts the rows reduced).
     let want = manifest.reduce.as_ref().map_or(manifest.rows_written, |r| r.groups);
     if rows != want {

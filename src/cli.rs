@@ -86,6 +86,9 @@ SHA-256 (see `moatsweep check`).")]
         /// Rows per chunk (tests and tuning).
         #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
         chunk_rows: Option<u64>,
+        /// Write the rows as CSV or Parquet (default: the config's [output] format, else csv).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<crate::output::OutputFormat>,
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
@@ -241,7 +244,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Run { config, out, backend, adapter, verify, limit, rows, shard, shards, resume, quiet, chunk_rows } => {
+        Command::Run { config, out, backend, adapter, verify, limit, rows, shard, shards, resume, quiet, chunk_rows, format } => {
             let command = std::env::args().collect();
             let rows = match (limit, rows, shard) {
                 (Some(n), _, _) => RowSelection::First(n),
@@ -249,7 +252,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 (_, Some(r), _) | (_, _, Some(r)) => r,
                 _ => RowSelection::All,
             };
-            let report = crate::run::run(&config, &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows }, command)?;
+            let report = crate::run::run(&config, &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows, format }, command)?;
             if !quiet {
                 eprintln!(
                     "wrote rows {}..{} to {} in {:.2} s on {} ({} non-converged); manifest {}",

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::InputError;
 use crate::output::manifest::{Manifest, MergedFrom};
-use crate::output::{FileError, hex, manifest_path, partial_path};
+use crate::output::{FileError, OutputFormat, hex, manifest_path, partial_path};
 
 pub(crate) struct Shard {
     pub path: PathBuf,
@@ -149,6 +149,78 @@ fn append(s: &Shard, out: &mut Out, header: &mut Option<(String, PathBuf)>) -> a
     }
 }
 
+/// Checks a shard's bytes against the SHA-256 its manifest records.
+fn check_bytes(s: &Shard) -> anyhow::Result<()> {
+    let sha = crate::output::scan(&s.path).map_err(|e| refuse(format!("{}: cannot read it: {}", s.path.display(), e.source)))?.sha256;
+    match &s.manifest.sha256 {
+        Some(recorded) if *recorded != sha => Err(refuse(format!(
+            "{}: its SHA-256 is {sha}, its manifest records {recorded}: the file changed after it was written",
+            s.path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Parquet shards: every shard's rows decoded (after checking its bytes) and encoded
+/// again in row groups of the whole sweep, with the footer one run writes.
+fn merge_parquet(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::Result<u64> {
+    use crate::output::parquet::{Layout, ParquetEncoder, ParquetFile};
+    use crate::output::sink::Encoder;
+    let total = shards[0].manifest.scenarios;
+    let mut files = Vec::new();
+    for s in shards {
+        check_bytes(s)?;
+        let f = ParquetFile::open(&s.path).map_err(|e| refuse(format!("{e:#}")))?;
+        if f.names() != shards[0].manifest.columns {
+            return Err(refuse(format!("{}: its columns differ from its manifest's", s.path.display())));
+        }
+        if f.rows() != s.manifest.rows_written {
+            return Err(refuse(format!("{}: holds {} rows, its manifest says {}", s.path.display(), f.rows(), s.manifest.rows_written)));
+        }
+        files.push(f);
+    }
+    let first = &files[0];
+    let mut provenance: serde_json::Value = first
+        .key_value("moatsweep.manifest")
+        .and_then(|m| serde_json::from_str(&m).ok())
+        .ok_or_else(|| refuse(format!("{}: its footer holds no moatsweep manifest", shards[0].path.display())))?;
+    provenance["rows"] = serde_json::json!([0, total]);
+    let precision = shards[0].manifest.backend.precision;
+    let layout = Layout::from_file(first).map_err(|e| refuse(format!("{}: {e:#}", shards[0].path.display())))?;
+    let mut enc = ParquetEncoder::new(None, layout, precision, &provenance, 0, 0, Vec::new());
+    let partial = partial_path(out);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
+    }
+    let file = File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
+    let mut w = Out { path: partial.clone(), w: BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), bytes: 0 };
+    let written = (|| -> anyhow::Result<()> {
+        w.put(&enc.head())?;
+        for (s, f) in shards.iter().zip(&files) {
+            let mut row = s.manifest.rows[0];
+            let all: Vec<usize> = (0..f.names().len()).collect();
+            for g in 0..f.row_groups() {
+                let cols = f.read_group(g, &all)?;
+                let n = cols.first().map_or(0, |c| c.rows()) as u64;
+                for b in enc.push_columns(row, cols)?.blocks {
+                    w.put(&b)?;
+                }
+                row += n;
+            }
+        }
+        for b in enc.finish()?.blocks {
+            w.put(&b)?;
+        }
+        let synced = w.w.flush().and_then(|()| w.w.get_ref().sync_all());
+        Ok(synced.map_err(|e| FileError::new("writing", &partial, e))?)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    finish_merge(out, shards, command, w, total)
+}
+
 /// Merges `inputs` into `out` (and its manifest); returns the number of rows.
 pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Result<u64> {
     let mut shards = inputs.iter().map(|p| read_shard(p)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -158,6 +230,12 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     check_coverage(&shards, total)?;
     if shards.iter().any(|s| s.manifest.reduce.is_some()) {
         return crate::reduce::merge::merge(out, &shards, command);
+    }
+    if let Some(s) = shards.iter().find(|s| s.manifest.format != shards[0].manifest.format) {
+        return Err(refuse(format!("{}: its format differs from {}'s; shards must come from one sweep", s.path.display(), shards[0].path.display())));
+    }
+    if shards[0].manifest.format == Some(OutputFormat::Parquet) {
+        return merge_parquet(out, &shards, command);
     }
 
     // Concatenate: one header, then every shard's rows in row order.
@@ -180,6 +258,12 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
         return Err(e);
     }
 
+    finish_merge(out, &shards, command, w, total)
+}
+
+/// Writes the merged file's manifest and renames both into place.
+fn finish_merge(out: &Path, shards: &[Shard], command: Vec<String>, w: Out, total: u64) -> anyhow::Result<u64> {
+    let partial = partial_path(out);
     let first = &shards[0].manifest;
     let sum = |f: fn(&Manifest) -> Option<f64>| shards.iter().map(|s| f(&s.manifest)).sum::<Option<f64>>();
     let manifest = Manifest {

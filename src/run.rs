@@ -20,8 +20,9 @@ use crate::output::checkpoint::{Checkpoint, checkpoint_path};
 use crate::output::csv::header;
 use crate::output::manifest::{MODEL, Manifest, timestamp};
 use crate::output::progress::Progress;
-use crate::output::sink::{CsvSink, OnDurable, OutputFile, Written};
-use crate::output::{FileError, create_partial, hash_prefix, hex, manifest_path, partial_path};
+use crate::output::parquet;
+use crate::output::sink::{CsvEncoder, Encoder, LogFile, OnDurable, OutputFile, RowSink, Written};
+use crate::output::{FileError, OutputFormat, create_partial, hash_prefix, hex, manifest_path, partial_path};
 use crate::sweep::Plan;
 use crate::verify::{self, VerifySink};
 
@@ -170,7 +171,8 @@ impl RowSelection {
             RowSelection::Shard(i, n) => format!("shard-{i}-of-{n}"),
         };
         let stem = full.file_stem().map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
-        full.with_file_name(format!("{stem}.{suffix}.csv"))
+        let ext = full.extension().map_or("csv".into(), |e| e.to_string_lossy().into_owned());
+        full.with_file_name(format!("{stem}.{suffix}.{ext}"))
     }
 }
 
@@ -187,6 +189,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Rows per chunk (default: the backend's own).
     pub chunk_rows: Option<u64>,
+    /// `--format`: CSV or Parquet, over the config's `[output] format`.
+    pub format: Option<OutputFormat>,
 }
 
 /// What a finished run reports.
@@ -247,6 +251,8 @@ pub(crate) struct Files {
     pub checkpoint: PathBuf,
     pub manifest: PathBuf,
     pub manifest_partial: PathBuf,
+    /// Parquet's row group log (`<out>.partial.rowgroups`).
+    pub log: PathBuf,
 }
 
 impl Files {
@@ -258,6 +264,7 @@ impl Files {
             checkpoint: checkpoint_path(out),
             manifest_partial: partial_path(&manifest),
             manifest,
+            log: parquet::log_path(out),
         }
     }
 
@@ -269,6 +276,7 @@ impl Files {
         let Some(cp) = kept else {
             let _ = std::fs::remove_file(&self.partial);
             let _ = std::fs::remove_file(&self.checkpoint);
+            let _ = std::fs::remove_file(&self.log);
             return;
         };
         let mut args = command.to_vec();
@@ -306,6 +314,10 @@ impl Job {
         };
         let rows = opts.rows.rows_in_blocks(plan.rows, block, block_what)?;
         // --out names the whole sweep's output; a shard or row block writes beside it.
+        if let Some(f) = opts.format.filter(|f| *f != plan.format) {
+            plan.format = f;
+            plan.output = f.with_extension(&plan.output);
+        }
         let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
         plan.output = selection.output(opts.out.as_ref().unwrap_or(&plan.output));
         Ok(Job { plan, config_sha256: loaded.sha256, rows })
@@ -317,28 +329,72 @@ struct Opened {
     file: OutputFile,
     header: bool,
     checkpoint: Checkpoint,
+    /// Parquet: the row group log, and the row groups already in the file.
+    log: Option<LogFile>,
+    row_groups: Vec<parquet::RowGroupMeta>,
 }
 
 /// A fresh `.partial` (and a checkpoint of its empty state), replacing any earlier one.
-fn open_fresh(files: &Files, start: Checkpoint) -> anyhow::Result<Opened> {
+fn open_fresh(files: &Files, start: Checkpoint, format: OutputFormat) -> anyhow::Result<Opened> {
     let (_, file) =
         create_partial(&files.out).map_err(|e| InputError(format!("cannot write the output {}: {e}", files.partial.display())))?;
     let _ = std::fs::remove_file(&files.checkpoint);
+    let log = match format {
+        OutputFormat::Csv => None,
+        OutputFormat::Parquet => {
+            let f = std::fs::File::create(&files.log).map_err(|e| FileError::new("writing", &files.log, e))?;
+            Some(LogFile { file: f, path: files.log.clone(), bytes: 0, hash: Sha256::new() })
+        }
+    };
+    let start = match format {
+        OutputFormat::Csv => start,
+        OutputFormat::Parquet => Checkpoint { log_bytes: Some(0), log_sha256: Some(hex(&Sha256::new().finalize())), ..start },
+    };
     if let Err(e) = start.write(&files.checkpoint) {
         let _ = std::fs::remove_file(&files.partial);
         return Err(e.into());
     }
     let file = OutputFile { file, path: files.partial.clone(), bytes: 0, hash: Sha256::new() };
-    Ok(Opened { file, header: true, checkpoint: start })
+    Ok(Opened { file, header: true, checkpoint: start, log, row_groups: Vec::new() })
 }
 
 /// The `.partial` a checkpoint describes, cut back to the bytes the checkpoint
 /// vouches for, once their SHA-256 matches and nothing that shapes the rows changed.
-fn open_resumed(files: &Files, now: Checkpoint) -> anyhow::Result<Opened> {
+fn open_resumed(files: &Files, now: Checkpoint, format: OutputFormat) -> anyhow::Result<Opened> {
     let cp = read_checkpoint(files)?;
     check_resumable(&cp, &now, &files.partial)?;
     let file = reopen(&files.partial, &cp)?;
-    Ok(Opened { file, header: cp.bytes == 0, checkpoint: cp })
+    let (log, row_groups) = match format {
+        OutputFormat::Csv => (None, Vec::new()),
+        OutputFormat::Parquet => reopen_log(&files.log, &cp)?,
+    };
+    Ok(Opened { file, header: cp.bytes == 0, checkpoint: cp, log, row_groups })
+}
+
+/// Parquet's row group log, cut back to the bytes the checkpoint vouches for once
+/// their SHA-256 matches, and the row groups it holds.
+pub(crate) fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(Option<LogFile>, Vec<parquet::RowGroupMeta>)> {
+    let shown = path.display();
+    let (Some(len), Some(sha)) = (cp.log_bytes, cp.log_sha256.as_ref()) else {
+        return Err(InputError(format!("cannot resume: the checkpoint records no row group log for {shown}; run without --resume to start over")).into());
+    };
+    let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| InputError(format!("cannot resume: {shown}: {e}")))?;
+    let hash = match hash_prefix(&mut file, len).map_err(|e| FileError::new("reading", path, e))? {
+        Some(h) if hex(&h.clone().finalize()) == *sha => h,
+        _ => {
+            return Err(InputError(format!(
+                "cannot resume: {shown} does not hold the {len} bytes its checkpoint records; run without --resume to start over"
+            ))
+            .into());
+        }
+    };
+    let cut = file.set_len(len).and_then(|()| file.seek(SeekFrom::End(0)));
+    cut.map_err(|e| FileError::new("writing", path, e))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(path).map_err(|e| FileError::new("reading", path, e))?, len), &mut bytes)
+        .map_err(|e| FileError::new("reading", path, e))?;
+    let groups = parquet::read_log(&bytes).map_err(|e| InputError(format!("cannot resume: {shown}: {e:#}")))?;
+    Ok((Some(LogFile { file, path: path.to_path_buf(), bytes: len, hash }), groups))
 }
 
 /// The checkpoint of `files`, or an error saying there is nothing to resume.
@@ -419,12 +475,16 @@ fn solve(job: &Job, backend: &mut dyn Backend, opened: Opened, files: &Files, la
             bytes: w.bytes,
             sha256: w.sha256.clone(),
             nonconverged_scenarios: w.nonconverged_scenarios,
+            log_bytes: w.log.as_ref().map(|l| l.0),
+            log_sha256: w.log.as_ref().map(|l| l.1.clone()),
             ..base.clone()
         };
         Ok(cp.write(&path)?)
     });
     let nonconverged = opened.checkpoint.nonconverged_scenarios;
-    let mut sink = CsvSink::new(&job.plan, opened.file, opened.header, &progress, from, nonconverged, Some(record));
+    let info = backend.info();
+    let encoder = row_encoder(job, info.kind, info.precision, from, opened.row_groups)?;
+    let mut sink = RowSink::with_encoder(encoder, opened.file, opened.log, opened.header, &progress, from, nonconverged, Some(record));
     let verify_rows = match (backend.info().precision, opts.verify) {
         (Precision::F32, k) => k.unwrap_or(verify::DEFAULT_ROWS),
         (Precision::F64, Some(_)) if !opts.quiet => {
@@ -442,6 +502,26 @@ fn solve(job: &Job, backend: &mut dyn Backend, opened: Opened, files: &Files, la
     let written = written?;
     anyhow::ensure!(written.next_row == job.rows.end, "internal error: stopped at row {} of {}", written.next_row, job.rows.end);
     Ok(Solved { written, kept, verify_rows })
+}
+
+/// The encoder of a job's rows file: CSV, or Parquet continuing after `row_groups`.
+pub(crate) fn row_encoder<'p>(
+    job: &'p Job,
+    kind: crate::backend::BackendKind,
+    precision: Precision,
+    from: u64,
+    row_groups: Vec<parquet::RowGroupMeta>,
+) -> anyhow::Result<Box<dyn Encoder + 'p>> {
+    let plan = &job.plan;
+    Ok(match plan.format {
+        OutputFormat::Csv => Box::new(CsvEncoder { plan }),
+        OutputFormat::Parquet => {
+            let layout = parquet::Layout::of(plan, precision)?;
+            let provenance = parquet::provenance(plan, &job.config_sha256, kind, precision, [job.rows.start, job.rows.end]);
+            let offset = row_groups.iter().map(parquet::end_of).max().unwrap_or(0);
+            Box::new(parquet::ParquetEncoder::new(Some(plan), layout, precision, &provenance, from, offset, row_groups))
+        }
+    })
 }
 
 /// Checks the kept GPU rows on the f64 reference (warning when any deviate beyond
@@ -502,8 +582,11 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
         sha256: hex(&Sha256::new().finalize()),
         nonconverged_scenarios: 0,
         reduce_state: None,
+        log_bytes: None,
+        log_sha256: None,
     };
-    let opened = if opts.resume { open_resumed(&files, start)? } else { open_fresh(&files, start)? };
+    let format = job.plan.format;
+    let opened = if opts.resume { open_resumed(&files, start, format)? } else { open_fresh(&files, start, format)? };
     let resumed_at_row = opts.resume.then_some(opened.checkpoint.next_row);
 
     let finished = solve(&job, backend.as_mut(), opened, &files, &label, opts).and_then(|solved| {
@@ -516,6 +599,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             config: job.plan.resolved_json(),
             backend: info,
             output: files.out.display().to_string(),
+            format: (format == OutputFormat::Parquet).then_some(format),
             sha256: Some(solved.written.sha256.clone()),
             bytes: Some(solved.written.bytes),
             columns: header(&job.plan),
@@ -561,6 +645,7 @@ pub(crate) fn write_final(files: &Files, manifest: &Manifest) -> anyhow::Result<
     rename(&files.partial, &files.out)?;
     rename(&files.manifest_partial, &files.manifest)?;
     let _ = std::fs::remove_file(&files.checkpoint);
+    let _ = std::fs::remove_file(&files.log);
     Ok(())
 }
 

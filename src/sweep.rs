@@ -202,8 +202,10 @@ pub struct Plan {
     pub firm_names: Vec<String>,
     pub segment_names: Vec<String>,
     pub axes: Vec<Axis>,
-    /// Where the CSV goes.
+    /// Where the rows go.
     pub output: PathBuf,
+    /// CSV or Parquet (`[output] format`).
+    pub format: crate::output::OutputFormat,
     /// Number of rows (scenarios) of the sweep.
     pub rows: u64,
     /// Rows between successive values of each axis.
@@ -236,7 +238,7 @@ impl Plan {
             Design::Saltelli { samples, .. } => samples * design.block_rows(axes.len()),
             Design::Morris { trajectories, .. } => trajectories * design.block_rows(axes.len()),
         };
-        Plan { name, design, base, firm_names, segment_names, axes, output, rows, strides, reduce: None }
+        Plan { name, design, base, firm_names, segment_names, axes, output, format: Default::default(), rows, strides, reduce: None }
     }
 
     /// Rows of a block (see [`Design::block_rows`]).
@@ -363,7 +365,7 @@ impl Plan {
             "segment": self.segment_names.iter().enumerate().map(|(k, n)| group(Group::Segment, k, Some(n))).collect::<Vec<_>>(),
             "firm": self.firm_names.iter().enumerate().map(|(i, n)| group(Group::Firm, i, Some(n))).collect::<Vec<_>>(),
             "axes": axes,
-            "output": { "path": self.output.display().to_string() },
+            "output": { "path": self.output.display().to_string(), "format": self.format.name() },
         })
     }
 }

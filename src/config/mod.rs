@@ -19,6 +19,7 @@ use crate::design::{SALTELLI_MAX_AXES, SOBOL_DIMENSIONS, SOBOL_MAX_SAMPLES};
 use crate::model::params::{self, DEFAULT_FIRM_NAMES, DEFAULT_SEGMENT_NAMES, Group, Kind, ParamSpec};
 use crate::model::scaling::MIN_LN_C6;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, NEVER, Scenario};
+use crate::output::OutputFormat;
 use crate::sweep::{Axis, AxisValues, Design, MAX_ROWS, Param, Plan};
 
 /// The only config version this moatsweep reads.
@@ -40,7 +41,7 @@ const DESIGN_KEYS: &[(&str, &[&str])] = &[
     ("levels", &["morris"]),
     ("list", &["list"]),
 ];
-const OUTPUT_KEYS: &[&str] = &["path"];
+const OUTPUT_KEYS: &[&str] = &["path", "format"];
 const GRID_AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps"];
 const SAMPLED_AXIS_KEYS: &[&str] = &["values", "uniform", "loguniform", "integers"];
 const AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps", "uniform", "loguniform", "integers"];
@@ -231,8 +232,9 @@ impl Checker<'_> {
                 (self.design(root, &sweep, &axes)?, axes)
             }
         };
-        let output = self.output_path(root, &sweep.name)?;
+        let (output, format) = self.output_path(root, &sweep.name)?;
         let mut plan = Plan::new(sweep.name, design, base, firm_names, segment_names, axes, output);
+        plan.format = format;
         self.cross_checks(&plan)?;
         plan.reduce = self.reduce_section(root, &plan)?;
         Ok(plan)
@@ -456,9 +458,10 @@ impl Checker<'_> {
         Ok(design)
     }
 
-    /// `[output] path`, by default `results/<name>.csv`.
-    fn output_path(&self, root: &Spanned, name: &str) -> Result<PathBuf, ConfigError> {
-        let mut output = PathBuf::from("results").join(format!("{name}.csv"));
+    /// `[output] path` and `format`: by default `results/<name>.csv` (`.parquet` for Parquet).
+    fn output_path(&self, root: &Spanned, name: &str) -> Result<(PathBuf, OutputFormat), ConfigError> {
+        let mut output = None;
+        let mut format = OutputFormat::Csv;
         if let Some(section) = get(root, "output") {
             for e in self.expect_table(&section.value, "output")? {
                 match e.key.as_str() {
@@ -467,13 +470,27 @@ impl Checker<'_> {
                         if p.is_empty() || p.ends_with('/') {
                             return Err(self.err(&e.value.span, "output.path", "expected a file path such as \"results/sweep.csv\""));
                         }
-                        output = PathBuf::from(p);
+                        output = Some(PathBuf::from(p));
+                    }
+                    "format" => {
+                        format = match self.expect_str(&e.value, "output.format")? {
+                            "csv" => OutputFormat::Csv,
+                            "parquet" => OutputFormat::Parquet,
+                            other => {
+                                return Err(self.err(
+                                    &e.value.span,
+                                    "output.format",
+                                    format!("unknown format \"{other}\"{}; expected csv or parquet", suggest(other, ["csv", "parquet"])),
+                                ));
+                            }
+                        }
                     }
                     _ => return Err(self.unknown_key(e, "output", OUTPUT_KEYS)),
                 }
             }
         }
-        Ok(output)
+        let output = output.unwrap_or_else(|| PathBuf::from("results").join(format!("{name}.{}", format.name())));
+        Ok((output, format))
     }
 
     /// Reads `[[segment]]` or `[[firm]]` into `base`; returns the names in config order.

@@ -39,6 +39,12 @@ pub struct Checkpoint {
     /// rows file of `rows = true`, or nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reduce_state: Option<String>,
+    /// A Parquet file: the length and SHA-256 of its row group log
+    /// (`<out>.partial.rowgroups`) that those bytes go with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_sha256: Option<String>,
 }
 
 /// `<out>.partial.checkpoint`.

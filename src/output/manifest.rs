@@ -25,6 +25,9 @@ pub struct Manifest {
     pub config: serde_json::Value,
     pub backend: BackendInfo,
     pub output: String,
+    /// `parquet` for a Parquet file (absent: CSV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<super::OutputFormat>,
     /// SHA-256 of the CSV's bytes, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,

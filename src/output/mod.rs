@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod csv;
 pub mod manifest;
+pub mod parquet;
 pub mod progress;
 pub mod sink;
 
@@ -14,6 +15,34 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+/// The format of a sweep's rows file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// CSV: shortest round-trip decimals (the default).
+    #[default]
+    Csv,
+    /// Parquet: typed columns, zstd (see `parquet`).
+    Parquet,
+}
+
+impl OutputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Csv => "csv",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
+
+    /// `path` with this format's extension, when it has the other format's.
+    pub fn with_extension(self, path: &Path) -> PathBuf {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") | Some("parquet") => path.with_extension(self.name()),
+            _ => path.to_path_buf(),
+        }
+    }
+}
 
 /// An I/O error on a file of the output, naming the file (exit status 1).
 #[derive(Debug, thiserror::Error)]
@@ -75,11 +104,13 @@ pub struct Scan {
 pub fn scan(path: &Path) -> Result<Scan, FileError> {
     let err = |e| FileError::new("reading", path, e);
     let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(err)?);
-    let mut header = String::new();
-    r.read_line(&mut header).map_err(err)?;
+    // The first line as bytes (a Parquet file is not text).
+    let mut first = Vec::new();
+    r.read_until(b'\n', &mut first).map_err(err)?;
     let mut hash = Sha256::new();
-    hash.update(header.as_bytes());
-    let (mut bytes, mut lines) = (header.len() as u64, header.ends_with('\n') as u64);
+    hash.update(&first);
+    let (mut bytes, mut lines) = (first.len() as u64, first.ends_with(b"\n") as u64);
+    let header = String::from_utf8_lossy(&first).into_owned();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = r.read(&mut buf).map_err(err)?;

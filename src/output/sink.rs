@@ -1,7 +1,12 @@
-//! The ordered streaming writer: chunks are formatted on all threads, then a
-//! writer thread appends them to the file in row order and hashes the bytes as
-//! it writes them. After each chunk that has reached the disk it reports what the
-//! file now holds ([`Written`]) to whoever records it (the run's checkpoint).
+//! The ordered streaming writer, one for every format: chunks are encoded on all
+//! threads by the format's [`Encoder`] (CSV text, [`super::csv`]; Parquet row
+//! groups, [`super::parquet`]), then a writer thread appends the bytes to the file
+//! in row order and hashes them as it writes them. After each chunk that has
+//! reached the disk it reports what the file now holds ([`Written`]) to whoever
+//! records it (the run's checkpoint). An encoder may hold rows back (Parquet writes
+//! whole row groups); the file then "holds" only the rows its bytes complete, and
+//! a side log (Parquet: each row group's metadata, for the footer and for
+//! `--resume`) is appended and synced with them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -31,6 +36,8 @@ pub struct Written {
     pub bytes: u64,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
+    /// The side log's length and SHA-256 (Parquet: row group metadata), if there is one.
+    pub log: Option<(u64, String)>,
 }
 
 /// Called on the writer thread after each chunk is synced; an error stops the run.
@@ -48,32 +55,102 @@ pub struct OutputFile {
     pub hash: Sha256,
 }
 
+/// What an encoder makes of a chunk.
+#[derive(Default)]
+pub struct Encoded {
+    /// Bytes to append, in order.
+    pub blocks: Vec<Vec<u8>>,
+    /// The file holds every row before this one once `blocks` are appended.
+    pub rows_done: u64,
+    /// Non-converged scenarios among the rows those blocks complete.
+    pub nonconverged: u64,
+    /// Bytes to append to the side log.
+    pub log: Vec<u8>,
+}
+
+/// How solved rows become the bytes of a file.
+pub trait Encoder: Send {
+    /// Bytes that open a fresh file (the CSV header; Parquet's magic).
+    fn head(&mut self) -> Vec<u8>;
+    /// Encodes a chunk (rows `first_row..`, in parallel on the calling thread).
+    fn encode(&mut self, first_row: u64, outcomes: &Outcomes) -> anyhow::Result<Encoded>;
+    /// Whatever is held back, then the bytes that close the file (Parquet: the footer).
+    fn finish(&mut self) -> anyhow::Result<Encoded>;
+}
+
+/// CSV: a header line, then one line per row, nothing held back.
+pub struct CsvEncoder<'p> {
+    pub plan: &'p Plan,
+}
+
+fn nonconverged<F: Real>(v: &[Outcome<F>]) -> u64 {
+    v.iter().filter(|o| o.scenario(Out::NonconvergedMonths).to_f64() > 0.0).count() as u64
+}
+
+/// Non-converged scenarios among a chunk's rows.
+pub fn count_nonconverged(outcomes: &Outcomes) -> u64 {
+    match outcomes {
+        Outcomes::F64(v) => nonconverged(v),
+        Outcomes::F32(v) => nonconverged(v),
+    }
+}
+
+impl Encoder for CsvEncoder<'_> {
+    fn head(&mut self) -> Vec<u8> {
+        header_line(self.plan)
+    }
+
+    fn encode(&mut self, first_row: u64, outcomes: &Outcomes) -> anyhow::Result<Encoded> {
+        let blocks = match outcomes {
+            Outcomes::F64(v) => format_chunk(self.plan, first_row, v),
+            Outcomes::F32(v) => format_chunk(self.plan, first_row, v),
+        };
+        Ok(Encoded { blocks, rows_done: first_row + outcomes.len() as u64, nonconverged: count_nonconverged(outcomes), log: Vec::new() })
+    }
+
+    fn finish(&mut self) -> anyhow::Result<Encoded> {
+        Ok(Encoded::default())
+    }
+}
+
+/// A side log opened for appending (see [`Written::log`]).
+pub struct LogFile {
+    pub file: File,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub hash: Sha256,
+}
+
 /// A chunk's bytes and where the run stands once they are written.
 struct Message {
     blocks: Vec<Vec<u8>>,
+    log: Vec<u8>,
     next_row: u64,
     nonconverged_scenarios: u64,
-    /// Sync now and say what the file holds (see [`CsvSink::durable_now`]).
+    /// Sync now and say what the file holds (see [`RowSink::durable_now`]).
     reply: Option<SyncSender<Written>>,
 }
 
-/// Streams formatted chunks to a file on a writer thread, in the order pushed.
-pub struct CsvSink<'p> {
-    plan: &'p Plan,
+/// Streams encoded chunks to a file on a writer thread, in the order pushed.
+pub struct RowSink<'p> {
+    encoder: Box<dyn Encoder + 'p>,
     tx: Option<SyncSender<Message>>,
     writer: Option<JoinHandle<anyhow::Result<Written>>>,
+    /// The next row expected.
     pub next_row: u64,
+    /// Rows the file holds once the bytes sent so far are written.
+    done_row: u64,
     pub rows_written: u64,
-    /// Non-converged scenarios among all rows in the file (resumed runs included).
+    /// Non-converged scenarios among the rows the file holds (resumed runs included).
     pub nonconverged_scenarios: u64,
     progress: &'p Progress,
 }
 
-impl<'p> CsvSink<'p> {
-    /// Starts the writer thread on `out`, writing the header first when `header` is
-    /// set. The file holds the rows before `next_row`, `nonconverged_scenarios` of
-    /// them non-converged. With `on_durable`, every chunk is synced to the disk and
-    /// reported before the next one is written.
+/// The sweep's CSV writer.
+pub type CsvSink<'p> = RowSink<'p>;
+
+impl<'p> RowSink<'p> {
+    /// The CSV writer of `plan` (see [`RowSink::with_encoder`]).
     pub fn new(
         plan: &'p Plan,
         out: OutputFile,
@@ -83,23 +160,53 @@ impl<'p> CsvSink<'p> {
         nonconverged_scenarios: u64,
         on_durable: Option<OnDurable>,
     ) -> Self {
+        Self::with_encoder(Box::new(CsvEncoder { plan }), out, None, header, progress, next_row, nonconverged_scenarios, on_durable)
+    }
+
+    /// Starts the writer thread on `out`, writing the encoder's head first when
+    /// `head` is set. The file holds the rows before `next_row`,
+    /// `nonconverged_scenarios` of them non-converged. With `on_durable`, every chunk
+    /// is synced to the disk and reported before the next one is written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_encoder(
+        mut encoder: Box<dyn Encoder + 'p>,
+        out: OutputFile,
+        log: Option<LogFile>,
+        head: bool,
+        progress: &'p Progress,
+        next_row: u64,
+        nonconverged_scenarios: u64,
+        on_durable: Option<OnDurable>,
+    ) -> Self {
         let (tx, rx) = sync_channel::<Message>(4);
-        let head = if header { header_line(plan) } else { Vec::new() };
+        let head = if head { encoder.head() } else { Vec::new() };
         let writer = std::thread::spawn(move || -> anyhow::Result<Written> {
             let mut a = Appender { path: out.path, w: BufWriter::with_capacity(1 << 20, out.file), bytes: out.bytes, hash: out.hash };
-            let mut state = Written { next_row, nonconverged_scenarios, bytes: a.bytes, sha256: String::new() };
+            let mut log = log.map(|l| Appender { path: l.path, w: BufWriter::with_capacity(1 << 16, l.file), bytes: l.bytes, hash: l.hash });
+            let mut state = Written { next_row, nonconverged_scenarios, bytes: a.bytes, sha256: String::new(), log: None };
             let mut on_durable = on_durable;
             a.put(&head)?;
+            let sync = |a: &mut Appender, log: &mut Option<Appender>, state: &mut Written| -> Result<(), FileError> {
+                a.sync()?;
+                state.bytes = a.bytes;
+                state.sha256 = super::hex(&a.hash.clone().finalize());
+                if let Some(l) = log.as_mut() {
+                    l.sync()?;
+                    state.log = Some((l.bytes, super::hex(&l.hash.clone().finalize())));
+                }
+                Ok(())
+            };
             for msg in rx {
                 for b in &msg.blocks {
                     a.put(b)?;
                 }
+                if let Some(l) = log.as_mut() {
+                    l.put(&msg.log)?;
+                }
                 state.next_row = msg.next_row;
                 state.nonconverged_scenarios = msg.nonconverged_scenarios;
                 if on_durable.is_some() || msg.reply.is_some() {
-                    a.sync()?;
-                    state.bytes = a.bytes;
-                    state.sha256 = super::hex(&a.hash.clone().finalize());
+                    sync(&mut a, &mut log, &mut state)?;
                     if let Some(record) = on_durable.as_mut() {
                         record(&state)?;
                     }
@@ -108,17 +215,38 @@ impl<'p> CsvSink<'p> {
                     }
                 }
             }
-            a.sync()?;
-            state.bytes = a.bytes;
-            state.sha256 = super::hex(&a.hash.finalize());
+            sync(&mut a, &mut log, &mut state)?;
             Ok(state)
         });
-        CsvSink { plan, tx: Some(tx), writer: Some(writer), next_row, rows_written: 0, nonconverged_scenarios, progress }
+        RowSink {
+            encoder,
+            tx: Some(tx),
+            writer: Some(writer),
+            next_row,
+            done_row: next_row,
+            rows_written: 0,
+            nonconverged_scenarios,
+            progress,
+        }
     }
 
-    /// Waits for every row to reach the file; returns what the file holds.
+    /// Writes what the encoder held back and the file's tail, then waits for every
+    /// byte to reach the file; returns what the file holds.
     pub fn finish(mut self) -> anyhow::Result<Written> {
-        self.stop_writer()
+        match self.encoder.finish() {
+            Ok(e) => {
+                if !e.blocks.is_empty() || !e.log.is_empty() {
+                    self.nonconverged_scenarios += e.nonconverged;
+                    self.done_row = self.next_row;
+                    self.send_message(e.blocks, e.log, None)?;
+                }
+                self.stop_writer()
+            }
+            Err(e) => {
+                let _ = self.stop_writer();
+                Err(e)
+            }
+        }
     }
 
     /// Closes the channel and waits for the writer thread: its result, or (when it
@@ -126,55 +254,43 @@ impl<'p> CsvSink<'p> {
     fn stop_writer(&mut self) -> anyhow::Result<Written> {
         drop(self.tx.take());
         match self.writer.take() {
-            Some(w) => w.join().map_err(|_| anyhow!("the CSV writer thread panicked"))?,
-            None => Err(anyhow!("the CSV writer had stopped")),
+            Some(w) => w.join().map_err(|_| anyhow!("the writer thread panicked"))?,
+            None => Err(anyhow!("the writer had stopped")),
         }
     }
 
-    /// Waits until every row pushed so far is synced to the disk; returns what the
-    /// file then holds (a reduced run records it in its own checkpoint).
-    pub fn durable_now(&mut self) -> anyhow::Result<Written> {
-        let (tx, rx) = sync_channel(1);
-        let msg =
-            Message { blocks: Vec::new(), next_row: self.next_row, nonconverged_scenarios: self.nonconverged_scenarios, reply: Some(tx) };
-        let sent = self.tx.as_ref().is_some_and(|t| t.send(msg).is_ok());
-        match rx.recv() {
-            Ok(w) if sent => Ok(w),
-            _ => Err(self.stop_writer().err().unwrap_or_else(|| anyhow!("the CSV writer stopped early"))),
-        }
-    }
-
-    /// Formats a chunk and hands it to the writer thread (no progress, no interrupt check).
-    pub fn send(&mut self, first_row: u64, outcomes: &Outcomes) -> anyhow::Result<()> {
-        anyhow::ensure!(first_row == self.next_row, "chunk out of order: expected row {}, got {first_row}", self.next_row);
-        let n = outcomes.len() as u64;
-        let blocks = match outcomes {
-            Outcomes::F64(v) => {
-                self.count(v);
-                format_chunk(self.plan, first_row, v)
-            }
-            Outcomes::F32(v) => {
-                self.count(v);
-                format_chunk(self.plan, first_row, v)
-            }
-        };
-        self.next_row += n;
-        self.rows_written += n;
-        let msg = Message { blocks, next_row: self.next_row, nonconverged_scenarios: self.nonconverged_scenarios, reply: None };
+    fn send_message(&mut self, blocks: Vec<Vec<u8>>, log: Vec<u8>, reply: Option<SyncSender<Written>>) -> anyhow::Result<()> {
+        let msg = Message { blocks, log, next_row: self.done_row, nonconverged_scenarios: self.nonconverged_scenarios, reply };
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
         if !sent {
             // The writer stopped: its error says why.
-            return Err(self.stop_writer().err().unwrap_or_else(|| anyhow!("the CSV writer stopped early")));
+            return Err(self.stop_writer().err().unwrap_or_else(|| anyhow!("the writer stopped early")));
         }
         Ok(())
     }
 
-    fn count<F: Real>(&mut self, v: &[Outcome<F>]) {
-        self.nonconverged_scenarios += v.iter().filter(|o| o.scenario(Out::NonconvergedMonths).to_f64() > 0.0).count() as u64;
+    /// Waits until every row the file holds so far is synced to the disk; returns
+    /// what the file then holds (a reduced run records it in its own checkpoint).
+    pub fn durable_now(&mut self) -> anyhow::Result<Written> {
+        let (tx, rx) = sync_channel(1);
+        self.send_message(Vec::new(), Vec::new(), Some(tx))?;
+        rx.recv().map_err(|_| self.stop_writer().err().unwrap_or_else(|| anyhow!("the writer stopped early")))
+    }
+
+    /// Encodes a chunk and hands it to the writer thread (no progress, no interrupt check).
+    pub fn send(&mut self, first_row: u64, outcomes: &Outcomes) -> anyhow::Result<()> {
+        anyhow::ensure!(first_row == self.next_row, "chunk out of order: expected row {}, got {first_row}", self.next_row);
+        let e = self.encoder.encode(first_row, outcomes)?;
+        let n = outcomes.len() as u64;
+        self.next_row += n;
+        self.rows_written += n;
+        self.done_row = e.rows_done;
+        self.nonconverged_scenarios += e.nonconverged;
+        self.send_message(e.blocks, e.log, None)
     }
 }
 
-/// The writer thread's end of the file: appends and hashes.
+/// The writer thread's end of a file: appends and hashes.
 struct Appender {
     path: PathBuf,
     w: BufWriter<File>,
@@ -215,12 +331,12 @@ fn still_there(path: &Path, file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-impl ChunkSink for CsvSink<'_> {
+impl ChunkSink for RowSink<'_> {
     fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()> {
         self.send(first_row, &outcomes)?;
         self.progress.advance(outcomes.len() as u64);
         if interrupt::requested() {
-            return Err(Interrupted { next_row: self.next_row }.into());
+            return Err(Interrupted { next_row: self.done_row }.into());
         }
         Ok(())
     }

@@ -22,9 +22,13 @@ use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
 use crate::output::manifest::{MODEL, Manifest, ReducedManifest, timestamp};
 use crate::output::progress::Progress;
-use crate::output::sink::{CsvSink, OutputFile, Written};
-use crate::output::{FileError, create_partial, hex, partial_path};
-use crate::run::{Files, Job, RunOptions, RunReport, backend_label, check_resumable, make_backend, read_checkpoint, reopen, write_final};
+use crate::output::parquet::RowGroupMeta;
+use crate::output::sink::{LogFile, OutputFile, RowSink, Written};
+use crate::output::{FileError, OutputFormat, create_partial, hex, partial_path};
+use crate::run::{
+    Files, Job, RunOptions, RunReport, backend_label, check_resumable, make_backend, read_checkpoint, reopen, reopen_log, row_encoder,
+    write_final,
+};
 
 /// A checkpoint is written at most this often (and when a signal stops the run).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -38,7 +42,7 @@ pub fn state_path(reduced: &Path) -> PathBuf {
 /// when asked, and records checkpoints.
 struct ReduceRun<'a> {
     reducer: Reducer<'a>,
-    rows: Option<CsvSink<'a>>,
+    rows: Option<RowSink<'a>>,
     base: Checkpoint,
     checkpoint: PathBuf,
     last: Instant,
@@ -53,13 +57,15 @@ impl ReduceRun<'_> {
         if next != self.reducer.next() {
             return Ok(()); // rows of an unfinished world are held: not a consistent point
         }
-        let (bytes, sha256, nonconverged) = match self.rows.as_mut() {
+        let (bytes, sha256, nonconverged, log) = match self.rows.as_mut() {
             Some(sink) => {
                 let w: Written = sink.durable_now()?;
-                anyhow::ensure!(w.next_row == next, "internal error: rows file at {} and reduction at {next}", w.next_row);
-                (w.bytes, w.sha256, w.nonconverged_scenarios)
+                if w.next_row != next {
+                    return Ok(()); // Parquet holds rows until a row group is complete: try after a later chunk
+                }
+                (w.bytes, w.sha256, w.nonconverged_scenarios, w.log)
             }
-            None => (0, self.base.sha256.clone(), 0),
+            None => (0, self.base.sha256.clone(), 0, None),
         };
         let cp = Checkpoint {
             next_row: next,
@@ -67,6 +73,8 @@ impl ReduceRun<'_> {
             sha256,
             nonconverged_scenarios: nonconverged,
             reduce_state: Some(base64(&self.reducer.state.to_bytes())),
+            log_bytes: log.as_ref().map(|l| l.0),
+            log_sha256: log.map(|l| l.1),
             ..self.base.clone()
         };
         cp.write(&self.checkpoint)?;
@@ -130,6 +138,7 @@ impl ReducedFiles {
         if kept.is_none() {
             if let Some(r) = &self.rows {
                 let _ = std::fs::remove_file(&r.partial);
+                let _ = std::fs::remove_file(&r.log);
             }
         }
         self.reduced.keep_or_remove(rows, command);
@@ -170,8 +179,11 @@ pub(crate) fn run(
         sha256: hex(&Sha256::new().finalize()),
         nonconverged_scenarios: 0,
         reduce_state: Some(base64(&empty.to_bytes())),
+        log_bytes: None,
+        log_sha256: None,
     };
-    let (cp, state, rows_file) = if opts.resume { resume(&files, &rp, start)? } else { fresh(&files, start, empty)? };
+    let format = job.plan.format;
+    let (cp, state, rows_file) = if opts.resume { resume(&files, &rp, start, format)? } else { fresh(&files, start, empty, format)? };
     let resumed_at_row = opts.resume.then_some(cp.next_row);
 
     let finished = solve(&job, &rp, backend.as_mut(), &files, cp, state, rows_file, &label, opts).and_then(|(state, rows_written)| {
@@ -196,6 +208,7 @@ pub(crate) fn run(
             config: job.plan.resolved_json(),
             backend: info.clone(),
             output: output.display().to_string(),
+            format: None,
             sha256: None,
             bytes: None,
             columns,
@@ -214,6 +227,7 @@ pub(crate) fn run(
         };
         if let (Some(rf), Some(w)) = (&files.rows, &rows_written) {
             let m = Manifest {
+                format: (job.plan.format == OutputFormat::Parquet).then_some(job.plan.format),
                 sha256: Some(w.sha256.clone()),
                 bytes: Some(w.bytes),
                 nonconverged_scenarios: w.nonconverged_scenarios,
@@ -258,13 +272,23 @@ pub(crate) fn run(
 
 /// A fresh start: the reduced CSV's `.partial` (so that an unwritable path fails
 /// now), the rows file's, and a checkpoint of the empty state.
-fn fresh(files: &ReducedFiles, start: Checkpoint, empty: ReduceState) -> anyhow::Result<(Checkpoint, ReduceState, Option<OutputFile>)> {
+fn fresh(files: &ReducedFiles, start: Checkpoint, empty: ReduceState, format: OutputFormat) -> anyhow::Result<(Checkpoint, ReduceState, Option<RowsFile>)> {
     let cannot = |p: &Path, e: std::io::Error| InputError(format!("cannot write the output {}: {e}", partial_path(p).display()));
     create_partial(&files.reduced.out).map_err(|e| cannot(&files.reduced.out, e))?;
+    let mut start = start;
     let rows_file = match &files.rows {
         Some(r) => {
             let (_, file) = create_partial(&r.out).map_err(|e| cannot(&r.out, e))?;
-            Some(OutputFile { file, path: r.partial.clone(), bytes: 0, hash: Sha256::new() })
+            let log = match format {
+                OutputFormat::Csv => None,
+                OutputFormat::Parquet => {
+                    let f = std::fs::File::create(&r.log).map_err(|e| FileError::new("writing", &r.log, e))?;
+                    start.log_bytes = Some(0);
+                    start.log_sha256 = Some(hex(&Sha256::new().finalize()));
+                    Some(LogFile { file: f, path: r.log.clone(), bytes: 0, hash: Sha256::new() })
+                }
+            };
+            Some(RowsFile { file: OutputFile { file, path: r.partial.clone(), bytes: 0, hash: Sha256::new() }, log, row_groups: Vec::new() })
         }
         None => None,
     };
@@ -273,8 +297,15 @@ fn fresh(files: &ReducedFiles, start: Checkpoint, empty: ReduceState) -> anyhow:
     Ok((start, empty, rows_file))
 }
 
+/// The rows file of `rows = true`, opened for appending.
+struct RowsFile {
+    file: OutputFile,
+    log: Option<LogFile>,
+    row_groups: Vec<RowGroupMeta>,
+}
+
 /// Continues from the checkpoint: its state, and the rows file cut back to what it vouches for.
-fn resume(files: &ReducedFiles, rp: &ReducePlan, now: Checkpoint) -> anyhow::Result<(Checkpoint, ReduceState, Option<OutputFile>)> {
+fn resume(files: &ReducedFiles, rp: &ReducePlan, now: Checkpoint, format: OutputFormat) -> anyhow::Result<(Checkpoint, ReduceState, Option<RowsFile>)> {
     let cp = read_checkpoint(&files.reduced)?;
     check_resumable(&cp, &now, &files.reduced.partial)?;
     let shown = files.reduced.checkpoint.display();
@@ -283,7 +314,14 @@ fn resume(files: &ReducedFiles, rp: &ReducePlan, now: Checkpoint) -> anyhow::Res
         .and_then(|b| ReduceState::from_bytes(&b, rp))
         .map_err(|e| InputError(format!("cannot resume: the reduction state in {shown} does not fit this sweep: {e}")))?;
     let rows_file = match &files.rows {
-        Some(r) => Some(reopen(&r.partial, &cp)?),
+        Some(r) => {
+            let file = reopen(&r.partial, &cp)?;
+            let (log, row_groups) = match format {
+                OutputFormat::Csv => (None, Vec::new()),
+                OutputFormat::Parquet => reopen_log(&r.log, &cp)?,
+            };
+            Some(RowsFile { file, log, row_groups })
+        }
         None => None,
     };
     Ok((cp, state, rows_file))
@@ -298,13 +336,20 @@ fn solve(
     files: &ReducedFiles,
     cp: Checkpoint,
     state: ReduceState,
-    rows_file: Option<OutputFile>,
+    rows_file: Option<RowsFile>,
     label: &str,
     opts: &RunOptions,
 ) -> anyhow::Result<(ReduceState, Option<Written>)> {
     let from = cp.next_row;
     let progress = Progress::new(job.rows.end - from, label, opts.quiet);
-    let rows = rows_file.map(|f| CsvSink::new(&job.plan, f, cp.bytes == 0, &progress, from, cp.nonconverged_scenarios, None));
+    let info = backend.info();
+    let rows = match rows_file {
+        Some(f) => {
+            let encoder = row_encoder(job, info.kind, info.precision, from, f.row_groups)?;
+            Some(RowSink::with_encoder(encoder, f.file, f.log, cp.bytes == 0, &progress, from, cp.nonconverged_scenarios, None))
+        }
+        None => None,
+    };
     let mut sink = ReduceRun {
         reducer: Reducer::new(&job.plan, rp, state, from),
         rows,
@@ -333,7 +378,7 @@ fn solve(
     };
     progress.finish();
     let ReduceRun { reducer, rows, .. } = sink;
-    let written = rows.map(CsvSink::finish).transpose();
+    let written = rows.map(RowSink::finish).transpose();
     solved?;
     let written = written?;
     anyhow::ensure!(reducer.durable() == job.rows.end, "internal error: reduced to position {} of {}", reducer.durable(), job.rows.end);
