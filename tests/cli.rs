@@ -238,7 +238,7 @@ fn a_closed_pipe_is_not_an_error() {
     // 1200 months print far more than a pipe buffer holds.
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("long.toml");
-    std::fs::write(&cfg, "version = 1\n[model]\nmonths = 1200\nmarket_growth = 0.01\n").unwrap();
+    std::fs::write(&cfg, "version = 1\n[model]\nmonths = 1200\nmarket_growth = 0.01\ngeneration_months = 0\n").unwrap();
     let mut child =
         Std::new(env!("CARGO_BIN_EXE_moatsweep")).arg("scenario").arg(&cfg).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 64];
