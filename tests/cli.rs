@@ -346,3 +346,31 @@ fn check_verifies_a_csv_against_its_manifest() {
     std::fs::remove_file(tmp.path().join("q.csv.manifest.json")).unwrap();
     refused(&csv, "cannot read its manifest ");
 }
+
+/// docs/model.md section 6's default tables (the specification) hold the code's
+/// defaults: every default firm's and segment's every parameter.
+#[test]
+fn docs_model_md_section_6_tables_are_the_code_defaults() {
+    use moatsweep::model::params::{self, DEFAULT_FIRM_NAMES, DEFAULT_SEGMENT_NAMES, Group, PARAMS};
+    let doc = std::fs::read_to_string(root().join("docs/model.md")).unwrap();
+    let section = &doc[doc.find("## 6. Defaults").unwrap()..doc.find("## 7.").unwrap()];
+    let number = |cell: &str| if cell == "never" { -1.0 } else { cell.parse::<f64>().unwrap_or_else(|_| panic!("{cell}")) };
+    for (group, first, names) in [(Group::Segment, "| segment |", DEFAULT_SEGMENT_NAMES), (Group::Firm, "| firm |", DEFAULT_FIRM_NAMES)] {
+        let table: Vec<Vec<&str>> = section[section.find(first).unwrap()..]
+            .lines()
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .collect();
+        let header = &table[0];
+        let specs: Vec<_> = PARAMS.iter().filter(|p| p.group == group).collect();
+        assert_eq!(header.len() - 1, specs.len(), "{first} has a column per parameter");
+        for (k, name) in names.iter().enumerate() {
+            let row = table.iter().find(|r| r[0] == *name).unwrap_or_else(|| panic!("no row {name}"));
+            let sc = params::baseline();
+            for (c, col) in header.iter().enumerate().skip(1) {
+                let spec = specs.iter().find(|p| p.name == *col).unwrap_or_else(|| panic!("{col} is not a parameter"));
+                assert_eq!(number(row[c]), (spec.get)(&sc, k), "{name}.{col}");
+            }
+        }
+    }
+}
