@@ -374,3 +374,18 @@ fn docs_model_md_section_6_tables_are_the_code_defaults() {
         }
     }
 }
+
+/// docs/config.md's complete example is a valid config (version 2's firms need
+/// their growth rates: the example must keep up with the parameter table).
+#[test]
+fn docs_config_md_complete_example_validates() {
+    let doc = std::fs::read_to_string(root().join("docs/config.md")).unwrap();
+    let section = &doc[doc.find("## A complete example").expect("the section")..];
+    let example = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("example.toml");
+    std::fs::write(&path, example).unwrap();
+    let out = moatsweep().arg("validate").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("generations.startup"));
+}
