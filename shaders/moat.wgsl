@@ -1,9 +1,10 @@
 // The moat model (docs/model.md), in f32: one invocation solves one scenario (one
 // row of a sweep). It mirrors the f64 CPU reference in src/model/: the same
 // functions under the same names, one per step of the spec (start, then per
-// month new_generations, release, offer_products, solve_markups, settle_money,
+// month new_generation, release, offer_products, solve_markups, settle_money,
 // end_month, and write_outputs), in the same order of operations, except where a
-// comment says why not (train_all, utility, shares, zeta_update, hhi_of).
+// comment says why not (solve's generations, train_all, settle_money's rivals,
+// utility, shares, zeta_update, hhi_of).
 //
 // WGSL assumes finite math, so nothing here relies on inf or NaN: an unset
 // markup is an explicit flag, maxima start from a flag instead of -inf, and
@@ -151,21 +152,33 @@ fn train_all() {
         lo[i] = LN_1E6;
         hi[i] = tr_ln_c6[i] - LN_1E6;
     }
+    // The spec's 60 halvings, stopped once one of them moves no end of any
+    // bracket: from then on every halving repeats that one exactly (the same
+    // midpoints, the same comparisons), so the result is bit for bit that of all
+    // 60. In f32 a bracket some 30 wide stops shrinking after about 25 halvings.
     var halving = 0u;
+    var settled = false;
     for (; halving < BISECTION_STEPS; halving++) {
+        var moved = false;
         for (var i = 0u; i < N_FIRMS; i++) {
             let m = 0.5 * (lo[i] + hi[i]);
             let ln_d = tr_ln_c6[i] - m;
             let et = effective_tokens(ln_d, tr_ln_u[i]);
             // dL/dx > 0  <=>  ln(beta B) + ln g + ln D - (beta+1) ln D' > ln(alpha A) - alpha m
             if (ln_beta_b + et.y + ln_d - (mp.beta + 1.0) * et.x > ln_alpha_a - mp.alpha * m) {
+                moved = moved || hi[i] != m;
                 hi[i] = m;
             } else {
+                moved = moved || lo[i] != m;
                 lo[i] = m;
             }
         }
+        if (!moved) {
+            settled = true;
+            break;
+        }
     }
-    if (halving != BISECTION_STEPS) {
+    if (!settled && halving != BISECTION_STEPS) {
         loops_cut = true;
     }
     for (var i = 0u; i < N_FIRMS; i++) {
@@ -417,15 +430,11 @@ fn start(row: u32) {
     any_release = false;
     for (var i = 0u; i < N_FIRMS; i++) {
         firm[i] = load_firm(pb + P_FIRMS + i * F_STRIDE);
-        tr_ln_c6[i] = firm[i].ln_c6;
-        tr_ln_u[i] = firm[i].ln_data_tokens;
-    }
-    train_all();
-    for (var i = 0u; i < N_FIRMS; i++) {
-        q[i] = tr_q[i];
-        c0[i] = tr_c[i];
-        spend[i] = firm[i].train_spend;
-        generations[i] = 1.0;
+        // The first generation is trained at month 0 by new_generation (solve).
+        q[i] = FAR_BELOW;
+        c0[i] = 0.0;
+        spend[i] = 0.0;
+        generations[i] = 0.0;
         raised[i] = 0.0;
         released[i] = false;
         community[i] = 0.0;
@@ -442,15 +451,13 @@ fn start(row: u32) {
     nonconverged_months = 0u;
 }
 
-// Section 2, generations: at the start of every month t > 0 with t mod G = 0,
-// each alive firm trains a new generation with spend and data grown at its
-// yearly rates, exp((t/12) ln(1 + g)); its capability becomes the better of the
-// old and the new, its serving cost and spend the new generation's.
-fn new_generations(t: u32) {
-    let g = u32(mp.generation_months);
-    if (g == 0u || t == 0u || t % g != 0u) {
-        return;
-    }
+// Section 2, generations: at the start of every month t with t mod G = 0, each
+// alive firm trains a generation with spend and data grown at its yearly rates,
+// exp((t/12) ln(1 + g)); its capability becomes the better of the old and the
+// new, its serving cost and spend the new generation's. solve calls it at the
+// start of each generation's months, month 0 included: there the growth factor
+// is exactly 1, which gives the first generation (q starts below any capability).
+fn new_generation(t: u32) {
     let years = f32(t) / 12.0;
     for (var i = 0u; i < N_FIRMS; i++) {
         tr_ln_c6[i] = firm[i].ln_c6 + years * firm[i].ln1p_spend_growth;
@@ -607,6 +614,25 @@ fn settle_money(t: i32) {
     }
     cs_npv += d * market * surplus;
 
+    // The best and second-best released product: lead_i compares with the best
+    // released product other than i's own.
+    var best = 0.0;
+    var best_firm = N_FIRMS;
+    var second = 0.0;
+    var have_second = false;
+    for (var l = 0u; l < N_FIRMS; l++) {
+        if (released[l]) {
+            if (best_firm == N_FIRMS || quality[l] > best) {
+                second = best;
+                have_second = best_firm != N_FIRMS;
+                best = quality[l];
+                best_firm = l;
+            } else if (!have_second || quality[l] > second) {
+                second = quality[l];
+                have_second = true;
+            }
+        }
+    }
     for (var i = 0u; i < N_FIRMS; i++) {
         if (offered[i] && alive[i]) {
             var direct = 0.0;
@@ -620,14 +646,8 @@ fn settle_money(t: i32) {
             cash[i] += flow;
             if (cash[i] < 0.0) {
                 // lead_i: this product's quality over the best other released one's.
-                var rival = 0.0;
-                var have_rival = false;
-                for (var l = 0u; l < N_FIRMS; l++) {
-                    if (l != i && released[l] && (!have_rival || quality[l] > rival)) {
-                        rival = quality[l];
-                        have_rival = true;
-                    }
-                }
+                let rival = select(best, second, best_firm == i);
+                let have_rival = select(best_firm != N_FIRMS, have_second, best_firm == i);
                 if (mp.investor_runway > 0.0 && (!have_rival || quality[i] - rival >= mp.investor_hurdle)) {
                     let top_up = mp.investor_runway * spend[i] / 12.0;
                     raised[i] += top_up - cash[i]; // financing, not a flow: npv is unchanged
@@ -706,16 +726,28 @@ fn write_outputs(row: u32) {
 fn solve(row: u32) {
     start(row);
     let months = u32(mp.months);
+    // The months as generations of G months (all of them when G = 0), each opened
+    // by new_generation: a loop, not a test in every month, because llvmpipe runs
+    // the body of an `if` for every lane, taken or not, but skips a loop that no
+    // lane enters.
+    let g = u32(mp.generation_months);
+    let period = select(g, months, g == 0u);
     var t = 0u;
-    for (; t < months; t++) {
-        new_generations(t);
-        release(i32(t));
-        offer_products(i32(t));
-        solve_markups();
-        settle_money(i32(t));
-        // Not after the last month: its q is an output.
-        if (t + 1u < months) {
-            end_month();
+    loop {
+        if (t >= months) {
+            break;
+        }
+        new_generation(t);
+        let end = min(t + period, months);
+        for (; t < end; t++) {
+            release(i32(t));
+            offer_products(i32(t));
+            solve_markups();
+            settle_money(i32(t));
+            // Not after the last month: its q is an output.
+            if (t + 1u < months) {
+                end_month();
+            }
         }
     }
     if (t != months) {

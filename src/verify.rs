@@ -59,7 +59,7 @@ use serde::Serialize;
 
 use crate::backend::{ChunkSink, Outcomes, ScenarioSource};
 use crate::design::mix64;
-use crate::model::outputs::{self, Column, Empty, OutKind, Tolerance};
+use crate::model::outputs::{self, Column, Empty, OutKind, OutputSpec, Tolerance};
 use crate::model::params::{Group, Kind, PARAMS};
 use crate::model::{self, MAX_FIRMS, MonthRecord, Out, Outcome, Scenario};
 
@@ -206,11 +206,13 @@ pub fn iteration_slack(r: &Reference) -> u32 {
     3 + (n / 4).max(2 * n.abs_diff(p))
 }
 
-/// The floor of firm i's money columns (npv, complement_npv, raised).
-fn money_floor(r: &Reference, i: usize) -> f64 {
-    match Out::Npv.spec().tolerance {
+/// The absolute floor of a real column's tolerance, for firm `i` (0 for the exact kinds).
+fn floor(spec: &OutputSpec, r: &Reference, i: usize) -> f64 {
+    match spec.tolerance {
+        Tolerance::Abs(f) => f,
         Tolerance::Money(f) => f * r.money_scale[i],
-        _ => unreachable!("npv is a money column"),
+        Tolerance::Surplus(f) => f * r.surplus_scale,
+        Tolerance::Exact | Tolerance::Iterations => 0.0,
     }
 }
 
@@ -266,24 +268,25 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
     }
     // Decisions first (exits, and refinancings through the money raised): they
     // decide everything downstream.
-    let raised_floor = |i: usize| REL * o.firm(Out::Raised, i).abs() + money_floor(r, i);
-    let decided = |x: &Outcome<f64>, y: f64, i: usize, raised: f64| {
-        x.firm(Out::ExitMonth, i) == y && (x.firm(Out::Raised, i) - raised).abs() <= raised_floor(i)
+    let raised = |x: &Outcome<f64>, i: usize| x.firm(Out::Raised, i);
+    let raised_plain = |i: usize| REL * raised(o, i).abs() + floor(Out::Raised.spec(), r, i);
+    let raised_allowed = |i: usize| raised_plain(i) + SENSITIVITY * (raised(p, i) - raised(o, i)).abs();
+    let gpu_differs = |i: usize| {
+        o.firm(Out::ExitMonth, i) != g.firm(Out::ExitMonth, i) as f64
+            || !((g.firm(Out::Raised, i) as f64 - raised(o, i)).abs() <= raised_allowed(i))
     };
-    let differ: Vec<usize> = (0..nf).filter(|&i| !decided(o, g.firm(Out::ExitMonth, i) as f64, i, g.firm(Out::Raised, i) as f64)).collect();
+    let probe_differs =
+        |i: usize| o.firm(Out::ExitMonth, i) != p.firm(Out::ExitMonth, i) || (raised(p, i) - raised(o, i)).abs() > raised_plain(i);
+    let differ: Vec<usize> = (0..nf).filter(|&i| gpu_differs(i)).collect();
     if !differ.is_empty() {
-        let at_edge = |i: usize| {
-            r.cash_edge[i] <= CASH_EDGE
-                || r.hurdle_edge[i] <= HURDLE_EDGE
-                || !decided(o, p.firm(Out::ExitMonth, i), i, p.firm(Out::Raised, i))
-        };
+        let at_edge = |i: usize| r.cash_edge[i] <= CASH_EDGE || r.hurdle_edge[i] <= HURDLE_EDGE || probe_differs(i);
         if differ.iter().all(|&i| at_edge(i)) {
             return Verdict::Exempt(Exemption::ExitOrInvestorEdge);
         }
         for (name, c) in cols.iter().filter(|(_, c)| differ.contains(&c.firm) && matches!(c.spec.out, Out::ExitMonth | Out::Raised)) {
             let (rv, gv) = (o.get(*c), g.get(*c) as f64);
-            let allowed = if c.spec.out == Out::Raised { raised_floor(c.firm) } else { 0.0 };
-            check(&Checked { column: name, spec: c.spec, reference: rv, probe: p.get(*c), gpu: gv, plain: allowed, allowed, floor: 0.0 });
+            let (plain, allowed) = if c.spec.out == Out::Raised { (raised_plain(c.firm), raised_allowed(c.firm)) } else { (0.0, 0.0) };
+            check(&Checked { column: name, spec: c.spec, reference: rv, probe: p.get(*c), gpu: gv, plain, allowed, floor: 0.0 });
         }
         return Verdict::Compared;
     }
@@ -314,13 +317,8 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
         let (plain, allowed, floor) = match spec.tolerance {
             Tolerance::Exact => (0.0, 0.0, 0.0),
             Tolerance::Iterations => ((3 + (rv as u32) / 4) as f64, slack as f64, 0.0),
-            t => {
-                let floor = match t {
-                    Tolerance::Abs(f) => f,
-                    Tolerance::Money(_) => money_floor(r, c.firm),
-                    Tolerance::Surplus(f) => f * r.surplus_scale,
-                    _ => unreachable!(),
-                };
+            _ => {
+                let floor = floor(spec, r, c.firm);
                 let plain = REL * rv.abs() + floor;
                 (plain, plain + SENSITIVITY * (pv - rv).abs(), floor)
             }

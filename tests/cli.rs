@@ -78,6 +78,9 @@ fn quickstart_csv_has_header_rows_and_manifest() {
         Sha256::digest(std::fs::read(root().join("configs/quickstart.toml")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(manifest["config_sha256"], sha.as_str());
     assert_eq!(manifest["moatsweep_version"], env!("CARGO_PKG_VERSION"));
+    // The model version the numbers follow (docs/model.md is version 2).
+    let model = manifest["model"].as_str().unwrap();
+    assert!(model.contains("version 2") && model.contains("docs/model.md"), "{model}");
     assert_eq!(manifest["scenarios"], 2080);
     assert_eq!(manifest["rows_written"], 2080);
     assert_eq!(manifest["rows"], serde_json::json!([0, 2080]));
@@ -238,7 +241,7 @@ fn a_closed_pipe_is_not_an_error() {
     // 1200 months print far more than a pipe buffer holds.
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("long.toml");
-    std::fs::write(&cfg, "version = 1\n[model]\nmonths = 1200\nmarket_growth = 0.01\n").unwrap();
+    std::fs::write(&cfg, "version = 1\n[model]\nmonths = 1200\nmarket_growth = 0.01\ngeneration_months = 0\n").unwrap();
     let mut child =
         Std::new(env!("CARGO_BIN_EXE_moatsweep")).arg("scenario").arg(&cfg).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 64];
@@ -345,4 +348,47 @@ fn check_verifies_a_csv_against_its_manifest() {
     // No manifest.
     std::fs::remove_file(tmp.path().join("q.csv.manifest.json")).unwrap();
     refused(&csv, "cannot read its manifest ");
+}
+
+/// docs/model.md section 6's default tables (the specification) hold the code's
+/// defaults: every default firm's and segment's every parameter.
+#[test]
+fn docs_model_md_section_6_tables_are_the_code_defaults() {
+    use moatsweep::model::params::{self, DEFAULT_FIRM_NAMES, DEFAULT_SEGMENT_NAMES, Group, PARAMS};
+    let doc = std::fs::read_to_string(root().join("docs/model.md")).unwrap();
+    let section = &doc[doc.find("## 6. Defaults").unwrap()..doc.find("## 7.").unwrap()];
+    let number = |cell: &str| if cell == "never" { -1.0 } else { cell.parse::<f64>().unwrap_or_else(|_| panic!("{cell}")) };
+    for (group, first, names) in [(Group::Segment, "| segment |", DEFAULT_SEGMENT_NAMES), (Group::Firm, "| firm |", DEFAULT_FIRM_NAMES)] {
+        let table: Vec<Vec<&str>> = section[section.find(first).unwrap()..]
+            .lines()
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .collect();
+        let header = &table[0];
+        let specs: Vec<_> = PARAMS.iter().filter(|p| p.group == group).collect();
+        assert_eq!(header.len() - 1, specs.len(), "{first} has a column per parameter");
+        for (k, name) in names.iter().enumerate() {
+            let row = table.iter().find(|r| r[0] == *name).unwrap_or_else(|| panic!("no row {name}"));
+            let sc = params::baseline();
+            for (c, col) in header.iter().enumerate().skip(1) {
+                let spec = specs.iter().find(|p| p.name == *col).unwrap_or_else(|| panic!("{col} is not a parameter"));
+                assert_eq!(number(row[c]), (spec.get)(&sc, k), "{name}.{col}");
+            }
+        }
+    }
+}
+
+/// docs/config.md's complete example is a valid config (version 2's firms need
+/// their growth rates: the example must keep up with the parameter table).
+#[test]
+fn docs_config_md_complete_example_validates() {
+    let doc = std::fs::read_to_string(root().join("docs/config.md")).unwrap();
+    let section = &doc[doc.find("## A complete example").expect("the section")..];
+    let example = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("example.toml");
+    std::fs::write(&path, example).unwrap();
+    let out = moatsweep().arg("validate").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("generations.startup"));
 }

@@ -693,8 +693,8 @@ fn serving_cost(sc: &Scenario, i: usize) -> f64 {
 }
 
 #[test]
-fn shipped_closed_form_config_files_parse() {
-    // The TOML the CSV test writes is itself a valid config for every backend's scenario.
+fn the_closed_form_market_round_trips_through_its_config() {
+    // The TOML the CSV test writes is exactly the scenario the backends solve.
     for f32 in [false, true] {
         let (sc, _) = closed_form_market(f32, 3);
         let plan = moatsweep::config::parse("closed-form.toml", &closed_form_toml(&sc), None, Path::new(".")).unwrap();

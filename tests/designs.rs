@@ -309,3 +309,61 @@ fn list_designs_run_their_rows_and_name_bad_lines() {
     bad("bad-cell.csv", "5:4: model.ad_uplift: value -0.5 is outside the allowed range >= 0");
     bad("bad-header.csv", "1:25: model.adplift: unknown model parameter \"adplift\" (did you mean \"ad_uplift\"?)");
 }
+
+/// Model version 2's parameters work as axes in every design: each axis sets its
+/// parameter in every row, and the outputs they drive move with them (generations
+/// with generation_months, money raised with the investors' runway).
+#[test]
+fn version_2_parameters_are_axes_in_every_design() {
+    use moatsweep::backend::ScenarioSource;
+    use moatsweep::model::{Out, solve};
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("v2.csv");
+    let mut rows = String::from(
+        "model.generation_months,model.investor_hurdle,model.investor_runway,firm.challenger.spend_growth,firm.challenger.data_growth\n",
+    );
+    for k in 0..6 {
+        rows += &format!(
+            "{},{},{},{},{}\n",
+            [0, 3, 6, 12, 18, 24][k],
+            -0.2 + 0.08 * k as f64,
+            [0.0, 3.0, 6.0, 12.0, 18.0, 24.0][k],
+            0.1 * k as f64,
+            0.05 * k as f64
+        );
+    }
+    std::fs::write(&list, rows).unwrap();
+    let sampled = "[axes]\n\"model.generation_months\" = { integers = [0, 24] }\n\"model.investor_hurdle\" = { uniform = [-0.2, 0.2] }\n\"model.investor_runway\" = { uniform = [0.0, 24.0] }\n\"firm.challenger.spend_growth\" = { uniform = [0.0, 1.0] }\n\"firm.challenger.data_growth\" = { uniform = [0.0, 1.0] }\n";
+    let grid = "[axes]\n\"model.generation_months\" = { values = [0, 6, 12] }\n\"model.investor_hurdle\" = { values = [-0.2, 0.2] }\n\"model.investor_runway\" = { values = [0, 12] }\n\"firm.challenger.spend_growth\" = { values = [0.0, 1.0] }\n\"firm.challenger.data_growth\" = { values = [0.0, 0.5] }\n";
+    // The underfunded challenger of docs/model.md section 6 runs out of cash in month 2.
+    let base = "version = 1\n[[firm]]\nname = \"open\"\n[[firm]]\nname = \"frontier_a\"\n[[firm]]\nname = \"frontier_b\"\n[[firm]]\nname = \"challenger\"\ntrain_spend = 5e8\nfunding = 5e7\n";
+    let designs = [
+        ("grid", String::new(), grid),
+        ("random", "samples = 64\nseed = 1\n".into(), sampled),
+        ("lhs", "samples = 64\nseed = 2\n".into(), sampled),
+        ("sobol", "samples = 64\nseed = 3\n".into(), sampled),
+        ("saltelli", "samples = 8\nseed = 4\n".into(), sampled),
+        ("morris", "trajectories = 8\nseed = 5\n".into(), sampled),
+        ("list", format!("list = \"{}\"\n", list.display()), ""),
+    ];
+    for (design, keys, axes) in designs {
+        let text = format!("{base}[sweep]\nname = \"v2\"\ndesign = \"{design}\"\n{keys}{axes}");
+        let plan = config::parse("v2.toml", &text, None, tmp.path()).unwrap_or_else(|e| panic!("{design}: {e}"));
+        assert_eq!(plan.axes.len(), 5, "{design}");
+        let (mut generations, mut raised) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        for row in 0..plan.rows.min(64) {
+            let sc = plan.scenario(row);
+            for (a, axis) in plan.axes.iter().enumerate() {
+                assert_eq!(axis.param.get(&sc), plan.axis_value(row, a), "{design} row {row}: {} not set", axis.path);
+            }
+            let o = solve(&sc);
+            generations.insert(o.firm(Out::Generations, 3) as i64);
+            raised.insert((o.firm(Out::Raised, 3) > 0.0, sc.model.investor_runway > 0.0));
+        }
+        assert!(generations.len() >= 2, "{design}: generations never vary with generation_months: {generations:?}");
+        assert!(
+            raised.contains(&(true, true)) && !raised.contains(&(true, false)),
+            "{design}: money is raised only with a runway: {raised:?}"
+        );
+    }
+}

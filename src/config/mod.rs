@@ -28,6 +28,9 @@ pub const VERSION: i64 = 1;
 pub const WEIGHT_SUM_TOL: f64 = 1e-9;
 /// The market in the last month may not exceed this (Mtok), so that f32 stays finite.
 pub const MAX_MARKET: f64 = 1e30;
+/// No generation's yearly training spend may exceed this ($), so that spends, flows
+/// and cash stay finite in f32 (about 3.4e38) over any horizon.
+pub const MAX_SPEND: f64 = 1e30;
 
 const ROOT_KEYS: &[&str] = &["version", "sweep", "model", "scaling", "segment", "firm", "axes", "output", "reduce"];
 const SWEEP_KEYS: &[&str] = &["name", "design", "samples", "seed", "second_order", "trajectories", "levels", "list"];
@@ -880,6 +883,51 @@ impl Checker<'_> {
                 "model.market_growth",
                 format!("market0 (1 + market_growth)^(months - 1) reaches {} Mtok, above the limit of {MAX_MARKET:e}: lower market_growth, market0 or months", if ln_last < 709.0 { format!("{:e}", ln_last.exp()) } else { "more than 1e308".into() }),
             ));
+        }
+        // Later generations (docs/model.md section 2) stay in the scaling law's range
+        // and in f32's: spend_t = train_spend (1 + spend_growth)^(t/12) at every
+        // generation month t that can occur.
+        let (min_g, max_g) = extent(Group::Model, "generation_months", 0);
+        let (_, max_months) = extent(Group::Model, "months", 0);
+        // The latest month at which a generation can be trained, over every G allowed.
+        let latest =
+            (min_g.max(1.0) as u64..=max_g as u64).filter(|_| max_g >= 1.0).map(|g| (max_months as u64 - 1) / g * g).max().unwrap_or(0);
+        if latest > 0 {
+            let years = latest as f64 / 12.0;
+            for (i, firm) in plan.firm_names.iter().enumerate() {
+                let (min_spend, max_spend) = extent(Group::Firm, "train_spend", i);
+                let (min_growth, max_growth) = extent(Group::Firm, "spend_growth", i);
+                // Blame what the config set: the growth, else the spend, else the horizon.
+                let span = self
+                    .span_of(Group::Firm, "spend_growth", i)
+                    .or_else(|| self.span_of(Group::Firm, "train_spend", i))
+                    .or_else(|| self.span_of(Group::Model, "months", 0))
+                    .or_else(|| self.span_of(Group::Model, "generation_months", 0));
+                let key = format!("firm.{firm}.spend_growth");
+                if min_growth < 0.0 {
+                    let spend = min_spend * (years * min_growth.ln_1p()).exp();
+                    let c6 = spend / max_price / 6.0;
+                    if c6.ln() < MIN_LN_C6 {
+                        return Err(self.err(
+                            &span,
+                            &key,
+                            format!(
+                                "the generation trained at month {latest} would spend {spend:e} $/year (train_spend {min_spend:e} shrinking by spend_growth {min_growth} a year), so C/6 = {c6:e} FLOP, below the scaling law's minimum of 1e12 FLOP (docs/model.md section 1)"
+                            ),
+                        ));
+                    }
+                }
+                let spend = max_spend * (years * max_growth.ln_1p()).exp();
+                if max_growth > 0.0 && !(spend <= MAX_SPEND) {
+                    return Err(self.err(
+                        &span,
+                        &key,
+                        format!(
+                            "the generation trained at month {latest} would spend {spend:e} $/year (train_spend {max_spend:e} growing by spend_growth {max_growth} a year), above the limit of {MAX_SPEND:e} that keeps money within f32's range on the GPU"
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

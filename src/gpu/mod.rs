@@ -53,24 +53,24 @@ pub const RING: usize = 2;
 pub const LLVMPIPE_LOOP_CAP: u64 = 65_535;
 
 /// The loop iterations one invocation of the kernel runs for `sc` at most, as
-/// llvmpipe counts them: 60 per generation trained (the first, then one every
-/// `generation_months` months: the bisection's halvings, for all firms at once)
-/// and `max_iter` + 3 per month (the markup iterations, their exit test, the month
-/// loop and one more). The loops over firms and segments are expanded before
-/// compiling (see [`specialized_source`]) and do not count. Measured on Mesa 22.3
-/// (test `measure_loop_cap`) with scenarios that never converge (tol = 0), on
-/// seven shapes (1x1 to 8x8 firms x segments, max_iter 7 to 200, generations every
-/// month, every 12 months and never): at the most months whose count is within the
-/// cap every row ran whole, and one month more was always cut, so the count is
-/// exact. The kernel also flags any row whose loops were cut (`layout::O_LOOPS_CUT`)
-/// and a run fails on such a row, so a driver that counts differently cannot pass
-/// wrong rows silently.
+/// llvmpipe counts them: per month `max_iter` + 2 (the markup iterations, their
+/// exit test and the month loop), per generation trained (the first, then one every
+/// `generation_months` months) at most 60 + 2 (the bisection's halvings, which stop
+/// early once the bracket no longer moves, and the generation loop), and 1. The
+/// loops over firms and segments are expanded before compiling (see
+/// [`specialized_source`]) and do not count. Measured on Mesa 22.3 (test
+/// `measure_loop_cap`) with scenarios that never converge (tol = 0), on six shapes
+/// (1x1 to 8x8 firms x segments, max_iter 7 to 200, generations every month,
+/// every 5 or 12 months, or never): the month term is exact, and every row whose
+/// count by this bound is within the cap ran whole. The kernel also flags any row
+/// whose loops were cut (`layout::O_LOOPS_CUT`) and a run fails on such a row, so
+/// a driver that counts differently cannot pass wrong rows silently.
 pub fn loop_iterations(sc: &Scenario) -> u64 {
     let months = sc.model.months as u64;
     let max_iter = sc.model.max_iter as u64;
     let g = sc.model.generation_months as u64;
     let trainings = 1 + if g == 0 { 0 } else { months.saturating_sub(1) / g };
-    trainings * BISECTION_STEPS as u64 + months * (max_iter + 3)
+    trainings * (BISECTION_STEPS as u64 + 2) + 1 + months * (max_iter + 2)
 }
 
 /// The largest [`loop_iterations`] over `rows` of `src` (in parallel; one row when
@@ -587,7 +587,7 @@ impl GpuBackend {
                 bail!(
                     "this sweep cannot run on llvmpipe: a scenario with months = {months} and max_iter = {max_iter} \
                      may need up to {worst} loop iterations in one GPU invocation, and llvmpipe silently stops \
-                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 3) + 60 x generations must \
+                     an invocation's loops after {LLVMPIPE_LOOP_CAP} (months x (max_iter + 2) + 62 x generations + 1 must \
                      stay within that); lower months or max_iter, or use the CPU backend"
                 );
             }
@@ -848,9 +848,9 @@ mod tests {
     #[test]
     fn loop_iterations_counts_months_iterations_and_bisections() {
         let mut sc = crate::model::params::baseline();
-        assert_eq!(loop_iterations(&sc), 3 * 60 + 36 * 203, "three generations (months 0, 12, 24) of 60 halvings");
+        assert_eq!(loop_iterations(&sc), 3 * 62 + 1 + 36 * 202, "three generations (months 0, 12, 24) of at most 60 halvings");
         sc.model.generation_months = 0;
-        assert_eq!(loop_iterations(&sc), 60 + 36 * 203);
+        assert_eq!(loop_iterations(&sc), 62 + 1 + 36 * 202);
         sc.model.months = 120;
         sc.model.max_iter = 1000;
         assert!(loop_iterations(&sc) > LLVMPIPE_LOOP_CAP);
