@@ -181,7 +181,13 @@ fn every_shipped_config_validates_and_the_small_ones_run() {
             .lines()
             .find_map(|l| l.strip_prefix("blocks:"))
             .map_or(1, |b| b.split(" of ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap());
-        let limit = rows.min(2000 / block * block);
+        // A reduced sweep ([reduce]) is cut on whole reduction blocks ("  blocks:   B rows").
+        let reduced_block: Option<u64> =
+            text.lines().find_map(|l| l.strip_prefix("  blocks:")).map(|b| b.trim().split(' ').next().unwrap().parse().unwrap());
+        let limit = match reduced_block {
+            Some(b) => rows.min(b),
+            None => rows.min(2000 / block * block),
+        };
         moatsweep()
             .args(["run", "--quiet", "--backend", "cpu", "--limit", &limit.to_string()])
             .arg(&cfg)
@@ -189,8 +195,16 @@ fn every_shipped_config_validates_and_the_small_ones_run() {
             .arg(tmp.path().join(format!("{stem}.csv")))
             .assert()
             .success();
-        let csv = if limit < rows { tmp.path().join(format!("{stem}.rows-0-{limit}.csv")) } else { tmp.path().join(format!("{stem}.csv")) };
-        assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count() as u64, limit + 1, "{}", cfg.display());
+        let stem = if limit < rows { format!("{stem}.rows-0-{limit}") } else { stem };
+        if reduced_block.is_some() {
+            // One row per group the rows reached, after the header; no row-level CSV.
+            let reduced = std::fs::read_to_string(tmp.path().join(format!("{stem}.reduced.csv"))).unwrap();
+            assert!(reduced.lines().count() >= 2, "{}: {reduced}", cfg.display());
+            assert!(!tmp.path().join(format!("{stem}.csv")).exists(), "{}", cfg.display());
+        } else {
+            let csv = tmp.path().join(format!("{stem}.csv"));
+            assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count() as u64, limit + 1, "{}", cfg.display());
+        }
     }
 }
 
