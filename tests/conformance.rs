@@ -573,26 +573,9 @@ fn released_by(sc: &Scenario, o: &Outcome<f64>, i: usize, t: i32) -> bool {
 /// price), recomputed here from the scenario's parameters, per segment.
 fn final_shares(sc: &Scenario, o: &Outcome<f64>) -> Vec<Vec<f64>> {
     let t = sc.model.months as i32 - 1;
-    let first_release = (0..sc.n_firms).filter(|&i| released_by(sc, o, i, t)).map(|i| sc.firms[i].release_month).min();
     let released = |i: usize| released_by(sc, o, i, t);
-    let mut s = vec![vec![0.0; sc.n_segments]; sc.n_firms];
-    for (k, seg) in sc.segments().iter().enumerate() {
-        let mut u = vec![f64::NEG_INFINITY; sc.n_firms];
-        for i in (0..sc.n_firms).filter(|&i| o.is_offered(i)) {
-            let mut brand = sc.firms[i].brand;
-            if let Some(ts) = first_release.filter(|_| !released(i)) {
-                brand *= (-sc.model.talent_decay * (t - ts) as f64).exp();
-            }
-            u[i] = seg.intercept + seg.quality_taste * o.firm(Out::Quality, i) + brand + if released(i) { seg.open_taste } else { 0.0 }
-                - seg.price_sens * o.firm(Out::Price, i);
-        }
-        let top = u.iter().cloned().fold(0.0, f64::max);
-        let denom: f64 = (-top).exp() + u.iter().map(|x| (x - top).exp()).sum::<f64>();
-        for i in 0..sc.n_firms {
-            s[i][k] = (u[i] - top).exp() / denom;
-        }
-    }
-    s
+    let first_release = (0..sc.n_firms).filter(|&i| released(i)).map(|i| sc.firms[i].release_month).min();
+    common::logit_shares(sc, t, first_release, |i| o.is_offered(i), released, |i| o.firm(Out::Quality, i), |i| o.firm(Out::Price, i))
 }
 
 #[test]

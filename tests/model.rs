@@ -53,29 +53,15 @@ fn random_scenario(rng: &mut Rng) -> Scenario {
 /// Shares of every firm in every segment at a month's recorded prices, recomputed
 /// here from the scenario's parameters (not with the model's own demand code).
 fn recompute_shares(sc: &Scenario, r: &MonthRecord, first_release: Option<i32>) -> Vec<Vec<f64>> {
-    let t = r.month as i32;
-    let mut s = vec![vec![0.0; sc.n_segments]; sc.n_firms];
-    for (k, seg) in sc.segments().iter().enumerate() {
-        let mut u = vec![f64::NEG_INFINITY; sc.n_firms];
-        for i in 0..sc.n_firms {
-            if r.offered & (1 << i) == 0 {
-                continue;
-            }
-            let open = r.released & (1 << i) != 0;
-            let mut brand = sc.firms[i].brand;
-            if let Some(ts) = first_release.filter(|&ts| !open && t >= ts) {
-                brand *= (-sc.model.talent_decay * (t - ts) as f64).exp();
-            }
-            u[i] = seg.intercept + seg.quality_taste * r.quality[i] + brand + if open { seg.open_taste } else { 0.0 }
-                - seg.price_sens * r.price[i];
-        }
-        let top = u.iter().cloned().fold(0.0, f64::max);
-        let denom: f64 = (-top).exp() + u.iter().map(|x| (x - top).exp()).sum::<f64>();
-        for i in 0..sc.n_firms {
-            s[i][k] = (u[i] - top).exp() / denom;
-        }
-    }
-    s
+    common::logit_shares(
+        sc,
+        r.month as i32,
+        first_release,
+        |i| r.offered & (1 << i) != 0,
+        |i| r.released & (1 << i) != 0,
+        |i| r.quality[i],
+        |i| r.price[i],
+    )
 }
 
 #[test]

@@ -176,3 +176,37 @@ pub fn wide_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenar
     }
     sc
 }
+
+/// Logit shares per firm and segment in month `t`, computed by the test from
+/// docs/model.md section 3 (not the model's code): the utility of each offered
+/// product (`quality`, `price`, open or not), a closed firm's brand decaying from
+/// the first release month, and the outside option at utility 0.
+#[allow(dead_code)]
+pub fn logit_shares(
+    sc: &Scenario,
+    t: i32,
+    first_release: Option<i32>,
+    offered: impl Fn(usize) -> bool,
+    open: impl Fn(usize) -> bool,
+    quality: impl Fn(usize) -> f64,
+    price: impl Fn(usize) -> f64,
+) -> Vec<Vec<f64>> {
+    let mut s = vec![vec![0.0; sc.n_segments]; sc.n_firms];
+    for (k, seg) in sc.segments().iter().enumerate() {
+        let mut u = vec![f64::NEG_INFINITY; sc.n_firms];
+        for i in (0..sc.n_firms).filter(|&i| offered(i)) {
+            let mut brand = sc.firms[i].brand;
+            if let Some(ts) = first_release.filter(|&ts| !open(i) && t >= ts) {
+                brand *= (-sc.model.talent_decay * (t - ts) as f64).exp();
+            }
+            u[i] = seg.intercept + seg.quality_taste * quality(i) + brand + if open(i) { seg.open_taste } else { 0.0 }
+                - seg.price_sens * price(i);
+        }
+        let top = u.iter().cloned().fold(0.0, f64::max);
+        let denom: f64 = (-top).exp() + u.iter().map(|x| (x - top).exp()).sum::<f64>();
+        for i in 0..sc.n_firms {
+            s[i][k] = (u[i] - top).exp() / denom;
+        }
+    }
+    s
+}
