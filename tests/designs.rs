@@ -281,6 +281,41 @@ fn shard_auto_reads_slurm_and_kubernetes_indices() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--shard auto needs a job array"));
 }
 
+/// The Kubernetes example's shard command resumes a retried pod's shard: run as
+/// written (its paths moved to a temporary folder, a small config), it names the
+/// shard file moatsweep writes for JOB_COMPLETION_INDEX, and passes --resume only
+/// once that shard's checkpoint exists.
+#[test]
+fn kubernetes_example_resumes_a_retried_shard() {
+    let yaml = std::fs::read_to_string(root().join("examples/kubernetes/sweep-job.yaml")).unwrap();
+    // The container's command: a flow sequence of double-quoted strings over several
+    // lines, which YAML folds into one line (each line break and indent a space).
+    let start = yaml.find("command: [\"sh\", \"-c\",").expect("the shard command runs through sh -c");
+    let end = start + yaml[start..].find("\"]").unwrap() + 2;
+    let folded: Vec<&str> = yaml[start + "command: ".len()..end].lines().map(str::trim).collect();
+    let command: Vec<String> = serde_json::from_str(&folded.join(" ")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let script = command[2]
+        .replace("/results", &tmp.path().display().to_string())
+        .replace("configs/release-timing-lhs.toml", &root().join("configs/quickstart.toml").display().to_string())
+        .replace("release-timing-lhs", "quickstart");
+    let bin = assert_cmd::cargo::cargo_bin("moatsweep");
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let pod = |script: &str| {
+        let out = Std::new("sh").args(["-c", script]).env("PATH", &path).env("JOB_COMPLETION_INDEX", "1").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The first attempt starts fresh and writes the shard the script looks for.
+    assert!(!pod(&script.replace("exec moatsweep", "exec echo moatsweep")).trim_end().ends_with("--resume"));
+    pod(&script);
+    let shard = tmp.path().join("quickstart.shard-1-of-4.csv");
+    assert!(shard.exists(), "the example's shard path is not the file moatsweep wrote");
+    // A retried pod whose attempt left a checkpoint passes --resume.
+    std::fs::write(tmp.path().join("quickstart.shard-1-of-4.csv.partial.checkpoint"), "").unwrap();
+    assert!(pod(&script.replace("exec moatsweep", "exec echo moatsweep")).trim_end().ends_with("--resume"));
+}
+
 #[test]
 fn list_designs_run_their_rows_and_name_bad_lines() {
     let tmp = tempfile::tempdir().unwrap();
