@@ -31,7 +31,7 @@ const LABEL_DIGITS: usize = 3;
 /// Heatmap of an output over two axes, or lines over one axis.
 #[derive(clap::Args, Debug)]
 pub struct PlotArgs {
-    /// A sweep CSV written by `moatsweep run` (its manifest beside it, if any, names the sweep and its logspace axes).
+    /// A sweep CSV written by `moatsweep run` (its manifest beside it, if any, names the sweep and its logspace axes), or a reduced CSV (`<out stem>.reduced.csv` of a config with [reduce]).
     pub csv: PathBuf,
     /// Axis column along the horizontal axis.
     #[arg(long, value_name = "AXIS")]
@@ -39,7 +39,7 @@ pub struct PlotArgs {
     /// Axis column along the vertical axis: draws a heatmap (without it, lines).
     #[arg(long, value_name = "AXIS")]
     pub y: Option<String>,
-    /// Output column to show (colour of a heatmap, height of the lines).
+    /// Output column to show (colour of a heatmap, height of the lines). Of a reduced CSV: any of its columns, `best` (the modal best value, a categorical heatmap) or `delta.<output>` (best minus reference mean).
     #[arg(long, value_name = "OUTPUT")]
     pub z: String,
     /// Lines only: one line per value of this axis.

@@ -13,9 +13,9 @@ use crate::InputError;
 /// Mean, min and max of every output, exits and non-convergence, per group.
 #[derive(clap::Args, Debug)]
 pub struct SummarizeArgs {
-    /// A sweep CSV written by `moatsweep run`.
+    /// A sweep CSV written by `moatsweep run`, or a reduced CSV (`<out stem>.reduced.csv`: one block per group, with the modal best value).
     pub csv: PathBuf,
-    /// Group the rows by this axis (repeatable: one group per combination of values).
+    /// Group the rows by this axis (repeatable: one group per combination of values). Not for a reduced CSV, already one row per group.
     #[arg(long, value_name = "AXIS")]
     pub by: Vec<String>,
     /// Write the table as CSV (one row per group) instead of printing it.
