@@ -7,6 +7,12 @@
 //! (-1 in the CSV) one step after its largest month, and an axis with many
 //! distinct values (a sampling design) in bins. Text needs no system fonts
 //! (see [`super::font`]).
+//!
+//! A reduced CSV (see [`super::reduced`]) has one row per group: any of its
+//! columns is drawn over one or two of its group axes, `--z best` as a
+//! categorical heatmap of the modal best value with a legend of every value,
+//! and `--z delta.<output>` as best minus reference. `--cells FILE` writes
+//! the cells drawn as CSV, for either kind of file.
 
 use std::io::Write;
 use std::ops::Range;

@@ -1,6 +1,9 @@
 //! `moatsweep summarize`: per group of rows (each combination of the `--by`
 //! axes' values, or all rows), every output's mean, min and max, the share of
 //! rows in which each firm exited, and the number of non-converged scenarios.
+//! A reduced CSV (see [`super::reduced`]) is already one row per group: per
+//! group, its statistics of each output (or of those given with `--output`)
+//! and the modal best value with its share of the group's worlds.
 
 use std::collections::BTreeMap;
 use std::io::Write;
