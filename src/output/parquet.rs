@@ -47,13 +47,7 @@ use crate::sweep::Plan;
 /// The manifest's reproducible part, kept in the footer (`moatsweep.manifest`):
 /// what made the rows, not when or where (no times, command, threads or paths), so
 /// that a file's bytes reproduce and merged shards equal one run.
-pub fn provenance(
-    plan: &Plan,
-    config_sha256: &str,
-    kind: crate::backend::BackendKind,
-    precision: Precision,
-    rows: [u64; 2],
-) -> serde_json::Value {
+pub fn provenance(plan: &Plan, config_sha256: &str, kind: crate::backend::BackendKind, precision: Precision, rows: [u64; 2]) -> serde_json::Value {
     let mut config = plan.resolved_json();
     if let Some(c) = config.as_object_mut() {
         c.remove("output");
@@ -131,16 +125,11 @@ impl Layout {
     /// The layout of `plan`'s rows in `precision`: the CSV's columns, typed.
     pub fn of(plan: &Plan, precision: Precision) -> anyhow::Result<Layout> {
         let int32 = || Some(LogicalType::Integer(IntType { bit_width: 32, is_signed: true }));
-        let mut fields =
-            vec![primitive("scenario", Physical::INT64, Some(LogicalType::Integer(IntType { bit_width: 64, is_signed: false })), false)?];
+        let mut fields = vec![primitive("scenario", Physical::INT64, Some(LogicalType::Integer(IntType { bit_width: 64, is_signed: false })), false)?];
         let mut sources = vec![Source::Scenario];
         for (a, axis) in plan.axes.iter().enumerate() {
             let int = axis.is_integer();
-            fields.push(if int {
-                primitive(&axis.path, Physical::INT32, int32(), false)?
-            } else {
-                primitive(&axis.path, Physical::DOUBLE, None, false)?
-            });
+            fields.push(if int { primitive(&axis.path, Physical::INT32, int32(), false)? } else { primitive(&axis.path, Physical::DOUBLE, None, false)? });
             sources.push(Source::Axis { a, int });
         }
         let real = if precision == Precision::F32 { Physical::FLOAT } else { Physical::DOUBLE };
@@ -192,6 +181,7 @@ pub struct ColumnData {
 }
 
 impl ColumnData {
+
     fn extend(&mut self, o: ColumnData) {
         match (&mut self.data, o.data) {
             (Data::I64(a), Data::I64(b)) => a.extend(b),
@@ -252,25 +242,15 @@ impl ColumnData {
 }
 
 /// The columns of rows `first..` of `plan`.
-fn chunk_columns<F: Copy + Send + Sync + Into<f64>>(
-    plan: &Plan,
-    layout: &Layout,
-    first: u64,
-    v: &[Outcome<F>],
-    f32: bool,
-) -> Vec<ColumnData> {
+fn chunk_columns<F: Copy + Send + Sync + Into<f64>>(plan: &Plan, layout: &Layout, first: u64, v: &[Outcome<F>], f32: bool) -> Vec<ColumnData> {
     let rows = first..first + v.len() as u64;
     layout
         .sources
         .par_iter()
         .map(|s| match *s {
             Source::Scenario => ColumnData { data: Data::I64(rows.clone().map(|r| r as i64).collect()), def: None },
-            Source::Axis { a, int: true } => {
-                ColumnData { data: Data::I32(rows.clone().map(|r| plan.axis_value(r, a) as i32).collect()), def: None }
-            }
-            Source::Axis { a, int: false } => {
-                ColumnData { data: Data::F64(rows.clone().map(|r| plan.axis_value(r, a)).collect()), def: None }
-            }
+            Source::Axis { a, int: true } => ColumnData { data: Data::I32(rows.clone().map(|r| plan.axis_value(r, a) as i32).collect()), def: None },
+            Source::Axis { a, int: false } => ColumnData { data: Data::F64(rows.clone().map(|r| plan.axis_value(r, a)).collect()), def: None },
             Source::Output { col, int, optional } => {
                 let value = |o: &Outcome<F>| o.get(col).into();
                 let def = optional.then(|| v.iter().map(|o| i16::from(!value(o).is_nan())).collect::<Vec<i16>>());
@@ -421,11 +401,7 @@ impl<'p> ParquetEncoder<'p> {
     /// Adds columns of rows `first..` (in row order) and encodes every row group they complete.
     pub fn push_columns(&mut self, first: u64, cols: Vec<ColumnData>) -> anyhow::Result<Encoded> {
         let n = cols.first().map_or(0, ColumnData::rows) as u64;
-        anyhow::ensure!(
-            first == self.held_from + self.held_rows(),
-            "rows out of order: expected {}, got {first}",
-            self.held_from + self.held_rows()
-        );
+        anyhow::ensure!(first == self.held_from + self.held_rows(), "rows out of order: expected {}, got {first}", self.held_from + self.held_rows());
         if self.held_rows() == 0 {
             self.held = cols;
         } else {
