@@ -14,6 +14,7 @@ pub mod discover;
 mod font;
 mod image;
 pub mod plot;
+pub mod reduced;
 pub mod sensitivity;
 pub mod summarize;
 pub mod table;

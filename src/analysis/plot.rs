@@ -7,6 +7,12 @@
 //! (-1 in the CSV) one step after its largest month, and an axis with many
 //! distinct values (a sampling design) in bins. Text needs no system fonts
 //! (see [`super::font`]).
+//!
+//! A reduced CSV (see [`super::reduced`]) has one row per group: any of its
+//! columns is drawn over one or two of its group axes, `--z best` as a
+//! categorical heatmap of the modal best value with a legend of every value,
+//! and `--z delta.<output>` as best minus reference. `--cells FILE` writes
+//! the cells drawn as CSV, for either kind of file.
 
 use std::io::Write;
 use std::ops::Range;
@@ -18,6 +24,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::font::{self, FAMILY, TextBitmap};
+use super::reduced::{self, Column, ReducedCsv};
 use super::{AxisScale, Stats, SweepCsv, fmt_number};
 use crate::InputError;
 
@@ -30,7 +37,7 @@ const LABEL_DIGITS: usize = 3;
 /// Heatmap of an output over two axes, or lines over one axis.
 #[derive(clap::Args, Debug)]
 pub struct PlotArgs {
-    /// A sweep CSV written by `moatsweep run` (its manifest beside it, if any, names the sweep and its logspace axes).
+    /// A sweep CSV written by `moatsweep run` (its manifest beside it, if any, names the sweep and its logspace axes), or a reduced CSV (`<out stem>.reduced.csv` of a config with [reduce]).
     pub csv: PathBuf,
     /// Axis column along the horizontal axis.
     #[arg(long, value_name = "AXIS")]
@@ -38,7 +45,7 @@ pub struct PlotArgs {
     /// Axis column along the vertical axis: draws a heatmap (without it, lines).
     #[arg(long, value_name = "AXIS")]
     pub y: Option<String>,
-    /// Output column to show (colour of a heatmap, height of the lines).
+    /// Output column to show (colour of a heatmap, height of the lines). Of a reduced CSV: any of its columns, `best` (the modal best value, a categorical heatmap) or `delta.<output>` (best minus reference mean).
     #[arg(long, value_name = "OUTPUT")]
     pub z: String,
     /// Lines only: one line per value of this axis.
@@ -56,6 +63,9 @@ pub struct PlotArgs {
     /// Image height in pixels.
     #[arg(long, value_name = "H", default_value_t = 700)]
     pub height: u32,
+    /// Also write the plotted cells as CSV: the x value, the y (or --by) value, the value shown.
+    #[arg(long, value_name = "FILE")]
+    pub cells: Option<PathBuf>,
 }
 
 /// How the values of the rows that fall in one cell become one number.
@@ -228,6 +238,8 @@ struct Figure {
     heatmap: bool,
     /// `values[i][j]`: the aggregate at x value i and second-axis value j (NaN where no row had a value).
     values: Vec<Vec<f64>>,
+    /// A categorical heatmap's categories (values are indices into them), with their title.
+    categories: Option<(String, Vec<String>)>,
 }
 
 /// `moatsweep plot`: reads the CSV, aggregates, draws, writes the image.
@@ -236,6 +248,9 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
         if !(MIN_SIDE..=MAX_SIDE).contains(&side) {
             return Err(InputError(format!("{flag} must be between {MIN_SIDE} and {MAX_SIDE} pixels, not {side}")).into());
         }
+    }
+    if reduced::is_reduced(&args.csv) {
+        return run_reduced(args, out);
     }
     let csv = SweepCsv::open(&args.csv)?;
     let x_col = csv.axis_column("--x", &args.x)?;
@@ -299,6 +314,9 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
     }
     std::fs::write(&path, bytes).map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+    if let Some(cells) = &args.cells {
+        write_cells(cells, args, &figure)?;
+    }
     let kind = if figure.heatmap { "heatmap" } else { "line plot" };
     writeln!(out, "wrote {} ({kind} of {} {} over {rows} rows)", path.display(), args.agg.name(), args.z)?;
     Ok(())
@@ -328,6 +346,7 @@ fn figure(csv: &SweepCsv, args: &PlotArgs, x: AxisView, second: Option<AxisView>
         second,
         heatmap: args.y.is_some(),
         values,
+        categories: None,
     }
 }
 
@@ -344,7 +363,9 @@ where
     if let Some(subtitle) = &figure.subtitle {
         body = body.titled(subtitle, fitted(&root, subtitle, &layout, 15.0)?)?;
     }
-    if figure.heatmap {
+    if figure.categories.is_some() {
+        draw_categories(&body, figure, &layout)?;
+    } else if figure.heatmap {
         draw_heatmap(&body, figure, &layout)?;
     } else {
         draw_lines(&body, figure, &layout)?;
@@ -513,6 +534,255 @@ where
         }
     }
     Ok(())
+}
+
+/// `moatsweep plot` of a reduced CSV (src/analysis/reduced.rs): one cell per
+/// group. Groups that differ only in group axes not shown share a cell and are
+/// combined with `--agg`; for `--z best`, their shares are added and the cell
+/// shows the value with the largest sum.
+fn run_reduced(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let csv = ReducedCsv::open(&args.csv)?;
+    let x_col = csv.axis_column("--x", &args.x)?;
+    let z = csv.column("--z", &args.z)?;
+    let second_col = match (&args.y, &args.by) {
+        (Some(y), _) => Some(csv.axis_column("--y", y)?),
+        (None, Some(by)) => Some(csv.axis_column("--by", by)?),
+        (None, None) => None,
+    };
+    if second_col == Some(x_col) {
+        let flag = if args.y.is_some() { "--y" } else { "--by" };
+        return Err(InputError(format!("{flag} must name another group axis than --x ({})", args.x)).into());
+    }
+    let best = csv.best().filter(|_| z == Column::Best);
+    if let (Some(b), None) = (best, &args.y) {
+        let shares: Vec<String> = b.labels.iter().map(|l| format!("best.{l}.share")).collect();
+        return Err(InputError(format!(
+            "--z best draws a categorical heatmap and needs --y (for lines, use one of: {})",
+            shares.join(", ")
+        ))
+        .into());
+    }
+    let (path, svg) = image_path(args)?;
+    if csv.rows().is_empty() {
+        return Err(InputError(format!("{} has no groups to plot", args.csv.display())).into());
+    }
+
+    let x = AxisView::new(csv.scale(x_col));
+    let second = second_col.map(|c| AxisView::new(csv.scale(c)));
+    let ny = second.as_ref().map_or(1, |s| s.pos.len());
+    let cell_of = |row: &[Option<f64>]| {
+        let i = csv.slot(&x.scale, row, x_col);
+        let j = match (&second, second_col) {
+            (Some(s), Some(c)) => csv.slot(&s.scale, row, c),
+            _ => 0,
+        };
+        i * ny + j
+    };
+    let flat: Vec<f64> = match best {
+        Some(b) => {
+            let mut sums = vec![vec![0.0; b.labels.len()]; x.pos.len() * ny];
+            for row in csv.rows() {
+                for (sum, s) in sums[cell_of(row)].iter_mut().zip(csv.shares(row)) {
+                    *sum += s;
+                }
+            }
+            sums.iter().map(|s| reduced::modal(s).map_or(f64::NAN, |(k, _)| k as f64)).collect()
+        }
+        None => {
+            let mut cells: Vec<Cell> = (0..x.pos.len() * ny).map(|_| Cell::default()).collect();
+            for row in csv.rows() {
+                if let Some(v) = csv.value(row, z) {
+                    cells[cell_of(row)].add(v, args.agg);
+                }
+            }
+            cells.iter_mut().map(|c| c.value(args.agg)).collect()
+        }
+    };
+    let values: Vec<Vec<f64>> = flat.chunks(ny).map(<[f64]>::to_vec).collect();
+
+    let shown = [Some(&x), second.as_ref()].map(|a| a.map(|a| a.scale.name.as_str()));
+    let others: Vec<&str> = csv.axes().iter().map(String::as_str).filter(|a| !shown.contains(&Some(*a))).collect();
+    let (title, subtitle) = match best {
+        Some(b) => {
+            let objective = b.objective.as_ref().map_or(String::new(), |o| format!(" ({o})"));
+            let mut subtitle = "per group, the value that is best in the most worlds".to_string();
+            if !others.is_empty() {
+                subtitle += &format!(", shares added over {}", others.join(", "));
+            }
+            (format!("{}: best {}{objective}", csv.sweep_name(), b.axis), Some(subtitle))
+        }
+        None => {
+            let what = match z {
+                Column::Delta(b, r) => format!("{} = {} - {}", args.z, csv.column_name(b), csv.column_name(r)),
+                _ => args.z.clone(),
+            };
+            let subtitle = (!others.is_empty()).then(|| format!("{} over the groups of {}", args.agg.name(), others.join(", ")));
+            (format!("{}: {what}", csv.sweep_name()), subtitle)
+        }
+    };
+    let figure = Figure {
+        title,
+        subtitle,
+        z_title: if others.is_empty() { args.z.clone() } else { format!("{} ({})", args.z, args.agg.name()) },
+        x,
+        second,
+        heatmap: args.y.is_some(),
+        values,
+        categories: best.map(|b| (b.axis.rsplit('.').next().unwrap_or(&b.axis).to_string(), b.labels.clone())),
+    };
+    write_image(&path, svg, &figure, args.width, args.height)?;
+    if let Some(cells) = &args.cells {
+        write_cells(cells, args, &figure)?;
+    }
+    let kind = match (&figure.categories, figure.heatmap) {
+        (Some(_), _) => "categorical heatmap",
+        (None, true) => "heatmap",
+        (None, false) => "line plot",
+    };
+    writeln!(out, "wrote {} ({kind} of {} over {} groups)", path.display(), args.z, csv.rows().len())?;
+    Ok(())
+}
+
+/// The image to write (`--out` or the default) and whether it is SVG.
+fn image_path(args: &PlotArgs) -> Result<(PathBuf, bool), InputError> {
+    let path = match &args.out {
+        Some(p) => p.clone(),
+        None => default_path(args),
+    };
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("svg") => Ok((path, true)),
+        Some("png") => Ok((path, false)),
+        _ => Err(InputError(format!("--out: {} must end in .png or .svg", path.display()))),
+    }
+}
+
+/// Draws `figure` and writes it to `path` as SVG or PNG.
+fn write_image(path: &std::path::Path, svg: bool, figure: &Figure, w: u32, h: u32) -> anyhow::Result<()> {
+    let bytes = if svg {
+        let mut text = String::new();
+        draw(SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(), figure)?;
+        text.into_bytes()
+    } else {
+        let mut rgb = vec![0; w as usize * h as usize * 3];
+        draw(TextBitmap::new(&mut rgb, (w, h)).into_drawing_area(), figure)?;
+        encode_png(&rgb, w, h)?
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+    Ok(())
+}
+
+/// `--cells`: one row per cell drawn, `<x>,[<y or by>,]<z>`: the axis values
+/// (`never` as -1, a bin's centre for a binned axis) and the value shown (a
+/// category's label for a categorical heatmap; empty where no row had a value).
+fn write_cells(path: &std::path::Path, args: &PlotArgs, figure: &Figure) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut w = csv::Writer::from_path(path).map_err(|e| InputError(format!("--cells: cannot write {}: {e}", path.display())))?;
+    let mut header = vec![figure.x.scale.name.clone()];
+    header.extend(figure.second.as_ref().map(|s| s.scale.name.clone()));
+    header.push(args.z.clone());
+    w.write_record(&header)?;
+    let number = crate::reduce::output::number;
+    for (i, column) in figure.values.iter().enumerate() {
+        for (j, &v) in column.iter().enumerate() {
+            let mut record = vec![number(figure.x.scale.value(i))];
+            record.extend(figure.second.as_ref().map(|s| number(s.scale.value(j))));
+            record.push(match (&figure.categories, v.is_nan()) {
+                (_, true) => String::new(),
+                (Some((_, labels)), false) => labels[v as usize].clone(),
+                (None, false) => number(v),
+            });
+            w.write_record(&record)?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// A categorical heatmap: one colour per category, and a legend of every
+/// category (not a colour bar).
+fn draw_categories<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: &Figure, layout: &Layout) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (title, labels) = figure.categories.as_ref().expect("a categorical figure has categories");
+    let y = figure.second.as_ref().expect("a heatmap has a y axis");
+    let (w, h) = area.dim_in_pixel();
+    let (main, legend) = area.split_horizontally(w - layout.px(150.0));
+    let max_labels = (h as f64 / layout.px(40.0) as f64) as usize;
+    let mut chart = chart(&main, &figure.x, y.coord(max_labels.clamp(2, 20)), layout)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(figure.x.title())
+        .y_desc(y.title())
+        .x_label_formatter(&|p| figure.x.label_at(*p))
+        .y_label_formatter(&|p| y.label_at(*p))
+        .label_style(layout.font(13.0))
+        .axis_desc_style(layout.font(15.0))
+        .draw()?;
+    let n_months = labels.iter().filter(|l| *l != "never").count();
+    let mut k_month = 0;
+    let colours: Vec<RGBColor> = labels
+        .iter()
+        .map(|l| {
+            if l == "never" {
+                RGBColor(50, 50, 50)
+            } else {
+                k_month += 1;
+                category_colour(k_month - 1, n_months)
+            }
+        })
+        .collect();
+    const EMPTY: RGBColor = RGBColor(215, 215, 215);
+    let colour = |v: f64| if v.is_nan() { EMPTY } else { colours[v as usize] };
+    let (xe, ye) = (figure.x.edges(), y.edges());
+    chart.draw_series(figure.values.iter().enumerate().flat_map(|(i, column)| {
+        let (xe, ye) = (&xe, &ye);
+        column.iter().enumerate().map(move |(j, &v)| Rectangle::new([(xe[i], ye[j]), (xe[i + 1], ye[j + 1])], colour(v).filled()))
+    }))?;
+
+    let frame = Frame::new(layout);
+    let line_h = layout.px(22.0) as i32;
+    let (x0, mut ty) = (layout.px(12.0) as i32, frame.top as i32 + line_h / 2);
+    legend.draw(&Text::new(title.clone(), (x0, ty), layout.font(13.0)))?;
+    let side = layout.px(14.0) as i32;
+    let empty = figure.values.iter().flatten().any(|v| v.is_nan());
+    let entries = labels.iter().zip(&colours).map(|(l, &c)| (l.clone(), c)).chain(empty.then(|| ("no worlds".to_string(), EMPTY)));
+    for (label, c) in entries {
+        ty += line_h;
+        legend.draw(&Rectangle::new([(x0, ty), (x0 + side, ty + side)], c.filled()))?;
+        legend.draw(&Text::new(label, (x0 + side + layout.px(8.0) as i32, ty), layout.font(13.0)))?;
+    }
+    Ok(())
+}
+
+/// Colour of category `k` of `n` (ordered values of an axis, `never` aside):
+/// nine distinct Tableau colours (its grey is left to `never`) when they
+/// suffice, else evenly spaced hues.
+fn category_colour(k: usize, n: usize) -> RGBColor {
+    const TABLEAU: [(u8, u8, u8); 9] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    if n <= TABLEAU.len() {
+        let (r, g, b) = TABLEAU[k];
+        RGBColor(r, g, b)
+    } else {
+        let c = HSLColor(k as f64 / n as f64, 0.65, 0.5).to_backend_color();
+        RGBColor(c.rgb.0, c.rgb.1, c.rgb.2)
+    }
 }
 
 /// Colour of line `j` of `n`: the ten Tableau colours when they suffice,

@@ -1,25 +1,32 @@
 //! `moatsweep summarize`: per group of rows (each combination of the `--by`
 //! axes' values, or all rows), every output's mean, min and max, the share of
 //! rows in which each firm exited, and the number of non-converged scenarios.
+//! A reduced CSV (see [`super::reduced`]) is already one row per group: per
+//! group, its statistics of each output (or of those given with `--output`)
+//! and the modal best value with its share of the group's worlds.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+use super::reduced::{self, ReducedCsv};
 use super::{AxisScale, Stats, SweepCsv, fmt_number};
 use crate::InputError;
 
 /// Mean, min and max of every output, exits and non-convergence, per group.
 #[derive(clap::Args, Debug)]
 pub struct SummarizeArgs {
-    /// A sweep CSV written by `moatsweep run`.
+    /// A sweep CSV written by `moatsweep run`, or a reduced CSV (`<out stem>.reduced.csv`: one block per group, with the modal best value).
     pub csv: PathBuf,
-    /// Group the rows by this axis (repeatable: one group per combination of values).
+    /// Group the rows by this axis (repeatable: one group per combination of values). Not for a reduced CSV, already one row per group.
     #[arg(long, value_name = "AXIS")]
     pub by: Vec<String>,
     /// Write the table as CSV (one row per group) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// A reduced CSV only: show this output (repeatable; default: every reduced output).
+    #[arg(long = "output", value_name = "OUTPUT")]
+    pub outputs: Vec<String>,
 }
 
 /// What an output column also counts, besides its statistics.
@@ -44,6 +51,16 @@ struct Group {
 
 /// `moatsweep summarize`: aggregates the rows per group, then prints the groups or writes them as CSV.
 pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    if reduced::is_reduced(&args.csv) {
+        return run_reduced(args, out);
+    }
+    if let Some(o) = args.outputs.first() {
+        return Err(InputError(format!(
+            "--output {o}: --output picks the outputs of a reduced CSV; {} is a sweep CSV, whose summary shows every output",
+            args.csv.display()
+        ))
+        .into());
+    }
     let csv = SweepCsv::open(&args.csv)?;
     let by: Vec<usize> = args.by.iter().map(|b| csv.axis_column("--by", b)).collect::<Result<_, _>>()?;
     if let Some(dup) = args.by.iter().enumerate().find_map(|(i, b)| args.by[..i].contains(b).then_some(b)) {
@@ -197,4 +214,137 @@ impl Table<'_> {
 /// (so months and counts read as integers, `never` as -1, as in the sweep CSV).
 fn number(v: f64) -> String {
     ryu::Buffer::new().format(v).trim_end_matches(".0").to_string()
+}
+
+/// `moatsweep summarize` of a reduced CSV: its groups are already made, so
+/// `--by` does not apply. Per group, a line naming it, then one line per
+/// output with its statistics (the file's `<output>.<stat>` columns), then,
+/// with `best`, the mean at the best value and at the reference value, and a
+/// line with the modal best value, its share of the group's worlds and every
+/// other value with a positive share. `--out` writes the same as CSV: the
+/// group axes, the chosen outputs' columns, `best`, `best.share`.
+fn run_reduced(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let csv = ReducedCsv::open(&args.csv)?;
+    if let Some(by) = args.by.first() {
+        return Err(InputError(format!(
+            "--by {by}: {} is a reduced CSV, already one row per group of {}; --by does not apply",
+            args.csv.display(),
+            csv.axes().join(", ")
+        ))
+        .into());
+    }
+    let all = csv.outputs();
+    for o in &args.outputs {
+        if !all.contains(&o.as_str()) {
+            return Err(InputError(format!(
+                "--output: {} has no reduced output \"{o}\"{}; its outputs are: {}",
+                args.csv.display(),
+                crate::config::error::suggest(o, all.iter().copied()),
+                all.join(", ")
+            ))
+            .into());
+        }
+    }
+    let outputs: Vec<&str> = if args.outputs.is_empty() { all } else { args.outputs.iter().map(String::as_str).collect() };
+    let stats = csv.stats();
+    let mut heads: Vec<String> = stats.iter().map(|s| s.to_string()).collect();
+    let mut cols: Vec<Vec<Option<usize>>> =
+        outputs.iter().map(|o| stats.iter().map(|s| csv.find_column(&format!("{o}.{s}"))).collect()).collect();
+    if csv.best().is_some() {
+        heads.extend(["best".to_string(), "reference".to_string()]);
+        for (o, c) in outputs.iter().zip(&mut cols) {
+            c.extend(["best", "reference"].map(|p| csv.find_column(&format!("{p}.{o}.mean"))));
+        }
+    }
+    let scales: Vec<AxisScale> = (0..csv.axes().len()).map(|c| csv.scale(c)).collect();
+    let label = |row: &[Option<f64>]| -> String {
+        scales.iter().enumerate().map(|(c, s)| format!("{} = {}", s.name, s.label(csv.slot(s, row, c), 6))).collect::<Vec<_>>().join(", ")
+    };
+
+    if let Some(path) = &args.out {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut w = csv::Writer::from_path(path).map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+        let mut header: Vec<String> = csv.axes().to_vec();
+        for o in &outputs {
+            header.extend(heads.iter().map(|h| match h.as_str() {
+                "best" | "reference" => format!("{h}.{o}.mean"),
+                s => format!("{o}.{s}"),
+            }));
+        }
+        if csv.best().is_some() {
+            header.extend(["best".to_string(), "best.share".to_string()]);
+        }
+        w.write_record(&header)?;
+        for row in csv.rows() {
+            let mut record: Vec<String> = row[..csv.axes().len()].iter().map(|v| number(v.expect("axis cells are checked"))).collect();
+            record.extend(cols.iter().flatten().map(|c| c.and_then(|c| row[c]).map_or(String::new(), number)));
+            if let Some(b) = csv.best() {
+                match csv.modal(row) {
+                    Some((k, share)) => record.extend([b.labels[k].clone(), number(share)]),
+                    None => record.extend([String::new(), String::new()]),
+                }
+            }
+            w.write_record(&record)?;
+        }
+        w.flush()?;
+        writeln!(out, "wrote {} groups to {}", csv.rows().len(), path.display())?;
+        return Ok(());
+    }
+
+    writeln!(
+        out,
+        "{} (sweep {}): reduced, {} groups by {}",
+        args.csv.display(),
+        csv.sweep_name(),
+        csv.rows().len(),
+        csv.axes().join(", ")
+    )?;
+    if let Some(b) = csv.best() {
+        let objective = b.objective.as_ref().map_or(String::new(), |o| format!(" to {o}"));
+        let reference = b.reference.as_ref().map_or(String::new(), |r| format!(" (reference: {r})"));
+        writeln!(
+            out,
+            "best: per world, the {} value{objective}; \"best\" and \"reference\" are the outputs' means at the best value and at the reference{reference}",
+            b.axis
+        )?;
+    }
+    let name_w = outputs.iter().map(|o| o.len()).max().unwrap_or(0).max("output".len());
+    for row in csv.rows() {
+        let cells: Vec<Vec<String>> =
+            cols.iter().map(|c| c.iter().map(|c| c.and_then(|c| row[c]).map_or("-".to_string(), |v| fmt_number(v, 6))).collect()).collect();
+        let num_w = cells.iter().flatten().chain(&heads).map(String::len).max().unwrap_or(0);
+        writeln!(out)?;
+        writeln!(out, "{}", label(row))?;
+        write!(out, "  {:name_w$}", "output")?;
+        for h in &heads {
+            write!(out, "  {h:>num_w$}")?;
+        }
+        writeln!(out)?;
+        for (o, cells) in outputs.iter().zip(&cells) {
+            write!(out, "  {o:name_w$}")?;
+            for c in cells {
+                write!(out, "  {c:>num_w$}")?;
+            }
+            writeln!(out)?;
+        }
+        if let Some(b) = csv.best() {
+            let shares = csv.shares(row);
+            match csv.modal(row) {
+                Some((k, share)) => {
+                    let others: Vec<String> = shares
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, &s)| i != k && s > 0.0)
+                        .map(|(i, &s)| format!("{} {:.1}%", b.labels[i], 100.0 * s))
+                        .collect();
+                    let others = if others.is_empty() { String::new() } else { format!("; also {}", others.join(", ")) };
+                    writeln!(out, "  best {}: {} in {:.1}% of worlds{others}", b.axis, b.labels[k], 100.0 * share)?;
+                }
+                None => writeln!(out, "  best {}: - (no worlds)", b.axis)?,
+            }
+        }
+    }
+    Ok(())
 }
