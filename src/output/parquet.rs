@@ -30,7 +30,9 @@ use anyhow::Context;
 use parquet::basic::{Compression, Encoding, IntType, LogicalType, Repetition, Type as Physical, ZstdLevel};
 use parquet::column::reader::ColumnReader;
 use parquet::column::writer::{ColumnCloseResult, ColumnWriter, get_column_writer};
-use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataReader, ParquetMetaDataWriter, RowGroupMetaData};
+use parquet::file::metadata::{
+    FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetMetaDataWriter, RowGroupMetaData,
+};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr, WriterVersion};
 use parquet::file::reader::{FileReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedFileReader;
@@ -47,7 +49,13 @@ use crate::sweep::Plan;
 /// The manifest's reproducible part, kept in the footer (`moatsweep.manifest`):
 /// what made the rows, not when or where (no times, command, threads or paths), so
 /// that a file's bytes reproduce and merged shards equal one run.
-pub fn provenance(plan: &Plan, config_sha256: &str, kind: crate::backend::BackendKind, precision: Precision, rows: [u64; 2]) -> serde_json::Value {
+pub fn provenance(
+    plan: &Plan,
+    config_sha256: &str,
+    kind: crate::backend::BackendKind,
+    precision: Precision,
+    rows: [u64; 2],
+) -> serde_json::Value {
     let mut config = plan.resolved_json();
     if let Some(c) = config.as_object_mut() {
         c.remove("output");
@@ -125,11 +133,16 @@ impl Layout {
     /// The layout of `plan`'s rows in `precision`: the CSV's columns, typed.
     pub fn of(plan: &Plan, precision: Precision) -> anyhow::Result<Layout> {
         let int32 = || Some(LogicalType::Integer(IntType { bit_width: 32, is_signed: true }));
-        let mut fields = vec![primitive("scenario", Physical::INT64, Some(LogicalType::Integer(IntType { bit_width: 64, is_signed: false })), false)?];
+        let mut fields =
+            vec![primitive("scenario", Physical::INT64, Some(LogicalType::Integer(IntType { bit_width: 64, is_signed: false })), false)?];
         let mut sources = vec![Source::Scenario];
         for (a, axis) in plan.axes.iter().enumerate() {
             let int = axis.is_integer();
-            fields.push(if int { primitive(&axis.path, Physical::INT32, int32(), false)? } else { primitive(&axis.path, Physical::DOUBLE, None, false)? });
+            fields.push(if int {
+                primitive(&axis.path, Physical::INT32, int32(), false)?
+            } else {
+                primitive(&axis.path, Physical::DOUBLE, None, false)?
+            });
             sources.push(Source::Axis { a, int });
         }
         let real = if precision == Precision::F32 { Physical::FLOAT } else { Physical::DOUBLE };
@@ -181,7 +194,6 @@ pub struct ColumnData {
 }
 
 impl ColumnData {
-
     fn extend(&mut self, o: ColumnData) {
         match (&mut self.data, o.data) {
             (Data::I64(a), Data::I64(b)) => a.extend(b),
@@ -242,15 +254,25 @@ impl ColumnData {
 }
 
 /// The columns of rows `first..` of `plan`.
-fn chunk_columns<F: Copy + Send + Sync + Into<f64>>(plan: &Plan, layout: &Layout, first: u64, v: &[Outcome<F>], f32: bool) -> Vec<ColumnData> {
+fn chunk_columns<F: Copy + Send + Sync + Into<f64>>(
+    plan: &Plan,
+    layout: &Layout,
+    first: u64,
+    v: &[Outcome<F>],
+    f32: bool,
+) -> Vec<ColumnData> {
     let rows = first..first + v.len() as u64;
     layout
         .sources
         .par_iter()
         .map(|s| match *s {
             Source::Scenario => ColumnData { data: Data::I64(rows.clone().map(|r| r as i64).collect()), def: None },
-            Source::Axis { a, int: true } => ColumnData { data: Data::I32(rows.clone().map(|r| plan.axis_value(r, a) as i32).collect()), def: None },
-            Source::Axis { a, int: false } => ColumnData { data: Data::F64(rows.clone().map(|r| plan.axis_value(r, a)).collect()), def: None },
+            Source::Axis { a, int: true } => {
+                ColumnData { data: Data::I32(rows.clone().map(|r| plan.axis_value(r, a) as i32).collect()), def: None }
+            }
+            Source::Axis { a, int: false } => {
+                ColumnData { data: Data::F64(rows.clone().map(|r| plan.axis_value(r, a)).collect()), def: None }
+            }
             Source::Output { col, int, optional } => {
                 let value = |o: &Outcome<F>| o.get(col).into();
                 let def = optional.then(|| v.iter().map(|o| i16::from(!value(o).is_nan())).collect::<Vec<i16>>());
@@ -357,7 +379,10 @@ pub fn read_log(bytes: &[u8]) -> anyhow::Result<Vec<RowGroupMetaData>> {
         anyhow::ensure!(at + 4 <= bytes.len(), "the row group log ends inside a record");
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
         let body = bytes.get(at + 4..at + 4 + len).context("the row group log ends inside a record")?;
-        let md = ParquetMetaDataReader::decode_metadata(body)?;
+        // Page encoding statistics kept whole (the default reads them as a mask), so
+        // that the footer written from the log is the footer of an uninterrupted run.
+        let opts = ParquetMetaDataOptions::new().with_encoding_stats_as_mask(false);
+        let md = ParquetMetaDataReader::decode_metadata_with_options(body, Some(&opts))?;
         out.extend(md.row_groups().iter().cloned());
         at += 4 + len;
     }
@@ -401,7 +426,11 @@ impl<'p> ParquetEncoder<'p> {
     /// Adds columns of rows `first..` (in row order) and encodes every row group they complete.
     pub fn push_columns(&mut self, first: u64, cols: Vec<ColumnData>) -> anyhow::Result<Encoded> {
         let n = cols.first().map_or(0, ColumnData::rows) as u64;
-        anyhow::ensure!(first == self.held_from + self.held_rows(), "rows out of order: expected {}, got {first}", self.held_from + self.held_rows());
+        anyhow::ensure!(
+            first == self.held_from + self.held_rows(),
+            "rows out of order: expected {}, got {first}",
+            self.held_from + self.held_rows()
+        );
         if self.held_rows() == 0 {
             self.held = cols;
         } else {
@@ -440,7 +469,12 @@ impl<'p> ParquetEncoder<'p> {
             out.nonconverged += v.iter().filter(|&&x| x > 0).count() as u64;
         }
         let (bytes, rg) = encode_row_group(&self.layout, &group, self.row_groups.len(), self.offset)?;
-        out.log.extend(log_record(&self.layout, &rg)?);
+        let record = log_record(&self.layout, &rg)?;
+        // The footer is written from the row groups as the log gives them back (a
+        // decoded statistics drops the deprecated min/max fields), so that a run
+        // resumed from the log writes the footer of an uninterrupted run.
+        let rg = read_log(&record)?.pop().context("internal error: a row group record without its row group")?;
+        out.log.extend(record);
         self.offset += bytes.len() as u64;
         out.blocks.push(bytes);
         self.row_groups.push(rg);
@@ -486,6 +520,11 @@ impl ParquetFile {
         let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let reader = SerializedFileReader::new(file).with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
         Ok(ParquetFile { path: path.to_path_buf(), reader })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The column names (the sweep's header).
