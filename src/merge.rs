@@ -232,7 +232,11 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
         return crate::reduce::merge::merge(out, &shards, command);
     }
     if let Some(s) = shards.iter().find(|s| s.manifest.format != shards[0].manifest.format) {
-        return Err(refuse(format!("{}: its format differs from {}'s; shards must come from one sweep", s.path.display(), shards[0].path.display())));
+        return Err(refuse(format!(
+            "{}: its format differs from {}'s; shards must come from one sweep",
+            s.path.display(),
+            shards[0].path.display()
+        )));
     }
     if shards[0].manifest.format == Some(OutputFormat::Parquet) {
         return merge_parquet(out, &shards, command);

@@ -19,8 +19,8 @@ use crate::interrupt;
 use crate::output::checkpoint::{Checkpoint, checkpoint_path};
 use crate::output::csv::header;
 use crate::output::manifest::{MODEL, Manifest, timestamp};
-use crate::output::progress::Progress;
 use crate::output::parquet;
+use crate::output::progress::Progress;
 use crate::output::sink::{CsvEncoder, Encoder, LogFile, OnDurable, OutputFile, RowSink, Written};
 use crate::output::{FileError, OutputFormat, create_partial, hash_prefix, hex, manifest_path, partial_path};
 use crate::sweep::Plan;
@@ -376,7 +376,10 @@ fn open_resumed(files: &Files, now: Checkpoint, format: OutputFormat) -> anyhow:
 pub(crate) fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(Option<LogFile>, Vec<parquet::RowGroupMeta>)> {
     let shown = path.display();
     let (Some(len), Some(sha)) = (cp.log_bytes, cp.log_sha256.as_ref()) else {
-        return Err(InputError(format!("cannot resume: the checkpoint records no row group log for {shown}; run without --resume to start over")).into());
+        return Err(InputError(format!(
+            "cannot resume: the checkpoint records no row group log for {shown}; run without --resume to start over"
+        ))
+        .into());
     };
     let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| InputError(format!("cannot resume: {shown}: {e}")))?;
     let hash = match hash_prefix(&mut file, len).map_err(|e| FileError::new("reading", path, e))? {
@@ -391,8 +394,11 @@ pub(crate) fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(Option
     let cut = file.set_len(len).and_then(|()| file.seek(SeekFrom::End(0)));
     cut.map_err(|e| FileError::new("writing", path, e))?;
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(path).map_err(|e| FileError::new("reading", path, e))?, len), &mut bytes)
-        .map_err(|e| FileError::new("reading", path, e))?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(|e| FileError::new("reading", path, e))?, len),
+        &mut bytes,
+    )
+    .map_err(|e| FileError::new("reading", path, e))?;
     let groups = parquet::read_log(&bytes).map_err(|e| InputError(format!("cannot resume: {shown}: {e:#}")))?;
     Ok((Some(LogFile { file, path: path.to_path_buf(), bytes: len, hash }), groups))
 }

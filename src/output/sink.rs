@@ -182,7 +182,8 @@ impl<'p> RowSink<'p> {
         let head = if head { encoder.head() } else { Vec::new() };
         let writer = std::thread::spawn(move || -> anyhow::Result<Written> {
             let mut a = Appender { path: out.path, w: BufWriter::with_capacity(1 << 20, out.file), bytes: out.bytes, hash: out.hash };
-            let mut log = log.map(|l| Appender { path: l.path, w: BufWriter::with_capacity(1 << 16, l.file), bytes: l.bytes, hash: l.hash });
+            let mut log =
+                log.map(|l| Appender { path: l.path, w: BufWriter::with_capacity(1 << 16, l.file), bytes: l.bytes, hash: l.hash });
             let mut state = Written { next_row, nonconverged_scenarios, bytes: a.bytes, sha256: String::new(), log: None };
             let mut on_durable = on_durable;
             a.put(&head)?;

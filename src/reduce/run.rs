@@ -21,8 +21,8 @@ use crate::interrupt::{self, Interrupted};
 use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
 use crate::output::manifest::{MODEL, Manifest, ReducedManifest, timestamp};
-use crate::output::progress::Progress;
 use crate::output::parquet::RowGroupMeta;
+use crate::output::progress::Progress;
 use crate::output::sink::{LogFile, OutputFile, RowSink, Written};
 use crate::output::{FileError, OutputFormat, create_partial, hex, partial_path};
 use crate::run::{
@@ -272,7 +272,12 @@ pub(crate) fn run(
 
 /// A fresh start: the reduced CSV's `.partial` (so that an unwritable path fails
 /// now), the rows file's, and a checkpoint of the empty state.
-fn fresh(files: &ReducedFiles, start: Checkpoint, empty: ReduceState, format: OutputFormat) -> anyhow::Result<(Checkpoint, ReduceState, Option<RowsFile>)> {
+fn fresh(
+    files: &ReducedFiles,
+    start: Checkpoint,
+    empty: ReduceState,
+    format: OutputFormat,
+) -> anyhow::Result<(Checkpoint, ReduceState, Option<RowsFile>)> {
     let cannot = |p: &Path, e: std::io::Error| InputError(format!("cannot write the output {}: {e}", partial_path(p).display()));
     create_partial(&files.reduced.out).map_err(|e| cannot(&files.reduced.out, e))?;
     let mut start = start;
@@ -288,7 +293,11 @@ fn fresh(files: &ReducedFiles, start: Checkpoint, empty: ReduceState, format: Ou
                     Some(LogFile { file: f, path: r.log.clone(), bytes: 0, hash: Sha256::new() })
                 }
             };
-            Some(RowsFile { file: OutputFile { file, path: r.partial.clone(), bytes: 0, hash: Sha256::new() }, log, row_groups: Vec::new() })
+            Some(RowsFile {
+                file: OutputFile { file, path: r.partial.clone(), bytes: 0, hash: Sha256::new() },
+                log,
+                row_groups: Vec::new(),
+            })
         }
         None => None,
     };
@@ -305,7 +314,12 @@ struct RowsFile {
 }
 
 /// Continues from the checkpoint: its state, and the rows file cut back to what it vouches for.
-fn resume(files: &ReducedFiles, rp: &ReducePlan, now: Checkpoint, format: OutputFormat) -> anyhow::Result<(Checkpoint, ReduceState, Option<RowsFile>)> {
+fn resume(
+    files: &ReducedFiles,
+    rp: &ReducePlan,
+    now: Checkpoint,
+    format: OutputFormat,
+) -> anyhow::Result<(Checkpoint, ReduceState, Option<RowsFile>)> {
     let cp = read_checkpoint(&files.reduced)?;
     check_resumable(&cp, &now, &files.reduced.partial)?;
     let shown = files.reduced.checkpoint.display();
