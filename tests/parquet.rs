@@ -413,7 +413,14 @@ fn unreadable_parquet_is_named_with_exit_status_2() {
     bad_len[n - 8..n - 4].copy_from_slice(&u32::MAX.to_le_bytes());
     let footer = tmp.path().join("footer.parquet");
     std::fs::write(&footer, bad_len).unwrap();
-    for file in [&cut, &junk, &footer] {
+    // Damaged pages under an intact footer.
+    let mut pages = bytes.clone();
+    for i in (200..bytes.len() / 2).step_by(7) {
+        pages[i] ^= 0x5a;
+    }
+    let damaged = tmp.path().join("pages.parquet");
+    std::fs::write(&damaged, pages).unwrap();
+    for file in [&cut, &junk, &footer, &damaged] {
         for args in [
             vec!["summarize"],
             vec!["plot", "--x", "model.ad_uplift", "--z", "hhi"],
@@ -427,6 +434,12 @@ fn unreadable_parquet_is_named_with_exit_status_2() {
             assert!(!err.contains("panicked"), "{err}");
         }
     }
+    // check, with the good file's manifest beside the cut one.
+    std::fs::copy(format!("{}.manifest.json", good.display()), format!("{}.manifest.json", cut.display())).unwrap();
+    let out = moatsweep().arg("check").arg(&cut).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&s(&cut)) && !err.contains("panicked"), "{err}");
     // The bad --format value.
     let out = moatsweep().args(["run", "--backend", "cpu", "--format", "arrow"]).arg(&cfg).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
