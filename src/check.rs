@@ -28,7 +28,8 @@ fn check_one(path: &Path) -> Result<String, InputError> {
     let scan = scan(path).map_err(|e| InputError(format!("{shown}: cannot read it: {}", e.source)))?;
     // Parquet: the header is the schema's column names, the rows its row count.
     let parquet = if is_parquet(path) {
-        let f = ParquetFile::open(path).map_err(|e| InputError(format!("{shown}: {e:#}")))?;
+        // The error names the file.
+        let f = ParquetFile::open(path).map_err(|e| InputError(format!("{e:#}")))?;
         Some((f.names(), f.rows()))
     } else {
         None

@@ -8,6 +8,13 @@
 //! manifest beside the CSV, when it matches the header, adds the sweep's name
 //! and which axes are logspace or loguniform. An axis with many distinct
 //! values (a sampling design draws a new one for every row) is cut into bins.
+//!
+//! A sweep written as Parquet (`run --format parquet`, told apart by its magic
+//! bytes) is read the same way, row group by row group: its column names are the
+//! header, its manifest the one beside it or else the footer's
+//! `moatsweep.manifest`, and every value is the number the CSV of the same run
+//! holds (an f32 through its shortest decimal, as the CSV writes it; a null as an
+//! empty cell), so every analysis prints the same for either file.
 
 mod bootstrap;
 pub mod discover;
@@ -28,6 +35,7 @@ use crate::config::error::suggest;
 use crate::model::NEVER;
 use crate::model::outputs::{OUTPUTS, Scope};
 use crate::output::manifest_path;
+use crate::output::parquet::{ColumnData, Data, ParquetFile, is_parquet};
 
 /// Distinct values an axis may have before it is cut into bins.
 const MAX_VALUES: usize = 100;
@@ -43,12 +51,54 @@ pub struct SweepCsv {
     n_axes: usize,
     /// `<csv>.manifest.json`, when there is one and its `columns` are this header.
     manifest: Option<serde_json::Value>,
+    /// The Parquet file, when the sweep is one (else it is a CSV).
+    parquet: Option<ParquetFile>,
+}
+
+/// Opens the Parquet sweep at `path`; a file that is not readable Parquet is an
+/// [`InputError`] naming it.
+pub(crate) fn open_parquet(path: &Path) -> Result<ParquetFile, InputError> {
+    ParquetFile::open(path).map_err(|e| InputError(format!("{e:#}")))
+}
+
+/// The manifest in a Parquet file's footer (`moatsweep.manifest`), if it holds one.
+pub(crate) fn footer_manifest(f: &ParquetFile) -> Option<serde_json::Value> {
+    let mut m: serde_json::Value = serde_json::from_str(&f.key_value("moatsweep.manifest")?).ok()?;
+    // The footer keeps the reproducible part; the rows written are the file's.
+    if m.get("rows_written").is_none() {
+        m["rows_written"] = serde_json::json!(f.rows());
+    }
+    Some(m)
+}
+
+/// A Parquet column as the CSV of the same run reads back: each value as f64, an
+/// f32 through its shortest decimal (what the CSV writes), NaN for a null.
+pub(crate) fn csv_values(c: &ColumnData) -> Vec<f64> {
+    let mut v = c.to_f64();
+    if matches!(c.data, Data::F32(_)) {
+        let mut buf = ryu::Buffer::new();
+        for x in v.iter_mut().filter(|x| x.is_finite()) {
+            *x = buf.format(*x as f32).parse().unwrap_or(*x);
+        }
+    }
+    v
+}
+
+/// Columns `cols` of row group `g` of `f`, as [`csv_values`]; a read error names the file.
+pub(crate) fn read_group_values(f: &ParquetFile, g: usize, cols: &[usize]) -> Result<Vec<Vec<f64>>, InputError> {
+    let group = f.read_group(g, cols).map_err(|e| InputError(format!("{e:#}")))?;
+    Ok(group.iter().map(csv_values).collect())
 }
 
 impl SweepCsv {
     /// Opens `path` and reads its header and manifest. A file that cannot be
     /// read or is not a moatsweep CSV is an [`InputError`].
     pub fn open(path: &Path) -> anyhow::Result<SweepCsv> {
+        if is_parquet(path) {
+            let f = open_parquet(path)?;
+            let columns = f.names();
+            return SweepCsv::with_columns(path, columns, Some(f));
+        }
         let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
         let columns: Vec<String> = csv::Reader::from_reader(file)
             .headers()
@@ -56,6 +106,10 @@ impl SweepCsv {
             .iter()
             .map(str::to_string)
             .collect();
+        SweepCsv::with_columns(path, columns, None)
+    }
+
+    fn with_columns(path: &Path, columns: Vec<String>, parquet: Option<ParquetFile>) -> anyhow::Result<SweepCsv> {
         if columns.first().map(String::as_str) != Some("scenario") {
             return Err(InputError(format!("{} is not a moatsweep CSV: its first column should be \"scenario\"", path.display())).into());
         }
@@ -63,11 +117,15 @@ impl SweepCsv {
         if n_axes + 1 == columns.len() {
             return Err(InputError(format!("{} is not a moatsweep CSV: it has no output columns", path.display())).into());
         }
+        let fits = |m: &serde_json::Value| {
+            m["columns"].as_array().is_some_and(|c| c.iter().map(|v| v.as_str()).eq(columns.iter().map(|c| Some(c.as_str()))))
+        };
         let manifest = std::fs::read(manifest_path(path))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .filter(|m| m["columns"].as_array().is_some_and(|c| c.iter().map(|v| v.as_str()).eq(columns.iter().map(|c| Some(c.as_str())))));
-        Ok(SweepCsv { path: path.to_path_buf(), columns, n_axes, manifest })
+            .filter(fits)
+            .or_else(|| parquet.as_ref().and_then(footer_manifest).filter(fits));
+        Ok(SweepCsv { path: path.to_path_buf(), columns, n_axes, manifest, parquet })
     }
 
     /// The axis columns, in CSV order.
@@ -164,12 +222,24 @@ impl SweepCsv {
 
     /// Reads every row, calling `f` on each; returns the number of rows.
     pub fn for_each_row(&self, mut f: impl FnMut(&Row) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+        if let Some(pq) = &self.parquet {
+            let all: Vec<usize> = (0..self.columns.len()).collect();
+            let mut rows = 0;
+            for g in 0..pq.row_groups() {
+                let cols = read_group_values(pq, g, &all)?;
+                for i in 0..cols.first().map_or(0, Vec::len) {
+                    f(&Row { cells: Cells::Parquet { cols: &cols, i, row: rows }, csv: self })?;
+                    rows += 1;
+                }
+            }
+            return Ok(rows);
+        }
         let file = File::open(&self.path).map_err(|e| InputError(format!("cannot read {}: {e}", self.path.display())))?;
         let mut reader = csv::Reader::from_reader(file);
         let mut record = csv::ByteRecord::new();
         let mut rows = 0;
         while reader.read_byte_record(&mut record).map_err(|e| InputError(format!("{}: {e}", self.path.display())))? {
-            f(&Row { record: &record, csv: self })?;
+            f(&Row { cells: Cells::Csv(&record), csv: self })?;
             rows += 1;
         }
         Ok(rows)
@@ -178,15 +248,29 @@ impl SweepCsv {
 
 /// One row of a [`SweepCsv`].
 pub struct Row<'a> {
-    record: &'a csv::ByteRecord,
+    cells: Cells<'a>,
     csv: &'a SweepCsv,
+}
+
+/// Where a row's cells are: a CSV record, or row `i` of a Parquet row group's
+/// columns (row `row` of the file).
+enum Cells<'a> {
+    Csv(&'a csv::ByteRecord),
+    Parquet { cols: &'a [Vec<f64>], i: usize, row: u64 },
 }
 
 impl Row<'_> {
     /// The number in column `col`; `None` for an empty cell (the price of a
     /// firm that offers no product).
     pub fn value(&self, col: usize) -> Result<Option<f64>, InputError> {
-        let bytes = self.record.get(col).unwrap_or_default();
+        let record = match self.cells {
+            Cells::Csv(record) => record,
+            Cells::Parquet { cols, i, .. } => {
+                let v = cols[col][i];
+                return Ok((!v.is_nan()).then_some(v + 0.0));
+            }
+        };
+        let bytes = record.get(col).unwrap_or_default();
         if bytes.is_empty() {
             return Ok(None);
         }
@@ -203,7 +287,12 @@ impl Row<'_> {
     }
 
     fn error(&self, col: usize, message: &str) -> InputError {
-        let line = self.record.position().map_or(0, |p| p.line());
+        let line = match self.cells {
+            Cells::Csv(record) => record.position().map_or(0, |p| p.line()),
+            Cells::Parquet { row, .. } => {
+                return InputError(format!("{}: row {row}: {}: {message}", self.csv.path.display(), self.csv.columns[col]));
+            }
+        };
         InputError(format!("{}:{line}: {}: {message}", self.csv.path.display(), self.csv.columns[col]))
     }
 }
@@ -458,7 +547,13 @@ mod tests {
             for v in [12.0, -1.0, 0.0, 6.0] {
                 seen.add(name, v);
             }
-            let csv = SweepCsv { path: PathBuf::from("t.csv"), columns: vec!["scenario".into(), name.into()], n_axes: 1, manifest: None };
+            let csv = SweepCsv {
+                path: PathBuf::from("t.csv"),
+                columns: vec!["scenario".into(), name.into()],
+                n_axes: 1,
+                manifest: None,
+                parquet: None,
+            };
             csv.scale(1, seen)
         };
         let months = scale("firm.open.release_month");
@@ -481,6 +576,7 @@ mod tests {
             columns: vec!["scenario".into(), "firm.open.train_spend".into()],
             n_axes: 1,
             manifest: None,
+            parquet: None,
         };
         let s = csv.scale(1, seen);
         assert!(s.bins() == Some(BINS) && s.log, "two decades of positive values: log bins");

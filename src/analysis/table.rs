@@ -1,7 +1,9 @@
 //! A sweep CSV read whole into columns, for `sensitivity` and `discover`: the
 //! manifest says which columns are axes (its config's `axes`) and which are
 //! outputs (the rest of its `columns`), and the file is parsed once, in
-//! parallel blocks of lines, keeping only the columns asked for.
+//! parallel blocks of lines, keeping only the columns asked for. A Parquet sweep
+//! is read column by column, row group by row group, into the same values (see
+//! [`super`]), its manifest the one beside it or else the footer's.
 
 use std::fs::File;
 use std::io::Read;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use crate::InputError;
 use crate::config::error::suggest;
 use crate::output::manifest_path;
+use crate::output::parquet::{Data, ParquetFile, is_parquet};
 
 /// Bytes read per parallel batch.
 const BATCH_BYTES: usize = 32 << 20;
@@ -56,24 +59,43 @@ pub struct SweepTable {
     pub path: PathBuf,
     pub header: Vec<String>,
     pub manifest: Option<Manifest>,
+    /// The Parquet file, when the sweep is one (else it is a CSV).
+    parquet: Option<ParquetFile>,
 }
 
 impl SweepTable {
     /// Reads the header of `path` and the manifest beside it (if any, and if it describes this header).
     pub fn open(path: &Path) -> Result<SweepTable, InputError> {
-        let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
-        let header: Vec<String> = csv::Reader::from_reader(file)
-            .headers()
-            .map_err(|e| InputError(format!("{}: {e}", path.display())))?
-            .iter()
-            .map(str::to_string)
-            .collect();
+        let parquet = if is_parquet(path) { Some(super::open_parquet(path)?) } else { None };
+        let header: Vec<String> = match &parquet {
+            Some(f) => f.names(),
+            None => {
+                let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+                csv::Reader::from_reader(file)
+                    .headers()
+                    .map_err(|e| InputError(format!("{}: {e}", path.display())))?
+                    .iter()
+                    .map(str::to_string)
+                    .collect()
+            }
+        };
         if header.first().map(String::as_str) != Some("scenario") {
             return Err(InputError(format!("{} is not a moatsweep CSV: its first column should be \"scenario\"", path.display())));
         }
         let mpath = manifest_path(path);
         let manifest = match std::fs::read(&mpath) {
-            Err(_) => None,
+            Err(_) => match parquet.as_ref().and_then(super::footer_manifest) {
+                None => None,
+                Some(m) => {
+                    let m: Manifest = serde_json::from_value(m).map_err(|e| {
+                        InputError(format!("{}: its footer's moatsweep.manifest is not a moatsweep manifest: {e}", path.display()))
+                    })?;
+                    if m.columns != header {
+                        return Err(InputError(format!("{}: its footer's manifest lists other columns than the file has", path.display())));
+                    }
+                    Some(m)
+                }
+            },
             Ok(bytes) => {
                 let m: Manifest = serde_json::from_slice(&bytes)
                     .map_err(|e| InputError(format!("{}: not a moatsweep manifest: {e}", mpath.display())))?;
@@ -87,7 +109,7 @@ impl SweepTable {
                 Some(m)
             }
         };
-        Ok(SweepTable { path: path.to_path_buf(), header, manifest })
+        Ok(SweepTable { path: path.to_path_buf(), header, manifest, parquet })
     }
 
     /// The manifest, or an error saying that `command` needs it.
@@ -141,7 +163,10 @@ impl SweepTable {
                 unique.push(c);
             }
         }
-        let mut read = read_columns(&self.path, self.header.len(), &unique)?;
+        let mut read = match &self.parquet {
+            Some(f) => read_parquet(f, &unique)?,
+            None => read_columns(&self.path, self.header.len(), &unique)?,
+        };
         if unique.len() == cols.len() {
             return Ok(read);
         }
@@ -234,6 +259,32 @@ fn read_columns(path: &Path, width: usize, cols: &[usize]) -> anyhow::Result<Col
         carry.drain(..consumed);
         if eof {
             break;
+        }
+    }
+    Ok(out)
+}
+
+/// Columns `cols` of a Parquet sweep, with the values and integer flags the CSV of
+/// the same run gives: integer columns are integers unless a cell is null, real
+/// ones never are (the CSV writes every real with a `.` or an exponent).
+fn read_parquet(f: &ParquetFile, cols: &[usize]) -> Result<Columns, InputError> {
+    let mut out =
+        Columns { scenario: Vec::with_capacity(f.rows() as usize), data: vec![Vec::new(); cols.len()], integer: vec![true; cols.len()] };
+    let mut want = vec![0];
+    want.extend_from_slice(cols);
+    let groups: Vec<usize> = (0..f.row_groups()).collect();
+    let read: Vec<Vec<crate::output::parquet::ColumnData>> =
+        groups.par_iter().map(|&g| f.read_group(g, &want).map_err(|e| InputError(format!("{e:#}")))).collect::<Result<_, _>>()?;
+    for group in read {
+        let (scenario, rest) = group.split_first().expect("the scenario column was asked for");
+        match &scenario.data {
+            Data::I64(v) => out.scenario.extend(v.iter().map(|&s| s as u64)),
+            _ => return Err(InputError(format!("{}: its scenario column is not of 64-bit integers", f.path().display()))),
+        }
+        for (k, c) in rest.iter().enumerate() {
+            let values = super::csv_values(c);
+            out.integer[k] &= values.is_empty() || (f.is_integer(cols[k]) && c.def.as_ref().is_none_or(|d| d.iter().all(|&l| l == 1)));
+            out.data[k].extend_from_slice(&values);
         }
     }
     Ok(out)

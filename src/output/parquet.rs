@@ -30,7 +30,9 @@ use anyhow::Context;
 use parquet::basic::{Compression, Encoding, IntType, LogicalType, Repetition, Type as Physical, ZstdLevel};
 use parquet::column::reader::ColumnReader;
 use parquet::column::writer::{ColumnCloseResult, ColumnWriter, get_column_writer};
-use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataReader, ParquetMetaDataWriter, RowGroupMetaData};
+use parquet::file::metadata::{
+    FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetMetaDataWriter, RowGroupMetaData,
+};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr, WriterVersion};
 use parquet::file::reader::{FileReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedFileReader;
@@ -377,7 +379,10 @@ pub fn read_log(bytes: &[u8]) -> anyhow::Result<Vec<RowGroupMetaData>> {
         anyhow::ensure!(at + 4 <= bytes.len(), "the row group log ends inside a record");
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
         let body = bytes.get(at + 4..at + 4 + len).context("the row group log ends inside a record")?;
-        let md = ParquetMetaDataReader::decode_metadata(body)?;
+        // Page encoding statistics kept whole (the default reads them as a mask), so
+        // that the footer written from the log is the footer of an uninterrupted run.
+        let opts = ParquetMetaDataOptions::new().with_encoding_stats_as_mask(false);
+        let md = ParquetMetaDataReader::decode_metadata_with_options(body, Some(&opts))?;
         out.extend(md.row_groups().iter().cloned());
         at += 4 + len;
     }
@@ -464,7 +469,12 @@ impl<'p> ParquetEncoder<'p> {
             out.nonconverged += v.iter().filter(|&&x| x > 0).count() as u64;
         }
         let (bytes, rg) = encode_row_group(&self.layout, &group, self.row_groups.len(), self.offset)?;
-        out.log.extend(log_record(&self.layout, &rg)?);
+        let record = log_record(&self.layout, &rg)?;
+        // The footer is written from the row groups as the log gives them back (a
+        // decoded statistics drops the deprecated min/max fields), so that a run
+        // resumed from the log writes the footer of an uninterrupted run.
+        let rg = read_log(&record)?.pop().context("internal error: a row group record without its row group")?;
+        out.log.extend(record);
         self.offset += bytes.len() as u64;
         out.blocks.push(bytes);
         self.row_groups.push(rg);
@@ -510,6 +520,11 @@ impl ParquetFile {
         let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let reader = SerializedFileReader::new(file).with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
         Ok(ParquetFile { path: path.to_path_buf(), reader })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The column names (the sweep's header).
