@@ -2,14 +2,14 @@
 //! checking each shard's bytes against the SHA-256 its manifest records.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::InputError;
 use crate::output::manifest::{Manifest, MergedFrom};
-use crate::output::{FileError, OutputFormat, hex, manifest_path, partial_path};
+use crate::output::{FileError, HashedWriter, OutputFormat, hex, manifest_path, partial_path};
 
 pub(crate) struct Shard {
     pub path: PathBuf,
@@ -83,26 +83,9 @@ fn check_coverage(shards: &[Shard], total: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The merged file as it is written: its bytes go through the hash too.
-struct Out {
-    path: PathBuf,
-    w: BufWriter<File>,
-    hash: Sha256,
-    bytes: u64,
-}
-
-impl Out {
-    fn put(&mut self, b: &[u8]) -> Result<(), FileError> {
-        self.w.write_all(b).map_err(|e| FileError::new("writing", &self.path, e))?;
-        self.hash.update(b);
-        self.bytes += b.len() as u64;
-        Ok(())
-    }
-}
-
 /// Appends shard `s` to `out` (its header only when `header` is `None`, else
 /// checked against it), verifying its row count and SHA-256 on the way.
-fn append(s: &Shard, out: &mut Out, header: &mut Option<(String, PathBuf)>) -> anyhow::Result<()> {
+fn append(s: &Shard, out: &mut HashedWriter, header: &mut Option<(String, PathBuf)>) -> anyhow::Result<()> {
     let shown = s.path.display();
     let err = |e| FileError::new("reading", &s.path, e);
     let mut r = BufReader::with_capacity(1 << 20, File::open(&s.path).map_err(err)?);
@@ -193,7 +176,7 @@ fn merge_parquet(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::
         std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
     }
     let file = File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
-    let mut w = Out { path: partial.clone(), w: BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), bytes: 0 };
+    let mut w = HashedWriter::new(partial.clone(), file, 1 << 20);
     let written = (|| -> anyhow::Result<()> {
         w.put(&enc.head())?;
         for (s, f) in shards.iter().zip(&files) {
@@ -211,8 +194,7 @@ fn merge_parquet(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::
         for b in enc.finish()?.blocks {
             w.put(&b)?;
         }
-        let synced = w.w.flush().and_then(|()| w.w.get_ref().sync_all());
-        Ok(synced.map_err(|e| FileError::new("writing", &partial, e))?)
+        Ok(w.sync()?)
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&partial);
@@ -248,14 +230,13 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
         std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
     }
     let file = File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
-    let mut w = Out { path: partial.clone(), w: BufWriter::with_capacity(1 << 20, file), hash: Sha256::new(), bytes: 0 };
+    let mut w = HashedWriter::new(partial.clone(), file, 1 << 20);
     let written = (|| -> anyhow::Result<()> {
         let mut header = None;
         for s in &shards {
             append(s, &mut w, &mut header)?;
         }
-        let synced = w.w.flush().and_then(|()| w.w.get_ref().sync_all());
-        Ok(synced.map_err(|e| FileError::new("writing", &partial, e))?)
+        Ok(w.sync()?)
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&partial);
@@ -266,15 +247,15 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
 }
 
 /// Writes the merged file's manifest and renames both into place.
-fn finish_merge(out: &Path, shards: &[Shard], command: Vec<String>, w: Out, total: u64) -> anyhow::Result<u64> {
+fn finish_merge(out: &Path, shards: &[Shard], command: Vec<String>, w: HashedWriter, total: u64) -> anyhow::Result<u64> {
     let partial = partial_path(out);
     let first = &shards[0].manifest;
     let sum = |f: fn(&Manifest) -> Option<f64>| shards.iter().map(|s| f(&s.manifest)).sum::<Option<f64>>();
     let manifest = Manifest {
         command,
         output: out.display().to_string(),
-        sha256: Some(hex(&w.hash.finalize())),
-        bytes: Some(w.bytes),
+        sha256: Some(w.sha256()),
+        bytes: Some(w.bytes()),
         rows: [0, total],
         rows_written: total,
         nonconverged_scenarios: shards.iter().map(|s| s.manifest.nonconverged_scenarios).sum(),

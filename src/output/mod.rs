@@ -11,7 +11,7 @@ pub mod progress;
 pub mod sink;
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -132,4 +132,66 @@ pub fn hash_prefix(file: &mut File, len: u64) -> io::Result<Option<Sha256>> {
     let mut hash = Sha256::new();
     let copied = io::copy(&mut Read::take(&mut *file, len), &mut hash)?;
     Ok((copied == len).then_some(hash))
+}
+
+/// A file being appended to and hashed as it goes: the ordered writer's output
+/// (and a Parquet run's side log), and `merge`'s output.
+pub struct HashedWriter {
+    path: PathBuf,
+    w: BufWriter<File>,
+    bytes: u64,
+    hash: Sha256,
+}
+
+impl HashedWriter {
+    /// A new, empty file.
+    pub fn new(path: PathBuf, file: File, capacity: usize) -> HashedWriter {
+        HashedWriter::resume(path, file, capacity, 0, Sha256::new())
+    }
+
+    /// A file that already holds `bytes` bytes hashing to `hash`, opened for appending.
+    pub fn resume(path: PathBuf, file: File, capacity: usize, bytes: u64, hash: Sha256) -> HashedWriter {
+        HashedWriter { path, w: BufWriter::with_capacity(capacity, file), bytes, hash }
+    }
+
+    pub fn put(&mut self, b: &[u8]) -> Result<(), FileError> {
+        self.w.write_all(b).map_err(|e| FileError::new("writing", &self.path, e))?;
+        self.hash.update(b);
+        self.bytes += b.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The SHA-256 (hex) of the bytes written so far.
+    pub fn sha256(&self) -> String {
+        hex(&self.hash.clone().finalize())
+    }
+
+    /// Flushes and syncs the file, and checks that it is still where it was.
+    pub fn sync(&mut self) -> Result<(), FileError> {
+        let synced = self.w.flush().and_then(|()| self.w.get_ref().sync_data()).and_then(|()| still_there(&self.path, self.w.get_ref()));
+        synced.map_err(|e| FileError::new("writing", &self.path, e))
+    }
+}
+
+/// Fails when `path` no longer names `file` (removed or replaced during the run),
+/// so that rows are not written on into a file nobody will find.
+fn still_there(path: &Path, file: &File) -> std::io::Result<()> {
+    let gone = || std::io::Error::new(std::io::ErrorKind::NotFound, "the file was removed or replaced during the run");
+    let on_disk = std::fs::metadata(path).map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { gone() } else { e })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let open = file.metadata()?;
+        if (on_disk.dev(), on_disk.ino()) != (open.dev(), open.ino()) {
+            return Err(gone());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (on_disk, file);
+    Ok(())
 }

@@ -9,17 +9,16 @@
 //! `--resume`) is appended and synced with them.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::anyhow;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
-use super::FileError;
 use super::csv::{Real, format_chunk, header_line};
 use super::progress::Progress;
+use super::{FileError, HashedWriter};
 use crate::backend::{ChunkSink, Outcomes};
 use crate::interrupt::{self, Interrupted};
 use crate::model::{Out, Outcome};
@@ -181,19 +180,18 @@ impl<'p> RowSink<'p> {
         let (tx, rx) = sync_channel::<Message>(4);
         let head = if head { encoder.head() } else { Vec::new() };
         let writer = std::thread::spawn(move || -> anyhow::Result<Written> {
-            let mut a = Appender { path: out.path, w: BufWriter::with_capacity(1 << 20, out.file), bytes: out.bytes, hash: out.hash };
-            let mut log =
-                log.map(|l| Appender { path: l.path, w: BufWriter::with_capacity(1 << 16, l.file), bytes: l.bytes, hash: l.hash });
-            let mut state = Written { next_row, nonconverged_scenarios, bytes: a.bytes, sha256: String::new(), log: None };
+            let mut a = HashedWriter::resume(out.path, out.file, 1 << 20, out.bytes, out.hash);
+            let mut log = log.map(|l| HashedWriter::resume(l.path, l.file, 1 << 16, l.bytes, l.hash));
+            let mut state = Written { next_row, nonconverged_scenarios, bytes: a.bytes(), sha256: String::new(), log: None };
             let mut on_durable = on_durable;
             a.put(&head)?;
-            let sync = |a: &mut Appender, log: &mut Option<Appender>, state: &mut Written| -> Result<(), FileError> {
+            let sync = |a: &mut HashedWriter, log: &mut Option<HashedWriter>, state: &mut Written| -> Result<(), FileError> {
                 a.sync()?;
-                state.bytes = a.bytes;
-                state.sha256 = super::hex(&a.hash.clone().finalize());
+                state.bytes = a.bytes();
+                state.sha256 = a.sha256();
                 if let Some(l) = log.as_mut() {
                     l.sync()?;
-                    state.log = Some((l.bytes, super::hex(&l.hash.clone().finalize())));
+                    state.log = Some((l.bytes(), l.sha256()));
                 }
                 Ok(())
             };
@@ -289,47 +287,6 @@ impl<'p> RowSink<'p> {
         self.nonconverged_scenarios += e.nonconverged;
         self.send_message(e.blocks, e.log, None)
     }
-}
-
-/// The writer thread's end of a file: appends and hashes.
-struct Appender {
-    path: PathBuf,
-    w: BufWriter<File>,
-    bytes: u64,
-    hash: Sha256,
-}
-
-impl Appender {
-    fn put(&mut self, b: &[u8]) -> Result<(), FileError> {
-        self.w.write_all(b).map_err(|e| FileError::new("writing", &self.path, e))?;
-        self.hash.update(b);
-        self.bytes += b.len() as u64;
-        Ok(())
-    }
-
-    /// Flushes and syncs the file, and checks that it is still where it was.
-    fn sync(&mut self) -> Result<(), FileError> {
-        let synced = self.w.flush().and_then(|()| self.w.get_ref().sync_data()).and_then(|()| still_there(&self.path, self.w.get_ref()));
-        synced.map_err(|e| FileError::new("writing", &self.path, e))
-    }
-}
-
-/// Fails when `path` no longer names `file` (removed or replaced during the run),
-/// so that rows are not written on into a file nobody will find.
-fn still_there(path: &Path, file: &File) -> std::io::Result<()> {
-    let gone = || std::io::Error::new(std::io::ErrorKind::NotFound, "the file was removed or replaced during the run");
-    let on_disk = std::fs::metadata(path).map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { gone() } else { e })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let open = file.metadata()?;
-        if (on_disk.dev(), on_disk.ino()) != (open.dev(), open.ino()) {
-            return Err(gone());
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (on_disk, file);
-    Ok(())
 }
 
 impl ChunkSink for RowSink<'_> {
