@@ -246,6 +246,19 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     finish_merge(out, &shards, command, w, total)
 }
 
+/// The manifest's `merged_from`: each shard's path, rows, backend and SHA-256.
+pub(crate) fn merged_from(shards: &[Shard]) -> Vec<MergedFrom> {
+    shards
+        .iter()
+        .map(|s| MergedFrom {
+            path: s.path.display().to_string(),
+            rows: s.manifest.rows,
+            backend: s.manifest.backend.clone(),
+            sha256: s.manifest.sha256.clone(),
+        })
+        .collect()
+}
+
 /// Writes the merged file's manifest and renames both into place.
 fn finish_merge(out: &Path, shards: &[Shard], command: Vec<String>, w: HashedWriter, total: u64) -> anyhow::Result<u64> {
     let partial = partial_path(out);
@@ -260,17 +273,7 @@ fn finish_merge(out: &Path, shards: &[Shard], command: Vec<String>, w: HashedWri
         rows_written: total,
         nonconverged_scenarios: shards.iter().map(|s| s.manifest.nonconverged_scenarios).sum(),
         resumed_at_row: None,
-        merged_from: Some(
-            shards
-                .iter()
-                .map(|s| MergedFrom {
-                    path: s.path.display().to_string(),
-                    rows: s.manifest.rows,
-                    backend: s.manifest.backend.clone(),
-                    sha256: s.manifest.sha256.clone(),
-                })
-                .collect(),
-        ),
+        merged_from: Some(merged_from(shards)),
         kernel_time_s: sum(|m| m.kernel_time_s),
         wall_time_s: sum(|m| Some(m.wall_time_s)).unwrap_or(0.0),
         started_at: shards.iter().map(|s| s.manifest.started_at.clone()).min().unwrap_or_default(),

@@ -304,6 +304,26 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// The checkpoint of a run that has written nothing yet (`reduce_state`: a
+    /// reduced run's empty state).
+    pub(crate) fn start_checkpoint(&self, info: &crate::backend::BackendInfo, reduce_state: Option<String>) -> Checkpoint {
+        Checkpoint {
+            moatsweep_version: env!("CARGO_PKG_VERSION").into(),
+            model: MODEL.into(),
+            config_sha256: self.config_sha256.clone(),
+            backend: info.kind,
+            precision: info.precision,
+            rows: [self.rows.start, self.rows.end],
+            next_row: self.rows.start,
+            bytes: 0,
+            sha256: hex(&Sha256::new().finalize()),
+            nonconverged_scenarios: 0,
+            reduce_state,
+            log_bytes: None,
+            log_sha256: None,
+        }
+    }
+
     fn load(config_path: &Path, opts: &RunOptions) -> anyhow::Result<Job> {
         let loaded = config::load(config_path)?;
         let mut plan = loaded.plan;
@@ -576,21 +596,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     // The first signal stops at the next chunk boundary; the handler is in place
     // before the first checkpoint exists.
     interrupt::install();
-    let start = Checkpoint {
-        moatsweep_version: env!("CARGO_PKG_VERSION").into(),
-        model: MODEL.into(),
-        config_sha256: job.config_sha256.clone(),
-        backend: info.kind,
-        precision: info.precision,
-        rows: [job.rows.start, job.rows.end],
-        next_row: job.rows.start,
-        bytes: 0,
-        sha256: hex(&Sha256::new().finalize()),
-        nonconverged_scenarios: 0,
-        reduce_state: None,
-        log_bytes: None,
-        log_sha256: None,
-    };
+    let start = job.start_checkpoint(&info, None);
     let format = job.plan.format;
     let opened = if opts.resume { open_resumed(&files, start, format)? } else { open_fresh(&files, start, format)? };
     let resumed_at_row = opts.resume.then_some(opened.checkpoint.next_row);

@@ -10,28 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use common::have_gpu;
-use support::moatsweep;
+use support::{Table, moatsweep};
 
 const ALPHA: f64 = 0.01;
-
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<Option<f64>>>,
-}
-
-impl Table {
-    fn read(path: &Path) -> Table {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let mut lines = text.lines();
-        let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_string).collect();
-        let rows =
-            lines.map(|l| l.split(',').map(|c| if c.is_empty() { None } else { Some(c.parse::<f64>().unwrap()) }).collect()).collect();
-        Table { header, rows }
-    }
-    fn col(&self, name: &str) -> usize {
-        self.header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"))
-    }
-}
 
 fn run(cfg: &Path, extra: &[&str]) -> String {
     let out = moatsweep().args(["run", "--quiet"]).arg(cfg).args(extra).output().unwrap();

@@ -10,35 +10,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use support::moatsweep;
+use support::{Table, moatsweep};
 
 /// The sketch's relative accuracy (docs/config.md, src/reduce/sketch.rs).
 const ALPHA: f64 = 0.01;
-
-/// A CSV read as columns of optional numbers (empty cells are None).
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<Option<f64>>>,
-}
-
-impl Table {
-    fn read(path: &Path) -> Table {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let mut lines = text.lines();
-        let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_string).collect();
-        let rows = lines
-            .map(|l| l.split(',').map(|c| if c.is_empty() { None } else { Some(c.parse::<f64>().unwrap()) }).collect::<Vec<_>>())
-            .collect::<Vec<_>>();
-        for r in &rows {
-            assert_eq!(r.len(), header.len(), "{}", path.display());
-        }
-        Table { header, rows }
-    }
-
-    fn col(&self, name: &str) -> usize {
-        self.header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
-    }
-}
 
 fn run(cfg: &Path, extra: &[&str]) {
     let out = moatsweep().args(["run", "--quiet", "--backend", "cpu"]).arg(cfg).args(extra).output().unwrap();

@@ -12,7 +12,7 @@ use super::output::csv_bytes;
 use super::run::state_path;
 use super::state::ReduceState;
 use crate::merge::{Shard, refuse};
-use crate::output::manifest::{Manifest, MergedFrom, ReducedManifest};
+use crate::output::manifest::{Manifest, ReducedManifest};
 use crate::output::{FileError, hex, manifest_path, partial_path};
 
 /// Merges reduced shards (sorted, of one sweep, covering it) into `out`; returns the rows reduced.
@@ -63,17 +63,7 @@ pub(crate) fn merge(out: &Path, shards: &[Shard], command: Vec<String>) -> anyho
         rows_written: first.scenarios,
         nonconverged_scenarios: shards.iter().map(|s| s.manifest.nonconverged_scenarios).sum(),
         resumed_at_row: None,
-        merged_from: Some(
-            shards
-                .iter()
-                .map(|s| MergedFrom {
-                    path: s.path.display().to_string(),
-                    rows: s.manifest.rows,
-                    backend: s.manifest.backend.clone(),
-                    sha256: s.manifest.sha256.clone(),
-                })
-                .collect(),
-        ),
+        merged_from: Some(crate::merge::merged_from(shards)),
         kernel_time_s: shards.iter().map(|s| s.manifest.kernel_time_s).sum::<Option<f64>>(),
         wall_time_s: shards.iter().map(|s| s.manifest.wall_time_s).sum(),
         started_at: shards.iter().map(|s| s.manifest.started_at.clone()).min().unwrap_or_default(),

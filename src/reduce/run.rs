@@ -167,21 +167,7 @@ pub(crate) fn run(
     };
     interrupt::install();
     let empty = ReduceState::new(&rp);
-    let start = Checkpoint {
-        moatsweep_version: env!("CARGO_PKG_VERSION").into(),
-        model: MODEL.into(),
-        config_sha256: job.config_sha256.clone(),
-        backend: info.kind,
-        precision: info.precision,
-        rows: [job.rows.start, job.rows.end],
-        next_row: job.rows.start,
-        bytes: 0,
-        sha256: hex(&Sha256::new().finalize()),
-        nonconverged_scenarios: 0,
-        reduce_state: Some(base64(&empty.to_bytes())),
-        log_bytes: None,
-        log_sha256: None,
-    };
+    let start = job.start_checkpoint(&info, Some(base64(&empty.to_bytes())));
     let format = job.plan.format;
     let (cp, state, rows_file) = if opts.resume { resume(&files, &rp, start, format)? } else { fresh(&files, start, empty, format)? };
     let resumed_at_row = opts.resume.then_some(cp.next_row);

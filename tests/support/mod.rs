@@ -178,3 +178,30 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(self.dir.path()).status();
     }
 }
+
+/// A CSV (a sweep's or a reduced one) read as rows of optional numbers (an empty
+/// cell is None).
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<Option<f64>>>,
+}
+
+impl Table {
+    pub fn read(path: &Path) -> Table {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut lines = text.lines();
+        let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_string).collect();
+        let rows = lines
+            .map(|l| l.split(',').map(|c| if c.is_empty() { None } else { Some(c.parse::<f64>().unwrap()) }).collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        for r in &rows {
+            assert_eq!(r.len(), header.len(), "{}", path.display());
+        }
+        Table { header, rows }
+    }
+
+    /// The index of column `name`.
+    pub fn col(&self, name: &str) -> usize {
+        self.header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+}
