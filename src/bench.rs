@@ -18,8 +18,9 @@ use crate::reduce::state::{ReduceState, Reducer};
 use crate::run::backend_label;
 use crate::sweep::Plan;
 
-/// The rows of a plan, repeated to reach any count.
-struct Cycle<'a>(&'a Plan);
+/// The rows of a plan, repeated to reach any count; with a reduced plan, its
+/// positions (the order a reduced run solves rows in).
+struct Cycle<'a>(&'a Plan, Option<&'a ReducePlan>);
 
 impl ScenarioSource for Cycle<'_> {
     fn n_firms(&self) -> usize {
@@ -29,7 +30,8 @@ impl ScenarioSource for Cycle<'_> {
         self.0.n_segments()
     }
     fn scenario(&self, row: u64) -> Scenario {
-        self.0.scenario(row % self.0.rows)
+        let r = row % self.0.rows;
+        self.0.scenario(self.1.map_or(r, |rp| rp.row(r)))
     }
     fn horizon_fixed(&self) -> bool {
         self.0.horizon_fixed()
@@ -59,7 +61,7 @@ pub struct Measurement {
 
 /// Measures `backend` on `rows` rows of `plan` (wrapping around).
 pub fn measure(backend: &mut dyn Backend, plan: &Plan, rows: u64) -> anyhow::Result<Measurement> {
-    let src = Cycle(plan);
+    let src = Cycle(plan, None);
     // Warm up (pipelines, caches, thread pool).
     backend.run(&src, 0..rows.min(4096), &mut Discard(0))?;
     let kernel_before = backend.kernel_seconds();
@@ -89,24 +91,6 @@ pub fn measure(backend: &mut dyn Backend, plan: &Plan, rows: u64) -> anyhow::Res
     Ok(Measurement { compute, end_to_end, kernel, csv_bytes })
 }
 
-/// The rows of a reduced plan's positions, repeated to reach any count.
-struct CyclePositions<'a>(&'a Plan, &'a ReducePlan);
-
-impl ScenarioSource for CyclePositions<'_> {
-    fn n_firms(&self) -> usize {
-        self.0.n_firms()
-    }
-    fn n_segments(&self) -> usize {
-        self.0.n_segments()
-    }
-    fn scenario(&self, p: u64) -> Scenario {
-        self.0.scenario(self.1.row(p % self.0.rows))
-    }
-    fn horizon_fixed(&self) -> bool {
-        self.0.horizon_fixed()
-    }
-}
-
 /// A reduced run's throughput on one backend.
 pub struct ReducedMeasurement {
     /// Solving and reducing (nothing written), scenarios per second.
@@ -132,7 +116,7 @@ impl DeviceSink for CountingSink<'_> {
 
 /// Measures a reduced run of `rows` positions of `plan` on `backend` (wrapping around).
 pub fn measure_reduced(backend: &mut dyn Backend, plan: &Plan, rp: &ReducePlan, rows: u64) -> anyhow::Result<ReducedMeasurement> {
-    let src = CyclePositions(plan, rp);
+    let src = Cycle(plan, Some(rp));
     let group = |p: u64| rp.group(plan, p % plan.rows);
     let job = ReduceJob {
         outputs: &rp.outputs,
@@ -181,7 +165,7 @@ pub struct HostRates {
 pub fn host_rates(plan: &Plan, rp: &ReducePlan) -> anyhow::Result<HostRates> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     pool.install(|| -> anyhow::Result<HostRates> {
-        let src = CyclePositions(plan, rp);
+        let src = Cycle(plan, Some(rp));
         let n = (rp.block_rows * 8).min(plan.rows.max(1) * 64);
         let mut solved = crate::backend::Collect::default();
         CpuBackend::default().run(&src, 0..n, &mut solved)?;

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::InputError;
 use crate::output::manifest::{Manifest, MergedFrom};
-use crate::output::{FileError, HashedWriter, OutputFormat, hex, manifest_path, partial_path};
+use crate::output::{FileError, HashedWriter, OutputFormat, create_partial, hex, manifest_path, partial_path};
 
 pub(crate) struct Shard {
     pub path: PathBuf,
@@ -171,11 +171,7 @@ fn merge_parquet(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::
     let precision = shards[0].manifest.backend.precision;
     let layout = Layout::from_file(first).map_err(|e| refuse(format!("{}: {e:#}", shards[0].path.display())))?;
     let mut enc = ParquetEncoder::new(None, layout, precision, &provenance, 0, 0, Vec::new());
-    let partial = partial_path(out);
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
-    }
-    let file = File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
+    let (partial, file) = create_partial(out).map_err(|e| refuse(format!("cannot write {}: {e}", partial_path(out).display())))?;
     let mut w = HashedWriter::new(partial.clone(), file, 1 << 20);
     let written = (|| -> anyhow::Result<()> {
         w.put(&enc.head())?;
@@ -225,11 +221,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     }
 
     // Concatenate: one header, then every shard's rows in row order.
-    let partial = partial_path(out);
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
-    }
-    let file = File::create(&partial).map_err(|e| refuse(format!("cannot write {}: {e}", partial.display())))?;
+    let (partial, file) = create_partial(out).map_err(|e| refuse(format!("cannot write {}: {e}", partial_path(out).display())))?;
     let mut w = HashedWriter::new(partial.clone(), file, 1 << 20);
     let written = (|| -> anyhow::Result<()> {
         let mut header = None;

@@ -420,15 +420,20 @@ where
     Ok(chart)
 }
 
-fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: &Figure, layout: &Layout) -> anyhow::Result<()>
+/// A heatmap's chart on `main` (the figure's area without its colour bar or
+/// legend), its axes labelled and drawn.
+fn heatmap_chart<'a, DB: DrawingBackend>(
+    main: &'a DrawingArea<DB, Shift>,
+    figure: &Figure,
+    layout: &Layout,
+) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<Ticked, Ticked>>>
 where
     DB::ErrorType: 'static,
 {
     let y = figure.second.as_ref().expect("a heatmap has a y axis");
-    let (w, h) = area.dim_in_pixel();
-    let (main, bar) = area.split_horizontally(w - layout.px(120.0));
+    let (_, h) = main.dim_in_pixel();
     let max_labels = (h as f64 / layout.px(40.0) as f64) as usize;
-    let mut chart = chart(&main, &figure.x, y.coord(max_labels.clamp(2, 20)), layout)?;
+    let mut chart = chart(main, &figure.x, y.coord(max_labels.clamp(2, 20)), layout)?;
     chart
         .configure_mesh()
         .disable_mesh()
@@ -439,6 +444,17 @@ where
         .label_style(layout.font(13.0))
         .axis_desc_style(layout.font(15.0))
         .draw()?;
+    Ok(chart)
+}
+
+fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: &Figure, layout: &Layout) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let y = figure.second.as_ref().expect("a heatmap has a y axis");
+    let (w, _) = area.dim_in_pixel();
+    let (main, bar) = area.split_horizontally(w - layout.px(120.0));
+    let mut chart = heatmap_chart(&main, figure, layout)?;
 
     let (lo, hi) = finite_range(figure.values.iter().flatten().copied());
     let colour = |v: f64| -> RGBColor {
@@ -711,20 +727,9 @@ where
 {
     let (title, labels) = figure.categories.as_ref().expect("a categorical figure has categories");
     let y = figure.second.as_ref().expect("a heatmap has a y axis");
-    let (w, h) = area.dim_in_pixel();
+    let (w, _) = area.dim_in_pixel();
     let (main, legend) = area.split_horizontally(w - layout.px(150.0));
-    let max_labels = (h as f64 / layout.px(40.0) as f64) as usize;
-    let mut chart = chart(&main, &figure.x, y.coord(max_labels.clamp(2, 20)), layout)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc(figure.x.title())
-        .y_desc(y.title())
-        .x_label_formatter(&|p| figure.x.label_at(*p))
-        .y_label_formatter(&|p| y.label_at(*p))
-        .label_style(layout.font(13.0))
-        .axis_desc_style(layout.font(15.0))
-        .draw()?;
+    let mut chart = heatmap_chart(&main, figure, layout)?;
     let n_months = labels.iter().filter(|l| *l != "never").count();
     let mut k_month = 0;
     let colours: Vec<RGBColor> = labels
@@ -761,23 +766,27 @@ where
     Ok(())
 }
 
+/// Tableau's ten colours, in its order; index [`TABLEAU_GREY`] is its grey.
+const TABLEAU: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+const TABLEAU_GREY: usize = 7;
+
 /// Colour of category `k` of `n` (ordered values of an axis, `never` aside):
-/// nine distinct Tableau colours (its grey is left to `never`) when they
+/// Tableau's nine colours other than its grey (left to `never`) when they
 /// suffice, else evenly spaced hues.
 fn category_colour(k: usize, n: usize) -> RGBColor {
-    const TABLEAU: [(u8, u8, u8); 9] = [
-        (31, 119, 180),
-        (255, 127, 14),
-        (44, 160, 44),
-        (214, 39, 40),
-        (148, 103, 189),
-        (140, 86, 75),
-        (227, 119, 194),
-        (188, 189, 34),
-        (23, 190, 207),
-    ];
-    if n <= TABLEAU.len() {
-        let (r, g, b) = TABLEAU[k];
+    if n < TABLEAU.len() {
+        let (r, g, b) = TABLEAU[if k < TABLEAU_GREY { k } else { k + 1 }];
         RGBColor(r, g, b)
     } else {
         let c = HSLColor(k as f64 / n as f64, 0.65, 0.5).to_backend_color();
@@ -788,18 +797,6 @@ fn category_colour(k: usize, n: usize) -> RGBColor {
 /// Colour of line `j` of `n`: the ten Tableau colours when they suffice,
 /// else an ordered viridis ramp (values of an axis are ordered, too).
 fn line_colour(j: usize, n: usize) -> RGBColor {
-    const TABLEAU: [(u8, u8, u8); 10] = [
-        (31, 119, 180),
-        (255, 127, 14),
-        (44, 160, 44),
-        (214, 39, 40),
-        (148, 103, 189),
-        (140, 86, 75),
-        (227, 119, 194),
-        (127, 127, 127),
-        (188, 189, 34),
-        (23, 190, 207),
-    ];
     if n <= TABLEAU.len() {
         let (r, g, b) = TABLEAU[j];
         RGBColor(r, g, b)

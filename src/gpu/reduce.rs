@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use super::context::{storage, uniform};
 use super::layout;
 use super::source::REDUCE_SOURCE;
 use crate::backend::Outcomes;
@@ -193,16 +194,6 @@ pub struct Pipelines {
 
 impl Pipelines {
     pub fn new(device: &wgpu::Device) -> anyhow::Result<Pipelines> {
-        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("reduce bindings"),
             entries: &[
@@ -213,16 +204,7 @@ impl Pipelines {
                 storage(4, false),
                 storage(5, false),
                 storage(6, false),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 7,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
+                uniform(7),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

@@ -376,16 +376,7 @@ impl Moments {
 
     /// The mean, or None without values.
     pub fn mean(&self) -> Option<f64> {
-        if self.n == 0 {
-            return None;
-        }
-        match (self.pos_inf > 0, self.neg_inf > 0) {
-            (true, true) => return Some(f64::NAN),
-            (true, false) => return Some(f64::INFINITY),
-            (false, true) => return Some(f64::NEG_INFINITY),
-            _ => {}
-        }
-        Some(self.s1.to_dd().div_f64(self.n as f64).to_f64())
+        exact_mean(self.n, &self.s1, self.pos_inf, self.neg_inf)
     }
 
     /// The sample variance (n - 1), or None with fewer than two values.
@@ -408,6 +399,21 @@ impl Moments {
     /// The sample standard deviation (n - 1).
     pub fn std(&self) -> Option<f64> {
         self.variance().map(f64::sqrt)
+    }
+}
+
+/// The mean of `n` values whose finite ones sum exactly to `s1`, with `pos_inf`
+/// and `neg_inf` infinite ones: None without values, an infinity (or NaN for
+/// both signs) when there are infinite values.
+fn exact_mean(n: u64, s1: &ExactSum, pos_inf: u64, neg_inf: u64) -> Option<f64> {
+    if n == 0 {
+        return None;
+    }
+    match (pos_inf > 0, neg_inf > 0) {
+        (true, true) => Some(f64::NAN),
+        (true, false) => Some(f64::INFINITY),
+        (false, true) => Some(f64::NEG_INFINITY),
+        _ => Some(s1.to_dd().div_f64(n as f64).to_f64()),
     }
 }
 
@@ -464,16 +470,9 @@ impl MeanAcc {
         self.neg_inf += o.neg_inf;
     }
 
+    /// The mean, or None without values.
     pub fn mean(&self) -> Option<f64> {
-        if self.n == 0 {
-            return None;
-        }
-        match (self.pos_inf > 0, self.neg_inf > 0) {
-            (true, true) => Some(f64::NAN),
-            (true, false) => Some(f64::INFINITY),
-            (false, true) => Some(f64::NEG_INFINITY),
-            _ => Some(self.s1.to_dd().div_f64(self.n as f64).to_f64()),
-        }
+        exact_mean(self.n, &self.s1, self.pos_inf, self.neg_inf)
     }
 }
 
