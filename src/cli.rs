@@ -1,11 +1,11 @@
-//! Command-line interface: flags in, a validated command out, dispatched here.
+//! Command-line interface: the flags of every command, parsed by clap; `crate::commands`
+//! runs them.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::run::{BackendChoice, RowSelection, RunOptions};
+use crate::engine::{BackendChoice, RowSelection};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -232,65 +232,4 @@ Examples:
 Comparisons (<, <=, >, >=, ==, !=) of a column with a number, joined by and, or, not and
 parentheses; an empty cell compares false. exit_month.<firm> is -1 when the firm did not exit.")]
     Discover(crate::analysis::discover::DiscoverArgs),
-}
-
-/// Runs the parsed command.
-pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    if let Some(n) = cli.threads {
-        if n == 0 {
-            return Err(crate::InputError("--threads must be at least 1".into()).into());
-        }
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
-    }
-    let mut stdout = std::io::stdout().lock();
-    match cli.command {
-        Command::Run { config, out, backend, adapter, verify, limit, rows, shard, shards, resume, quiet, chunk_rows, format } => {
-            let command = std::env::args().collect();
-            let rows = match (limit, rows, shard) {
-                (Some(n), _, _) => RowSelection::First(n),
-                (_, _, Some(s)) if s.is_auto() => RowSelection::shard_from_env(shards, |v| std::env::var(v).ok())?,
-                (_, Some(r), _) | (_, _, Some(r)) => r,
-                _ => RowSelection::All,
-            };
-            let report =
-                crate::run::run(&config, &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows, format }, command)?;
-            if !quiet {
-                eprintln!(
-                    "wrote rows {}..{} to {} in {:.2} s on {} ({} non-converged); manifest {}",
-                    report.rows.start,
-                    report.rows.end,
-                    report.output.display(),
-                    report.wall_time_s,
-                    report.backend,
-                    report.nonconverged_scenarios,
-                    report.manifest.display()
-                );
-            }
-        }
-        Command::Validate { config } => crate::inspect::validate(&config, &mut stdout)?,
-        Command::Scenario { config, index, set } => crate::inspect::scenario(&config, index, &set, &mut stdout)?,
-        Command::Bench { config, rows, adapter } => crate::bench::bench(&config, rows, adapter.as_deref(), &mut stdout)?,
-        Command::Params { outputs: false } => crate::inspect::params_table(&mut stdout)?,
-        Command::Params { outputs: true } => crate::inspect::outputs_table(&mut stdout)?,
-        Command::Adapters => {
-            let adapters = crate::gpu::list_adapters();
-            if adapters.is_empty() {
-                writeln!(stdout, "no GPU adapter found (run uses the CPU backend)")?;
-            }
-            for a in adapters {
-                writeln!(stdout, "{a}")?;
-            }
-        }
-        Command::Merge { out, inputs } => {
-            let rows = crate::merge::merge(&out, &inputs, std::env::args().collect())?;
-            eprintln!("merged {} files, {rows} rows, into {}", inputs.len(), out.display());
-        }
-        Command::Check { files } => crate::check::check(&files, &mut stdout)?,
-        Command::Plot(args) => crate::analysis::plot::run(&args, &mut stdout)?,
-        Command::Summarize(args) => crate::analysis::summarize::run(&args, &mut stdout)?,
-        Command::Sensitivity(args) => crate::analysis::sensitivity::run(&args, &mut stdout)?,
-        Command::Discover(args) => crate::analysis::discover::run(&args, &mut stdout)?,
-    }
-    stdout.flush()?;
-    Ok(())
 }

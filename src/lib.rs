@@ -5,20 +5,18 @@
 
 pub mod analysis;
 pub mod backend;
-pub mod bench;
-pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod design;
+pub mod engine;
 pub mod gpu;
-pub mod inspect;
 pub mod interrupt;
-pub mod merge;
 pub mod model;
 pub mod output;
 pub mod reduce;
-pub mod run;
 pub mod sweep;
+pub mod testhook;
 pub mod verify;
 
 /// A problem with what the user asked for that is not inside a config file

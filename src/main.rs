@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use moatsweep::InputError;
-use moatsweep::cli::{Cli, dispatch};
+use moatsweep::cli::Cli;
+use moatsweep::commands::dispatch;
 use moatsweep::config::ConfigError;
 
 fn main() -> ExitCode {

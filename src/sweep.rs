@@ -210,8 +210,6 @@ pub struct Plan {
     pub rows: u64,
     /// Rows between successive values of each axis.
     strides: Vec<u64>,
-    /// `[reduce]`: statistics per group computed during the run (`crate::reduce`).
-    pub reduce: Option<crate::reduce::ReducePlan>,
 }
 
 impl Plan {
@@ -238,7 +236,7 @@ impl Plan {
             Design::Saltelli { samples, .. } => samples * design.block_rows(axes.len()),
             Design::Morris { trajectories, .. } => trajectories * design.block_rows(axes.len()),
         };
-        Plan { name, design, base, firm_names, segment_names, axes, output, format: Default::default(), rows, strides, reduce: None }
+        Plan { name, design, base, firm_names, segment_names, axes, output, format: Default::default(), rows, strides }
     }
 
     /// Rows of a block (see [`Design::block_rows`]).

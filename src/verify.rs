@@ -57,7 +57,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::backend::{ChunkSink, Outcomes, ScenarioSource};
+use crate::backend::ScenarioSource;
 use crate::design::mix64;
 use crate::model::outputs::{self, Column, Empty, OutKind, OutputSpec, Tolerance};
 use crate::model::params::{Group, Kind, PARAMS};
@@ -329,33 +329,11 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
     Verdict::Compared
 }
 
-/// Forwards chunks to `inner`, keeping the GPU's outcomes of the sampled rows.
-pub struct VerifySink<'a> {
-    inner: &'a mut dyn ChunkSink,
-    rows: Vec<u64>,
-    pub kept: Vec<(u64, Outcome<f32>)>,
-}
-
-impl<'a> VerifySink<'a> {
-    /// Samples `k` rows spread evenly over `rows`.
-    pub fn new(inner: &'a mut dyn ChunkSink, rows: std::ops::Range<u64>, k: u64) -> Self {
-        let n = rows.end - rows.start;
-        let k = k.min(n);
-        let rows = (0..k).map(|i| rows.start + ((2 * i + 1) as u128 * n as u128 / (2 * k) as u128) as u64).collect();
-        VerifySink { inner, rows, kept: Vec::new() }
-    }
-}
-
-impl ChunkSink for VerifySink<'_> {
-    fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()> {
-        if let Outcomes::F32(v) = &outcomes {
-            let end = first_row + v.len() as u64;
-            for &r in self.rows.iter().filter(|&&r| r >= first_row && r < end) {
-                self.kept.push((r, v[(r - first_row) as usize]));
-            }
-        }
-        self.inner.push(first_row, outcomes)
-    }
+/// `k` rows spread evenly over `rows` (all of them when there are fewer), sorted.
+pub fn sample(rows: std::ops::Range<u64>, k: u64) -> Vec<u64> {
+    let n = rows.end - rows.start;
+    let k = k.min(n);
+    (0..k).map(|i| rows.start + ((2 * i + 1) as u128 * n as u128 / (2 * k) as u128) as u64).collect()
 }
 
 /// Deviations of one column.

@@ -260,7 +260,7 @@ fn a_killed_run_resumes_to_the_uninterrupted_bytes() {
 
 #[test]
 fn shard_auto_reads_slurm_and_kubernetes_indices() {
-    use moatsweep::run::RowSelection;
+    use moatsweep::engine::RowSelection;
     let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string());
     let slurm = env(&[("SLURM_ARRAY_TASK_ID", "7"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
     assert_eq!(RowSelection::shard_from_env(None, slurm).unwrap(), RowSelection::Shard(2, 4));

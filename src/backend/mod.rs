@@ -1,8 +1,11 @@
 //! Backends solve rows of a sweep: the f64 CPU reference ([`cpu`]) and the f32
 //! WGSL kernel ([`crate::gpu`]). Both take scenarios from a [`ScenarioSource`] and hand
-//! solved chunks, in row order, to a [`ChunkSink`] (the CSV writer, or a test).
+//! solved chunks, in row order, to a [`ChunkSink`] (the run engine's driver, or a
+//! test). A backend that can also reduce rows where it solves them offers the
+//! [`device`] capability.
 
 pub mod cpu;
+pub mod device;
 
 use std::ops::Range;
 
@@ -70,11 +73,6 @@ impl Outcomes {
 /// Receives solved chunks in row order: chunk k+1 starts where chunk k ended.
 pub trait ChunkSink {
     fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()>;
-}
-
-/// Receives chunks reduced on the device (`[reduce]` on the GPU), in position order.
-pub trait DeviceSink {
-    fn push_reduced(&mut self, chunk: crate::gpu::reduce::DeviceChunk) -> anyhow::Result<()>;
 }
 
 /// Collects every chunk (tests, `--verify`, small runs).
@@ -149,8 +147,8 @@ pub trait Backend {
     fn kernel_seconds(&self) -> Option<f64> {
         None
     }
-    /// The GPU backend, which can also reduce on the device (`[reduce]`).
-    fn as_gpu(&mut self) -> Option<&mut crate::gpu::GpuBackend> {
+    /// The backend's device reduction (`[reduce]` reduced where it is solved), if it has one.
+    fn device_reduce(&mut self) -> Option<&mut dyn device::DeviceReduce> {
         None
     }
 }

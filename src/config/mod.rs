@@ -20,6 +20,7 @@ use crate::model::params::{self, DEFAULT_FIRM_NAMES, DEFAULT_SEGMENT_NAMES, Grou
 use crate::model::scaling::MIN_LN_C6;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, NEVER, Scenario};
 use crate::output::OutputFormat;
+use crate::reduce::ReducePlan;
 use crate::sweep::{Axis, AxisValues, Design, MAX_ROWS, Param, Plan};
 
 /// The only config version this moatsweep reads.
@@ -52,6 +53,8 @@ const AXIS_KEYS: &[&str] = &["values", "range", "logspace", "steps", "uniform", 
 /// A config read from disk and checked.
 pub struct Loaded {
     pub plan: Plan,
+    /// `[reduce]`: statistics per group computed during the run (`crate::reduce`).
+    pub reduce: Option<ReducePlan>,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
 }
@@ -73,14 +76,14 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     })?;
     let default_name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     let dir = path.parent().unwrap_or(Path::new(""));
-    let plan = parse(&file, &text, default_name.as_deref(), dir)?;
+    let (plan, reduce) = parse_with_reduce(&file, &text, default_name.as_deref(), dir)?;
     // The hash identifies the sweep: the TOML's bytes and, for a list design, the list's.
     let mut hash = Sha256::new();
     hash.update(&bytes);
     if let Design::List { sha256, .. } = &plan.design {
         hash.update(sha256.as_bytes());
     }
-    Ok(Loaded { plan, sha256: hex(&hash.finalize()) })
+    Ok(Loaded { plan, reduce, sha256: hex(&hash.finalize()) })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -90,6 +93,16 @@ fn hex(bytes: &[u8]) -> String {
 /// Checks config `text` (named `file` in messages). The sweep's name defaults to
 /// `default_name`; a list design's CSV is looked up relative to `dir`.
 pub fn parse(file: &str, text: &str, default_name: Option<&str>, dir: &Path) -> Result<Plan, ConfigError> {
+    parse_with_reduce(file, text, default_name, dir).map(|(plan, _)| plan)
+}
+
+/// [`parse`], with the config's `[reduce]` section.
+pub fn parse_with_reduce(
+    file: &str,
+    text: &str,
+    default_name: Option<&str>,
+    dir: &Path,
+) -> Result<(Plan, Option<ReducePlan>), ConfigError> {
     let loc = Locator { file, text };
     let doc = toml_edit::Document::parse(text).map_err(|e| {
         let message = e.message().trim().to_string();
@@ -206,7 +219,7 @@ impl Checker<'_> {
     }
 
     /// Checks the whole config, one section after the other.
-    fn plan(mut self, root: &Spanned, default_name: Option<&str>, dir: &Path) -> Result<Plan, ConfigError> {
+    fn plan(mut self, root: &Spanned, default_name: Option<&str>, dir: &Path) -> Result<(Plan, Option<ReducePlan>), ConfigError> {
         for e in entries(root) {
             if !ROOT_KEYS.contains(&e.key.as_str()) {
                 return Err(self.unknown_key(e, "", ROOT_KEYS));
@@ -239,8 +252,8 @@ impl Checker<'_> {
         let mut plan = Plan::new(sweep.name, design, base, firm_names, segment_names, axes, output);
         plan.format = format;
         self.cross_checks(&plan)?;
-        plan.reduce = self.reduce_section(root, &plan)?;
-        Ok(plan)
+        let reduce = self.reduce_section(root, &plan)?;
+        Ok((plan, reduce))
     }
 
     /// `version = 1`.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow, bail};
 
+use super::bind::{storage, uniform};
 use super::{AdapterSummary, GpuOptions, WORKGROUP_SIZE, layout, specialized_source};
 
 /// A software rasteriser posing as a GPU (llvmpipe/lavapipe, SwiftShader, WARP).
@@ -322,24 +323,5 @@ impl Context {
                 usage: wgpu::BufferUsages::COPY_SRC,
             },
         )
-    }
-}
-
-/// A compute shader's storage buffer binding.
-pub(crate) fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    buffer_entry(binding, wgpu::BufferBindingType::Storage { read_only })
-}
-
-/// A compute shader's uniform buffer binding.
-pub(crate) fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    buffer_entry(binding, wgpu::BufferBindingType::Uniform)
-}
-
-fn buffer_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
-        count: None,
     }
 }

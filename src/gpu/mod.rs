@@ -11,6 +11,7 @@
 //! The data layout is in [`layout`]; the adapter choice honours `WGPU_BACKEND`,
 //! `WGPU_ADAPTER_NAME` and the other variables wgpu reads from the environment.
 
+pub mod bind;
 pub mod context;
 pub mod layout;
 pub mod reduce;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, bail};
 use rayon::prelude::*;
 
+use crate::backend::device::{DeviceReduce, DeviceSink, ReduceJob};
 use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource};
 #[cfg(test)]
 use crate::model::Out;
@@ -439,14 +441,14 @@ impl GpuBackend {
         if !t.segs.is_empty() {
             q.write_buffer(&b.segs, 0, bytemuck::cast_slice(&t.segs));
         }
-        let mut cols: Vec<[u32; 4]> = job.outputs.iter().map(reduce::column).collect();
-        cols.push(job.best.map_or([0; 4], |bst| reduce::column(&bst.objective)));
+        let mut cols: Vec<[u32; 4]> = job.outputs.iter().copied().map(reduce::column).collect();
+        cols.push(job.best.map_or([0; 4], |bst| reduce::column(bst.objective)));
         q.write_buffer(&b.cols, 0, bytemuck::cast_slice(&cols));
         let params: [u32; 12] = [
             t.segs.len() as u32,
             t.worlds,
             j as u32,
-            job.best.map_or(0, |bst| bst.values.len() as u32),
+            job.best.map_or(0, |bst| bst.choices as u32),
             job.best.is_some_and(|bst| bst.maximize) as u32,
             layout::out_stride(nf) as u32,
             per_dim as u32,
@@ -669,16 +671,11 @@ impl GpuBackend {
         result
     }
 
-    /// Solves `rows` of `src` (positions of a reduction) and reduces each chunk on the
-    /// device (`shaders/reduce.wgsl`), handing the partials (and the rows, with
-    /// `job.want_rows`) to `sink`.
-    pub fn run_reduced(
-        &mut self,
-        src: &dyn ScenarioSource,
-        rows: Range<u64>,
-        job: &reduce::ReduceJob,
-        sink: &mut dyn crate::backend::DeviceSink,
-    ) -> anyhow::Result<()> {
+}
+
+impl DeviceReduce for GpuBackend {
+    /// Reduces each chunk with `shaders/reduce.wgsl` after the kernel.
+    fn run_reduced(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, job: &ReduceJob, sink: &mut dyn DeviceSink) -> anyhow::Result<()> {
         // The reduce pass's loops, as llvmpipe counts them: per output two passes over a
         // segment (at most a block) and two trees, plus the cut-row count.
         let per_segment = job.block_rows.div_ceil(64);
@@ -783,7 +780,7 @@ impl Backend for GpuBackend {
         self.kernel_ns.map(|ns| ns * 1e-9)
     }
 
-    fn as_gpu(&mut self) -> Option<&mut GpuBackend> {
+    fn device_reduce(&mut self) -> Option<&mut dyn DeviceReduce> {
         Some(self)
     }
 }

@@ -13,72 +13,16 @@
 
 use rayon::prelude::*;
 
-use super::context::{storage, uniform};
+use super::bind::{storage, uniform};
 use super::layout;
 use super::source::REDUCE_SOURCE;
-use crate::backend::Outcomes;
+pub use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, ReduceJob, SegInfo, SegKind};
+use crate::backend::device::Source;
 use crate::model::Out;
-use crate::reduce::{Best, ReducedOutput, Source};
-
-/// Words of one segment's partial per output: count, mean, m2, min, max.
-pub const PARTIAL_WORDS: usize = 5;
-
-/// What the device reduces in a run.
-pub struct ReduceJob<'a> {
-    pub outputs: &'a [ReducedOutput],
-    pub best: Option<&'a Best>,
-    /// Read back every output's value per row too (for the quantile sketches).
-    pub quantiles: bool,
-    /// Read back the rows as well (`rows = true`).
-    pub want_rows: bool,
-    /// Chunks hold whole blocks of this many positions.
-    pub block_rows: u64,
-    /// The group of a position.
-    pub group: &'a (dyn Fn(u64) -> u32 + Sync),
-}
-
-/// What a segment's partials are of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SegKind {
-    /// Every row of the group in the block.
-    Stats,
-    /// The chosen row of each of the group's worlds in the block.
-    Best,
-    /// The reference row of each of those worlds.
-    Reference,
-}
-
-/// One segment of a chunk.
-#[derive(Clone, Copy, Debug)]
-pub struct SegInfo {
-    pub group: u32,
-    pub kind: SegKind,
-    /// For Stats segments: its first item (rows of `qvals`), and its length.
-    pub start: u32,
-    pub len: u32,
-}
-
-/// A chunk reduced on the device.
-pub struct DeviceChunk {
-    pub first: u64,
-    pub rows: u64,
-    pub segments: Vec<SegInfo>,
-    /// `segments x outputs x PARTIAL_WORDS` words: count, then f32 bits of mean, m2, min, max.
-    pub partials: Vec<u32>,
-    /// Rows of the chunk whose loops the driver cut short (the run fails on any).
-    pub cut_rows: u64,
-    /// Per world (in the tables' order): its group, and the index of the value chosen.
-    pub world_groups: Vec<u32>,
-    pub choices: Vec<u32>,
-    /// With quantiles: `rows x outputs` values of the Stats items, in item order (NaN: empty).
-    pub qvals: Vec<f32>,
-    /// With `want_rows`: the rows.
-    pub outcomes: Option<Outcomes>,
-}
 
 /// A column of the reduce shader: (word, kind, firm, 0).
-pub fn column(o: &ReducedOutput) -> [u32; 4] {
-    match o.source {
+pub fn column(source: Source) -> [u32; 4] {
+    match source {
         Source::Column(c) => {
             let kind = if c.spec.out == Out::Price { 1 } else { 0 };
             [layout::word(c.spec.out, c.firm) as u32, kind, c.firm as u32, 0]
@@ -134,7 +78,7 @@ impl Tables {
         }
         let (mut world_groups, mut worlds, world_base) = (Vec::new(), 0u32, items.len() as u32);
         if let Some(best) = job.best {
-            let n = best.values.len();
+            let n = best.choices;
             let per_block = b / n;
             let all_worlds = rows / n;
             let order: Vec<Vec<u32>> = (0..all_worlds.div_ceil(per_block))
@@ -175,7 +119,7 @@ mod tests {
     fn segments_are_the_groups_of_each_block_in_row_order() {
         // 10 rows, blocks of 4, groups alternating 0 1 0 1 ...; dispatch reversed.
         let group = |p: u64| (p % 2) as u32;
-        let job = ReduceJob { outputs: &[], best: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
+        let job = ReduceJob { outputs: Vec::new(), best: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
         let dispatch: Vec<u32> = (0..10).rev().collect();
         let t = Tables::build(&job, 0, 10, &dispatch);
         let runs: Vec<(u32, u32, u32)> = t.info.iter().map(|s| (s.group, s.start, s.len)).collect();

@@ -72,6 +72,8 @@ impl Checkpoint {
             let _ = std::fs::remove_file(&tmp);
             return Err(FileError::new("writing", &tmp, e));
         }
-        std::fs::rename(&tmp, path).map_err(|e| FileError::new("writing", path, e))
+        std::fs::rename(&tmp, path).map_err(|e| FileError::new("writing", path, e))?;
+        crate::testhook::checkpoint_written();
+        Ok(())
     }
 }

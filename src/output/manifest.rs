@@ -112,3 +112,105 @@ impl Manifest {
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
+
+/// What every manifest of one run records of how it ran (see [`Manifest::for_run`]).
+#[derive(Clone, Debug)]
+pub struct RunFacts {
+    pub command: Vec<String>,
+    pub config_path: String,
+    pub config_sha256: String,
+    pub config: serde_json::Value,
+    pub backend: BackendInfo,
+    pub scenarios: u64,
+    pub rows: [u64; 2],
+    pub resumed_at_row: Option<u64>,
+    pub kernel_time_s: Option<f64>,
+    pub wall_time_s: f64,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// What a manifest says of its file's content.
+#[derive(Clone, Debug)]
+pub struct Content {
+    pub columns: Vec<String>,
+    /// `Some(Parquet)` for a Parquet file.
+    pub format: Option<super::OutputFormat>,
+    pub sha256: String,
+    pub bytes: u64,
+    pub nonconverged_scenarios: u64,
+    pub verify: Option<serde_json::Value>,
+    pub reduce: Option<ReducedManifest>,
+}
+
+impl Manifest {
+    /// The manifest of `output`, a file of the run `facts` describes.
+    pub fn for_run(facts: &RunFacts, output: &Path, content: Content) -> Manifest {
+        let f = facts.clone();
+        Manifest {
+            moatsweep_version: env!("CARGO_PKG_VERSION").into(),
+            model: MODEL.into(),
+            command: f.command,
+            config_path: f.config_path,
+            config_sha256: f.config_sha256,
+            config: f.config,
+            backend: f.backend,
+            output: output.display().to_string(),
+            format: content.format,
+            sha256: Some(content.sha256),
+            bytes: Some(content.bytes),
+            columns: content.columns,
+            scenarios: f.scenarios,
+            rows: f.rows,
+            rows_written: f.rows[1] - f.rows[0],
+            nonconverged_scenarios: content.nonconverged_scenarios,
+            resumed_at_row: f.resumed_at_row,
+            merged_from: None,
+            verify: content.verify,
+            kernel_time_s: f.kernel_time_s,
+            wall_time_s: f.wall_time_s,
+            started_at: f.started_at,
+            finished_at: f.finished_at,
+            reduce: content.reduce,
+        }
+    }
+
+    /// The manifest of `output`, the merge of `shards` (each a path and its
+    /// manifest, sorted by rows, covering the sweep), whose bytes hash to `sha256`
+    /// (`bytes` long), by `command`. It is the first shard's, with the whole
+    /// sweep's rows, the shards' sums (non-converged scenarios, times) and span of
+    /// dates, and where each row came from; `reduce` replaces a reduced shard's.
+    pub fn for_merge(
+        shards: &[(std::path::PathBuf, Manifest)],
+        output: &Path,
+        command: Vec<String>,
+        sha256: String,
+        bytes: u64,
+        reduce: Option<ReducedManifest>,
+    ) -> Manifest {
+        let first = &shards[0].1;
+        let manifests = || shards.iter().map(|(_, m)| m);
+        Manifest {
+            command,
+            output: output.display().to_string(),
+            sha256: Some(sha256),
+            bytes: Some(bytes),
+            rows: [0, first.scenarios],
+            rows_written: first.scenarios,
+            nonconverged_scenarios: manifests().map(|m| m.nonconverged_scenarios).sum(),
+            resumed_at_row: None,
+            merged_from: Some(
+                shards
+                    .iter()
+                    .map(|(p, m)| MergedFrom { path: p.display().to_string(), rows: m.rows, backend: m.backend.clone(), sha256: m.sha256.clone() })
+                    .collect(),
+            ),
+            kernel_time_s: manifests().map(|m| m.kernel_time_s).sum::<Option<f64>>(),
+            wall_time_s: manifests().map(|m| m.wall_time_s).sum(),
+            started_at: manifests().map(|m| m.started_at.clone()).min().unwrap_or_default(),
+            finished_at: manifests().map(|m| m.finished_at.clone()).max().unwrap_or_default(),
+            reduce,
+            ..first.clone()
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod parquet;
 pub mod progress;
 pub mod sink;
+pub mod transaction;
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};

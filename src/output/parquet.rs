@@ -404,8 +404,11 @@ pub struct ParquetEncoder<'p> {
 }
 
 impl<'p> ParquetEncoder<'p> {
-    /// An encoder for `plan`'s rows from `first_row`, appending at byte `offset` after
-    /// `row_groups` (empty for a fresh file), with `manifest` in the footer.
+    /// An encoder for `plan`'s rows from `first_row`, for a file that already holds
+    /// `offset` bytes (0 for a fresh file, whose [`Encoder::head`] then comes first;
+    /// a resumed file's length, its magic and `row_groups` included), with
+    /// `manifest` in the footer. Every row group's offsets are counted from there, so
+    /// they are right whatever the file held when the run stopped.
     pub fn new(
         plan: Option<&'p Plan>,
         layout: Layout,
@@ -441,7 +444,8 @@ impl<'p> ParquetEncoder<'p> {
         let mut out = Encoded { rows_done: self.held_from, ..Default::default() };
         let end = first + n;
         loop {
-            let boundary = (self.held_from / ROW_GROUP_ROWS + 1) * ROW_GROUP_ROWS;
+            let group = crate::testhook::row_group_rows(ROW_GROUP_ROWS);
+            let boundary = (self.held_from / group + 1) * group;
             if boundary > end {
                 break;
             }
@@ -486,7 +490,8 @@ impl<'p> ParquetEncoder<'p> {
 
 impl Encoder for ParquetEncoder<'_> {
     fn head(&mut self) -> Vec<u8> {
-        self.offset = MAGIC.len() as u64;
+        debug_assert_eq!(self.offset, 0, "the head opens an empty file");
+        self.offset += MAGIC.len() as u64;
         MAGIC.to_vec()
     }
 

@@ -1,12 +1,13 @@
 //! The ordered streaming writer, one for every format: chunks are encoded on all
 //! threads by the format's [`Encoder`] (CSV text, [`super::csv`]; Parquet row
 //! groups, [`super::parquet`]), then a writer thread appends the bytes to the file
-//! in row order and hashes them as it writes them. After each chunk that has
-//! reached the disk it reports what the file now holds ([`Written`]) to whoever
-//! records it (the run's checkpoint). An encoder may hold rows back (Parquet writes
-//! whole row groups); the file then "holds" only the rows its bytes complete, and
-//! a side log (Parquet: each row group's metadata, for the footer and for
-//! `--resume`) is appended and synced with them.
+//! in row order and hashes them as it writes them. When asked ([`RowSink::record`])
+//! it syncs what it wrote and then records a checkpoint saying what the file now
+//! holds, so that a checkpoint never vouches for bytes that are not on disk. An
+//! encoder may hold rows back (Parquet writes whole row groups); the file then
+//! "holds" only the rows its bytes complete, and a side log (Parquet: each row
+//! group's metadata, for the footer and for `--resume`) is appended and synced
+//! with them.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -16,11 +17,10 @@ use std::thread::JoinHandle;
 use anyhow::anyhow;
 use sha2::Sha256;
 
+use super::checkpoint::Checkpoint;
 use super::csv::{Real, format_chunk, header_line};
-use super::progress::Progress;
 use super::{FileError, HashedWriter};
 use crate::backend::{ChunkSink, Outcomes};
-use crate::interrupt::{self, Interrupted};
 use crate::model::{Out, Outcome};
 use crate::sweep::Plan;
 
@@ -39,8 +39,9 @@ pub struct Written {
     pub log: Option<(u64, String)>,
 }
 
-/// Called on the writer thread after each chunk is synced; an error stops the run.
-pub type OnDurable = Box<dyn FnMut(&Written) -> anyhow::Result<()> + Send>;
+/// Records a checkpoint, on the writer thread, once the bytes it describes are
+/// synced (the run's transaction); an error stops the run.
+pub type Recorder = Box<dyn FnMut(&Checkpoint) -> Result<(), FileError> + Send>;
 
 /// An output file opened for appending, with what it already holds.
 pub struct OutputFile {
@@ -126,8 +127,10 @@ struct Message {
     log: Vec<u8>,
     next_row: u64,
     nonconverged_scenarios: u64,
-    /// Sync now and say what the file holds (see [`RowSink::durable_now`]).
-    reply: Option<SyncSender<Written>>,
+    /// Sync, then record this checkpoint with what the file holds.
+    record: Option<Checkpoint>,
+    /// The file's closing bytes (for a test hook, [`crate::testhook`]).
+    closing: bool,
 }
 
 /// Streams encoded chunks to a file on a writer thread, in the order pushed.
@@ -142,48 +145,34 @@ pub struct RowSink<'p> {
     pub rows_written: u64,
     /// Non-converged scenarios among the rows the file holds (resumed runs included).
     pub nonconverged_scenarios: u64,
-    progress: &'p Progress,
 }
 
-/// The sweep's CSV writer.
-pub type CsvSink<'p> = RowSink<'p>;
-
 impl<'p> RowSink<'p> {
-    /// The CSV writer of `plan` (see [`RowSink::with_encoder`]).
-    pub fn new(
-        plan: &'p Plan,
-        out: OutputFile,
-        header: bool,
-        progress: &'p Progress,
-        next_row: u64,
-        nonconverged_scenarios: u64,
-        on_durable: Option<OnDurable>,
-    ) -> Self {
-        Self::with_encoder(Box::new(CsvEncoder { plan }), out, None, header, progress, next_row, nonconverged_scenarios, on_durable)
+    /// A CSV of `plan` from its first row into `out`, header first, no checkpoints.
+    pub fn csv(plan: &'p Plan, out: OutputFile) -> Self {
+        Self::start(Box::new(CsvEncoder { plan }), out, None, true, 0, 0, None)
     }
 
-    /// Starts the writer thread on `out`, writing the encoder's head first when
-    /// `head` is set. The file holds the rows before `next_row`,
-    /// `nonconverged_scenarios` of them non-converged. With `on_durable`, every chunk
-    /// is synced to the disk and reported before the next one is written.
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_encoder(
+    /// Starts the writer thread on `out` (and the side log `log`), writing the
+    /// encoder's head first when the file is `fresh`. The file holds the rows before `next_row`,
+    /// `nonconverged_scenarios` of them non-converged; `recorder` records the
+    /// checkpoints asked for with [`RowSink::record`].
+    pub fn start(
         mut encoder: Box<dyn Encoder + 'p>,
         out: OutputFile,
         log: Option<LogFile>,
-        head: bool,
-        progress: &'p Progress,
+        fresh: bool,
         next_row: u64,
         nonconverged_scenarios: u64,
-        on_durable: Option<OnDurable>,
+        recorder: Option<Recorder>,
     ) -> Self {
-        let (tx, rx) = sync_channel::<Message>(4);
-        let head = if head { encoder.head() } else { Vec::new() };
+        let (tx, rx) = sync_channel::<Message>(8);
+        let head = if fresh { encoder.head() } else { Vec::new() };
         let writer = std::thread::spawn(move || -> anyhow::Result<Written> {
             let mut a = HashedWriter::resume(out.path, out.file, 1 << 20, out.bytes, out.hash);
             let mut log = log.map(|l| HashedWriter::resume(l.path, l.file, 1 << 16, l.bytes, l.hash));
             let mut state = Written { next_row, nonconverged_scenarios, bytes: a.bytes(), sha256: String::new(), log: None };
-            let mut on_durable = on_durable;
+            let mut recorder = recorder;
             a.put(&head)?;
             let sync = |a: &mut HashedWriter, log: &mut Option<HashedWriter>, state: &mut Written| -> Result<(), FileError> {
                 a.sync()?;
@@ -196,6 +185,13 @@ impl<'p> RowSink<'p> {
                 Ok(())
             };
             for msg in rx {
+                if msg.closing && crate::testhook::abort_while_closing() {
+                    let bytes = msg.blocks.concat();
+                    a.put(&bytes[..bytes.len() / 2])?;
+                    a.sync()?;
+                    eprintln!("test hook: aborting halfway through the closing bytes");
+                    std::process::abort();
+                }
                 for b in &msg.blocks {
                     a.put(b)?;
                 }
@@ -204,29 +200,22 @@ impl<'p> RowSink<'p> {
                 }
                 state.next_row = msg.next_row;
                 state.nonconverged_scenarios = msg.nonconverged_scenarios;
-                if on_durable.is_some() || msg.reply.is_some() {
+                if let Some(template) = msg.record {
                     sync(&mut a, &mut log, &mut state)?;
-                    if let Some(record) = on_durable.as_mut() {
-                        record(&state)?;
-                    }
-                    if let Some(reply) = msg.reply {
-                        let _ = reply.send(state.clone());
+                    if let Some(record) = recorder.as_mut() {
+                        record(&state.checkpoint(template))?;
                     }
                 }
             }
             sync(&mut a, &mut log, &mut state)?;
             Ok(state)
         });
-        RowSink {
-            encoder,
-            tx: Some(tx),
-            writer: Some(writer),
-            next_row,
-            done_row: next_row,
-            rows_written: 0,
-            nonconverged_scenarios,
-            progress,
-        }
+        RowSink { encoder, tx: Some(tx), writer: Some(writer), next_row, done_row: next_row, rows_written: 0, nonconverged_scenarios }
+    }
+
+    /// Rows the file holds once the bytes sent so far are written.
+    pub fn done_row(&self) -> u64 {
+        self.done_row
     }
 
     /// Writes what the encoder held back and the file's tail, then waits for every
@@ -237,7 +226,7 @@ impl<'p> RowSink<'p> {
                 if !e.blocks.is_empty() || !e.log.is_empty() {
                     self.nonconverged_scenarios += e.nonconverged;
                     self.done_row = self.next_row;
-                    self.send_message(e.blocks, e.log, None)?;
+                    self.send_message(e.blocks, e.log, None, true)?;
                 }
                 self.stop_writer()
             }
@@ -246,6 +235,12 @@ impl<'p> RowSink<'p> {
                 Err(e)
             }
         }
+    }
+
+    /// Stops after a failure: what was sent is written (and the checkpoints asked
+    /// for recorded), nothing is closed; the writer's own error, if it had one.
+    pub fn abandon(mut self) -> anyhow::Result<()> {
+        self.stop_writer().map(|_| ())
     }
 
     /// Closes the channel and waits for the writer thread: its result, or (when it
@@ -258,8 +253,8 @@ impl<'p> RowSink<'p> {
         }
     }
 
-    fn send_message(&mut self, blocks: Vec<Vec<u8>>, log: Vec<u8>, reply: Option<SyncSender<Written>>) -> anyhow::Result<()> {
-        let msg = Message { blocks, log, next_row: self.done_row, nonconverged_scenarios: self.nonconverged_scenarios, reply };
+    fn send_message(&mut self, blocks: Vec<Vec<u8>>, log: Vec<u8>, record: Option<Checkpoint>, closing: bool) -> anyhow::Result<()> {
+        let msg = Message { blocks, log, next_row: self.done_row, nonconverged_scenarios: self.nonconverged_scenarios, record, closing };
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
         if !sent {
             // The writer stopped: its error says why.
@@ -268,15 +263,14 @@ impl<'p> RowSink<'p> {
         Ok(())
     }
 
-    /// Waits until every row the file holds so far is synced to the disk; returns
-    /// what the file then holds (a reduced run records it in its own checkpoint).
-    pub fn durable_now(&mut self) -> anyhow::Result<Written> {
-        let (tx, rx) = sync_channel(1);
-        self.send_message(Vec::new(), Vec::new(), Some(tx))?;
-        rx.recv().map_err(|_| self.stop_writer().err().unwrap_or_else(|| anyhow!("the writer stopped early")))
+    /// Asks the writer to record `template` as a checkpoint once every byte sent so
+    /// far is synced, with what the file then holds (rows before [`Self::done_row`],
+    /// its length, SHA-256 and side log).
+    pub fn record(&mut self, template: Checkpoint) -> anyhow::Result<()> {
+        self.send_message(Vec::new(), Vec::new(), Some(template), false)
     }
 
-    /// Encodes a chunk and hands it to the writer thread (no progress, no interrupt check).
+    /// Encodes a chunk and hands it to the writer thread.
     pub fn send(&mut self, first_row: u64, outcomes: &Outcomes) -> anyhow::Result<()> {
         anyhow::ensure!(first_row == self.next_row, "chunk out of order: expected row {}, got {first_row}", self.next_row);
         let e = self.encoder.encode(first_row, outcomes)?;
@@ -285,17 +279,27 @@ impl<'p> RowSink<'p> {
         self.rows_written += n;
         self.done_row = e.rows_done;
         self.nonconverged_scenarios += e.nonconverged;
-        self.send_message(e.blocks, e.log, None)
+        self.send_message(e.blocks, e.log, None, false)
+    }
+}
+
+impl Written {
+    /// `template` completed with what the file holds.
+    fn checkpoint(&self, template: Checkpoint) -> Checkpoint {
+        Checkpoint {
+            next_row: self.next_row,
+            bytes: self.bytes,
+            sha256: self.sha256.clone(),
+            nonconverged_scenarios: self.nonconverged_scenarios,
+            log_bytes: self.log.as_ref().map(|l| l.0),
+            log_sha256: self.log.as_ref().map(|l| l.1.clone()),
+            ..template
+        }
     }
 }
 
 impl ChunkSink for RowSink<'_> {
     fn push(&mut self, first_row: u64, outcomes: Outcomes) -> anyhow::Result<()> {
-        self.send(first_row, &outcomes)?;
-        self.progress.advance(outcomes.len() as u64);
-        if interrupt::requested() {
-            return Err(Interrupted { next_row: self.done_row }.into());
-        }
-        Ok(())
+        self.send(first_row, &outcomes)
     }
 }

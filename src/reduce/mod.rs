@@ -11,6 +11,9 @@
 //!   shards, merge).
 //! - [`output`]: `<stem>.reduced.csv`, one row per group.
 //!
+//! The run engine drives a reduced job (`crate::engine::reduced`); `merge` adds
+//! shards' states ([`state::ReduceState::merge`]).
+//!
 //! Rows never reach a file unless `rows = true`. Each row adds exactly to its
 //! group's state (integer sums, bucket counts), so the same config gives the same
 //! bytes whatever the thread count, chunk size, sharding or interruption. With
@@ -19,15 +22,14 @@
 //! and nothing is held per world, wherever the choice axis stands in the config.
 
 pub mod best;
-pub mod merge;
 pub mod output;
-pub mod run;
 pub mod sketch;
 pub mod state;
 pub mod stats;
 
 use crate::backend::ScenarioSource;
-use crate::model::outputs::{self, Column, OutKind, Scope};
+use crate::backend::device::{DeviceBest, ReduceJob};
+use crate::model::outputs::{self, OutKind, Scope};
 use crate::model::{Out, Outcome, Scenario};
 use crate::sweep::{AxisValues, Design, Plan};
 
@@ -120,14 +122,9 @@ impl GroupAxis {
     }
 }
 
-/// Where a reduced output's value comes from.
-#[derive(Clone, Copy, Debug)]
-pub enum Source {
-    /// An output column (NaN where its cell is empty: a price when nothing is offered).
-    Column(Column),
-    /// `exited.<firm>`: 1 if the firm exited (exit_month >= 0), else 0.
-    Exited(usize),
-}
+/// Where a reduced output's value comes from (defined with the device reduction,
+/// which reads the same values on the device).
+pub use crate::backend::device::Source;
 
 /// One reduced output.
 #[derive(Clone, Debug)]
@@ -328,6 +325,23 @@ impl ReducePlan {
     /// Whether any statistic needs the sketch.
     pub fn quantiles(&self) -> bool {
         self.stats.iter().any(|s| matches!(s, Stat::Quantile(_)))
+    }
+
+    /// What a device reduces of this plan, with `group` the group of a position.
+    pub fn device_job<'a>(&self, group: &'a (dyn Fn(u64) -> u32 + Sync)) -> ReduceJob<'a> {
+        ReduceJob {
+            outputs: self.outputs.iter().map(|o| o.source).collect(),
+            best: self.best.as_ref().map(|b| DeviceBest {
+                objective: b.objective.source,
+                maximize: b.maximize,
+                choices: b.values.len(),
+                reference: b.reference,
+            }),
+            quantiles: self.quantiles(),
+            want_rows: self.rows,
+            block_rows: self.block_rows,
+            group,
+        }
     }
 
     /// An upper bound on the bytes of the reduction's state.

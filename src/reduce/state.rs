@@ -11,6 +11,7 @@ use super::best::{BestState, choose};
 use super::sketch::Sketch;
 use super::stats::{ExactSum, MeanAcc, Moments};
 use super::{ReducePlan, Stat};
+use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, SegKind};
 use crate::backend::{ChunkSink, Outcomes};
 use crate::model::Outcome;
 use crate::sweep::Plan;
@@ -328,8 +329,7 @@ impl Reducer<'_> {
     /// Adds a chunk reduced on the GPU: each segment's partials exactly (f32 mean and
     /// m2 of its rows, see [`Moments::add_block`]), the worlds' choices, and the
     /// values read back for the quantile sketches.
-    pub fn add_device(&mut self, c: &crate::gpu::reduce::DeviceChunk) -> anyhow::Result<()> {
-        use crate::gpu::reduce::{PARTIAL_WORDS, SegKind};
+    pub fn add_device(&mut self, c: &DeviceChunk) -> anyhow::Result<()> {
         anyhow::ensure!(
             c.first == self.next() && self.pending.is_empty(),
             "chunk out of order: expected position {}, got {}",

@@ -1,5 +1,10 @@
-//! `moatsweep merge`: join the shards of one sweep into the CSV a single run gives,
-//! checking each shard's bytes against the SHA-256 its manifest records.
+//! `moatsweep merge`: join the shards of one sweep into the file a single run
+//! gives, checking each shard's bytes against the SHA-256 its manifest records.
+//! Rows files (CSV: concatenated; Parquet: decoded and encoded again in the whole
+//! sweep's row groups) and reduced shards (their exact states added up, the
+//! reduced CSV written from the sum); shards of a `rows = true` run give both
+//! merged outputs in one call. Every merged file is committed with its manifest
+//! ([`Manifest::for_merge`]) through the output transaction's [`commit`].
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -8,15 +13,19 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::InputError;
-use crate::output::manifest::{Manifest, MergedFrom};
+use crate::engine::reduced::state_path;
+use crate::output::manifest::{Manifest, ReducedManifest};
+use crate::output::transaction::{Final, Target, commit};
 use crate::output::{FileError, HashedWriter, OutputFormat, create_partial, hex, manifest_path, partial_path};
+use crate::reduce::output::{csv_bytes, reduced_path};
+use crate::reduce::state::ReduceState;
 
-pub(crate) struct Shard {
-    pub path: PathBuf,
-    pub manifest: Manifest,
+struct Shard {
+    path: PathBuf,
+    manifest: Manifest,
 }
 
-pub(crate) fn refuse(msg: String) -> anyhow::Error {
+fn refuse(msg: String) -> anyhow::Error {
     InputError(msg).into()
 }
 
@@ -196,10 +205,12 @@ fn merge_parquet(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
-    finish_merge(out, shards, command, w, total)
+    finish_merge(out, shards, command, w).map(|()| total)
 }
 
 /// Merges `inputs` into `out` (and its manifest); returns the number of rows.
+/// Shards of a `rows = true` reduced run also give their reduced CSV merged (beside
+/// `out`, as a single run writes it).
 pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Result<u64> {
     let mut shards = inputs.iter().map(|p| read_shard(p)).collect::<anyhow::Result<Vec<_>>>()?;
     check_same_sweep(&shards)?;
@@ -207,7 +218,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     shards.sort_by_key(|s| s.manifest.rows);
     check_coverage(&shards, total)?;
     if shards.iter().any(|s| s.manifest.reduce.is_some()) {
-        return crate::reduce::merge::merge(out, &shards, command);
+        return merge_reduced(out, &shards, command);
     }
     if let Some(s) = shards.iter().find(|s| s.manifest.format != shards[0].manifest.format) {
         return Err(refuse(format!(
@@ -216,16 +227,33 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
             shards[0].path.display()
         )));
     }
-    if shards[0].manifest.format == Some(OutputFormat::Parquet) {
-        return merge_parquet(out, &shards, command);
+    // A rows = true run's shards: their reduced shards beside them, each naming it.
+    let companions: Vec<PathBuf> = shards.iter().map(|s| reduced_path(&s.path)).collect();
+    let reduced_too = companions.iter().zip(&shards).all(|(r, s)| {
+        Manifest::read(&manifest_path(r)).is_ok_and(|m| {
+            m.reduce.and_then(|x| x.rows_output).is_some_and(|o| Path::new(&o).file_name() == s.path.file_name())
+        })
+    });
+    let rows = if shards[0].manifest.format == Some(OutputFormat::Parquet) {
+        merge_parquet(out, &shards, command.clone())?
+    } else {
+        merge_csv(out, &shards, command.clone())?
+    };
+    if reduced_too {
+        let reduced_out = reduced_path(out);
+        merge(&reduced_out, &companions, command)?;
+        eprintln!("merged their reduced shards into {}", reduced_out.display());
     }
+    Ok(rows)
+}
 
-    // Concatenate: one header, then every shard's rows in row order.
+/// CSV shards: one header, then every shard's rows in row order.
+fn merge_csv(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::Result<u64> {
     let (partial, file) = create_partial(out).map_err(|e| refuse(format!("cannot write {}: {e}", partial_path(out).display())))?;
     let mut w = HashedWriter::new(partial.clone(), file, 1 << 20);
     let written = (|| -> anyhow::Result<()> {
         let mut header = None;
-        for s in &shards {
+        for s in shards {
             append(s, &mut w, &mut header)?;
         }
         Ok(w.sync()?)
@@ -234,54 +262,81 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
-
-    finish_merge(out, &shards, command, w, total)
+    finish_merge(out, shards, command, w).map(|()| shards[0].manifest.scenarios)
 }
 
-/// The manifest's `merged_from`: each shard's path, rows, backend and SHA-256.
-pub(crate) fn merged_from(shards: &[Shard]) -> Vec<MergedFrom> {
-    shards
-        .iter()
-        .map(|s| MergedFrom {
-            path: s.path.display().to_string(),
-            rows: s.manifest.rows,
-            backend: s.manifest.backend.clone(),
-            sha256: s.manifest.sha256.clone(),
-        })
-        .collect()
-}
-
-/// Writes the merged file's manifest and renames both into place.
-fn finish_merge(out: &Path, shards: &[Shard], command: Vec<String>, w: HashedWriter, total: u64) -> anyhow::Result<u64> {
-    let partial = partial_path(out);
-    let first = &shards[0].manifest;
-    let sum = |f: fn(&Manifest) -> Option<f64>| shards.iter().map(|s| f(&s.manifest)).sum::<Option<f64>>();
-    let manifest = Manifest {
-        command,
-        output: out.display().to_string(),
-        sha256: Some(w.sha256()),
-        bytes: Some(w.bytes()),
-        rows: [0, total],
-        rows_written: total,
-        nonconverged_scenarios: shards.iter().map(|s| s.manifest.nonconverged_scenarios).sum(),
-        resumed_at_row: None,
-        merged_from: Some(merged_from(shards)),
-        kernel_time_s: sum(|m| m.kernel_time_s),
-        wall_time_s: sum(|m| Some(m.wall_time_s)).unwrap_or(0.0),
-        started_at: shards.iter().map(|s| s.manifest.started_at.clone()).min().unwrap_or_default(),
-        finished_at: shards.iter().map(|s| s.manifest.finished_at.clone()).max().unwrap_or_default(),
-        ..first.clone()
-    };
-    let mpath = manifest_path(out);
-    let mpartial = partial_path(&mpath);
-    let finished = manifest.write(&mpartial).and_then(|()| {
-        std::fs::rename(&partial, out).map_err(|e| FileError::new("renaming", &partial, e))?;
-        std::fs::rename(&mpartial, &mpath).map_err(|e| FileError::new("renaming", &mpartial, e))
-    });
-    if let Err(e) = finished {
-        let _ = std::fs::remove_file(&partial);
-        let _ = std::fs::remove_file(&mpartial);
-        return Err(e.into());
+/// Writes the merged rows file's manifest and puts both in place.
+fn finish_merge(out: &Path, shards: &[Shard], command: Vec<String>, w: HashedWriter) -> anyhow::Result<()> {
+    let manifest = Manifest::for_merge(&pairs(shards), out, command, w.sha256(), w.bytes(), None);
+    let target = Target::of(out);
+    let done = commit(&[Final { target: &target, contents: None, manifest }], &[]);
+    if done.is_err() {
+        let _ = std::fs::remove_file(&target.partial);
+        let _ = std::fs::remove_file(&target.manifest_partial);
     }
-    Ok(total)
+    done
+}
+
+fn pairs(shards: &[Shard]) -> Vec<(PathBuf, Manifest)> {
+    shards.iter().map(|s| (s.path.clone(), s.manifest.clone())).collect()
+}
+
+/// Reduced shards (sorted, of one sweep, covering it): each shard's exact state
+/// (checked against the SHA-256 its manifest records) added up, and the reduced CSV
+/// written from the sum: the same bytes as one run of the whole sweep on the same
+/// backend. The config (at the manifests' `config_path`, with their SHA-256) gives
+/// the groups and columns. Returns the rows reduced.
+fn merge_reduced(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::Result<u64> {
+    let first = &shards[0].manifest;
+    if let Some(s) = shards.iter().find(|s| s.manifest.reduce.is_none()) {
+        return Err(refuse(format!("{}: it is a sweep CSV, the others are reduced CSVs; merge one kind at a time", s.path.display())));
+    }
+    let config = Path::new(&first.config_path);
+    let loaded = crate::config::load(config)
+        .map_err(|e| refuse(format!("merging reduced shards needs their config {} (to name the groups): {e}", config.display())))?;
+    if loaded.sha256 != first.config_sha256 {
+        return Err(refuse(format!(
+            "{}: its SHA-256 is {}, the shards were made from {}; merge with the config they ran",
+            config.display(),
+            loaded.sha256,
+            first.config_sha256
+        )));
+    }
+    let plan = loaded.plan;
+    let rp = loaded.reduce.as_ref().ok_or_else(|| refuse(format!("{}: it has no [reduce] section", config.display())))?;
+    let mut total = ReduceState::new(rp);
+    for s in shards {
+        let r = s.manifest.reduce.as_ref().expect("checked above");
+        let path = s.path.with_file_name(&r.state);
+        let bytes =
+            std::fs::read(&path).map_err(|e| refuse(format!("{}: cannot read its state {}: {e}", s.path.display(), path.display())))?;
+        let sha = hex(&Sha256::digest(&bytes));
+        if sha != r.state_sha256 {
+            return Err(refuse(format!(
+                "{}: its SHA-256 is {sha}, its manifest records {}: the file changed after it was written",
+                path.display(),
+                r.state_sha256
+            )));
+        }
+        let state = ReduceState::from_bytes(&bytes, rp).map_err(|e| refuse(format!("{}: {e}", path.display())))?;
+        total.merge(&state);
+    }
+    let csv = csv_bytes(&plan, rp, &total);
+    let state = total.to_bytes();
+    let state_file = state_path(out);
+    let reduce = ReducedManifest {
+        state: state_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        state_sha256: hex(&Sha256::digest(&state)),
+        rows_output: None,
+        ..first.reduce.clone().expect("checked above")
+    };
+    let manifest = Manifest::for_merge(&pairs(shards), out, command, hex(&Sha256::digest(&csv)), csv.len() as u64, Some(reduce));
+    let target = Target::of(out);
+    let done = commit(&[Final { target: &target, contents: Some(csv), manifest }], &[(state_file.clone(), &state)]);
+    if done.is_err() {
+        for p in [&target.partial, &partial_path(&state_file), &target.manifest_partial] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    done.map(|()| first.scenarios)
 }

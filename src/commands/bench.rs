@@ -4,18 +4,17 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::backend::DeviceSink;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource};
 use crate::config;
-use crate::gpu::reduce::{DeviceChunk, ReduceJob, Tables};
+use crate::backend::device::{DeviceChunk, DeviceSink};
+use crate::gpu::reduce::Tables;
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::model::Scenario;
-use crate::output::progress::Progress;
-use crate::output::sink::{CsvSink, OutputFile};
+use crate::output::sink::{OutputFile, RowSink};
 use crate::reduce::ReducePlan;
 use crate::reduce::state::{ReduceState, Reducer};
-use crate::run::backend_label;
+use crate::engine::backend_label;
 use crate::sweep::Plan;
 
 /// The rows of a plan, repeated to reach any count; with a reduced plan, its
@@ -79,10 +78,9 @@ pub fn measure(backend: &mut dyn Backend, plan: &Plan, rows: u64) -> anyhow::Res
     let dir = std::env::temp_dir().join(format!("moatsweep-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bench.csv");
-    let progress = Progress::hidden();
     let t = Instant::now();
     let file = OutputFile { file: std::fs::File::create(&path)?, path: path.clone(), bytes: 0, hash: Default::default() };
-    let mut sink = CsvSink::new(plan, file, true, &progress, 0, 0, None);
+    let mut sink = RowSink::csv(plan, file);
     backend.run(&src, 0..rows, &mut sink)?;
     sink.finish()?;
     let end_to_end = rows as f64 / t.elapsed().as_secs_f64();
@@ -118,20 +116,13 @@ impl DeviceSink for CountingSink<'_> {
 pub fn measure_reduced(backend: &mut dyn Backend, plan: &Plan, rp: &ReducePlan, rows: u64) -> anyhow::Result<ReducedMeasurement> {
     let src = Cycle(plan, Some(rp));
     let group = |p: u64| rp.group(plan, p % plan.rows);
-    let job = ReduceJob {
-        outputs: &rp.outputs,
-        best: rp.best.as_ref(),
-        quantiles: rp.quantiles(),
-        want_rows: false,
-        block_rows: rp.block_rows,
-        group: &group,
-    };
+    let job = crate::backend::device::ReduceJob { want_rows: false, ..rp.device_job(&group) };
     let go = |backend: &mut dyn Backend, n: u64| -> anyhow::Result<u64> {
         let reducer = Reducer::new(plan, rp, ReduceState::new(rp), 0);
-        match backend.as_gpu() {
-            Some(gpu) => {
+        match backend.device_reduce() {
+            Some(device) => {
                 let mut sink = CountingSink { reducer, bytes: 0 };
-                gpu.run_reduced(&src, 0..n, &job, &mut sink)?;
+                device.run_reduced(&src, 0..n, &job, &mut sink)?;
                 Ok(sink.bytes)
             }
             None => {
@@ -150,7 +141,7 @@ pub fn measure_reduced(backend: &mut dyn Backend, plan: &Plan, rp: &ReducePlan, 
         (Some(a), Some(b)) if b > a => Some(rows as f64 / (b - a)),
         _ => None,
     };
-    let read_back_per_scenario = backend.as_gpu().map(|_| bytes as f64 / rows as f64);
+    let read_back_per_scenario = backend.device_reduce().map(|_| bytes as f64 / rows as f64);
     Ok(ReducedMeasurement { end_to_end, read_back_per_scenario, kernel })
 }
 
@@ -192,14 +183,7 @@ pub fn host_rates(plan: &Plan, rp: &ReducePlan) -> anyhow::Result<HostRates> {
             std::hint::black_box(&buf);
         });
         let group = |p: u64| rp.group(plan, p % plan.rows);
-        let job = ReduceJob {
-            outputs: &rp.outputs,
-            best: rp.best.as_ref(),
-            quantiles: rp.quantiles(),
-            want_rows: false,
-            block_rows: rp.block_rows,
-            group: &group,
-        };
+        let job = crate::backend::device::ReduceJob { want_rows: false, ..rp.device_job(&group) };
         let dispatch: Vec<u32> = (0..n as u32).collect();
         let tables = time(&mut || {
             std::hint::black_box(Tables::build(&job, 0, n as usize, &dispatch));
@@ -209,7 +193,8 @@ pub fn host_rates(plan: &Plan, rp: &ReducePlan) -> anyhow::Result<HostRates> {
 }
 
 pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
-    let plan = config::load(config_path)?.plan;
+    let loaded = config::load(config_path)?;
+    let plan = loaded.plan;
     let m = &plan.base.model;
     writeln!(
         out,
@@ -243,7 +228,7 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut imp
     if let [(cpu, c), (gpu, g)] = results.as_slice() {
         writeln!(out, "ratio {gpu} / {cpu}: compute {:.2}x, end to end {:.2}x", g.compute / c.compute, g.end_to_end / c.end_to_end)?;
     }
-    if let Some(rp) = &plan.reduce {
+    if let Some(rp) = &loaded.reduce {
         let row_bytes = 4 * crate::gpu::layout::out_stride(plan.base.n_firms);
         writeln!(
             out,

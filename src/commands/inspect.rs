@@ -95,7 +95,7 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
         }
     }
     writeln!(out, "scenarios:  {}", plan.rows)?;
-    if let Some(rp) = &plan.reduce {
+    if let Some(rp) = &loaded.reduce {
         return validate_reduce(plan, rp, out);
     }
     writeln!(out, "output:     {}", plan.output.display())?;

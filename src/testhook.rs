@@ -1,0 +1,62 @@
+//! Hidden hooks for the crash tests (`tests/crash.rs`), read once from the
+//! environment. Unset, as for every user, they change nothing.
+//!
+//! - `MOATSWEEP_TEST_ABORT=checkpoint:N`: the process aborts (as `kill -9` would:
+//!   no cleanup, no destructors) right after the N-th checkpoint it writes is on
+//!   disk (a fresh run's first is the empty start).
+//! - `MOATSWEEP_TEST_ABORT=closing`: it aborts once half of a rows file's closing
+//!   bytes (Parquet's footer) are on disk.
+//! - `MOATSWEEP_TEST_ROW_GROUP_ROWS=R`: Parquet row groups of R rows instead of
+//!   the default (131,072), so that a small sweep has several.
+//!
+//! So a kill lands at a chosen point of a run deterministically, not by racing a
+//! `sleep`.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+enum Abort {
+    Never,
+    AtCheckpoint(u64),
+    Closing,
+}
+
+fn abort_hook() -> &'static Abort {
+    static HOOK: OnceLock<Abort> = OnceLock::new();
+    HOOK.get_or_init(|| match std::env::var("MOATSWEEP_TEST_ABORT").ok().as_deref() {
+        Some("closing") => Abort::Closing,
+        Some(s) => match s.strip_prefix("checkpoint:").and_then(|n| n.parse().ok()) {
+            Some(n) => Abort::AtCheckpoint(n),
+            None => Abort::Never,
+        },
+        None => Abort::Never,
+    })
+}
+
+/// Called after each checkpoint reached the disk.
+pub fn checkpoint_written() {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    if let Abort::AtCheckpoint(n) = abort_hook() {
+        if COUNT.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+            eprintln!("test hook: aborting after checkpoint {n}");
+            std::process::abort();
+        }
+    }
+}
+
+/// Whether to stop halfway through a file's closing bytes.
+pub fn abort_while_closing() -> bool {
+    matches!(abort_hook(), Abort::Closing)
+}
+
+/// Rows per Parquet row group: `default`, unless the hook sets it.
+pub fn row_group_rows(default: u64) -> u64 {
+    static ROWS: OnceLock<u64> = OnceLock::new();
+    *ROWS.get_or_init(|| {
+        std::env::var("MOATSWEEP_TEST_ROW_GROUP_ROWS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&r| r > 0)
+            .unwrap_or(default)
+    })
+}
