@@ -736,6 +736,36 @@ fn hhi_is_zero_when_nothing_is_bought() {
     }
 }
 
+/// Products on offer that nobody buys: every utility is below -745, where e^u
+/// underflows to 0 in f64, so every S_j is 0 (the f32 kernel judges "nothing
+/// bought" as the f64 reference does, `hhi_of` in shaders/moat.wgsl): hhi is 0,
+/// not 0/0, and the outside share 1.
+#[test]
+fn hhi_is_zero_when_offered_products_sell_nothing() {
+    let mut base = quiet(2, false);
+    base.model.months = 2;
+    base.n_segments = 1;
+    base.segments[0] = Segment { weight: 1.0, intercept: -900.0, price_sens: 0.5, quality_taste: 2.0, open_taste: 0.0 };
+    let top = (0..2)
+        .map(|i| {
+            let t = my_train(&base, base.firms[i].train_spend, base.firms[i].data_tokens, true);
+            base.segments[0].intercept + base.segments[0].quality_taste * t.q + base.firms[i].brand - base.segments[0].price_sens * t.c0
+        })
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(top < -760.0 && top.exp() == 0.0, "the best utility at zero markup, {top}, must underflow");
+    for mut b in backends() {
+        let mut sc = base;
+        sc.model.tol = if b.f32 { 1e-6 } else { 1e-14 };
+        let o = b.solve(&vec![sc])[0];
+        for i in 0..2 {
+            assert!(o.is_offered(i), "{}: firm {i} offers its product", b.name);
+            assert_eq!(o.firm(Out::Share, i), 0.0, "{}: firm {i}", b.name);
+        }
+        assert_eq!(o.scenario(Out::Hhi), 0.0, "{}: hhi with nothing bought", b.name);
+        assert_eq!(o.scenario(Out::OutsideShare), 1.0, "{}", b.name);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 7. The warm start (section 3).
 
