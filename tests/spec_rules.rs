@@ -335,7 +335,12 @@ fn repeated_data_counts_as_the_spec_discounts_it() {
             assert!(m.d / f.data_tokens > 3.0, "firm {i}: D/U = {} does not bind", m.d / f.data_tokens);
             let unrepeated = my_train(&base, f.train_spend, f.data_tokens, false);
             assert!((m.q - unrepeated.q).abs() > 0.005, "firm {i}: the repetition rule hardly matters here ({} vs {})", m.q, unrepeated.q);
-            assert!((m.c0 / unrepeated.c0 - 1.0).abs() > 0.05, "firm {i}: the repetition rule hardly moves N ({} vs {})", m.c0, unrepeated.c0);
+            assert!(
+                (m.c0 / unrepeated.c0 - 1.0).abs() > 0.05,
+                "firm {i}: the repetition rule hardly moves N ({} vs {})",
+                m.c0,
+                unrepeated.c0
+            );
             // The reference's training, to f64's rounding.
             let t = train(&TrainInputs::first_generation(&base.model, &base.scaling, &f));
             assert!((t.ln_params - m.x).abs() <= 1e-12 * m.x, "firm {i} R* {repeat_scale}: ln N {} vs {}", t.ln_params, m.x);
@@ -591,9 +596,8 @@ fn the_market_grows_at_its_monthly_rate() {
         base.firms[1].train_spend = 5e8;
         base.firms[1].platform_revenue = 5e10;
         let trained: Vec<Mine> = (0..2).map(|i| my_train(&base, base.firms[i].train_spend, base.firms[i].data_tokens, true)).collect();
-        let products: Vec<Product> = (0..2)
-            .map(|i| Product { quality: trained[i].q, cost: trained[i].c0, brand: base.firms[i].brand, open: i == 1 })
-            .collect();
+        let products: Vec<Product> =
+            (0..2).map(|i| Product { quality: trained[i].q, cost: trained[i].c0, brand: base.firms[i].brand, open: i == 1 }).collect();
         let mk = market(&base, &products);
         let (mut npv, mut complement, mut cs, mut scale) = ([0.0; 2], 0.0, 0.0, [0.0; 2]);
         let (mut cs_flat, mut npv_flat) = (0.0, 0.0); // the same without growth, for contrast
