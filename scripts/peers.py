@@ -8,8 +8,10 @@ analyses them with `moatsweep sensitivity` and `moatsweep discover`, analyses
 the same CSVs with SALib's `sobol.analyze` / `morris.analyze` and EMA
 Workbench's `prim.Prim`, and fails on any index differing by more than 1e-9 or
 any difference in a PRIM trajectory (coverage, density, mass, mean, res_dim of
-every box). Prints `peers: N passed, M failed` last. .ci/peers runs it in a
-fresh venv with scripts/peers-requirements.txt.
+every box). Prints `peers: N passed, M failed` last and fails when a sweep
+compared no output or nothing was checked at all (N + M = 0), so a peer that
+quietly compares nothing cannot pass. .ci/peers runs it in a fresh venv with
+scripts/peers-requirements.txt.
 
 How the peers get the same rows:
 - Every number is read with float_precision="round_trip" (pandas' default
@@ -145,6 +147,7 @@ def compare_sobol(tmp, name):
                     diffs.append(abs(row.value.iloc[0] - s["S2"][j, l]))
         worst = max(worst, max(diffs))
         check(max(diffs) <= TOL, f"{name} {out}: SALib differs by {max(diffs):.3g}")
+    check(len(outputs) > 0, f"{name}: moatsweep sensitivity gave no output to compare")
     print(f"{name}: {len(outputs)} outputs, largest difference from SALib sobol.analyze {worst:.3g}")
     return worst
 
@@ -203,6 +206,7 @@ def compare_morris(tmp, name):
                 diffs.append(abs(v - s[index][j]) / max(1.0, abs(s[index][j])))
         worst = max(worst, max(diffs))
         check(max(diffs) <= TOL, f"{name} {out}: SALib differs by {max(diffs):.3g} (relative)")
+    check(len(outputs) > 0, f"{name}: moatsweep sensitivity gave no output to compare")
     print(f"{name}: {len(outputs)} outputs, largest difference from SALib morris.analyze {worst:.3g} (relative to max(1, |value|))")
     return worst
 
@@ -261,7 +265,15 @@ def main():
             compare_prim(tmp, lhs, inputs, expr, n)
         print(f"largest differences: Sobol {worst:.3g}, Morris {worst_m:.3g}; PRIM trajectories compared exactly")
     print(f"peers: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(verdict())
+
+
+def verdict():
+    """The exit status: 1 when a check failed or none was made (0 values checked)."""
+    if passed + failed == 0:
+        print("peers: checked 0 values: nothing was compared with the peers")
+        return 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

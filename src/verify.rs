@@ -52,6 +52,10 @@
 //!
 //! Convergence exemptions still require equal exit months. Each cause is counted,
 //! printed and capped ([`CAPS`]).
+//!
+//! A non-finite GPU value (infinity anywhere, NaN in a column that is never empty,
+//! or an empty price where the reference offers one and the exits agree) is beyond
+//! tolerance before any exemption is considered: no edge of the reference excuses it.
 
 use std::collections::BTreeMap;
 
@@ -257,6 +261,25 @@ fn finite(o: &Outcome<f64>, cols: &[(String, Column)]) -> bool {
     })
 }
 
+/// Whether the GPU's value in column `c` is non-finite where no empty cell excuses
+/// it: infinite anywhere; NaN in a column that is never empty; NaN (not offered) in
+/// a price whose reference is finite, unless the GPU's firm exited in another month
+/// than the reference's (whether a firm offers a product follows from its exit month
+/// and its release month, an input; a different exit is judged with the decisions).
+fn non_finite_gpu_value(o: &Outcome<f64>, g: &Outcome<f32>, c: Column) -> bool {
+    let gv = g.get(c);
+    if gv.is_infinite() {
+        return true;
+    }
+    if !gv.is_nan() {
+        return false;
+    }
+    match c.spec.empty {
+        Empty::Never => true,
+        Empty::NotOffered => !o.get(c).is_nan() && g.firm(Out::ExitMonth, c.firm) as f64 == o.firm(Out::ExitMonth, c.firm),
+    }
+}
+
 /// Compares the GPU's outcome `g` of scenario `sc` with its reference `r`, column by
 /// column (`cols`: the sweep's output columns). Every compared value goes to
 /// `check`; the values beyond tolerance are those whose `passes()` is false.
@@ -265,6 +288,17 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
     let nf = sc.n_firms;
     if !finite(o, cols) || !finite(p, cols) || !r.money_scale[..nf].iter().all(|x| x.is_finite()) {
         return Verdict::ReferenceNonFinite;
+    }
+    // A non-finite GPU value is the kernel's own failure: beyond tolerance (allowed
+    // 0, which NaN and infinity never pass), whatever edge the reference is at.
+    let mut gpu_non_finite = false;
+    for (name, c) in cols.iter().filter(|(_, c)| non_finite_gpu_value(o, g, *c)) {
+        gpu_non_finite = true;
+        let (rv, pv, gv) = (o.get(*c), p.get(*c), g.get(*c) as f64);
+        check(&Checked { column: name, spec: c.spec, reference: rv, probe: pv, gpu: gv, plain: 0.0, allowed: 0.0, floor: 0.0 });
+    }
+    if gpu_non_finite {
+        return Verdict::Compared;
     }
     // Decisions first (exits, and refinancings through the money raised): they
     // decide everything downstream.
@@ -476,3 +510,108 @@ pub fn verify(src: &dyn ScenarioSource, firm_names: &[String], kept: &[(u64, Out
 
 /// Rows to verify by default when a GPU ran.
 pub const DEFAULT_ROWS: u64 = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::params::{DEFAULT_FIRM_NAMES, baseline};
+
+    fn cols() -> Vec<(String, Column)> {
+        outputs::columns(&DEFAULT_FIRM_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    fn col(cols: &[(String, Column)], name: &str) -> Column {
+        cols.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no column {name}")).1
+    }
+
+    /// The reference rounded to f32: what a kernel without errors of its own returns.
+    fn exact_gpu(r: &Reference) -> Outcome<f32> {
+        r.out.map(|v| v as f32)
+    }
+
+    /// The report of one row whose GPU outcome is `g`.
+    fn report(sc: &Scenario, r: &Reference, g: &Outcome<f32>) -> (Report, Verdict) {
+        let mut rep = Report::new();
+        let v = rep.add(0, sc, r, g, &cols());
+        (rep, v)
+    }
+
+    /// The row the edge test needs: a reference that does not converge (max_iter 2,
+    /// far below what the baseline's months take), so the row is exempt.
+    fn not_converged() -> (Scenario, Reference) {
+        let mut sc = baseline();
+        sc.model.max_iter = 2;
+        let r = reference(&sc, 7);
+        assert!(r.out.scenario(Out::NonconvergedMonths) > 0.0, "the premise: the reference stops at max_iter");
+        (sc, r)
+    }
+
+    #[test]
+    fn an_exact_f32_copy_passes_and_an_edge_exempts_it() {
+        let sc = baseline();
+        let r = reference(&sc, 7);
+        let (rep, v) = report(&sc, &r, &exact_gpu(&r));
+        assert_eq!(v, Verdict::Compared);
+        assert_eq!((rep.beyond_tolerance, rep.rows_compared), (0, 1), "{}", rep.summary());
+
+        let (sc, r) = not_converged();
+        let (rep, v) = report(&sc, &r, &exact_gpu(&r));
+        assert_eq!(v, Verdict::Exempt(Exemption::ReferenceNotConverged));
+        assert_eq!(rep.beyond_tolerance, 0);
+    }
+
+    #[test]
+    fn a_nan_gpu_value_is_beyond_tolerance_even_where_the_reference_is_at_an_edge() {
+        let (sc, r) = not_converged();
+        let cols = cols();
+        for name in ["share.open", "npv.challenger", "exit_month.open", "consumer_surplus_npv"] {
+            let mut g = exact_gpu(&r);
+            g.set(col(&cols, name), f32::NAN);
+            let (rep, v) = report(&sc, &r, &g);
+            assert_eq!(v, Verdict::Compared, "{name}: a NaN is not exempt");
+            assert_eq!(rep.beyond_tolerance, 1, "{name}: {}", rep.summary());
+            assert!(rep.exempted.is_empty(), "{name}: {:?}", rep.exempted);
+            assert_eq!(rep.columns[name].beyond, 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_infinite_gpu_value_is_beyond_tolerance_in_any_row() {
+        let cols = cols();
+        let sc = baseline();
+        let r = reference(&sc, 7);
+        let (edge_sc, edge_r) = not_converged();
+        for (sc, r) in [(&sc, &r), (&edge_sc, &edge_r)] {
+            for (name, x) in [("quality.frontier_a", f32::INFINITY), ("hhi", f32::NEG_INFINITY), ("price.challenger", f32::INFINITY)] {
+                let mut g = exact_gpu(r);
+                g.set(col(&cols, name), x);
+                let (rep, v) = report(sc, r, &g);
+                assert_eq!(v, Verdict::Compared, "{name} = {x}");
+                assert_eq!((rep.beyond_tolerance, rep.columns[name].beyond), (1, 1), "{name} = {x}: {}", rep.summary());
+            }
+        }
+    }
+
+    /// An empty price is NaN: beyond tolerance where the reference's firm offers a
+    /// product and the exits agree, equal where both are empty.
+    #[test]
+    fn an_empty_gpu_price_counts_only_where_the_reference_has_one() {
+        let cols = cols();
+        let (sc, r) = not_converged();
+        let price = col(&cols, "price.challenger");
+        assert!(r.out.get(price).is_finite(), "the premise: the challenger offers a product");
+        let mut g = exact_gpu(&r);
+        g.set(price, f32::NAN);
+        let (rep, _) = report(&sc, &r, &g);
+        assert_eq!(rep.columns["price.challenger"].beyond, 1, "{}", rep.summary());
+
+        // Both empty: equal, nothing beyond.
+        let mut r2 = reference(&baseline(), 7);
+        r2.out.set(price, f64::NAN);
+        r2.probe.set(price, f64::NAN);
+        let mut g = exact_gpu(&r2);
+        g.set(price, f32::NAN);
+        let (rep, v) = report(&baseline(), &r2, &g);
+        assert_eq!((v, rep.beyond_tolerance), (Verdict::Compared, 0), "{}", rep.summary());
+    }
+}

@@ -8,6 +8,8 @@ use std::process::{Command as Std, Stdio};
 use assert_cmd::Command;
 use sha2::{Digest, Sha256};
 
+mod common;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -405,4 +407,183 @@ fn docs_config_md_complete_example_validates() {
     let out = moatsweep().arg("validate").arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("generations.startup"));
+}
+
+/// `--set` names an unknown parameter as a config key does: the nearest name when
+/// one is close, and every name of its group, exit status 2, nothing printed.
+#[test]
+fn scenario_set_names_an_unknown_parameter_and_suggests_a_close_one() {
+    let model_names: Vec<String> = moatsweep::model::params::names(moatsweep::model::params::Group::Model).map(str::to_string).collect();
+    for (path, near) in [("model.ad_uplfit", Some("ad_uplift")), ("model.nosuch", None), ("firm.open.fundin", Some("funding"))] {
+        let out = moatsweep().args(["scenario", "configs/baseline.toml", "--set", &format!("{path}=1")]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+        assert!(out.stdout.is_empty(), "{path}: nothing solved");
+        assert_eq!(err.lines().count(), 1, "{path}: one line: {err}");
+        let (group, name) = path.rsplit_once('.').unwrap();
+        let group = group.split('.').next().unwrap();
+        assert!(err.starts_with(&format!("error: --set: {path}: unknown {group} parameter \"{name}\"")), "{err}");
+        match near {
+            Some(n) => assert!(err.contains(&format!("(did you mean \"{n}\"?)")), "{path}: {err}"),
+            None => assert!(!err.contains("did you mean"), "{path}: nothing is close to {name}: {err}"),
+        }
+        assert!(err.contains("; expected one of: "), "{path}: every name is listed: {err}");
+        if group == "model" {
+            for n in &model_names {
+                assert!(err.contains(n.as_str()), "{path}: {n} is not listed: {err}");
+            }
+        }
+    }
+}
+
+/// The number printed before " scenarios/s" after `key` in `line`.
+fn rate_after(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest[..rest.find(" scenarios/s")?].split_whitespace().last()?.parse().ok()
+}
+
+/// Whether `printed` (rounded to `digits` decimals) can be a / b for the rates a and
+/// b printed rounded to whole numbers.
+fn ratio_of_printed(printed: f64, a: f64, b: f64, digits: i32) -> bool {
+    let half = 0.5 * 10f64.powi(-digits);
+    let (lo, hi) = ((a - 0.5).max(0.0) / (b + 0.5), (a + 0.5) / (b - 0.5).max(1e-300));
+    printed >= lo - half && printed <= hi + half
+}
+
+/// A backend's line of `bench`: its label, then compute and end-to-end rates
+/// (positive; nothing is said about their size), and the kernel's where measured.
+struct BenchLine {
+    label: String,
+    compute: f64,
+    end_to_end: f64,
+}
+
+fn bench_line(line: &str) -> BenchLine {
+    let at = line.find(" compute ").unwrap_or_else(|| panic!("no compute rate: {line}"));
+    let compute = rate_after(line, " compute ").unwrap_or_else(|| panic!("{line}"));
+    let end_to_end = rate_after(line, "end to end (CSV, ").unwrap_or_else(|| panic!("{line}"));
+    assert!(compute > 0.0 && end_to_end > 0.0 && compute.is_finite() && end_to_end.is_finite(), "{line}");
+    if let Some(k) = rate_after(line, " kernel only ") {
+        assert!(k > 0.0 && k.is_finite(), "{line}");
+    }
+    BenchLine { label: line[..at].trim().to_string(), compute, end_to_end }
+}
+
+/// Runs `bench` with `args` (and `env`) and returns its stdout's lines.
+fn bench(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut cmd = moatsweep();
+    cmd.arg("bench").args(args).env_remove("WGPU_ADAPTER_NAME");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "bench {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// `bench` with its smallest row count: a header naming the config and the shape of
+/// its scenarios, a rate line for the CPU, and one for the GPU where an adapter
+/// exists (a software one, lavapipe, counts: bench measures any adapter), with the
+/// ratio of the two printed rates; without an adapter it says the GPU was not measured.
+#[test]
+fn bench_prints_a_rate_for_the_cpu_and_any_gpu() {
+    for env in [&[][..], &[("WGPU_BACKEND", "none")]] {
+        let gpu = env.is_empty() && common::have_gpu();
+        let lines = bench(&["--rows", "1"], env);
+        // configs/quickstart.toml: 36 months and the default 4 firms and 3 segments (docs/model.md section 6).
+        assert!(
+            lines[0].starts_with("bench: configs/quickstart.toml (1 rows per measurement; 36 months, 4 firms, 3 segments; "),
+            "{lines:?}"
+        );
+        assert!(lines[0].ends_with(" host threads)"), "{lines:?}");
+        if !gpu {
+            // Said when the backends are made, before any measurement.
+            assert_eq!(lines.len(), 3, "{lines:?}");
+            assert!(lines[1].starts_with("gpu: not measured (no GPU adapter found"), "{lines:?}");
+            assert!(bench_line(&lines[2]).label.starts_with("cpu f64 x"), "{lines:?}");
+            continue;
+        }
+        let cpu = bench_line(&lines[1]);
+        assert!(cpu.label.starts_with("cpu f64 x"), "{lines:?}");
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        let g = bench_line(&lines[2]);
+        assert!(g.label.starts_with("gpu ") && g.label.ends_with("(f32)"), "{lines:?}");
+        let ratio = lines[3].strip_prefix(&format!("ratio {} / {}: compute ", g.label, cpu.label)).unwrap_or_else(|| panic!("{lines:?}"));
+        let (c, e) = ratio.split_once("x, end to end ").unwrap();
+        let (c, e): (f64, f64) = (c.parse().unwrap(), e.strip_suffix('x').unwrap().parse().unwrap());
+        assert!(ratio_of_printed(c, g.compute, cpu.compute, 2), "compute ratio {c} of {} / {}", g.compute, cpu.compute);
+        assert!(ratio_of_printed(e, g.end_to_end, cpu.end_to_end, 2), "end-to-end ratio {e} of {} / {}", g.end_to_end, cpu.end_to_end);
+    }
+}
+
+/// `bench` on a reduced config also measures the reduction on every backend: the
+/// groups, outputs and statistics of its [reduce] table, a reduced rate per backend
+/// and the host's per-core rates.
+#[test]
+fn bench_of_a_reduced_config_measures_the_reduction() {
+    let gpu = common::have_gpu();
+    let lines = bench(&["tests/configs/strategy-map-small.toml", "--rows", "1"], &[]);
+    let backends = if gpu { 2 } else { 1 };
+    let at = lines.iter().position(|l| l.starts_with("reduce: ")).unwrap_or_else(|| panic!("{lines:?}"));
+    // by ad uplift (5 steps) x funding (4 steps); the six outputs and five stats it lists.
+    assert!(lines[at].starts_with("reduce: 20 groups x 6 outputs (mean, std, min, max, count), best; the kernel writes "), "{}", lines[at]);
+    let labels: Vec<String> = lines[1..at]
+        .iter()
+        .filter(|l| !l.starts_with("ratio ") && !l.starts_with("gpu: not measured"))
+        .map(|l| bench_line(l).label)
+        .collect();
+    assert_eq!(labels.len(), backends, "{lines:?}");
+    for (k, label) in labels.iter().enumerate() {
+        let line = &lines[at + 1 + k];
+        assert!(line.starts_with(label.as_str()), "{line}");
+        let r = rate_after(line, "reduced end to end ").unwrap_or_else(|| panic!("{line}"));
+        assert!(r > 0.0 && r.is_finite(), "{line}");
+        if let Some(kernel) = rate_after(line, "of kernel only in the same run (") {
+            let pct: f64 = line.split(" = ").nth(1).unwrap().split('%').next().unwrap().parse().unwrap();
+            assert!(ratio_of_printed(pct / 100.0, r, kernel, 3), "{line}");
+        }
+    }
+    let host = &lines[at + 1 + backends];
+    assert!(host.starts_with("host, per core: reduce f64 rows "), "{lines:?}");
+    let rates: Vec<f64> = host.split(" rows/s").filter_map(|p| p.split_whitespace().last()?.parse().ok()).collect();
+    assert_eq!(rates.len(), 3, "{host}");
+    assert!(rates.iter().all(|r| *r > 0.0 && r.is_finite()), "{host}");
+    assert_eq!(lines.len(), at + 2 + backends, "{lines:?}");
+}
+
+/// `adapters` prints one line per adapter wgpu finds (name, backend, type, software
+/// or not, driver, limits), lavapipe among them where its driver is installed, and
+/// a plain sentence when there is none.
+#[test]
+fn adapters_lists_what_wgpu_finds() {
+    let out = moatsweep().arg("adapters").env("WGPU_BACKEND", "none").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "no GPU adapter found (run uses the CPU backend)\n");
+
+    let out = moatsweep().arg("adapters").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    if !common::have_gpu() {
+        assert_eq!(text, "no GPU adapter found (run uses the CPU backend)\n");
+        return;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let found = moatsweep::gpu::list_adapters();
+    assert_eq!(lines.len(), found.len(), "{text}");
+    for a in &found {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{} ({}, {}", a.name, a.backend, a.device_type)))
+            .unwrap_or_else(|| panic!("{} in {text}", a.name));
+        assert_eq!(line.contains(", software;"), a.software, "{line}");
+        assert!(line.contains("; driver ") && line.contains(" MiB, max buffer ") && line.contains(" workgroups per dimension"), "{line}");
+    }
+    // Mesa's lavapipe registers itself as lvp_icd.<arch>.json; where it is installed
+    // (as in CI), wgpu finds it as llvmpipe, a software Vulkan adapter.
+    let lavapipe = std::fs::read_dir("/usr/share/vulkan/icd.d")
+        .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd.")))
+        .unwrap_or(false);
+    if lavapipe {
+        assert!(lines.iter().any(|l| l.starts_with("llvmpipe") && l.contains("(vulkan, Cpu, software;")), "lavapipe is installed: {text}");
+    }
 }

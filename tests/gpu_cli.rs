@@ -87,6 +87,9 @@ fn auto_refuses_a_software_adapter_and_falls_back_to_the_cpu() {
     let (stderr, backend) = run_auto(tmp.path(), &[("WGPU_ADAPTER_NAME", &soft.name)]);
     assert!(stderr.starts_with("note: using the CPU backend (the only usable GPU adapter is a software one"), "{stderr}");
     assert!(stderr.contains(&soft.name), "{stderr}");
+    // It says how to use the software adapter anyway: the flag that allows it.
+    let note = stderr.lines().next().unwrap();
+    assert!(note.contains("; pass --backend gpu to use it"), "{note}");
     assert_eq!(backend["kind"], "cpu");
     assert_eq!(backend["precision"], "f64");
 }
@@ -102,6 +105,10 @@ fn auto_takes_a_hardware_adapter_when_there_is_one() {
         eprintln!("no hardware adapter here: checking that auto picks the CPU");
         assert_eq!(backend["kind"], "cpu", "{stderr}");
         assert!(stderr.starts_with("note: using the CPU backend ("), "{stderr}");
+        // With lavapipe as the only adapter (CI), the note names the flag that takes it.
+        if moatsweep::gpu::list_adapters().iter().any(|a| a.software) {
+            assert!(stderr.lines().next().unwrap().contains("pass --backend gpu to use it"), "{stderr}");
+        }
     } else {
         assert_eq!(backend["kind"], "gpu", "{stderr}");
         assert_eq!(backend["precision"], "f32");

@@ -356,3 +356,43 @@ fn rows_true_writes_the_rows_of_a_normal_run_beside_the_reduction() {
     let check = moatsweep().arg("check").arg(&b).arg(tmp.path().join("b.reduced.csv")).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }
+
+/// A group's axis values are written as the rows CSV writes them (`30000000.0`, not
+/// `30000000`), so the text of every group's axis cell is one of the texts in the
+/// rows CSV's column of that axis, and a join of the two files on the text works.
+#[test]
+fn reduced_axis_cells_are_the_text_of_the_rows_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(support::root().join("tests/configs/strategy-map-small.toml")).unwrap();
+    // rows = true with best needs the choice axis last: move it there.
+    let choice = text.lines().find(|l| l.starts_with("\"firm.open.release_month\"")).unwrap();
+    let text = text.replace(&format!("{choice}\n"), "").replace("\n[reduce]\n", &format!("{choice}\n\n[reduce]\nrows = true\n"));
+    let cfg = tmp.path().join("sm.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = tmp.path().join("sm.csv");
+    run(&cfg, &["--out", out.to_str().unwrap()]);
+
+    let cells = |path: &Path| -> (Vec<String>, Vec<Vec<String>>) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut lines = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+        (lines.next().unwrap(), lines.collect())
+    };
+    let (rh, rows) = cells(&out);
+    let (gh, groups) = cells(&tmp.path().join("sm.reduced.csv"));
+    assert_eq!(groups.len(), 5 * 4, "one group per (ad uplift, funding)");
+    for axis in ["model.ad_uplift", "firm.challenger.funding"] {
+        let (rc, gc) = (rh.iter().position(|h| h == axis).unwrap(), gh.iter().position(|h| h == axis).unwrap());
+        let in_rows: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[rc].as_str()).collect();
+        let in_groups: std::collections::BTreeSet<&str> = groups.iter().map(|g| g[gc].as_str()).collect();
+        assert_eq!(in_groups, in_rows, "{axis}: the groups' axis texts are the rows' texts");
+        // The joined rows: each group's count of rows is its share of the grid.
+        for g in &groups {
+            let n = rows.iter().filter(|r| r[rc] == g[gc]).count();
+            assert_eq!(n, rows.len() / in_rows.len(), "{axis} = {}: rows with that text", g[gc]);
+        }
+    }
+    // The ends of a logspace are the config's numbers; whole ones keep their `.0`
+    // in the rows CSV (docs/config.md: `100000000.0`), and now in the groups too.
+    let funding = gh.iter().position(|h| h == "firm.challenger.funding").unwrap();
+    assert!(groups.iter().any(|g| g[funding] == "30000000.0") && groups.iter().any(|g| g[funding] == "3000000000.0"), "{groups:?}");
+}

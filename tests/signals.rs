@@ -1,9 +1,11 @@
 #![cfg(unix)]
-//! Real signals to the real binary: SIGINT and SIGTERM stop a run at a chunk
-//! boundary with exit status 130 and a resume hint, a second signal stops it at
-//! once, and either way `--resume` gives the bytes of an uninterrupted run. The
-//! Slurm example script resumes a requeued task instead of starting over.
+//! Real signals to the real binary: SIGINT, SIGTERM and SIGHUP stop a run at a
+//! chunk boundary with exit status 130 and a resume hint, on the CPU and on the GPU
+//! backend (lavapipe will do), a second signal stops it at once, and either way
+//! `--resume` gives the bytes of an uninterrupted run. The Slurm example script
+//! resumes a requeued task instead of starting over.
 
+mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -16,13 +18,16 @@ const CONFIG: &str = "configs/release-timing-lhs.toml";
 const ROWS: &str = "0..100000";
 const CHUNK: u64 = 1000;
 
-/// The uninterrupted CPU run of ROWS, computed once for this file's tests.
-fn reference() -> &'static [u8] {
-    static REF: OnceLock<Vec<u8>> = OnceLock::new();
-    REF.get_or_init(|| {
+/// The uninterrupted run of ROWS on `backend` ("cpu" or "gpu"), computed once per
+/// backend for this file's tests.
+fn reference(backend: &str) -> &'static [u8] {
+    static CPU: OnceLock<Vec<u8>> = OnceLock::new();
+    static GPU: OnceLock<Vec<u8>> = OnceLock::new();
+    let cell = if backend == "gpu" { &GPU } else { &CPU };
+    cell.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let st = moatsweep()
-            .args(["run", "--quiet", CONFIG, "--backend", "cpu", "--rows", ROWS, "--out"])
+            .args(["run", "--quiet", CONFIG, "--backend", backend, "--verify", "0", "--rows", ROWS, "--out"])
             .arg(tmp.path().join("r.csv"))
             .status();
         assert!(st.unwrap().success());
@@ -30,10 +35,10 @@ fn reference() -> &'static [u8] {
     })
 }
 
-fn run_cmd(out: &Path, chunk: u64) -> Command {
+fn run_cmd(backend: &str, out: &Path, chunk: u64) -> Command {
     let mut c = Command::new(bin());
-    c.current_dir(root()).args(["run", "--quiet", CONFIG, "--backend", "cpu", "--rows", ROWS, "--chunk-rows", &chunk.to_string(), "--out"]);
-    c.arg(out);
+    c.current_dir(root()).args(["run", "--quiet", CONFIG, "--backend", backend, "--verify", "0", "--rows", ROWS]);
+    c.args(["--chunk-rows", &chunk.to_string(), "--out"]).arg(out);
     c
 }
 
@@ -47,12 +52,12 @@ fn run_hint(stderr: &str) {
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
 }
 
-/// One signal: the run finishes the chunk in hand, records it, and stops.
-fn stop_with(signal: i32, name: &str) {
+/// One signal: the run on `backend` finishes the chunk in hand, records it, and stops.
+fn stop_with(backend: &str, signal: i32, name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x.csv");
     let b = Block::new(tmp.path(), "x", "rows-0-100000");
-    let mut run = Running::spawn(run_cmd(&out, CHUNK));
+    let mut run = Running::spawn(run_cmd(backend, &out, CHUNK));
     wait_for("a checkpoint at row 3000", || checkpoint_row(&b.checkpoint).is_some_and(|n| n >= 3000) || run.exited());
     assert!(!run.exited(), "the run ended before the signal: {}", run.stderr());
     run.signal(signal);
@@ -72,19 +77,37 @@ fn stop_with(signal: i32, name: &str) {
     assert!(stderr.contains(&format!("rows 0..{stopped} of 0..100000 are in {}; continue with:", b.partial.display())), "{stderr}");
 
     run_hint(&stderr);
-    assert!(std::fs::read(&b.csv).unwrap() == reference(), "{name} then --resume differs from an uninterrupted run");
+    assert!(std::fs::read(&b.csv).unwrap() == reference(backend), "{name} then --resume on {backend} differs from an uninterrupted run");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&b.manifest).unwrap()).unwrap();
     assert_eq!(m["resumed_at_row"], stopped);
+    assert_eq!(m["backend"]["kind"], backend);
 }
 
 #[test]
 fn sigint_stops_at_a_chunk_boundary_and_resume_finishes() {
-    stop_with(libc::SIGINT, "SIGINT");
+    stop_with("cpu", libc::SIGINT, "SIGINT");
 }
 
 #[test]
 fn sigterm_behaves_like_the_first_ctrl_c() {
-    stop_with(libc::SIGTERM, "SIGTERM");
+    stop_with("cpu", libc::SIGTERM, "SIGTERM");
+}
+
+/// SIGHUP (the terminal closed) stops the run as SIGTERM does.
+#[test]
+fn sighup_behaves_like_the_first_ctrl_c() {
+    stop_with("cpu", libc::SIGHUP, "SIGHUP");
+}
+
+/// The GPU run stops at a chunk boundary too: the chunks in flight on the device
+/// are written and checkpointed before it stops.
+#[test]
+fn signals_stop_a_gpu_run_at_a_chunk_boundary_and_resume_finishes() {
+    if !common::have_gpu() {
+        return;
+    }
+    stop_with("gpu", libc::SIGINT, "SIGINT");
+    stop_with("gpu", libc::SIGHUP, "SIGHUP");
 }
 
 /// A second Ctrl-C does not wait for the chunk: the whole run is one chunk here,
@@ -94,7 +117,7 @@ fn a_second_ctrl_c_stops_at_once_and_resume_still_works() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x.csv");
     let b = Block::new(tmp.path(), "x", "rows-0-100000");
-    let mut run = Running::spawn(run_cmd(&out, 100_000));
+    let mut run = Running::spawn(run_cmd("cpu", &out, 100_000));
     // The first checkpoint (before any row) is written once the handler is in place.
     wait_for("the first checkpoint", || checkpoint_row(&b.checkpoint).is_some() || run.exited());
     run.signal(libc::SIGINT);
@@ -106,9 +129,9 @@ fn a_second_ctrl_c_stops_at_once_and_resume_still_works() {
     assert!(!stderr.contains("stopped: interrupted at row"), "the run finished its only chunk before the second signal: {stderr}");
     assert_eq!(assert_checkpoint_consistent(&b.checkpoint, &b.partial, 0).0, 0);
 
-    let res = run_cmd(&out, 100_000).arg("--resume").output().unwrap();
+    let res = run_cmd("cpu", &out, 100_000).arg("--resume").output().unwrap();
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    assert!(std::fs::read(&b.csv).unwrap() == reference(), "resume after a second Ctrl-C differs from an uninterrupted run");
+    assert!(std::fs::read(&b.csv).unwrap() == reference("cpu"), "resume after a second Ctrl-C differs from an uninterrupted run");
 }
 
 /// examples/slurm/sweep.sbatch as Slurm would run an array task, with a stub

@@ -637,7 +637,12 @@ impl Checker<'_> {
         };
         match params::spec(group, name) {
             Some(spec) => Ok(Param { spec, index }),
-            None => Err(self.err(span, path, format!("unknown {} parameter \"{name}\"{}", parts[0], suggest(name, params::names(group))))),
+            None => {
+                // As for an unknown key: the nearest name if one is close, and every name.
+                let known: Vec<&str> = params::names(group).collect();
+                let (near, all) = (suggest(name, known.iter().copied()), known.join(", "));
+                Err(self.err(span, path, format!("unknown {} parameter \"{name}\"{near}; expected one of: {all}", parts[0])))
+            }
         }
     }
 

@@ -104,9 +104,8 @@ pub(crate) fn choose_adapter(instance: &wgpu::Instance, opts: &GpuOptions) -> an
     };
     if is_software_info(&chosen.get_info()) && !opts.allow_software {
         bail!(
-            "the only usable GPU adapter is a software one ({}); allow software adapters \
-             explicitly to use it (it is much slower than the CPU backend on most machines). \
-             Adapters: {}",
+            "the only usable GPU adapter is a software one ({}); pass --backend gpu to use it \
+             (it is much slower than the CPU backend on most machines). Adapters: {}",
             chosen.get_info().name,
             describe(&list)
         );

@@ -1,10 +1,13 @@
 //! `<out stem>.reduced.csv`: one row per group. The group's axis values first (a
-//! bin's centre for binned axes, `never` as -1), then `<output>.<stat>` for every
-//! reduced output and statistic, then with `best`: `best.<value>.share` for every
-//! value of the choice axis (`never` for -1), `best.<output>.mean` (at the chosen
-//! value) and `reference.<output>.mean` (at the reference value) per output.
-//! Numbers are written in their shortest round-trip form (whole numbers without
-//! `.0`); an undefined value (no rows, the std of one value) is an empty cell.
+//! bin's centre for binned axes, `never` as -1), written as the rows CSV writes its
+//! axis columns (an integer axis as an integer, a real value in its shortest
+//! round-trip form with `.0` on whole numbers, `30000000.0`), so that a group's axis
+//! text joins the rows CSV's; then `<output>.<stat>` for every reduced output and
+//! statistic, then with `best`: `best.<value>.share` for every value of the choice
+//! axis (`never` for -1), `best.<output>.mean` (at the chosen value) and
+//! `reference.<output>.mean` (at the reference value) per output. Statistics are
+//! written in their shortest round-trip form (whole numbers without `.0`); an
+//! undefined value (no rows, the std of one value) is an empty cell.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +15,7 @@ use super::ReducePlan;
 use super::state::ReduceState;
 use crate::model::NEVER;
 use crate::model::params::Kind;
+use crate::output::csv::Real;
 use crate::sweep::Plan;
 
 /// `x.csv` -> `x.reduced.csv` (and `x.shard-0-of-4.csv` -> `x.shard-0-of-4.reduced.csv`).
@@ -36,6 +40,18 @@ pub fn number(v: f64) -> String {
         Some(t) => t.to_string(),
         None => s,
     }
+}
+
+/// A group's axis value as the rows CSV writes an axis value ([`crate::output::csv::format_row`]):
+/// an integer axis's value as an integer, any other (a real axis's, a bin's centre)
+/// by the same shortest round-trip formatter.
+fn axis_cell(v: f64, integer: bool) -> String {
+    if integer {
+        return format!("{}", v as i64);
+    }
+    let mut buf = Vec::new();
+    v.write_to(&mut buf);
+    String::from_utf8(buf).expect("a formatted number is ASCII")
 }
 
 /// The reduced CSV's header.
@@ -63,8 +79,7 @@ pub fn csv_bytes(plan: &Plan, rp: &ReducePlan, state: &ReduceState) -> Vec<u8> {
     for (g, st) in state.groups.iter().enumerate() {
         let mut rec: Vec<String> = Vec::new();
         for (a, s) in rp.by.iter().zip(rp.slots_of(g as u64)) {
-            let v = a.label(plan, s);
-            rec.push(if plan.axes[a.axis].is_integer() && a.bin(s).is_none() { format!("{}", v as i64) } else { number(v) });
+            rec.push(axis_cell(a.label(plan, s), plan.axes[a.axis].is_integer() && a.bin(s).is_none()));
         }
         for j in 0..rp.outputs.len() {
             for &s in &rp.stats {
