@@ -136,8 +136,8 @@ the same run.")]
         /// Config whose scenarios are solved.
         #[arg(default_value = "configs/quickstart.toml")]
         config: PathBuf,
-        /// Scenarios per measurement.
-        #[arg(long, default_value_t = 200_000)]
+        /// Scenarios per measurement (at least 1).
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
         rows: u64,
         /// GPU adapter to measure (default: the first adapter, software ones included).
         #[arg(long, value_name = "NAME")]
