@@ -2,6 +2,8 @@
 //! index into a scenario. Built from a config by [`crate::config`]; everything
 //! after config loading works with this form only.
 
+pub mod provenance;
+
 use std::path::PathBuf;
 
 use crate::backend::ScenarioSource;
@@ -307,6 +309,59 @@ pub fn value_json(spec: &ParamSpec, v: f64, words: bool) -> serde_json::Value {
 
 impl Plan {
     /// The config as resolved: every default filled in (recorded in the manifest).
+    pub fn resolved(&self) -> provenance::ResolvedConfig {
+        use crate::model::params::PARAMS;
+        use provenance::{AxisSpec, AxisSpecValues, DesignSpec, NamedParams, OutputSpec, Params, ResolvedConfig, SweepSpec};
+        let group = |g: Group, index: usize| -> Params {
+            PARAMS.iter().filter(|p| p.group == g).map(|p| (p.name.to_string(), value_json(p, (p.get)(&self.base, index), true))).collect()
+        };
+        let named = |g: Group, names: &[String]| -> Vec<NamedParams> {
+            names.iter().enumerate().map(|(i, n)| NamedParams { name: n.clone(), params: group(g, i) }).collect()
+        };
+        let list = matches!(self.design, Design::List { .. });
+        let axes = self
+            .axes
+            .iter()
+            .map(|a| {
+                let spec = a.param.spec;
+                let values = match &a.values {
+                    _ if list => AxisSpecValues::FromList,
+                    AxisValues::List(v) => AxisSpecValues::Values(v.iter().map(|&x| value_json(spec, x, true)).collect()),
+                    &AxisValues::Range { lo, hi, steps } => AxisSpecValues::Range { lo, hi, steps },
+                    &AxisValues::Logspace { lo, hi, steps } => AxisSpecValues::Logspace { lo, hi, steps },
+                    &AxisValues::Uniform { lo, hi } => AxisSpecValues::Uniform { lo, hi },
+                    &AxisValues::LogUniform { lo, hi } => AxisSpecValues::LogUniform { lo, hi },
+                    &AxisValues::Integers { lo, hi } => AxisSpecValues::Integers { lo: lo as i64, hi: hi as i64 },
+                };
+                AxisSpec { path: a.path.clone(), values }
+            })
+            .collect();
+        let design = match self.design.clone() {
+            Design::Grid => DesignSpec::Grid,
+            Design::Random { samples, seed } => DesignSpec::Random { samples, seed },
+            Design::Lhs { samples, seed } => DesignSpec::Lhs { samples, seed },
+            Design::Sobol { samples, seed } => DesignSpec::Sobol { samples, seed },
+            Design::List { file, sha256 } => DesignSpec::List { list: file, list_sha256: sha256, rows: self.rows },
+            Design::Saltelli { samples, seed, second_order } => {
+                DesignSpec::Saltelli { samples, seed, second_order, block_rows: self.block_rows() }
+            }
+            Design::Morris { trajectories, levels, seed } => {
+                DesignSpec::Morris { trajectories, levels, seed, block_rows: self.block_rows() }
+            }
+        };
+        ResolvedConfig {
+            axes,
+            firm: named(Group::Firm, &self.firm_names),
+            model: group(Group::Model, 0),
+            output: Some(OutputSpec { format: self.format, path: self.output.display().to_string() }),
+            scaling: group(Group::Scaling, 0),
+            segment: named(Group::Segment, &self.segment_names),
+            sweep: SweepSpec { name: self.name.clone(), design },
+            version: 1,
+        }
+    }
+
+    /// The config as resolved: every default filled in (recorded in the manifest).
     pub fn resolved_json(&self) -> serde_json::Value {
         use crate::model::params::PARAMS;
         use serde_json::{Map, Value, json};
@@ -367,5 +422,88 @@ impl Plan {
             "axes": axes,
             "output": { "path": self.output.display().to_string(), "format": self.format.name() },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Configs of every design and every kind of axis: the shipped ones, the tests'
+    /// list and reduced configs, and inline ones for what those lack.
+    fn plans() -> Vec<(String, super::Plan)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut plans = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(root.join("configs")).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files.push(root.join("tests/configs/list.toml"));
+        files.push(root.join("tests/configs/strategy-map-small.toml"));
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "toml")) {
+            plans.push((f.display().to_string(), crate::config::load(f).unwrap().plan));
+        }
+        let inline = [
+            (
+                "morris",
+                "[sweep]\nname = \"m\"\ndesign = \"morris\"\ntrajectories = 4\nlevels = 6\nseed = 3\n[axes]\n\"model.ad_uplift\" = { loguniform = [1e-3, 1e-1] }\n\"model.max_iter\" = { integers = [50, 300] }\n\"firm.open.release_month\" = { values = [0, 6, \"never\"] }\n",
+            ),
+            (
+                "saltelli",
+                "[sweep]\nname = \"s\"\ndesign = \"saltelli\"\nsamples = 8\nsecond_order = true\n[axes]\n\"model.ad_uplift\" = { uniform = [0.0, 0.1] }\n\"firm.open.brand\" = { uniform = [-1.0, 1.0] }\n",
+            ),
+            ("random", "[sweep]\nname = \"r\"\ndesign = \"random\"\nsamples = 10\n[axes]\n\"model.tol\" = { loguniform = [1e-7, 1e-5] }\n"),
+            (
+                "sobol",
+                "[sweep]\nname = \"o\"\ndesign = \"sobol\"\nsamples = 16\nseed = 9\n[axes]\n\"model.discount\" = { uniform = [0.9, 0.99] }\n[output]\nformat = \"parquet\"\n",
+            ),
+            (
+                "range",
+                "[sweep]\nname = \"g\"\n[axes]\n\"model.spill_gap\" = { range = [0.0, 0.3], steps = 4 }\n\"model.months\" = { values = [12, 24] }\n",
+            ),
+            (
+                "binned",
+                "[sweep]\nname = \"b\"\ndesign = \"lhs\"\nsamples = 64\n[axes]\n\"model.ad_uplift\" = { loguniform = [1e-3, 1e-1] }\n\"firm.open.release_month\" = { values = [0, 6, \"never\"] }\n[reduce]\nby = [{ axis = \"model.ad_uplift\", bins = 4 }]\noutputs = [\"npv.open\"]\nstats = [\"mean\", \"q50\"]\n",
+            ),
+            (
+                "minimize",
+                "[sweep]\nname = \"n\"\n[axes]\n\"model.ad_uplift\" = { values = [0.01, 0.1] }\n\"firm.open.release_month\" = { values = [0, 6, \"never\"] }\n[reduce]\nby = [\"model.ad_uplift\"]\noutputs = [\"npv.open\"]\n[reduce.best]\naxis = \"firm.open.release_month\"\nminimize = \"exited.challenger\"\nreference = 0\n",
+            ),
+        ];
+        for (name, body) in inline {
+            let text = format!("version = 1\n{body}");
+            match crate::config::parse(name, &text, None, Path::new(".")) {
+                Ok(p) => plans.push((name.to_string(), p)),
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        plans
+    }
+
+    #[test]
+    fn resolved_config_writes_what_the_json_builder_wrote() {
+        for (name, plan) in plans() {
+            let typed = plan.resolved();
+            let old = plan.resolved_json();
+            assert_eq!(serde_json::to_string_pretty(&typed).unwrap(), serde_json::to_string_pretty(&old).unwrap(), "{name}");
+            if std::env::var_os("WRITE_GOLDEN").is_some() {
+                let stem = Path::new(&name).file_stem().unwrap().to_string_lossy().into_owned();
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join(format!("{stem}.config.json")), serde_json::to_string_pretty(&old).unwrap()).unwrap();
+                if let Some(r) = &plan.reduce {
+                    std::fs::write(dir.join(format!("{stem}.reduce.json")), serde_json::to_string_pretty(&r.to_json(&plan)).unwrap())
+                        .unwrap();
+                }
+            }
+            let back: super::provenance::ResolvedConfig = serde_json::from_value(old).unwrap();
+            assert_eq!(back, typed, "{name}");
+            if let Some(r) = &plan.reduce {
+                let spec = r.spec(&plan);
+                assert_eq!(
+                    serde_json::to_string_pretty(&spec).unwrap(),
+                    serde_json::to_string_pretty(&r.to_json(&plan)).unwrap(),
+                    "{name}"
+                );
+            }
+        }
     }
 }

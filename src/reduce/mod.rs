@@ -29,6 +29,7 @@ pub mod stats;
 use crate::backend::ScenarioSource;
 use crate::model::outputs::{self, Column, OutKind, Scope};
 use crate::model::{Out, Outcome, Scenario};
+use crate::sweep::provenance::{BestOrder, BestSpec, Bins, ByAxis, Goal, ReduceSpec};
 use crate::sweep::{AxisValues, Design, Plan};
 
 /// Rows per reduction block: runs of a reduced sweep are cut only on whole blocks
@@ -339,6 +340,41 @@ impl ReducePlan {
             per_group += 8 * b.values.len() as u64 + 2 * j * MOMENTS_BYTES;
         }
         self.groups.saturating_mul(per_group)
+    }
+
+    /// The `[reduce]` section as resolved, for the manifest.
+    pub fn spec(&self, plan: &Plan) -> ReduceSpec {
+        let by = self
+            .by
+            .iter()
+            .map(|a| ByAxis {
+                axis: a.path.clone(),
+                bins: match a.grouping {
+                    Grouping::Bins { bins, log, .. } => Some(Bins { bins, log }),
+                    _ => None,
+                },
+            })
+            .collect();
+        let best = self.best.as_ref().map(|b| {
+            let spec = plan.axes[b.axis].param.spec;
+            let value = |x: f64| crate::sweep::value_json(spec, x, true);
+            BestSpec {
+                axis: b.path.clone(),
+                goal: if b.maximize { Goal::Maximize(b.objective.name.clone()) } else { Goal::Minimize(b.objective.name.clone()) },
+                order: if self.reorders() { BestOrder::ChoiceAxisFastest } else { BestOrder::Rows },
+                reference: value(b.values[b.reference]),
+                values: b.values.iter().map(|&x| value(x)).collect(),
+            }
+        });
+        ReduceSpec {
+            best,
+            block_rows: self.block_rows,
+            by,
+            groups: self.groups,
+            outputs: self.outputs.iter().map(|o| o.name.clone()).collect(),
+            rows: self.rows,
+            stats: self.stats.iter().map(|s| s.name()).collect(),
+        }
     }
 
     /// The `[reduce]` section as resolved, for the manifest.
