@@ -239,7 +239,7 @@ pub fn make_backend(
 pub fn backend_label(b: &dyn Backend) -> String {
     let info = b.info();
     match &info.adapter {
-        Some(a) => format!("gpu {} ({})", a.get("name").and_then(|n| n.as_str()).unwrap_or("?"), info.precision),
+        Some(a) => format!("gpu {} ({})", a.name, info.precision),
         None => format!("{} {} x{}", info.kind, info.precision, info.threads),
     }
 }
@@ -552,7 +552,7 @@ pub(crate) fn row_encoder<'p>(
 
 /// Checks the kept GPU rows on the f64 reference (warning when any deviate beyond
 /// tolerance) and returns the report for the manifest.
-fn verify_report(plan: &Plan, solved: &Solved, quiet: bool) -> Option<serde_json::Value> {
+fn verify_report(plan: &Plan, solved: &Solved, quiet: bool) -> Option<verify::Report> {
     if solved.verify_rows == 0 {
         return None;
     }
@@ -574,7 +574,7 @@ fn verify_report(plan: &Plan, solved: &Solved, quiet: bool) -> Option<serde_json
             v.examples.first().map_or("", String::as_str)
         );
     }
-    Some(serde_json::to_value(&v).expect("the verify report serializes"))
+    Some(v)
 }
 
 /// Runs the sweep of `config_path`.
@@ -608,7 +608,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             command: command.clone(),
             config_path: config_path.display().to_string(),
             config_sha256: job.config_sha256.clone(),
-            config: job.plan.resolved_json(),
+            config: job.plan.resolved(),
             backend: info,
             output: files.out.display().to_string(),
             format: (format == OutputFormat::Parquet).then_some(format),

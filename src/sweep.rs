@@ -361,67 +361,9 @@ impl Plan {
         }
     }
 
-    /// The config as resolved: every default filled in (recorded in the manifest).
+    /// [`Plan::resolved`] as a JSON value (the Parquet footer's provenance is built from it).
     pub fn resolved_json(&self) -> serde_json::Value {
-        use crate::model::params::PARAMS;
-        use serde_json::{Map, Value, json};
-        let group = |g: Group, index: usize, name: Option<&str>| {
-            let mut m = Map::new();
-            if let Some(n) = name {
-                m.insert("name".into(), Value::from(n));
-            }
-            for p in PARAMS.iter().filter(|p| p.group == g) {
-                m.insert(p.name.into(), value_json(p, (p.get)(&self.base, index), true));
-            }
-            Value::Object(m)
-        };
-        let list = matches!(self.design, Design::List { .. });
-        let axes: Vec<Value> = self
-            .axes
-            .iter()
-            .map(|a| {
-                if list {
-                    return json!({ "path": a.path, "from": "list" });
-                }
-                let spec = a.param.spec;
-                match &a.values {
-                    AxisValues::List(v) => {
-                        json!({ "path": a.path, "values": v.iter().map(|&x| value_json(spec, x, true)).collect::<Vec<_>>() })
-                    }
-                    AxisValues::Range { lo, hi, steps } => json!({ "path": a.path, "range": [lo, hi], "steps": steps }),
-                    AxisValues::Logspace { lo, hi, steps } => json!({ "path": a.path, "logspace": [lo, hi], "steps": steps }),
-                    AxisValues::Uniform { lo, hi } => json!({ "path": a.path, "uniform": [lo, hi] }),
-                    AxisValues::LogUniform { lo, hi } => json!({ "path": a.path, "loguniform": [lo, hi] }),
-                    AxisValues::Integers { lo, hi } => {
-                        json!({ "path": a.path, "integers": [value_json(spec, *lo, false), value_json(spec, *hi, false)] })
-                    }
-                }
-            })
-            .collect();
-        json!({
-            "version": 1,
-            "sweep": match &self.design {
-                Design::Grid => json!({ "name": self.name, "design": "grid" }),
-                Design::Random { samples, seed } | Design::Lhs { samples, seed } | Design::Sobol { samples, seed } => {
-                    json!({ "name": self.name, "design": self.design.name(), "samples": samples, "seed": seed })
-                }
-                Design::List { file, sha256 } => json!({ "name": self.name, "design": "list", "list": file, "list_sha256": sha256, "rows": self.rows }),
-                Design::Saltelli { samples, seed, second_order } => json!({
-                    "name": self.name, "design": "saltelli", "samples": samples, "seed": seed, "second_order": second_order,
-                    "block_rows": self.block_rows(),
-                }),
-                Design::Morris { trajectories, levels, seed } => json!({
-                    "name": self.name, "design": "morris", "trajectories": trajectories, "levels": levels, "seed": seed,
-                    "block_rows": self.block_rows(),
-                }),
-            },
-            "model": group(Group::Model, 0, None),
-            "scaling": group(Group::Scaling, 0, None),
-            "segment": self.segment_names.iter().enumerate().map(|(k, n)| group(Group::Segment, k, Some(n))).collect::<Vec<_>>(),
-            "firm": self.firm_names.iter().enumerate().map(|(i, n)| group(Group::Firm, i, Some(n))).collect::<Vec<_>>(),
-            "axes": axes,
-            "output": { "path": self.output.display().to_string(), "format": self.format.name() },
-        })
+        serde_json::to_value(self.resolved()).expect("a resolved config serializes")
     }
 }
 
@@ -478,31 +420,30 @@ mod tests {
         plans
     }
 
+    /// The fixtures in tests/fixtures/provenance are what the untyped JSON builders
+    /// (`Plan::resolved_json` and `ReducePlan::to_json` before these types) wrote for
+    /// each of these configs; the typed values must write the same bytes and read back.
     #[test]
     fn resolved_config_writes_what_the_json_builder_wrote() {
-        for (name, plan) in plans() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
+        let plans = plans();
+        assert_eq!(plans.len(), 16);
+        for (name, plan) in plans {
+            let stem = Path::new(&name).file_stem().unwrap().to_string_lossy().into_owned();
+            let want = std::fs::read_to_string(dir.join(format!("{stem}.config.json"))).unwrap();
             let typed = plan.resolved();
-            let old = plan.resolved_json();
-            assert_eq!(serde_json::to_string_pretty(&typed).unwrap(), serde_json::to_string_pretty(&old).unwrap(), "{name}");
-            if std::env::var_os("WRITE_GOLDEN").is_some() {
-                let stem = Path::new(&name).file_stem().unwrap().to_string_lossy().into_owned();
-                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(dir.join(format!("{stem}.config.json")), serde_json::to_string_pretty(&old).unwrap()).unwrap();
-                if let Some(r) = &plan.reduce {
-                    std::fs::write(dir.join(format!("{stem}.reduce.json")), serde_json::to_string_pretty(&r.to_json(&plan)).unwrap())
-                        .unwrap();
-                }
-            }
-            let back: super::provenance::ResolvedConfig = serde_json::from_value(old).unwrap();
+            assert_eq!(serde_json::to_string_pretty(&typed).unwrap(), want, "{name}");
+            let back: super::provenance::ResolvedConfig = serde_json::from_str(&want).unwrap();
             assert_eq!(back, typed, "{name}");
-            if let Some(r) = &plan.reduce {
-                let spec = r.spec(&plan);
-                assert_eq!(
-                    serde_json::to_string_pretty(&spec).unwrap(),
-                    serde_json::to_string_pretty(&r.to_json(&plan)).unwrap(),
-                    "{name}"
-                );
+            let reduce = dir.join(format!("{stem}.reduce.json"));
+            match &plan.reduce {
+                Some(r) => {
+                    let want = std::fs::read_to_string(&reduce).unwrap();
+                    let spec = r.spec(&plan);
+                    assert_eq!(serde_json::to_string_pretty(&spec).unwrap(), want, "{name}");
+                    assert_eq!(serde_json::from_str::<super::provenance::ReduceSpec>(&want).unwrap(), spec, "{name}");
+                }
+                None => assert!(!reduce.exists(), "{name}"),
             }
         }
     }

@@ -765,7 +765,7 @@ impl Backend for GpuBackend {
             kind: crate::backend::BackendKind::Gpu,
             precision: crate::backend::Precision::F32,
             threads: rayon::current_num_threads(),
-            adapter: Some(self.adapter_info()),
+            adapter: Some(crate::sweep::provenance::AdapterInfo::of(&self.ctx.info)),
         }
     }
 

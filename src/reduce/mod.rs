@@ -376,38 +376,6 @@ impl ReducePlan {
             stats: self.stats.iter().map(|s| s.name()).collect(),
         }
     }
-
-    /// The `[reduce]` section as resolved, for the manifest.
-    pub fn to_json(&self, plan: &Plan) -> serde_json::Value {
-        use serde_json::json;
-        let by: Vec<serde_json::Value> = self
-            .by
-            .iter()
-            .map(|a| match &a.grouping {
-                Grouping::Bins { bins, log, .. } => json!({ "axis": a.path, "bins": bins, "log": log }),
-                _ => json!({ "axis": a.path }),
-            })
-            .collect();
-        let mut v = json!({
-            "by": by,
-            "outputs": self.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
-            "stats": self.stats.iter().map(|s| s.name()).collect::<Vec<_>>(),
-            "rows": self.rows,
-            "groups": self.groups,
-            "block_rows": self.block_rows,
-        });
-        if let Some(b) = &self.best {
-            let spec = plan.axes[b.axis].param.spec;
-            v["best"] = json!({
-                "axis": b.path,
-                if b.maximize { "maximize" } else { "minimize" }: b.objective.name,
-                "reference": crate::sweep::value_json(spec, b.values[b.reference], true),
-                "values": b.values.iter().map(|&x| crate::sweep::value_json(spec, x, true)).collect::<Vec<_>>(),
-                "order": if self.reorders() { "choice axis fastest" } else { "rows" },
-            });
-        }
-        v
-    }
 }
 
 /// A plan's scenarios in the order of its reduction's positions.

@@ -191,7 +191,7 @@ pub(crate) fn run(
             command: command.clone(),
             config_path: config_path.display().to_string(),
             config_sha256: job.config_sha256.clone(),
-            config: job.plan.resolved_json(),
+            config: job.plan.resolved(),
             backend: info.clone(),
             output: output.display().to_string(),
             format: None,
@@ -226,7 +226,7 @@ pub(crate) fn run(
             bytes: Some(bytes.len() as u64),
             nonconverged_scenarios: rows_written.as_ref().map_or(0, |w| w.nonconverged_scenarios),
             reduce: Some(ReducedManifest {
-                spec: rp.to_json(&job.plan),
+                spec: rp.spec(&job.plan),
                 groups: rp.groups,
                 state: files.state.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 state_sha256: hex(&Sha256::digest(&state_bytes)),
