@@ -290,10 +290,9 @@ impl ScenarioSource for Plan {
         sc
     }
     fn horizon_fixed(&self) -> bool {
-        !self
-            .axes
-            .iter()
-            .any(|a| a.param.spec.group == Group::Model && ["months", "max_iter", "generation_months"].contains(&a.param.spec.name))
+        use crate::model::params::model;
+        let horizon = [model::months(), model::max_iter(), model::generation_months()];
+        !self.axes.iter().any(|a| horizon.iter().any(|h| a.param.spec.is(h)))
     }
 }
 
