@@ -363,7 +363,9 @@ fn a_manifest_missing_a_key_is_named() {
     let csv = sweep(tmp.path());
     let path = tmp.path().join("q.csv.manifest.json");
     let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let cases: [(&str, fn(&mut serde_json::Value)); 3] = [
+    /// What the error must say, and the edit of the manifest that causes it.
+    type Case = (&'static str, fn(&mut serde_json::Value));
+    let cases: [Case; 3] = [
         ("missing field `name`", |m| {
             m["config"]["sweep"].as_object_mut().unwrap().remove("name");
         }),

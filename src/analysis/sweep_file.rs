@@ -223,7 +223,7 @@ impl SweepFile {
     /// says (logspace, loguniform); without a manifest, when the values are
     /// geometrically spaced or, binned, span two decades.
     pub fn is_log(&self, name: &str, lo: f64, hi: f64, values: &[f64], binned: bool) -> bool {
-        if !(lo > 0.0) {
+        if lo.is_nan() || lo <= 0.0 {
             return false;
         }
         let by = self.provenance.as_ref().and_then(|p| p.reduce()?.by.iter().find(|b| b.axis == name)?.bins);
