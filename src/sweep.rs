@@ -2,6 +2,8 @@
 //! index into a scenario. Built from a config by [`crate::config`]; everything
 //! after config loading works with this form only.
 
+pub mod provenance;
+
 use std::path::PathBuf;
 
 use crate::backend::ScenarioSource;
@@ -286,10 +288,9 @@ impl ScenarioSource for Plan {
         sc
     }
     fn horizon_fixed(&self) -> bool {
-        !self
-            .axes
-            .iter()
-            .any(|a| a.param.spec.group == Group::Model && ["months", "max_iter", "generation_months"].contains(&a.param.spec.name))
+        use crate::model::params::model;
+        let horizon = [model::months(), model::max_iter(), model::generation_months()];
+        !self.axes.iter().any(|a| horizon.iter().any(|h| a.param.spec.is(h)))
     }
 }
 
@@ -305,65 +306,142 @@ pub fn value_json(spec: &ParamSpec, v: f64, words: bool) -> serde_json::Value {
 
 impl Plan {
     /// The config as resolved: every default filled in (recorded in the manifest).
-    pub fn resolved_json(&self) -> serde_json::Value {
+    pub fn resolved(&self) -> provenance::ResolvedConfig {
         use crate::model::params::PARAMS;
-        use serde_json::{Map, Value, json};
-        let group = |g: Group, index: usize, name: Option<&str>| {
-            let mut m = Map::new();
-            if let Some(n) = name {
-                m.insert("name".into(), Value::from(n));
-            }
-            for p in PARAMS.iter().filter(|p| p.group == g) {
-                m.insert(p.name.into(), value_json(p, (p.get)(&self.base, index), true));
-            }
-            Value::Object(m)
+        use provenance::{AxisSpec, AxisSpecValues, DesignSpec, NamedParams, OutputSpec, Params, ResolvedConfig, SweepSpec};
+        let group = |g: Group, index: usize| -> Params {
+            PARAMS.iter().filter(|p| p.group == g).map(|p| (p.name.to_string(), value_json(p, (p.get)(&self.base, index), true))).collect()
+        };
+        let named = |g: Group, names: &[String]| -> Vec<NamedParams> {
+            names.iter().enumerate().map(|(i, n)| NamedParams { name: n.clone(), params: group(g, i) }).collect()
         };
         let list = matches!(self.design, Design::List { .. });
-        let axes: Vec<Value> = self
+        let axes = self
             .axes
             .iter()
             .map(|a| {
-                if list {
-                    return json!({ "path": a.path, "from": "list" });
-                }
                 let spec = a.param.spec;
-                match &a.values {
-                    AxisValues::List(v) => {
-                        json!({ "path": a.path, "values": v.iter().map(|&x| value_json(spec, x, true)).collect::<Vec<_>>() })
-                    }
-                    AxisValues::Range { lo, hi, steps } => json!({ "path": a.path, "range": [lo, hi], "steps": steps }),
-                    AxisValues::Logspace { lo, hi, steps } => json!({ "path": a.path, "logspace": [lo, hi], "steps": steps }),
-                    AxisValues::Uniform { lo, hi } => json!({ "path": a.path, "uniform": [lo, hi] }),
-                    AxisValues::LogUniform { lo, hi } => json!({ "path": a.path, "loguniform": [lo, hi] }),
-                    AxisValues::Integers { lo, hi } => {
-                        json!({ "path": a.path, "integers": [value_json(spec, *lo, false), value_json(spec, *hi, false)] })
-                    }
-                }
+                let values = match &a.values {
+                    _ if list => AxisSpecValues::FromList,
+                    AxisValues::List(v) => AxisSpecValues::Values(v.iter().map(|&x| value_json(spec, x, true)).collect()),
+                    &AxisValues::Range { lo, hi, steps } => AxisSpecValues::Range { lo, hi, steps },
+                    &AxisValues::Logspace { lo, hi, steps } => AxisSpecValues::Logspace { lo, hi, steps },
+                    &AxisValues::Uniform { lo, hi } => AxisSpecValues::Uniform { lo, hi },
+                    &AxisValues::LogUniform { lo, hi } => AxisSpecValues::LogUniform { lo, hi },
+                    &AxisValues::Integers { lo, hi } => AxisSpecValues::Integers { lo: lo as i64, hi: hi as i64 },
+                };
+                AxisSpec { path: a.path.clone(), values }
             })
             .collect();
-        json!({
-            "version": 1,
-            "sweep": match &self.design {
-                Design::Grid => json!({ "name": self.name, "design": "grid" }),
-                Design::Random { samples, seed } | Design::Lhs { samples, seed } | Design::Sobol { samples, seed } => {
-                    json!({ "name": self.name, "design": self.design.name(), "samples": samples, "seed": seed })
+        let design = match self.design.clone() {
+            Design::Grid => DesignSpec::Grid,
+            Design::Random { samples, seed } => DesignSpec::Random { samples, seed },
+            Design::Lhs { samples, seed } => DesignSpec::Lhs { samples, seed },
+            Design::Sobol { samples, seed } => DesignSpec::Sobol { samples, seed },
+            Design::List { file, sha256 } => DesignSpec::List { list: file, list_sha256: sha256, rows: self.rows },
+            Design::Saltelli { samples, seed, second_order } => {
+                DesignSpec::Saltelli { samples, seed, second_order, block_rows: self.block_rows() }
+            }
+            Design::Morris { trajectories, levels, seed } => {
+                DesignSpec::Morris { trajectories, levels, seed, block_rows: self.block_rows() }
+            }
+        };
+        ResolvedConfig {
+            axes,
+            firm: named(Group::Firm, &self.firm_names),
+            model: group(Group::Model, 0),
+            output: Some(OutputSpec { format: self.format, path: self.output.display().to_string() }),
+            scaling: group(Group::Scaling, 0),
+            segment: named(Group::Segment, &self.segment_names),
+            sweep: SweepSpec { name: self.name.clone(), design },
+            version: 1,
+        }
+    }
+
+    /// [`Plan::resolved`] as a JSON value (the Parquet footer's provenance is built from it).
+    pub fn resolved_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.resolved()).expect("a resolved config serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Configs of every design and every kind of axis: the shipped ones, the tests'
+    /// list and reduced configs, and inline ones for what those lack.
+    fn plans() -> Vec<(String, super::Plan)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut plans = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(root.join("configs")).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files.push(root.join("tests/configs/list.toml"));
+        files.push(root.join("tests/configs/strategy-map-small.toml"));
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "toml")) {
+            plans.push((f.display().to_string(), crate::config::load(f).unwrap().plan));
+        }
+        let inline = [
+            (
+                "morris",
+                "[sweep]\nname = \"m\"\ndesign = \"morris\"\ntrajectories = 4\nlevels = 6\nseed = 3\n[axes]\n\"model.ad_uplift\" = { loguniform = [1e-3, 1e-1] }\n\"model.max_iter\" = { integers = [50, 300] }\n\"firm.open.release_month\" = { values = [0, 6, \"never\"] }\n",
+            ),
+            (
+                "saltelli",
+                "[sweep]\nname = \"s\"\ndesign = \"saltelli\"\nsamples = 8\nsecond_order = true\n[axes]\n\"model.ad_uplift\" = { uniform = [0.0, 0.1] }\n\"firm.open.brand\" = { uniform = [-1.0, 1.0] }\n",
+            ),
+            ("random", "[sweep]\nname = \"r\"\ndesign = \"random\"\nsamples = 10\n[axes]\n\"model.tol\" = { loguniform = [1e-7, 1e-5] }\n"),
+            (
+                "sobol",
+                "[sweep]\nname = \"o\"\ndesign = \"sobol\"\nsamples = 16\nseed = 9\n[axes]\n\"model.discount\" = { uniform = [0.9, 0.99] }\n[output]\nformat = \"parquet\"\n",
+            ),
+            (
+                "range",
+                "[sweep]\nname = \"g\"\n[axes]\n\"model.spill_gap\" = { range = [0.0, 0.3], steps = 4 }\n\"model.months\" = { values = [12, 24] }\n",
+            ),
+            (
+                "binned",
+                "[sweep]\nname = \"b\"\ndesign = \"lhs\"\nsamples = 64\n[axes]\n\"model.ad_uplift\" = { loguniform = [1e-3, 1e-1] }\n\"firm.open.release_month\" = { values = [0, 6, \"never\"] }\n[reduce]\nby = [{ axis = \"model.ad_uplift\", bins = 4 }]\noutputs = [\"npv.open\"]\nstats = [\"mean\", \"q50\"]\n",
+            ),
+            (
+                "minimize",
+                "[sweep]\nname = \"n\"\n[axes]\n\"model.ad_uplift\" = { values = [0.01, 0.1] }\n\"firm.open.release_month\" = { values = [0, 6, \"never\"] }\n[reduce]\nby = [\"model.ad_uplift\"]\noutputs = [\"npv.open\"]\n[reduce.best]\naxis = \"firm.open.release_month\"\nminimize = \"exited.challenger\"\nreference = 0\n",
+            ),
+        ];
+        for (name, body) in inline {
+            let text = format!("version = 1\n{body}");
+            match crate::config::parse(name, &text, None, Path::new(".")) {
+                Ok(p) => plans.push((name.to_string(), p)),
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        plans
+    }
+
+    /// The fixtures in tests/fixtures/provenance are what the untyped JSON builders
+    /// (`Plan::resolved_json` and `ReducePlan::to_json` before these types) wrote for
+    /// each of these configs; the typed values must write the same bytes and read back.
+    #[test]
+    fn resolved_config_writes_what_the_json_builder_wrote() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
+        let plans = plans();
+        assert_eq!(plans.len(), 16);
+        for (name, plan) in plans {
+            let stem = Path::new(&name).file_stem().unwrap().to_string_lossy().into_owned();
+            let want = std::fs::read_to_string(dir.join(format!("{stem}.config.json"))).unwrap();
+            let typed = plan.resolved();
+            assert_eq!(serde_json::to_string_pretty(&typed).unwrap(), want, "{name}");
+            let back: super::provenance::ResolvedConfig = serde_json::from_str(&want).unwrap();
+            assert_eq!(back, typed, "{name}");
+            let reduce = dir.join(format!("{stem}.reduce.json"));
+            match &plan.reduce {
+                Some(r) => {
+                    let want = std::fs::read_to_string(&reduce).unwrap();
+                    let spec = r.spec(&plan);
+                    assert_eq!(serde_json::to_string_pretty(&spec).unwrap(), want, "{name}");
+                    assert_eq!(serde_json::from_str::<super::provenance::ReduceSpec>(&want).unwrap(), spec, "{name}");
                 }
-                Design::List { file, sha256 } => json!({ "name": self.name, "design": "list", "list": file, "list_sha256": sha256, "rows": self.rows }),
-                Design::Saltelli { samples, seed, second_order } => json!({
-                    "name": self.name, "design": "saltelli", "samples": samples, "seed": seed, "second_order": second_order,
-                    "block_rows": self.block_rows(),
-                }),
-                Design::Morris { trajectories, levels, seed } => json!({
-                    "name": self.name, "design": "morris", "trajectories": trajectories, "levels": levels, "seed": seed,
-                    "block_rows": self.block_rows(),
-                }),
-            },
-            "model": group(Group::Model, 0, None),
-            "scaling": group(Group::Scaling, 0, None),
-            "segment": self.segment_names.iter().enumerate().map(|(k, n)| group(Group::Segment, k, Some(n))).collect::<Vec<_>>(),
-            "firm": self.firm_names.iter().enumerate().map(|(i, n)| group(Group::Firm, i, Some(n))).collect::<Vec<_>>(),
-            "axes": axes,
-            "output": { "path": self.output.display().to_string(), "format": self.format.name() },
-        })
+                None => assert!(!reduce.exists(), "{name}"),
+            }
+        }
     }
 }

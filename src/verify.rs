@@ -57,10 +57,6 @@
 //! or an empty price where the reference offers one and the exits agree) is beyond
 //! tolerance before any exemption is considered: no edge of the reference excuses it.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
 use crate::backend::ScenarioSource;
 use crate::design::mix64;
 use crate::model::outputs::{self, Column, Empty, OutKind, OutputSpec, Tolerance};
@@ -79,16 +75,7 @@ pub const HURDLE_EDGE: f64 = 1e-3;
 /// Relative size of the probe's perturbation: 2^-20.
 pub const PROBE: f64 = 1.0 / (1u64 << 20) as f64;
 
-/// Why a row was not compared column by column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Exemption {
-    ExitOrInvestorEdge,
-    ReferenceNotConverged,
-    ProbeNotConverged,
-    NearIterationCap,
-    OscillatingFixedPoint,
-}
+pub use crate::sweep::provenance::{ColumnDeviation, Exemption, VerifyReport as Report};
 
 /// The most rows each kind of allowance may cover, as a fraction of the rows
 /// compared: an exemption or the probe's allowance that covered more would be
@@ -370,46 +357,16 @@ pub fn sample(rows: std::ops::Range<u64>, k: u64) -> Vec<u64> {
     (0..k).map(|i| rows.start + ((2 * i + 1) as u128 * n as u128 / (2 * k) as u128) as u64).collect()
 }
 
-/// Deviations of one column.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ColumnDeviation {
-    pub max_abs: f64,
-    pub max_rel: f64,
-    /// Rows beyond the tolerance.
-    pub beyond: u64,
-    /// Rows where this column passed only thanks to the probe's allowance.
-    pub admitted_by_probe: u64,
-}
-
-/// What `--verify` records in the manifest.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Report {
-    pub rows_checked: u64,
-    /// Rows compared column by column.
-    pub rows_compared: u64,
-    /// Rows not compared, per cause (the reference's or its probe's edges only).
-    pub exempted: BTreeMap<Exemption, u64>,
-    /// Rows with at least one value admitted only through the probe.
-    pub admitted_by_probe: u64,
-    /// Rows where the f64 reference itself was not finite.
-    pub reference_non_finite: u64,
-    pub beyond_tolerance: u64,
-    /// Whether the exemptions and probe admissions stay within [`CAPS`].
-    pub within_caps: bool,
-    pub caps: BTreeMap<&'static str, f64>,
-    pub tolerance: &'static str,
-    pub columns: BTreeMap<String, ColumnDeviation>,
-    /// Up to 10 deviations beyond tolerance: "row R column C: reference X, gpu Y".
-    pub examples: Vec<String>,
-}
-
 impl Report {
     /// An empty report with the tolerance and the caps it applies.
     pub fn new() -> Report {
         Report {
-            tolerance: "output table (src/model/outputs.rs): relative 1e-4 plus per-column floors plus 4 x the probe's change (src/verify.rs)",
+            tolerance:
+                "output table (src/model/outputs.rs): relative 1e-4 plus per-column floors plus 4 x the probe's change (src/verify.rs)"
+                    .into(),
             caps: [("exit_edges", CAPS.exit_edges), ("convergence", CAPS.convergence), ("admitted_by_probe", CAPS.admitted_by_probe)]
                 .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             ..Default::default()
         }

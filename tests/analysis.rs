@@ -183,7 +183,8 @@ fn summary_means_match_means_computed_from_the_csv() {
     // The means, exit shares and counts per release month, computed here.
     let (header, rows) = read_csv(&csv);
     let col = |name: &str| header.iter().position(|c| c == name).unwrap();
-    let checked = ["npv.open", "share.challenger", "price.open", "hhi", "exit_month.challenger", "max_iterations"];
+    // An exit month counts only where the firm exited (-1: it survived).
+    let checked = ["npv.open", "share.challenger", "price.open", "hhi", "exit_month.challenger", "exit_month.open", "max_iterations"];
     /// One release month's rows: their count, the sum and count of each checked column's values, exits,
     /// rows with a non-converged month.
     struct Group {
@@ -202,7 +203,9 @@ fn summary_means_match_means_computed_from_the_csv() {
         });
         g.rows += 1;
         for (k, name) in checked.iter().enumerate() {
-            if let Ok(v) = r[col(name)].parse::<f64>() {
+            if let Ok(v) = r[col(name)].parse::<f64>()
+                && !(name.starts_with("exit_month.") && v < 0.0)
+            {
                 g.sums[k].0 += v;
                 g.sums[k].1 += 1;
             }
@@ -211,6 +214,8 @@ fn summary_means_match_means_computed_from_the_csv() {
         g.nonconverged += (r[col("nonconverged_months")] != "0") as u64;
     }
     assert_eq!(sums.len(), 8);
+    // The quickstart's challenger exits after some releases and never without one: both cases are checked.
+    assert!(sums["-1"].exits == 0 && sums["0"].exits > 0);
 
     let (s_header, s_rows) = read_csv(&out);
     let s_col = |name: &str| s_header.iter().position(|c| c == name).unwrap_or_else(|| panic!("summary lacks {name}"));
@@ -222,12 +227,21 @@ fn summary_means_match_means_computed_from_the_csv() {
         let g = &sums[&r[s_col("firm.open.release_month")]];
         assert_eq!(r[s_col("rows")], g.rows.to_string());
         for (k, name) in checked.iter().enumerate() {
+            let cell = &r[s_col(&format!("{name}.mean"))];
+            if g.sums[k].1 == 0 {
+                assert_eq!(cell, "", "{name} month {}: no row has a value", r[0]);
+                continue;
+            }
             let want = g.sums[k].0 / g.sums[k].1 as f64;
-            let got: f64 = r[s_col(&format!("{name}.mean"))].parse().unwrap();
+            let got: f64 = cell.parse().unwrap();
             assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{name} month {}: summary {got}, CSV {want}", r[0]);
         }
         let share: f64 = r[s_col("exited.challenger")].parse().unwrap();
         assert_eq!(share, g.exits as f64 / g.rows as f64);
+        // The mean exit month is over the exits alone, so it is a month (>= 0), or empty without exits.
+        assert_eq!(g.sums[4].1, g.exits);
+        let min = &r[s_col("exit_month.challenger.min")];
+        assert!(if g.exits == 0 { min.is_empty() } else { min.parse::<f64>().unwrap() >= 0.0 }, "min {min}");
         assert_eq!(r[s_col("nonconverged_scenarios")], g.nonconverged.to_string());
     }
 }
@@ -282,4 +296,97 @@ fn sampled_axes_are_binned() {
     assert_eq!(rows.iter().map(|r| r[1].parse::<u64>().unwrap()).sum::<u64>(), 3000);
     let centres: Vec<f64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     assert!(centres.windows(2).all(|w| w[0] < w[1]), "bins in ascending order");
+}
+
+/// `plot --z exit_month.challenger`: each cell is the mean exit month over the
+/// rows where the challenger exited, computed here from the CSV, or -1 where it
+/// survived in every row; those cells are drawn in a colour outside the scale,
+/// and the figure says what -1 means.
+#[test]
+fn exit_month_heatmap_draws_survival_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    let (svg, cells) = (tmp.path().join("exit.svg"), tmp.path().join("exit.csv"));
+    moatsweep()
+        .arg("plot")
+        .arg(&csv)
+        .args(["--x", "firm.open.release_month", "--y", "firm.challenger.funding", "--z", "exit_month.challenger", "--out"])
+        .arg(&svg)
+        .arg("--cells")
+        .arg(&cells)
+        .assert()
+        .success();
+
+    let (header, rows) = read_csv(&csv);
+    let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+    // (release month, funding) -> (sum and count of exit months where exited, rows).
+    let mut want: BTreeMap<(String, String), (f64, u64, u64)> = BTreeMap::new();
+    for r in &rows {
+        let e = want.entry((r[col("firm.open.release_month")].clone(), r[col("firm.challenger.funding")].clone())).or_default();
+        let month: i64 = r[col("exit_month.challenger")].parse().unwrap();
+        e.2 += 1;
+        if month >= 0 {
+            e.0 += month as f64;
+            e.1 += 1;
+        }
+    }
+    let (c_header, c_rows) = read_csv(&cells);
+    assert_eq!(c_header, ["firm.open.release_month", "firm.challenger.funding", "exit_month.challenger"]);
+    assert_eq!(c_rows.len(), want.len());
+    let mut survived = 0;
+    for r in &c_rows {
+        // The cells CSV writes the funding as its shortest decimal, as the sweep CSV does.
+        let key = want.keys().find(|(m, f)| *m == r[0] && f.parse::<f64>().unwrap() == r[1].parse::<f64>().unwrap()).unwrap();
+        let (sum, exits, _) = want[key];
+        let got: f64 = r[2].parse().unwrap();
+        if exits == 0 {
+            assert_eq!(got, -1.0, "cell {key:?}: the challenger survived in every row");
+            survived += 1;
+        } else {
+            assert!((got - sum / exits as f64).abs() < 1e-12, "cell {key:?}: {got} against {}", sum / exits as f64);
+        }
+    }
+    // The quickstart has both: releases after which it exits, and never releasing, after which it survives.
+    assert!(survived >= 20 && survived < c_rows.len(), "{survived} survived cells");
+
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("-1 = survived"), "the figure says what -1 means");
+    // One rectangle per survived cell, and one for the swatch beside the colour bar.
+    assert_eq!(text.matches("fill=\"#E6550D\"").count(), survived + 1);
+}
+
+/// A manifest beside the CSV that lacks a key is an error naming the manifest and
+/// the key (exit 2), not a silent default; so is one that belongs to another CSV.
+#[test]
+fn a_manifest_missing_a_key_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = sweep(tmp.path());
+    let path = tmp.path().join("q.csv.manifest.json");
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    /// What the error must say, and the edit of the manifest that causes it.
+    type Case = (&'static str, fn(&mut serde_json::Value));
+    let cases: [Case; 3] = [
+        ("missing field `name`", |m| {
+            m["config"]["sweep"].as_object_mut().unwrap().remove("name");
+        }),
+        ("a logspace axis records `steps`, and it is missing", |m| {
+            m["config"]["axes"][1].as_object_mut().unwrap().remove("steps");
+        }),
+        ("a morris design records `trajectories`, and it is missing", |m| m["config"]["sweep"]["design"] = "morris".into()),
+    ];
+    for (want, edit) in cases {
+        let mut m = good.clone();
+        edit(&mut m);
+        std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+        for args in [&["summarize"][..], &["plot", "--x", "model.ad_uplift", "--z", "npv.open"][..]] {
+            let a = moatsweep().arg(args[0]).arg(&csv).args(&args[1..]).assert().code(2);
+            let err = stderr(&a);
+            assert!(err.contains("q.csv.manifest.json: not a moatsweep manifest") && err.contains(want), "{args:?}: {err}");
+        }
+    }
+    let mut m = good.clone();
+    m["columns"].as_array_mut().unwrap().pop();
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let a = moatsweep().arg("summarize").arg(&csv).assert().code(2);
+    assert!(stderr(&a).contains("the manifest belongs to another CSV"), "{}", stderr(&a));
 }

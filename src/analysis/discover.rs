@@ -24,8 +24,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use super::SweepFile;
 use super::sensitivity::beside;
-use super::table::SweepTable;
 use super::{fmt_number, image};
 use crate::InputError;
 use crate::config::error::suggest;
@@ -714,11 +714,10 @@ pub fn run(args: &DiscoverArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if !(args.threshold > 0.0 && args.threshold <= 1.0) {
         return Err(InputError(format!("--threshold is a density, between 0 (excluded) and 1, not {}", args.threshold)).into());
     }
-    let table = SweepTable::open(&args.csv)?;
-    let columns: Vec<String> = table.header[1..].to_vec();
+    let table = SweepFile::open_rows(&args.csv)?;
+    let columns: Vec<String> = table.header()[1..].to_vec();
     let input_names: Vec<String> = if args.inputs.is_empty() {
-        table.require_manifest("discover", "for the axes (or name the inputs with --inputs)")?;
-        table.axes()?
+        table.manifest_axes("discover", "for the axes (or name the inputs with --inputs)")?
     } else {
         args.inputs.clone()
     };
@@ -793,7 +792,7 @@ pub fn run(args: &DiscoverArgs, out: &mut impl Write) -> anyhow::Result<()> {
         );
     }
     let figure = match &args.plot {
-        Some(p) => Some(image::render(p, &TradeoffFigure { t: &t, chosen, title: format!("{}: {}", table.path.display(), args.expr) })?),
+        Some(p) => Some(image::render(p, &TradeoffFigure { t: &t, chosen, title: format!("{}: {}", table.path().display(), args.expr) })?),
         None => None,
     };
     image::write(&path, text.as_bytes())?;

@@ -1,11 +1,13 @@
-//! Reading a sweep's CSV back: [`plot`] draws an output over one or two axes,
-//! [`summarize`] tables every output per group of rows. Both stream the CSV
-//! row by row (one pass to see the axes' values, one to aggregate) and keep
-//! only aggregates, so the file's size does not matter.
+//! Reading a sweep's file back, through the one reader [`SweepFile`] (header and
+//! manifest read once; rows as a stream, or whole columns): [`plot`] draws an
+//! output over one or two axes, [`summarize`] tables every output per group of
+//! rows. Both stream the file row by row (one pass to see the axes' values, one
+//! to aggregate) and keep only aggregates, so the file's size does not matter.
+//! [`sensitivity`] and [`discover`] read the columns they need, once.
 //!
 //! What is an axis and what is an output comes from the header alone (the
 //! `scenario` column, the axis paths, then the outputs of `output::csv`); the
-//! manifest beside the CSV, when it matches the header, adds the sweep's name
+//! manifest beside the file (it must match the header) adds the sweep's name
 //! and which axes are logspace or loguniform. An axis with many distinct
 //! values (a sampling design draws a new one for every row) is cut into bins.
 //!
@@ -24,278 +26,18 @@ pub mod plot;
 pub mod reduced;
 pub mod sensitivity;
 pub mod summarize;
-pub mod table;
+pub mod sweep_file;
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 
-use crate::InputError;
-use crate::config::error::suggest;
 use crate::model::NEVER;
 use crate::model::outputs::{OUTPUTS, Scope};
-use crate::output::manifest_path;
-use crate::output::parquet::{ColumnData, Data, ParquetFile, is_parquet};
+pub use sweep_file::SweepFile;
 
 /// Distinct values an axis may have before it is cut into bins.
 const MAX_VALUES: usize = 100;
 /// Bins of an axis with more than [`MAX_VALUES`] distinct values.
 const BINS: usize = 25;
-
-/// A sweep CSV: its header and manifest, and passes over its rows.
-pub struct SweepCsv {
-    path: PathBuf,
-    /// The header: `scenario`, the axes, the outputs.
-    columns: Vec<String>,
-    /// Axis columns are `columns[1..=n_axes]`.
-    n_axes: usize,
-    /// `<csv>.manifest.json`, when there is one and its `columns` are this header.
-    manifest: Option<serde_json::Value>,
-    /// The Parquet file, when the sweep is one (else it is a CSV).
-    parquet: Option<ParquetFile>,
-}
-
-/// Opens the Parquet sweep at `path`; a file that is not readable Parquet is an
-/// [`InputError`] naming it.
-pub(crate) fn open_parquet(path: &Path) -> Result<ParquetFile, InputError> {
-    ParquetFile::open(path).map_err(|e| InputError(format!("{e:#}")))
-}
-
-/// The manifest in a Parquet file's footer (`moatsweep.manifest`), if it holds one.
-pub(crate) fn footer_manifest(f: &ParquetFile) -> Option<serde_json::Value> {
-    let mut m: serde_json::Value = serde_json::from_str(&f.key_value("moatsweep.manifest")?).ok()?;
-    // The footer keeps the reproducible part; the rows written are the file's.
-    if m.get("rows_written").is_none() {
-        m["rows_written"] = serde_json::json!(f.rows());
-    }
-    Some(m)
-}
-
-/// A Parquet column as the CSV of the same run reads back: each value as f64, an
-/// f32 through its shortest decimal (what the CSV writes), NaN for a null.
-pub(crate) fn csv_values(c: &ColumnData) -> Vec<f64> {
-    let mut v = c.to_f64();
-    if matches!(c.data, Data::F32(_)) {
-        let mut buf = ryu::Buffer::new();
-        for x in v.iter_mut().filter(|x| x.is_finite()) {
-            *x = buf.format(*x as f32).parse().unwrap_or(*x);
-        }
-    }
-    v
-}
-
-/// Columns `cols` of row group `g` of `f`, as [`csv_values`]; a read error names the file.
-pub(crate) fn read_group_values(f: &ParquetFile, g: usize, cols: &[usize]) -> Result<Vec<Vec<f64>>, InputError> {
-    let group = f.read_group(g, cols).map_err(|e| InputError(format!("{e:#}")))?;
-    Ok(group.iter().map(csv_values).collect())
-}
-
-impl SweepCsv {
-    /// Opens `path` and reads its header and manifest. A file that cannot be
-    /// read or is not a moatsweep CSV is an [`InputError`].
-    pub fn open(path: &Path) -> anyhow::Result<SweepCsv> {
-        if is_parquet(path) {
-            let f = open_parquet(path)?;
-            let columns = f.names();
-            return SweepCsv::with_columns(path, columns, Some(f));
-        }
-        let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
-        let columns: Vec<String> = csv::Reader::from_reader(file)
-            .headers()
-            .map_err(|e| InputError(format!("{}: {e}", path.display())))?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        SweepCsv::with_columns(path, columns, None)
-    }
-
-    fn with_columns(path: &Path, columns: Vec<String>, parquet: Option<ParquetFile>) -> anyhow::Result<SweepCsv> {
-        if columns.first().map(String::as_str) != Some("scenario") {
-            return Err(InputError(format!("{} is not a moatsweep CSV: its first column should be \"scenario\"", path.display())).into());
-        }
-        let n_axes = columns[1..].iter().take_while(|c| !is_output(c)).count();
-        if n_axes + 1 == columns.len() {
-            return Err(InputError(format!("{} is not a moatsweep CSV: it has no output columns", path.display())).into());
-        }
-        let fits = |m: &serde_json::Value| {
-            m["columns"].as_array().is_some_and(|c| c.iter().map(|v| v.as_str()).eq(columns.iter().map(|c| Some(c.as_str()))))
-        };
-        let manifest = std::fs::read(manifest_path(path))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .filter(fits)
-            .or_else(|| parquet.as_ref().and_then(footer_manifest).filter(fits));
-        Ok(SweepCsv { path: path.to_path_buf(), columns, n_axes, manifest, parquet })
-    }
-
-    /// The axis columns, in CSV order.
-    pub fn axes(&self) -> &[String] {
-        &self.columns[1..=self.n_axes]
-    }
-
-    /// The output columns, in CSV order.
-    pub fn outputs(&self) -> &[String] {
-        &self.columns[self.n_axes + 1..]
-    }
-
-    /// The firms, in CSV order (from the `exit_month.<firm>` columns).
-    pub fn firms(&self) -> Vec<&str> {
-        self.outputs().iter().filter_map(|c| c.strip_prefix("exit_month.")).collect()
-    }
-
-    /// The column index of axis `name`, or an error naming the valid axes.
-    /// `flag` is the command-line flag that gave the name.
-    pub fn axis_column(&self, flag: &str, name: &str) -> Result<usize, InputError> {
-        self.find(flag, name, "axis", "axes", 1..self.n_axes + 1)
-    }
-
-    /// The column index of output `name`, or an error naming the valid outputs.
-    pub fn output_column(&self, flag: &str, name: &str) -> Result<usize, InputError> {
-        self.find(flag, name, "output", "outputs", self.n_axes + 1..self.columns.len())
-    }
-
-    fn find(&self, flag: &str, name: &str, what: &str, plural: &str, range: std::ops::Range<usize>) -> Result<usize, InputError> {
-        if let Some(i) = range.clone().find(|&i| self.columns[i] == name) {
-            return Ok(i);
-        }
-        let valid = &self.columns[range];
-        let names = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
-        let problem = if self.columns.iter().any(|c| c == name) {
-            format!("\"{name}\" is not an {what} of {}", self.path.display())
-        } else {
-            format!("{} has no {what} \"{name}\"{}", self.path.display(), suggest(name, valid.iter().map(String::as_str)))
-        };
-        Err(InputError(format!("{flag}: {problem}; its {plural} are: {names}")))
-    }
-
-    /// The name of the column at `col`.
-    pub fn column(&self, col: usize) -> &str {
-        &self.columns[col]
-    }
-
-    /// The sweep's name: the manifest's `config.sweep.name`, else the file stem.
-    pub fn sweep_name(&self) -> String {
-        match self.manifest.as_ref().and_then(|m| m["config"]["sweep"]["name"].as_str()) {
-            Some(name) => name.to_string(),
-            None => self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-        }
-    }
-
-    /// How each of the axis columns `cols` is grouped and shown, from one
-    /// pass over the CSV (none when `cols` is empty).
-    pub fn scales(&self, cols: &[usize]) -> anyhow::Result<Vec<AxisScale>> {
-        if cols.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut seen: Vec<Seen> = cols.iter().map(|_| Seen::default()).collect();
-        self.for_each_row(|row| {
-            for (s, &c) in seen.iter_mut().zip(cols) {
-                s.add(&self.columns[c], row.number(c)?);
-            }
-            Ok(())
-        })?;
-        Ok(cols.iter().zip(seen).map(|(&c, s)| self.scale(c, s)).collect())
-    }
-
-    fn scale(&self, col: usize, seen: Seen) -> AxisScale {
-        let name = self.columns[col].clone();
-        let described = self.manifest.as_ref().and_then(|m| m["config"]["axes"].as_array()?.iter().find(|a| a["path"] == name.as_str()));
-        let (lo, hi) = (seen.min, seen.max);
-        let binned = seen.distinct.len() > MAX_VALUES;
-        let mut values: Vec<f64> = seen.distinct.into_iter().map(f64::from_bits).collect();
-        values.sort_by(f64::total_cmp);
-        let log = lo > 0.0
-            && match described {
-                Some(axis) => axis.get("logspace").or(axis.get("loguniform")).is_some(),
-                None if binned => hi / lo >= 100.0,
-                None => is_geometric(&values),
-            };
-        let grouping = if binned {
-            let (lo, hi) = if log { (lo.log10(), hi.log10()) } else { (lo, hi) };
-            Grouping::Bins { lo, hi, n: BINS }
-        } else {
-            let index = values.iter().enumerate().map(|(i, v)| (v.to_bits(), i)).collect();
-            Grouping::Values(values, index)
-        };
-        AxisScale { name, log, grouping, never: seen.never }
-    }
-
-    /// Reads every row, calling `f` on each; returns the number of rows.
-    pub fn for_each_row(&self, mut f: impl FnMut(&Row) -> anyhow::Result<()>) -> anyhow::Result<u64> {
-        if let Some(pq) = &self.parquet {
-            let all: Vec<usize> = (0..self.columns.len()).collect();
-            let mut rows = 0;
-            for g in 0..pq.row_groups() {
-                let cols = read_group_values(pq, g, &all)?;
-                for i in 0..cols.first().map_or(0, Vec::len) {
-                    f(&Row { cells: Cells::Parquet { cols: &cols, i, row: rows }, csv: self })?;
-                    rows += 1;
-                }
-            }
-            return Ok(rows);
-        }
-        let file = File::open(&self.path).map_err(|e| InputError(format!("cannot read {}: {e}", self.path.display())))?;
-        let mut reader = csv::Reader::from_reader(file);
-        let mut record = csv::ByteRecord::new();
-        let mut rows = 0;
-        while reader.read_byte_record(&mut record).map_err(|e| InputError(format!("{}: {e}", self.path.display())))? {
-            f(&Row { cells: Cells::Csv(&record), csv: self })?;
-            rows += 1;
-        }
-        Ok(rows)
-    }
-}
-
-/// One row of a [`SweepCsv`].
-pub struct Row<'a> {
-    cells: Cells<'a>,
-    csv: &'a SweepCsv,
-}
-
-/// Where a row's cells are: a CSV record, or row `i` of a Parquet row group's
-/// columns (row `row` of the file).
-enum Cells<'a> {
-    Csv(&'a csv::ByteRecord),
-    Parquet { cols: &'a [Vec<f64>], i: usize, row: u64 },
-}
-
-impl Row<'_> {
-    /// The number in column `col`; `None` for an empty cell (the price of a
-    /// firm that offers no product).
-    pub fn value(&self, col: usize) -> Result<Option<f64>, InputError> {
-        let record = match self.cells {
-            Cells::Csv(record) => record,
-            Cells::Parquet { cols, i, .. } => {
-                let v = cols[col][i];
-                return Ok((!v.is_nan()).then_some(v + 0.0));
-            }
-        };
-        let bytes = record.get(col).unwrap_or_default();
-        if bytes.is_empty() {
-            return Ok(None);
-        }
-        match std::str::from_utf8(bytes).ok().and_then(|s| s.parse::<f64>().ok()) {
-            // + 0.0 turns -0 into 0, so that equal values have equal bits (group keys).
-            Some(v) => Ok(Some(v + 0.0)),
-            None => Err(self.error(col, &format!("\"{}\" is not a number", String::from_utf8_lossy(bytes)))),
-        }
-    }
-
-    /// The number in column `col`, which must not be empty (an axis value).
-    pub fn number(&self, col: usize) -> Result<f64, InputError> {
-        self.value(col)?.ok_or_else(|| self.error(col, "empty cell"))
-    }
-
-    fn error(&self, col: usize, message: &str) -> InputError {
-        let line = match self.cells {
-            Cells::Csv(record) => record.position().map_or(0, |p| p.line()),
-            Cells::Parquet { row, .. } => {
-                return InputError(format!("{}: row {row}: {}: {message}", self.csv.path.display(), self.csv.columns[col]));
-            }
-        };
-        InputError(format!("{}:{line}: {}: {message}", self.csv.path.display(), self.csv.columns[col]))
-    }
-}
 
 /// What one pass sees of an axis column.
 struct Seen {
@@ -547,14 +289,7 @@ mod tests {
             for v in [12.0, -1.0, 0.0, 6.0] {
                 seen.add(name, v);
             }
-            let csv = SweepCsv {
-                path: PathBuf::from("t.csv"),
-                columns: vec!["scenario".into(), name.into()],
-                n_axes: 1,
-                manifest: None,
-                parquet: None,
-            };
-            csv.scale(1, seen)
+            SweepFile::bare(name, false).scale(1, seen)
         };
         let months = scale("firm.open.release_month");
         assert_eq!(months.slots(), 4);
@@ -571,14 +306,7 @@ mod tests {
         for k in 0..1000 {
             seen.add("firm.open.train_spend", 1e8 * 10f64.powf(k as f64 / 999.0 * 2.0));
         }
-        let csv = SweepCsv {
-            path: PathBuf::from("t.csv"),
-            columns: vec!["scenario".into(), "firm.open.train_spend".into()],
-            n_axes: 1,
-            manifest: None,
-            parquet: None,
-        };
-        let s = csv.scale(1, seen);
+        let s = SweepFile::bare("firm.open.train_spend", false).scale(1, seen);
         assert!(s.bins() == Some(BINS) && s.log, "two decades of positive values: log bins");
         assert_eq!(s.slots(), BINS);
         assert_eq!((s.slot(1e8), s.slot(1e10)), (0, BINS - 1));

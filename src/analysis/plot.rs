@@ -13,6 +13,11 @@
 //! categorical heatmap of the modal best value with a legend of every value,
 //! and `--z delta.<output>` as best minus reference. `--cells FILE` writes
 //! the cells drawn as CSV, for either kind of file.
+//!
+//! A firm's exit month (`--z exit_month.<firm>`, -1 when it survived) is
+//! aggregated over the rows where the firm exited; a cell where it exited in
+//! none of the rows is "survived" (-1), drawn in a colour of its own outside
+//! the colour scale and named beside the colour bar.
 
 use std::io::Write;
 use std::ops::Range;
@@ -24,8 +29,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::font::{self, FAMILY, TextBitmap};
-use super::reduced::{self, Column, ReducedCsv};
-use super::{AxisScale, Stats, SweepCsv, fmt_number};
+use super::reduced::{self, Column, Reduced};
+use super::{AxisScale, Stats, SweepFile, fmt_number};
 use crate::InputError;
 
 /// Smallest and largest image sides accepted, in pixels.
@@ -94,6 +99,8 @@ impl Agg {
 struct Cell {
     stats: Stats,
     values: Vec<f64>,
+    /// An exit month's cell: some row's firm survived (-1, not added).
+    survived: bool,
 }
 
 impl Cell {
@@ -104,10 +111,11 @@ impl Cell {
         }
     }
 
-    /// The aggregate, or NaN when no row of the cell had a value.
+    /// The aggregate, or NaN when no row of the cell had a value; -1 (survived)
+    /// when every row's firm survived.
     fn value(&mut self, agg: Agg) -> f64 {
         if self.stats.n == 0 {
-            return f64::NAN;
+            return if self.survived { crate::model::NEVER as f64 } else { f64::NAN };
         }
         match agg {
             Agg::Mean => self.stats.sum / self.stats.n as f64,
@@ -225,8 +233,13 @@ impl Layout {
     }
 }
 
+/// The colour of a heatmap cell where the firm survived in every row (outside viridis).
+const SURVIVED: RGBColor = RGBColor(230, 85, 13);
+
 /// The figure to draw: everything read from the CSV.
 struct Figure {
+    /// z is an exit month: -1 (survived) is not a month of the scale.
+    exit_month: bool,
     /// `<sweep>: <z>`.
     title: String,
     /// `<agg> over <the other axes>`, when there are other axes.
@@ -249,10 +262,11 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
             return Err(InputError(format!("{flag} must be between {MIN_SIDE} and {MAX_SIDE} pixels, not {side}")).into());
         }
     }
-    if reduced::is_reduced(&args.csv) {
-        return run_reduced(args, out);
+    let csv = SweepFile::open(&args.csv)?;
+    if csv.is_reduced() {
+        return run_reduced(args, Reduced::read(csv)?, out);
     }
-    let csv = SweepCsv::open(&args.csv)?;
+    csv.check_outputs()?;
     let x_col = csv.axis_column("--x", &args.x)?;
     let z_col = csv.output_column("--z", &args.z)?;
     let second_col = match (&args.y, &args.by) {
@@ -286,14 +300,18 @@ pub fn run(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     let ny = second.as_ref().map_or(1, |s| s.pos.len());
     let mut cells: Vec<Cell> = (0..x.pos.len() * ny).map(|_| Cell::default()).collect();
+    let exit_month = is_exit_month(&args.z);
     let rows = csv.for_each_row(|row| {
         let i = x.scale.slot(row.number(x_col)?);
         let j = match (&second, second_col) {
             (Some(s), Some(c)) => s.scale.slot(row.number(c)?),
             _ => 0,
         };
-        if let Some(z) = row.value(z_col)? {
-            cells[i * ny + j].add(z, args.agg);
+        match row.value(z_col)? {
+            // The firm survived: no exit month to aggregate.
+            Some(z) if exit_month && z < 0.0 => cells[i * ny + j].survived = true,
+            Some(z) => cells[i * ny + j].add(z, args.agg),
+            None => {}
         }
         Ok(())
     })?;
@@ -335,13 +353,19 @@ fn default_path(args: &PlotArgs) -> PathBuf {
 }
 
 /// The figure: its titles, axes and aggregates.
-fn figure(csv: &SweepCsv, args: &PlotArgs, x: AxisView, second: Option<AxisView>, values: Vec<Vec<f64>>) -> Figure {
+fn figure(csv: &SweepFile, args: &PlotArgs, x: AxisView, second: Option<AxisView>, values: Vec<Vec<f64>>) -> Figure {
     let shown = [Some(&x), second.as_ref()].map(|a| a.map(|a| a.scale.name.as_str()));
     let others: Vec<&str> = csv.axes().iter().map(String::as_str).filter(|a| !shown.contains(&Some(*a))).collect();
+    let exit_month = is_exit_month(&args.z);
     Figure {
+        exit_month,
         title: format!("{}: {}", csv.sweep_name(), args.z),
         subtitle: (!others.is_empty()).then(|| format!("{} over {}", args.agg.name(), others.join(", "))),
-        z_title: format!("{} ({})", args.z, args.agg.name()),
+        z_title: if exit_month {
+            format!("{} ({} where exited; -1 = survived)", args.z, args.agg.name())
+        } else {
+            format!("{} ({})", args.z, args.agg.name())
+        },
         x,
         second,
         heatmap: args.y.is_some(),
@@ -456,9 +480,16 @@ where
     let (main, bar) = area.split_horizontally(w - layout.px(120.0));
     let mut chart = heatmap_chart(&main, figure, layout)?;
 
-    let (lo, hi) = finite_range(figure.values.iter().flatten().copied());
+    let survived = |v: f64| figure.exit_month && v < 0.0;
+    let (lo, hi) = finite_range(figure.values.iter().flatten().copied().filter(|&v| !survived(v)));
     let colour = |v: f64| -> RGBColor {
-        if v.is_nan() { RGBColor(215, 215, 215) } else { ViridisRGB::get_color_normalized(v as f32, lo as f32, hi as f32) }
+        if v.is_nan() {
+            RGBColor(215, 215, 215)
+        } else if survived(v) {
+            SURVIVED
+        } else {
+            ViridisRGB::get_color_normalized(v as f32, lo as f32, hi as f32)
+        }
     };
     let (xe, ye) = (figure.x.edges(), y.edges());
     chart.draw_series(figure.values.iter().enumerate().flat_map(|(i, column)| {
@@ -488,6 +519,14 @@ where
         let v = lo + step * k as f64;
         Rectangle::new([(0.0, v), (1.0, v + step)], colour(v + step / 2.0).filled())
     }))?;
+    // An exit month's -1 is outside the scale: a swatch of its own below the bar.
+    if figure.exit_month {
+        let (_, bar_h) = bar.dim_in_pixel();
+        let side = layout.px(14.0) as i32;
+        let (x0, y0) = (layout.px(10.0) as i32, bar_h as i32 - frame.bottom as i32 + layout.px(12.0) as i32);
+        bar.draw(&Rectangle::new([(x0, y0), (x0 + side, y0 + side)], SURVIVED.filled()))?;
+        bar.draw(&Text::new("-1 = survived", (x0 + side + layout.px(6.0) as i32, y0), layout.font(13.0)))?;
+    }
     Ok(())
 }
 
@@ -556,8 +595,7 @@ where
 /// group. Groups that differ only in group axes not shown share a cell and are
 /// combined with `--agg`; for `--z best`, their shares are added and the cell
 /// shows the value with the largest sum.
-fn run_reduced(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let csv = ReducedCsv::open(&args.csv)?;
+fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::Result<()> {
     let x_col = csv.axis_column("--x", &args.x)?;
     let z = csv.column("--z", &args.z)?;
     let second_col = match (&args.y, &args.by) {
@@ -637,6 +675,7 @@ fn run_reduced(args: &PlotArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }
     };
     let figure = Figure {
+        exit_month: false,
         title,
         subtitle,
         z_title: if others.is_empty() { args.z.clone() } else { format!("{} ({})", args.z, args.agg.name()) },
@@ -692,7 +731,8 @@ fn write_image(path: &std::path::Path, svg: bool, figure: &Figure, w: u32, h: u3
 
 /// `--cells`: one row per cell drawn, `<x>,[<y or by>,]<z>`: the axis values
 /// (`never` as -1, a bin's centre for a binned axis) and the value shown (a
-/// category's label for a categorical heatmap; empty where no row had a value).
+/// category's label for a categorical heatmap; empty where no row had a value;
+/// for an exit month, -1 where the firm survived in every row of the cell).
 fn write_cells(path: &std::path::Path, args: &PlotArgs, figure: &Figure) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
@@ -818,6 +858,11 @@ fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     } else {
         (lo, hi)
     }
+}
+
+/// Whether `z` is a firm's exit month (-1 when the firm survived).
+fn is_exit_month(z: &str) -> bool {
+    z.starts_with("exit_month.")
 }
 
 /// An 8-bit RGB image as PNG bytes.

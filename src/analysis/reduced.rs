@@ -4,7 +4,7 @@
 //! `<output>.<stat>` columns, then with `[reduce.best]` `best.<value>.share`
 //! per value of the choice axis, `best.<output>.mean` and
 //! `reference.<output>.mean`. `plot` and `summarize` dispatch here when
-//! [`is_reduced`] says so. The file has one row per group (hundreds), so it is
+//! [`SweepFile::is_reduced`] says so. The file has one row per group (hundreds), so it is
 //! read whole.
 //!
 //! Besides its own columns, a reduced CSV with `best` offers two derived ones:
@@ -13,50 +13,13 @@
 //! `delta.<output>` (`best.<output>.mean - reference.<output>.mean`).
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{AxisScale, Grouping, is_geometric, is_never};
+use super::sweep_file::{Provenance, SweepFile, is_stat_column};
+use super::{AxisScale, Grouping, is_never};
 use crate::InputError;
 use crate::config::error::suggest;
-use crate::output::manifest_path;
-use crate::reduce::Stat;
-
-/// Whether `path` is a reduced CSV: its header's first column is not
-/// `scenario` and either its manifest has a `reduce` section or its header
-/// has `<output>.<stat>` columns. A file that cannot be read is not (the
-/// row-CSV reader then reports why).
-pub fn is_reduced(path: &Path) -> bool {
-    let Some(columns) = header(path) else {
-        return false;
-    };
-    if columns.first().map(String::as_str) == Some("scenario") {
-        return false;
-    }
-    manifest(path, &columns).is_some() || columns.iter().any(|c| is_stat_column(c) || is_best_column(c))
-}
-
-fn header(path: &Path) -> Option<Vec<String>> {
-    let file = File::open(path).ok()?;
-    Some(csv::Reader::from_reader(file).headers().ok()?.iter().map(str::to_string).collect())
-}
-
-/// The manifest beside `path` when it describes a reduction and its `columns` are this header.
-fn manifest(path: &Path, columns: &[String]) -> Option<serde_json::Value> {
-    let bytes = std::fs::read(manifest_path(path)).ok()?;
-    let m: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let same = m["columns"].as_array().is_some_and(|c| c.iter().map(|v| v.as_str()).eq(columns.iter().map(|c| Some(c.as_str()))));
-    (same && m["reduce"].is_object()).then_some(m)
-}
-
-/// `<output>.<stat>`, e.g. `npv.open.mean`, `share.open.q95`.
-fn is_stat_column(c: &str) -> bool {
-    !c.starts_with("best.") && !c.starts_with("reference.") && c.rsplit_once('.').is_some_and(|(_, s)| Stat::parse(s).is_some())
-}
-
-fn is_best_column(c: &str) -> bool {
-    c.starts_with("reference.") || (c.starts_with("best.") && (c.ends_with(".share") || c.ends_with(".mean")))
-}
+use crate::sweep::provenance::BestSpec;
 
 /// The `[reduce.best]` part of a reduced CSV.
 pub struct BestColumns {
@@ -83,89 +46,59 @@ pub enum Column {
     Delta(usize, usize),
 }
 
-/// A reduced CSV, read whole.
-pub struct ReducedCsv {
-    path: PathBuf,
-    columns: Vec<String>,
-    /// Axis columns are `columns[..n_axes]`.
-    n_axes: usize,
+/// A reduced CSV, read whole (its header and manifest by [`SweepFile`]).
+pub struct Reduced {
+    file: SweepFile,
     /// Every row's cells, `None` where empty.
     rows: Vec<Vec<Option<f64>>>,
-    manifest: Option<serde_json::Value>,
     best: Option<BestColumns>,
 }
 
-impl ReducedCsv {
-    /// Reads `path` whole. A file that cannot be read, is not a reduced CSV,
-    /// or has a cell that is not a number is an [`InputError`].
-    pub fn open(path: &Path) -> anyhow::Result<ReducedCsv> {
-        let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
-        let mut reader = csv::Reader::from_reader(file);
-        let columns: Vec<String> =
-            reader.headers().map_err(|e| InputError(format!("{}: {e}", path.display())))?.iter().map(str::to_string).collect();
-        let manifest = manifest(path, &columns);
-        let n_axes = match manifest.as_ref().and_then(|m| m["reduce"]["spec"]["by"].as_array()) {
-            Some(by) => by.len(),
-            None => columns.iter().take_while(|c| !is_stat_column(c) && !is_best_column(c)).count(),
-        };
-        if n_axes == columns.len() || columns.first().map(String::as_str) == Some("scenario") {
-            return Err(InputError(format!(
-                "{} is not a reduced CSV: it has no <output>.<stat> or best.* columns after its group axes",
-                path.display()
-            ))
-            .into());
-        }
+impl Reduced {
+    /// Reads the rows of `file`, a reduced file ([`SweepFile::is_reduced`]). A
+    /// cell that is not a number, or an empty group axis value, is an [`InputError`].
+    pub fn read(file: SweepFile) -> anyhow::Result<Reduced> {
+        let n_axes = file.axes().len();
         let mut rows = Vec::new();
-        let mut record = csv::StringRecord::new();
-        while reader.read_record(&mut record).map_err(|e| InputError(format!("{}: {e}", path.display())))? {
-            let line = record.position().map_or(0, |p| p.line());
-            let row = record
-                .iter()
-                .enumerate()
-                .map(|(i, cell)| {
-                    if cell.is_empty() {
-                        return Ok(None);
-                    }
-                    // + 0.0 turns -0 into 0, so that equal values have equal bits.
-                    cell.parse::<f64>()
-                        .map(|v| Some(v + 0.0))
-                        .map_err(|_| InputError(format!("{}:{line}: {}: \"{cell}\" is not a number", path.display(), columns[i])))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if row[..n_axes].iter().any(Option::is_none) {
-                return Err(InputError(format!("{}:{line}: a group axis value is empty", path.display())).into());
+        file.for_each_row(|row| {
+            let cells = row.values()?;
+            if cells[..n_axes].iter().any(Option::is_none) {
+                return Err(InputError(format!("{}: a group axis value is empty", row.at())).into());
             }
-            rows.push(row);
-        }
+            rows.push(cells);
+            Ok(())
+        })?;
+        let columns = file.header();
         let share_cols: Vec<usize> =
             (n_axes..columns.len()).filter(|&i| columns[i].starts_with("best.") && columns[i].ends_with(".share")).collect();
         let best = (!share_cols.is_empty()).then(|| {
-            let spec = manifest.as_ref().map(|m| &m["reduce"]["spec"]["best"]);
-            let text = |key: &str| spec.and_then(|b| b[key].as_str()).map(str::to_string);
-            let objective = text("maximize").map(|o| format!("maximize {o}")).or_else(|| text("minimize").map(|o| format!("minimize {o}")));
-            let reference = spec.and_then(|b| match &b["reference"] {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
+            let spec: Option<&BestSpec> = file.manifest().and_then(Provenance::reduce).and_then(|r| r.best.as_ref());
             BestColumns {
-                axis: text("axis").unwrap_or_else(|| "best".to_string()),
-                objective,
-                reference,
+                axis: spec.map_or_else(|| "best".to_string(), |b| b.axis.clone()),
+                objective: spec.map(|b| b.goal.to_string()),
+                reference: spec.map(|b| match &b.reference {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }),
                 labels: share_cols.iter().map(|&i| columns[i]["best.".len()..columns[i].len() - ".share".len()].to_string()).collect(),
                 share_cols,
             }
         });
-        Ok(ReducedCsv { path: path.to_path_buf(), columns, n_axes, rows, manifest, best })
+        Ok(Reduced { file, rows, best })
+    }
+
+    /// The file it was read from.
+    pub fn file(&self) -> &SweepFile {
+        &self.file
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// The group axes, in CSV order.
     pub fn axes(&self) -> &[String] {
-        &self.columns[..self.n_axes]
+        self.file.axes()
     }
 
     /// The rows (groups), each a cell per column.
@@ -179,13 +112,18 @@ impl ReducedCsv {
 
     /// The name of the column at `col`.
     pub fn column_name(&self, col: usize) -> &str {
-        &self.columns[col]
+        self.file.column(col)
+    }
+
+    /// The columns after the group axes.
+    fn stat_columns(&self) -> &[String] {
+        &self.file.header()[self.axes().len()..]
     }
 
     /// The reduced outputs, in CSV order (from the `<output>.<stat>` columns).
     pub fn outputs(&self) -> Vec<&str> {
         let mut seen = Vec::new();
-        for c in self.columns[self.n_axes..].iter().filter(|c| is_stat_column(c)) {
+        for c in self.stat_columns().iter().filter(|c| is_stat_column(c)) {
             let (o, _) = c.rsplit_once('.').expect("a stat column has a dot");
             if !seen.contains(&o) {
                 seen.push(o);
@@ -197,7 +135,7 @@ impl ReducedCsv {
     /// The statistics of the `<output>.<stat>` columns, in CSV order.
     pub fn stats(&self) -> Vec<&str> {
         let mut seen = Vec::new();
-        for c in self.columns[self.n_axes..].iter().filter(|c| is_stat_column(c)) {
+        for c in self.stat_columns().iter().filter(|c| is_stat_column(c)) {
             let (_, s) = c.rsplit_once('.').expect("a stat column has a dot");
             if !seen.contains(&s) {
                 seen.push(s);
@@ -208,36 +146,25 @@ impl ReducedCsv {
 
     /// The column named `name`, if the file has it.
     pub fn find_column(&self, name: &str) -> Option<usize> {
-        (self.n_axes..self.columns.len()).find(|&i| self.columns[i] == name)
+        let n_axes = self.axes().len();
+        (n_axes..self.file.header().len()).find(|&i| self.file.header()[i] == name)
     }
 
-    /// The sweep's name: the manifest's `config.sweep.name`, else the file stem.
+    /// The sweep's name (see [`SweepFile::sweep_name`]).
     pub fn sweep_name(&self) -> String {
-        match self.manifest.as_ref().and_then(|m| m["config"]["sweep"]["name"].as_str()) {
-            Some(name) => name.to_string(),
-            None => self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-        }
+        self.file.sweep_name()
     }
 
     /// The column index of group axis `name`, or an error naming the group axes.
     /// `flag` is the command-line flag that gave the name.
     pub fn axis_column(&self, flag: &str, name: &str) -> Result<usize, InputError> {
-        if let Some(i) = (0..self.n_axes).find(|&i| self.columns[i] == name) {
-            return Ok(i);
-        }
-        let valid = self.axes();
-        let problem = if self.columns.iter().any(|c| c == name) {
-            format!("\"{name}\" is not a group axis of {}", self.path.display())
-        } else {
-            format!("{} has no group axis \"{name}\"{}", self.path.display(), suggest(name, valid.iter().map(String::as_str)))
-        };
-        Err(InputError(format!("{flag}: {problem}; its group axes are: {}", valid.join(", "))))
+        self.file.axis_column(flag, name)
     }
 
-    /// Every name [`ReducedCsv::column`] accepts, in order: the file's
+    /// Every name [`Reduced::column`] accepts, in order: the file's
     /// columns after the axes, then `best` and `delta.<output>`.
     pub fn column_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.columns[self.n_axes..].to_vec();
+        let mut names: Vec<String> = self.stat_columns().to_vec();
         if self.best.is_some() {
             names.push("best".into());
             names.extend(self.deltas().into_iter().map(|(o, _, _)| format!("delta.{o}")));
@@ -247,7 +174,7 @@ impl ReducedCsv {
 
     /// `(output, best column, reference column)` for each output with both means.
     fn deltas(&self) -> Vec<(String, usize, usize)> {
-        self.columns[self.n_axes..]
+        self.stat_columns()
             .iter()
             .filter_map(|c| {
                 let o = c.strip_prefix("best.")?.strip_suffix(".mean")?;
@@ -256,7 +183,7 @@ impl ReducedCsv {
             .collect()
     }
 
-    /// The column `name` (see [`ReducedCsv::column_names`]), or an error naming the valid ones.
+    /// The column `name` (see [`Reduced::column_names`]), or an error naming the valid ones.
     pub fn column(&self, flag: &str, name: &str) -> Result<Column, InputError> {
         if let Some(i) = self.find_column(name) {
             return Ok(Column::Cell(i));
@@ -273,9 +200,9 @@ impl ReducedCsv {
         }
         let valid = self.column_names();
         let problem = if self.axes().iter().any(|a| a == name) {
-            format!("\"{name}\" is a group axis of {}, not a column to show", self.path.display())
+            format!("\"{name}\" is a group axis of {}, not a column to show", self.path().display())
         } else {
-            format!("{} has no column \"{name}\"{}", self.path.display(), suggest(name, valid.iter().map(String::as_str)))
+            format!("{} has no column \"{name}\"{}", self.path().display(), suggest(name, valid.iter().map(String::as_str)))
         };
         Err(InputError(format!("{flag}: {problem}; its columns are: {}", valid.join(", "))))
     }
@@ -305,7 +232,7 @@ impl ReducedCsv {
     /// is logspace, loguniform or log-binned, or (without a manifest) its
     /// values are geometrically spaced.
     pub fn scale(&self, col: usize) -> AxisScale {
-        let name = self.columns[col].clone();
+        let name = self.file.column(col).to_string();
         let mut never = false;
         let mut seen = HashSet::new();
         for row in &self.rows {
@@ -318,21 +245,13 @@ impl ReducedCsv {
         }
         let mut values: Vec<f64> = seen.into_iter().map(f64::from_bits).collect();
         values.sort_by(f64::total_cmp);
-        let by =
-            self.manifest.as_ref().and_then(|m| m["reduce"]["spec"]["by"].as_array()?.iter().find(|b| b["axis"] == name.as_str()).cloned());
-        let described =
-            self.manifest.as_ref().and_then(|m| m["config"]["axes"].as_array()?.iter().find(|a| a["path"] == name.as_str()).cloned());
-        let log = values.first().is_some_and(|&v| v > 0.0)
-            && match (by.as_ref().and_then(|b| b["log"].as_bool()), described) {
-                (Some(log), _) => log,
-                (None, Some(axis)) => axis.get("logspace").or(axis.get("loguniform")).is_some(),
-                (None, None) => is_geometric(&values),
-            };
+        let (lo, hi) = (values.first().copied().unwrap_or(f64::NAN), values.last().copied().unwrap_or(f64::NAN));
+        let log = self.file.is_log(&name, lo, hi, &values, false);
         let index = values.iter().enumerate().map(|(i, v)| (v.to_bits(), i)).collect();
         AxisScale { name, log, grouping: Grouping::Values(values, index), never }
     }
 
-    /// The slot of `row`'s value of axis `col` in `scale` (made by [`ReducedCsv::scale`]).
+    /// The slot of `row`'s value of axis `col` in `scale` (made by [`Reduced::scale`]).
     pub fn slot(&self, scale: &AxisScale, row: &[Option<f64>], col: usize) -> usize {
         scale.slot(row[col].expect("axis cells are checked on reading"))
     }
@@ -358,13 +277,5 @@ mod tests {
         assert_eq!(modal(&[0.25, 0.5, 0.25]), Some((1, 0.5)));
         assert_eq!(modal(&[0.0, 0.5, 0.5]), Some((1, 0.5)));
         assert_eq!(modal(&[0.0, 0.0]), None);
-    }
-
-    #[test]
-    fn columns_are_told_apart() {
-        assert!(is_stat_column("npv.open.mean") && is_stat_column("share.open.q95") && is_stat_column("npv.open.count"));
-        assert!(!is_stat_column("model.ad_uplift") && !is_stat_column("firm.challenger.funding"));
-        assert!(!is_stat_column("best.npv.open.mean") && is_best_column("best.npv.open.mean"));
-        assert!(is_best_column("best.never.share") && is_best_column("reference.npv.open.mean"));
     }
 }

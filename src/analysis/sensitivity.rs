@@ -22,11 +22,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::SweepFile;
 use super::bootstrap::{normal_half_width, resampled_sums, std_ddof1};
-use super::table::SweepTable;
 use super::{fmt_number, image};
 use crate::InputError;
 use crate::design::{Morris, Position, Saltelli};
+use crate::sweep::provenance::DesignSpec;
 
 /// The column whose positive values mark a non-converged row.
 pub const NONCONVERGED: &str = "nonconverged_months";
@@ -376,18 +377,16 @@ pub fn run(args: &SensitivityArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if !(args.conf > 0.0 && args.conf < 1.0) {
         return Err(InputError(format!("--conf must be between 0 and 1 (e.g. 0.95), not {}", args.conf)).into());
     }
-    let table = SweepTable::open(&args.csv)?;
-    let manifest = table.require_manifest("sensitivity", "for the design and its layout of rows")?;
-    let axes = table.axes()?;
+    let table = SweepFile::open_rows(&args.csv)?;
+    let why = "for the design and its layout of rows";
+    let manifest = table.require_manifest("sensitivity", why)?;
+    let axes = table.manifest_axes("sensitivity", why)?;
     let k = axes.len();
-    let seed = manifest.sweep_u64("seed").unwrap_or(0);
-    let method = match manifest.design() {
-        "saltelli" => {
-            let second_order = manifest.config.sweep["second_order"].as_bool().unwrap_or(false);
-            Method::Sobol(Saltelli { k, second_order, seed })
-        }
-        "morris" => Method::Morris(Morris { k, levels: manifest.sweep_u64("levels").unwrap_or(4), seed }),
-        other => {
+    let (method, recorded_block) = match manifest.config().sweep.design {
+        DesignSpec::Saltelli { seed, second_order, block_rows, .. } => (Method::Sobol(Saltelli { k, second_order, seed }), block_rows),
+        DesignSpec::Morris { levels, seed, block_rows, .. } => (Method::Morris(Morris { k, levels, seed }), block_rows),
+        ref other => {
+            let other = other.name();
             return Err(InputError(format!(
                 "{}: sensitivity needs a saltelli sweep (Sobol indices) or a morris sweep (elementary effects), and this is a {other} sweep; `moatsweep discover` reads any design",
                 args.csv.display()
@@ -396,15 +395,14 @@ pub fn run(args: &SensitivityArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }
     };
     let block = method.block_rows();
-    if manifest.sweep_u64("block_rows").is_some_and(|b| b != block as u64) {
+    if recorded_block != block as u64 {
         return Err(InputError(format!(
-            "{}: the manifest's block_rows ({}) is not what its {k} axes give ({block})",
-            args.csv.display(),
-            manifest.config.sweep["block_rows"]
+            "{}: the manifest's block_rows ({recorded_block}) is not what its {k} axes give ({block})",
+            args.csv.display()
         ))
         .into());
     }
-    let [start, end] = manifest.rows;
+    let [start, end] = manifest.rows();
     let what = if matches!(method, Method::Sobol(_)) { "base point" } else { "trajectory" };
     if start % block as u64 != 0 || end % block as u64 != 0 {
         return Err(InputError(format!(
@@ -414,12 +412,12 @@ pub fn run(args: &SensitivityArgs, out: &mut impl Write) -> anyhow::Result<()> {
         .into());
     }
 
-    let all_outputs = table.outputs()?;
+    let all_outputs: Vec<String> = table.header()[1..].iter().filter(|c| !axes.contains(c)).cloned().collect();
     let names: Vec<String> = if args.outputs.is_empty() { all_outputs.clone() } else { args.outputs.clone() };
     let output_cols: Vec<usize> =
         names.iter().map(|n| table.find("--outputs", n, &all_outputs, "the outputs")).collect::<Result<_, _>>()?;
-    let axis_cols: Vec<usize> = axes.iter().map(|a| table.header.iter().position(|c| c == a).expect("checked")).collect();
-    let nc_col = table.header.iter().position(|c| c == NONCONVERGED);
+    let axis_cols: Vec<usize> = axes.iter().map(|a| table.header().iter().position(|c| c == a).expect("checked")).collect();
+    let nc_col = table.header().iter().position(|c| c == NONCONVERGED);
     let mut cols = output_cols.clone();
     cols.extend(&axis_cols);
     cols.extend(nc_col);
@@ -621,7 +619,7 @@ struct SensitivityFigure<'a> {
     axes: &'a [String],
     method: Method,
     conf: f64,
-    sweep: &'a SweepTable,
+    sweep: &'a SweepFile,
 }
 
 impl image::Figure for SensitivityFigure<'_> {
@@ -651,7 +649,7 @@ impl image::Figure for SensitivityFigure<'_> {
         };
         let title = format!(
             "{}: {kind}, {}% intervals",
-            self.sweep.path.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned()),
+            self.sweep.path().file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned()),
             fmt_number(self.conf * 100.0, 3)
         );
         let body = root.titled(&title, font(20.0))?;

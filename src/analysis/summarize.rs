@@ -1,6 +1,9 @@
 //! `moatsweep summarize`: per group of rows (each combination of the `--by`
 //! axes' values, or all rows), every output's mean, min and max, the share of
 //! rows in which each firm exited, and the number of non-converged scenarios.
+//! A firm's exit month (`exit_month.<firm>`, -1 when it survived) is summarized
+//! over the rows where it exited only: its mean, min and max are exit months,
+//! and there are none (empty, `-`) when it never exited.
 //! A reduced CSV (see [`super::reduced`]) is already one row per group: per
 //! group, its statistics of each output (or of those given with `--output`)
 //! and the modal best value with its share of the group's worlds.
@@ -9,8 +12,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::reduced::{self, ReducedCsv};
-use super::{AxisScale, Stats, SweepCsv, fmt_number};
+use super::reduced::Reduced;
+use super::{AxisScale, Stats, SweepFile, fmt_number};
 use crate::InputError;
 
 /// Mean, min and max of every output, exits and non-convergence, per group.
@@ -51,8 +54,9 @@ struct Group {
 
 /// `moatsweep summarize`: aggregates the rows per group, then prints the groups or writes them as CSV.
 pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    if reduced::is_reduced(&args.csv) {
-        return run_reduced(args, out);
+    let csv = SweepFile::open(&args.csv)?;
+    if csv.is_reduced() {
+        return run_reduced(args, Reduced::read(csv)?, out);
     }
     if let Some(o) = args.outputs.first() {
         return Err(InputError(format!(
@@ -61,7 +65,7 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let csv = SweepCsv::open(&args.csv)?;
+    csv.check_outputs()?;
     let by: Vec<usize> = args.by.iter().map(|b| csv.axis_column("--by", b)).collect::<Result<_, _>>()?;
     if let Some(dup) = args.by.iter().enumerate().find_map(|(i, b)| args.by[..i].contains(b).then_some(b)) {
         return Err(InputError(format!("--by: axis \"{dup}\" is given twice")).into());
@@ -99,12 +103,14 @@ pub fn run(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
             let Some(v) = row.value(first_output + k)? else {
                 continue;
             };
-            stats.add(v);
             match *count {
-                Count::Exit(i) if v >= 0.0 => group.exits[i] += 1,
+                // -1: the firm survived; its exit month is not a month to average.
+                Count::Exit(_) if v < 0.0 => continue,
+                Count::Exit(i) => group.exits[i] += 1,
                 Count::Nonconverged if v > 0.0 => group.nonconverged += 1,
                 _ => {}
             }
+            stats.add(v);
         }
         Ok(())
     })?;
@@ -135,9 +141,12 @@ struct Table<'a> {
 
 impl Table<'_> {
     /// One block per group: a line naming it, the outputs as rows with mean,
-    /// min and max as columns, then exits and non-convergence.
+    /// min and max as columns (exit months over the rows where the firm exited),
+    /// then each firm's exit share with its mean exit month, and non-convergence.
     fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let name_w = self.outputs.iter().map(String::len).max().unwrap_or(0).max("output".len());
+        let names: Vec<String> =
+            self.outputs.iter().map(|o| if o.starts_with("exit_month.") { format!("{o} (if exited)") } else { o.clone() }).collect();
+        let name_w = names.iter().map(String::len).max().unwrap_or(0).max("output".len());
         for (key, g) in self.groups {
             let cells: Vec<[String; 3]> = g
                 .outputs
@@ -163,22 +172,39 @@ impl Table<'_> {
                 writeln!(out, "{}: {} rows", names.join(", "), g.rows)?;
             }
             writeln!(out, "  {:name_w$}  {:>num_w$}  {:>num_w$}  {:>num_w$}", "output", "mean", "min", "max")?;
-            for (name, [mean, min, max]) in self.outputs.iter().zip(&cells) {
+            for (name, [mean, min, max]) in names.iter().zip(&cells) {
                 writeln!(out, "  {name:name_w$}  {mean:>num_w$}  {min:>num_w$}  {max:>num_w$}")?;
             }
-            let exits: Vec<String> =
-                self.firms.iter().zip(&g.exits).map(|(f, &n)| format!("{f} {:.1}%", 100.0 * n as f64 / g.rows as f64)).collect();
+            let exits: Vec<String> = self
+                .firms
+                .iter()
+                .zip(&g.exits)
+                .map(|(f, &n)| {
+                    let share = format!("{f} {:.1}%", 100.0 * n as f64 / g.rows as f64);
+                    match self.exit_stats(g, f).and_then(Stats::mean) {
+                        Some(mean) => format!("{share} (mean exit month {})", fmt_number(mean, 4)),
+                        None => share,
+                    }
+                })
+                .collect();
             writeln!(out, "  exited (share of rows): {}", exits.join(", "))?;
             writeln!(out, "  non-converged scenarios: {} of {}", g.nonconverged, g.rows)?;
         }
         Ok(())
     }
 
+    /// The statistics of firm `firm`'s exit months in group `g` (over the rows where it exited).
+    fn exit_stats<'g>(&self, g: &'g Group, firm: &str) -> Option<&'g Stats> {
+        let name = format!("exit_month.{firm}");
+        self.outputs.iter().position(|o| *o == name).map(|k| &g.outputs[k])
+    }
+
     /// One row per group: the `by` axis values (a bin's centre, geometric on
     /// a log scale, for a binned axis; `never` as -1), `rows`, `<output>.mean`,
     /// `<output>.min`, `<output>.max` per output (empty where the output had
-    /// no value), `exited.<firm>` (a share of the rows) per firm, and
-    /// `nonconverged_scenarios`.
+    /// no value; for `exit_month.<firm>`, over the rows where the firm exited,
+    /// empty when it never did), `exited.<firm>` (a share of the rows) per
+    /// firm, and `nonconverged_scenarios`.
     fn write_csv(&self, path: &std::path::Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| InputError(format!("cannot create {}: {e}", dir.display())))?;
@@ -223,8 +249,7 @@ fn number(v: f64) -> String {
 /// line with the modal best value, its share of the group's worlds and every
 /// other value with a positive share. `--out` writes the same as CSV: the
 /// group axes, the chosen outputs' columns, `best`, `best.share`.
-fn run_reduced(args: &SummarizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let csv = ReducedCsv::open(&args.csv)?;
+fn run_reduced(args: &SummarizeArgs, csv: Reduced, out: &mut impl Write) -> anyhow::Result<()> {
     if let Some(by) = args.by.first() {
         return Err(InputError(format!(
             "--by {by}: {} is a reduced CSV, already one row per group of {}; --by does not apply",

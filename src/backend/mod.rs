@@ -135,7 +135,7 @@ pub struct BackendInfo {
     pub threads: usize,
     /// The GPU adapter, when a GPU solved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<serde_json::Value>,
+    pub adapter: Option<crate::sweep::provenance::AdapterInfo>,
 }
 
 /// A way of solving rows.

@@ -669,7 +669,7 @@ impl Checker<'_> {
 
     /// The values of one axis; `sampling` for every design but grid (and list).
     fn axis_values(&self, path: &str, spec: &'static ParamSpec, v: &Spanned, sampling: bool) -> Result<AxisValues, ConfigError> {
-        if spec.group == Group::Segment && spec.name == "weight" {
+        if spec.is(params::segment::weight()) {
             return Err(self.err(&v.span, path, "segment weights must sum to 1 in every scenario, so a weight cannot be an axis"));
         }
         let (allowed, forms) = if sampling {
@@ -800,7 +800,7 @@ impl Checker<'_> {
         let mut axes: Vec<Axis> = Vec::new();
         for (i, name) in header.iter().map(str::trim).enumerate() {
             let param = csv.resolve(name, &header_span(i), firms, segments)?;
-            if param.spec.group == Group::Segment && param.spec.name == "weight" {
+            if param.spec.is(params::segment::weight()) {
                 return Err(csv.err(
                     &header_span(i),
                     name,
@@ -838,14 +838,13 @@ impl Checker<'_> {
         Ok((axes, sha256))
     }
 
-    fn span_of(&self, group: Group, name: &str, index: usize) -> Span {
-        self.spans.get(&(group, params::spec(group, name).expect("known parameter").name, index)).cloned().flatten()
+    fn span_of(&self, spec: &ParamSpec, index: usize) -> Span {
+        self.spans.get(&(spec.group, spec.name, index)).cloned().flatten()
     }
 
     /// Checks that involve several parameters, over the extremes of every axis.
     fn cross_checks(&self, plan: &Plan) -> Result<(), ConfigError> {
-        let extent = |group: Group, name: &str, index: usize| -> (f64, f64) {
-            let spec = params::spec(group, name).expect("known parameter");
+        let extent = |spec: &'static ParamSpec, index: usize| -> (f64, f64) {
             let axis = plan.axes.iter().find(|a| same_param(&a.param, &Param { spec, index }));
             match axis {
                 Some(a) => a.values.extent(),
@@ -861,43 +860,43 @@ impl Checker<'_> {
             let weights: Vec<String> =
                 plan.segment_names.iter().zip(plan.base.segments()).map(|(n, s)| format!("{n} {}", s.weight)).collect();
             return Err(self.err(
-                &self.span_of(Group::Segment, "weight", 0),
+                &self.span_of(params::segment::weight(), 0),
                 "segment.weight",
                 format!("segment weights must sum to 1 (within 1e-9), but {} sum to {sum}", weights.join(" + ")),
             ));
         }
         // Compute large enough for the scaling law: C/6 >= 1e12 FLOP.
-        let (_, max_price) = extent(Group::Model, "train_usd_per_flop", 0);
+        let (_, max_price) = extent(params::model::train_usd_per_flop(), 0);
         for (i, firm) in plan.firm_names.iter().enumerate() {
-            let (min_spend, _) = extent(Group::Firm, "train_spend", i);
+            let (min_spend, _) = extent(params::firm::train_spend(), i);
             let ln_c6 = (min_spend / max_price / 6.0).ln();
             if ln_c6 < MIN_LN_C6 {
                 let need = 6e12 * max_price;
                 return Err(self.err(
-                    &self.span_of(Group::Firm, "train_spend", i),
+                    &self.span_of(params::firm::train_spend(), i),
                     &format!("firm.{firm}.train_spend"),
                     format!("training compute C/6 = train_spend / train_usd_per_flop / 6 = {:e} FLOP is below the scaling law's minimum of 1e12 FLOP (docs/model.md section 1); train_spend must be at least {need:e} at train_usd_per_flop = {max_price:e}", ln_c6.exp()),
                 ));
             }
         }
         // loss_ref above the irreducible loss E.
-        let (_, max_e) = extent(Group::Scaling, "E", 0);
-        let (min_ref, _) = extent(Group::Scaling, "loss_ref", 0);
+        let (_, max_e) = extent(params::scaling::e(), 0);
+        let (min_ref, _) = extent(params::scaling::loss_ref(), 0);
         if min_ref <= max_e {
             return Err(self.err(
-                &self.span_of(Group::Scaling, "loss_ref", 0),
+                &self.span_of(params::scaling::loss_ref(), 0),
                 "scaling.loss_ref",
                 format!("loss_ref ({min_ref}) must exceed the irreducible loss E ({max_e}) (docs/model.md section 1)"),
             ));
         }
         // The market stays within f32 range over the horizon.
-        let (_, m0) = extent(Group::Model, "market0", 0);
-        let (_, g) = extent(Group::Model, "market_growth", 0);
-        let (_, months) = extent(Group::Model, "months", 0);
+        let (_, m0) = extent(params::model::market0(), 0);
+        let (_, g) = extent(params::model::market_growth(), 0);
+        let (_, months) = extent(params::model::months(), 0);
         let ln_last = m0.ln() + ((months - 1.0) * g.ln_1p()).max(0.0);
         if ln_last > MAX_MARKET.ln() {
             return Err(self.err(
-                &self.span_of(Group::Model, "market_growth", 0),
+                &self.span_of(params::model::market_growth(), 0),
                 "model.market_growth",
                 format!("market0 (1 + market_growth)^(months - 1) reaches {} Mtok, above the limit of {MAX_MARKET:e}: lower market_growth, market0 or months", if ln_last < 709.0 { format!("{:e}", ln_last.exp()) } else { "more than 1e308".into() }),
             ));
@@ -905,22 +904,22 @@ impl Checker<'_> {
         // Later generations (docs/model.md section 2) stay in the scaling law's range
         // and in f32's: spend_t = train_spend (1 + spend_growth)^(t/12) at every
         // generation month t that can occur.
-        let (min_g, max_g) = extent(Group::Model, "generation_months", 0);
-        let (_, max_months) = extent(Group::Model, "months", 0);
+        let (min_g, max_g) = extent(params::model::generation_months(), 0);
+        let (_, max_months) = extent(params::model::months(), 0);
         // The latest month at which a generation can be trained, over every G allowed.
         let latest =
             (min_g.max(1.0) as u64..=max_g as u64).filter(|_| max_g >= 1.0).map(|g| (max_months as u64 - 1) / g * g).max().unwrap_or(0);
         if latest > 0 {
             let years = latest as f64 / 12.0;
             for (i, firm) in plan.firm_names.iter().enumerate() {
-                let (min_spend, max_spend) = extent(Group::Firm, "train_spend", i);
-                let (min_growth, max_growth) = extent(Group::Firm, "spend_growth", i);
+                let (min_spend, max_spend) = extent(params::firm::train_spend(), i);
+                let (min_growth, max_growth) = extent(params::firm::spend_growth(), i);
                 // Blame what the config set: the growth, else the spend, else the horizon.
                 let span = self
-                    .span_of(Group::Firm, "spend_growth", i)
-                    .or_else(|| self.span_of(Group::Firm, "train_spend", i))
-                    .or_else(|| self.span_of(Group::Model, "months", 0))
-                    .or_else(|| self.span_of(Group::Model, "generation_months", 0));
+                    .span_of(params::firm::spend_growth(), i)
+                    .or_else(|| self.span_of(params::firm::train_spend(), i))
+                    .or_else(|| self.span_of(params::model::months(), 0))
+                    .or_else(|| self.span_of(params::model::generation_months(), 0));
                 let key = format!("firm.{firm}.spend_growth");
                 if min_growth < 0.0 {
                     let spend = min_spend * (years * min_growth.ln_1p()).exp();
@@ -969,7 +968,7 @@ fn field_starts(text: &str, start: usize) -> Vec<usize> {
 }
 
 fn same_param(a: &Param, b: &Param) -> bool {
-    a.spec.group == b.spec.group && a.spec.name == b.spec.name && a.index == b.index
+    a.spec.is(b.spec) && a.index == b.index
 }
 
 /// Checks that involve several parameters (weights, compute, loss_ref, market size)
@@ -1003,7 +1002,7 @@ pub fn apply_set(plan: &Plan, sc: &mut Scenario, assignment: &str) -> Result<(),
     let (path, value) = (path.trim(), value.trim());
     let checker = Checker { loc, spans: HashMap::new() };
     let param = checker.resolve(path, &None, &plan.firm_names, &plan.segment_names)?;
-    if param.spec.group == Group::Segment && param.spec.name == "weight" {
+    if param.spec.is(params::segment::weight()) {
         return Err(checker.err(&None, path, "segment weights must sum to 1, so one weight cannot be set alone"));
     }
     let node = match value {

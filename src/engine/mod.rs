@@ -250,7 +250,7 @@ pub fn make_backend(
 pub fn backend_label(b: &dyn Backend) -> String {
     let info = b.info();
     match &info.adapter {
-        Some(a) => format!("gpu {} ({})", a.get("name").and_then(|n| n.as_str()).unwrap_or("?"), info.precision),
+        Some(a) => format!("gpu {} ({})", a.name, info.precision),
         None => format!("{} {} x{}", info.kind, info.precision, info.threads),
     }
 }
@@ -457,7 +457,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             command: command.clone(),
             config_path: config_path.display().to_string(),
             config_sha256: job.config_sha256.clone(),
-            config: job.plan.resolved_json(),
+            config: job.plan.resolved(),
             backend: info.clone(),
             scenarios: job.plan.rows,
             rows: [job.rows.start, job.rows.end],
@@ -531,7 +531,7 @@ fn report_verify(v: &crate::verify::Report, out: &Path, quiet: bool) -> anyhow::
 pub const F32_MIN_TOL: f64 = 2e-7;
 
 pub fn warn_f32_tolerance(plan: &Plan, quiet: bool) {
-    let tol = plan.axes.iter().find(|a| a.param.spec.name == "tol").map_or(plan.base.model.tol, |a| a.values.extent().0);
+    let tol = plan.axes.iter().find(|a| a.param.spec.is(crate::model::params::model::tol())).map_or(plan.base.model.tol, |a| a.values.extent().0);
     if tol < F32_MIN_TOL && !quiet {
         eprintln!(
             "warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, docs/model.md section 3): GPU months may not converge; use --backend cpu for such a tolerance"

@@ -180,7 +180,7 @@ impl JobOutputs for ReducedOutputs<'_> {
             nonconverged_scenarios: nonconverged,
             verify: None,
             reduce: Some(ReducedManifest {
-                spec: rp.to_json(&job.plan),
+                spec: rp.spec(&job.plan),
                 groups: rp.groups,
                 state: state_path(&reduced_out).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 state_sha256: hex(&Sha256::digest(&state_bytes)),

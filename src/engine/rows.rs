@@ -125,7 +125,7 @@ impl JobOutputs for RowsOutputs<'_> {
             sha256: written.sha256,
             bytes: written.bytes,
             nonconverged_scenarios: written.nonconverged_scenarios,
-            verify: report.as_ref().map(|r| serde_json::to_value(r).expect("the verify report serializes")),
+            verify: report.clone(),
             reduce: None,
         };
         Ok(Finished { rows: Some(content), verify: report, whole: None, extra: Vec::new() })

@@ -285,7 +285,7 @@ mod tests {
                 idx,
                 if v == 0.0 {
                     0.5
-                } else if p.name == "months" || p.name == "max_iter" {
+                } else if p.is(crate::model::params::model::months()) || p.is(crate::model::params::model::max_iter()) {
                     v + 1.0
                 } else {
                     v * 0.75

@@ -191,18 +191,6 @@ impl GpuBackend {
         context::is_llvmpipe_info(&self.ctx.info)
     }
 
-    /// The adapter, for the manifest.
-    pub fn adapter_info(&self) -> serde_json::Value {
-        let i = &self.ctx.info;
-        serde_json::json!({
-            "name": i.name,
-            "backend": i.backend.to_string(),
-            "driver": i.driver,
-            "driver_info": i.driver_info,
-            "device_type": format!("{:?}", i.device_type),
-        })
-    }
-
     /// The adapter's summary line (name, backend, limits).
     pub fn adapter_summary(&self) -> AdapterSummary {
         context::summary(&self.ctx.adapter)
@@ -717,7 +705,7 @@ fn reduce_bytes(t: &reduce::Tables, outputs: usize, quantiles: bool) -> (u64, u6
 /// the rows are already in that order (as on most grids).
 fn coherent_order(params: &[f32], stride: usize, n_firms: usize, order: &mut Vec<u32>) {
     let l = layout::param_layout();
-    let at: Vec<usize> = (0..n_firms).map(|i| l.firm_offset(i, "release_month")).collect();
+    let at: Vec<usize> = (0..n_firms).map(|i| l.firm_offset(i, crate::model::params::firm::release_month().name)).collect();
     let release = |k: u32, i: usize| params[k as usize * stride + at[i]];
     // -1 (never) sorts after every month.
     let month = |m: f32| if m < 0.0 { f32::MAX } else { m };
@@ -762,7 +750,7 @@ impl Backend for GpuBackend {
             kind: crate::backend::BackendKind::Gpu,
             precision: crate::backend::Precision::F32,
             threads: rayon::current_num_threads(),
-            adapter: Some(self.adapter_info()),
+            adapter: Some(crate::sweep::provenance::AdapterInfo::of(&self.ctx.info)),
         }
     }
 
@@ -821,7 +809,7 @@ mod tests {
         let mut params = vec![0.0f32; 12 * stride];
         for r in 0..12 {
             for (i, m) in months(r).into_iter().enumerate() {
-                params[r * stride + layout::param_layout().firm_offset(i, "release_month")] = m;
+                params[r * stride + layout::param_layout().firm_offset(i, crate::model::params::firm::release_month().name)] = m;
             }
         }
         let mut order = Vec::new();

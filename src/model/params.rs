@@ -207,6 +207,31 @@ macro_rules! parameter_table {
             $( assert!([$($fdef as f64),+].len() == DEFAULT_FIRM_NAMES.len(), concat!("firm.", stringify!($fname), ": one default per default firm")); )*
         };
 
+        /// Handles of the model parameters: `params::model::tol()` is the table's row
+        /// of `model.tol`, a name the compiler checks (renaming the row breaks every use).
+        pub mod model {
+            $( #[doc = concat!("The row of `model.", stringify!($mname), "`.")]
+            pub fn $mname() -> &'static super::ParamSpec { super::handle(super::Group::Model, stringify!($mname)) } )*
+        }
+
+        /// Handles of the scaling constants (see [`model`]).
+        pub mod scaling {
+            $( #[doc = concat!("The row of `scaling.", $skey, "`.")]
+            pub fn $sname() -> &'static super::ParamSpec { super::handle(super::Group::Scaling, $skey) } )*
+        }
+
+        /// Handles of the segment parameters (see [`model`]).
+        pub mod segment {
+            $( #[doc = concat!("The row of `segment.<name>.", stringify!($gname), "`.")]
+            pub fn $gname() -> &'static super::ParamSpec { super::handle(super::Group::Segment, stringify!($gname)) } )*
+        }
+
+        /// Handles of the firm parameters (see [`model`]).
+        pub mod firm {
+            $( #[doc = concat!("The row of `firm.<name>.", stringify!($fname), "`.")]
+            pub fn $fname() -> &'static super::ParamSpec { super::handle(super::Group::Firm, stringify!($fname)) } )*
+        }
+
         /// The parameter table, in the order of docs/model.md section 6.
         pub static PARAMS: &[ParamSpec] = &[
             $( ParamSpec {
@@ -329,6 +354,19 @@ parameter_table! {
     }
 }
 
+/// The row a handle ([`model`], [`scaling`], [`segment`], [`firm`]) stands for:
+/// the handles are generated from the same rows, so it exists.
+fn handle(group: Group, name: &str) -> &'static ParamSpec {
+    spec(group, name).expect("a handle names a row of the table")
+}
+
+impl ParamSpec {
+    /// Whether this is the row `other` (e.g. a handle: `spec.is(params::model::tol())`).
+    pub fn is(&self, other: &ParamSpec) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
 /// Looks a parameter up by group and name.
 pub fn spec(group: Group, name: &str) -> Option<&'static ParamSpec> {
     PARAMS.iter().find(|p| p.group == group && p.name == name)
@@ -380,6 +418,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Each handle is the row of its own name and group, and tells rows apart.
+    #[test]
+    fn handles_are_their_rows() {
+        let cases: [(&ParamSpec, Group, &str); 6] = [
+            (model::tol(), Group::Model, "tol"),
+            (model::generation_months(), Group::Model, "generation_months"),
+            (scaling::e(), Group::Scaling, "E"),
+            (scaling::loss_ref(), Group::Scaling, "loss_ref"),
+            (segment::weight(), Group::Segment, "weight"),
+            (firm::release_month(), Group::Firm, "release_month"),
+        ];
+        for (h, group, name) in cases {
+            assert_eq!((h.group, h.name), (group, name));
+            assert!(h.is(spec(group, name).unwrap()));
+        }
+        assert!(!model::months().is(model::max_iter()));
+        let mut sc = baseline();
+        (model::tol().set)(&mut sc, 0, 1e-9);
+        assert_eq!(sc.model.tol, 1e-9);
+        (firm::release_month().set)(&mut sc, 3, 12.0);
+        assert_eq!(sc.firms[3].release_month, 12);
     }
 
     /// The defaults table of docs/model.md section 6, read off the table rows.

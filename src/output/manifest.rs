@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendInfo;
+use crate::sweep::provenance::{ReduceSpec, ResolvedConfig, VerifyReport};
 
 /// The model specification the numbers follow, recorded in manifests and checkpoints.
 pub const MODEL: &str = crate::model::SPEC;
@@ -22,7 +23,7 @@ pub struct Manifest {
     pub config_path: String,
     pub config_sha256: String,
     /// The config as resolved: every default filled in.
-    pub config: serde_json::Value,
+    pub config: ResolvedConfig,
     pub backend: BackendInfo,
     pub output: String,
     /// `parquet` for a Parquet file (absent: CSV).
@@ -49,9 +50,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<MergedFrom>>,
     /// `--verify`: GPU rows re-solved on the f64 reference, deviations per column
-    /// (the report of `crate::verify`, kept as JSON here).
+    /// (the report of `crate::verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify: Option<serde_json::Value>,
+    pub verify: Option<VerifyReport>,
     /// Total GPU kernel time (timestamp queries), where the adapter has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_time_s: Option<f64>,
@@ -68,7 +69,7 @@ pub struct Manifest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReducedManifest {
     /// The `[reduce]` section as resolved.
-    pub spec: serde_json::Value,
+    pub spec: ReduceSpec,
     /// Lines of the reduced CSV after its header.
     pub groups: u64,
     /// The reduction's exact state (`<stem>.reduced.state`), beside the CSV.
@@ -119,7 +120,7 @@ pub struct RunFacts {
     pub command: Vec<String>,
     pub config_path: String,
     pub config_sha256: String,
-    pub config: serde_json::Value,
+    pub config: ResolvedConfig,
     pub backend: BackendInfo,
     pub scenarios: u64,
     pub rows: [u64; 2],
@@ -139,7 +140,7 @@ pub struct Content {
     pub sha256: String,
     pub bytes: u64,
     pub nonconverged_scenarios: u64,
-    pub verify: Option<serde_json::Value>,
+    pub verify: Option<VerifyReport>,
     pub reduce: Option<ReducedManifest>,
 }
 

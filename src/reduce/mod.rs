@@ -31,6 +31,7 @@ use crate::backend::ScenarioSource;
 use crate::backend::device::{DeviceBest, ReduceJob};
 use crate::model::outputs::{self, OutKind, Scope};
 use crate::model::{Out, Outcome, Scenario};
+use crate::sweep::provenance::{BestOrder, BestSpec, Bins, ByAxis, Goal, ReduceSpec};
 use crate::sweep::{AxisValues, Design, Plan};
 
 /// Rows per reduction block: runs of a reduced sweep are cut only on whole blocks
@@ -356,35 +357,38 @@ impl ReducePlan {
     }
 
     /// The `[reduce]` section as resolved, for the manifest.
-    pub fn to_json(&self, plan: &Plan) -> serde_json::Value {
-        use serde_json::json;
-        let by: Vec<serde_json::Value> = self
+    pub fn spec(&self, plan: &Plan) -> ReduceSpec {
+        let by = self
             .by
             .iter()
-            .map(|a| match &a.grouping {
-                Grouping::Bins { bins, log, .. } => json!({ "axis": a.path, "bins": bins, "log": log }),
-                _ => json!({ "axis": a.path }),
+            .map(|a| ByAxis {
+                axis: a.path.clone(),
+                bins: match a.grouping {
+                    Grouping::Bins { bins, log, .. } => Some(Bins { bins, log }),
+                    _ => None,
+                },
             })
             .collect();
-        let mut v = json!({
-            "by": by,
-            "outputs": self.outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
-            "stats": self.stats.iter().map(|s| s.name()).collect::<Vec<_>>(),
-            "rows": self.rows,
-            "groups": self.groups,
-            "block_rows": self.block_rows,
-        });
-        if let Some(b) = &self.best {
+        let best = self.best.as_ref().map(|b| {
             let spec = plan.axes[b.axis].param.spec;
-            v["best"] = json!({
-                "axis": b.path,
-                if b.maximize { "maximize" } else { "minimize" }: b.objective.name,
-                "reference": crate::sweep::value_json(spec, b.values[b.reference], true),
-                "values": b.values.iter().map(|&x| crate::sweep::value_json(spec, x, true)).collect::<Vec<_>>(),
-                "order": if self.reorders() { "choice axis fastest" } else { "rows" },
-            });
+            let value = |x: f64| crate::sweep::value_json(spec, x, true);
+            BestSpec {
+                axis: b.path.clone(),
+                goal: if b.maximize { Goal::Maximize(b.objective.name.clone()) } else { Goal::Minimize(b.objective.name.clone()) },
+                order: if self.reorders() { BestOrder::ChoiceAxisFastest } else { BestOrder::Rows },
+                reference: value(b.values[b.reference]),
+                values: b.values.iter().map(|&x| value(x)).collect(),
+            }
+        });
+        ReduceSpec {
+            best,
+            block_rows: self.block_rows,
+            by,
+            groups: self.groups,
+            outputs: self.outputs.iter().map(|o| o.name.clone()).collect(),
+            rows: self.rows,
+            stats: self.stats.iter().map(|s| s.name()).collect(),
         }
-        v
     }
 }
 
