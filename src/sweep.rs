@@ -370,7 +370,7 @@ mod tests {
 
     /// Configs of every design and every kind of axis: the shipped ones, the tests'
     /// list and reduced configs, and inline ones for what those lack.
-    fn plans() -> Vec<(String, super::Plan)> {
+    fn plans() -> Vec<(String, super::Plan, Option<crate::reduce::ReducePlan>)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut plans = Vec::new();
         let mut files: Vec<_> = std::fs::read_dir(root.join("configs")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -378,7 +378,8 @@ mod tests {
         files.push(root.join("tests/configs/list.toml"));
         files.push(root.join("tests/configs/strategy-map-small.toml"));
         for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "toml")) {
-            plans.push((f.display().to_string(), crate::config::load(f).unwrap().plan));
+            let loaded = crate::config::load(f).unwrap();
+            plans.push((f.display().to_string(), loaded.plan, loaded.reduce));
         }
         let inline = [
             (
@@ -409,8 +410,8 @@ mod tests {
         ];
         for (name, body) in inline {
             let text = format!("version = 1\n{body}");
-            match crate::config::parse(name, &text, None, Path::new(".")) {
-                Ok(p) => plans.push((name.to_string(), p)),
+            match crate::config::parse_with_reduce(name, &text, None, Path::new(".")) {
+                Ok((p, r)) => plans.push((name.to_string(), p, r)),
                 Err(e) => panic!("{name}: {e}"),
             }
         }
@@ -425,7 +426,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
         let plans = plans();
         assert_eq!(plans.len(), 16);
-        for (name, plan) in plans {
+        for (name, plan, reduce_plan) in plans {
             let stem = Path::new(&name).file_stem().unwrap().to_string_lossy().into_owned();
             let want = std::fs::read_to_string(dir.join(format!("{stem}.config.json"))).unwrap();
             let typed = plan.resolved();
@@ -433,7 +434,7 @@ mod tests {
             let back: super::provenance::ResolvedConfig = serde_json::from_str(&want).unwrap();
             assert_eq!(back, typed, "{name}");
             let reduce = dir.join(format!("{stem}.reduce.json"));
-            match &plan.reduce {
+            match &reduce_plan {
                 Some(r) => {
                     let want = std::fs::read_to_string(&reduce).unwrap();
                     let spec = r.spec(&plan);
