@@ -36,11 +36,11 @@ fn abort_hook() -> &'static Abort {
 /// Called after each checkpoint reached the disk.
 pub fn checkpoint_written() {
     static COUNT: AtomicU64 = AtomicU64::new(0);
-    if let Abort::AtCheckpoint(n) = abort_hook() {
-        if COUNT.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-            eprintln!("test hook: aborting after checkpoint {n}");
-            std::process::abort();
-        }
+    if let Abort::AtCheckpoint(n) = abort_hook()
+        && COUNT.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        eprintln!("test hook: aborting after checkpoint {n}");
+        std::process::abort();
     }
 }
 
@@ -53,10 +53,6 @@ pub fn abort_while_closing() -> bool {
 pub fn row_group_rows(default: u64) -> u64 {
     static ROWS: OnceLock<u64> = OnceLock::new();
     *ROWS.get_or_init(|| {
-        std::env::var("MOATSWEEP_TEST_ROW_GROUP_ROWS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|&r| r > 0)
-            .unwrap_or(default)
+        std::env::var("MOATSWEEP_TEST_ROW_GROUP_ROWS").ok().and_then(|s| s.parse().ok()).filter(|&r| r > 0).unwrap_or(default)
     })
 }

@@ -671,7 +671,7 @@ fn invariants_hold_over_random_scenarios() {
 fn serving_cost(sc: &Scenario, i: usize) -> f64 {
     use moatsweep::model::scaling::{TrainInputs, train};
     let g = sc.model.generation_months;
-    let latest = if g == 0 { 0 } else { (sc.model.months - 1) / g * g };
+    let latest = (sc.model.months - 1).checked_div(g).map_or(0, |k| k * g);
     train(&TrainInputs::generation(&sc.model, &sc.scaling, &sc.firms[i], latest)).c0
 }
 

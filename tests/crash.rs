@@ -112,7 +112,12 @@ fn kill_and_resume(cfg: &Path, dir: &Path, backend: &str, name: &str, hook: &str
     check_partial(&partial(&out));
     ok(run(cfg, &out, backend, "parquet", None, true), &format!("{backend} {hook}: --resume"));
     let resumed = std::fs::read(&out).unwrap();
-    assert!(resumed == full, "{backend} {hook}: the resumed file differs from the uninterrupted run's ({} against {} bytes)", resumed.len(), full.len());
+    assert!(
+        resumed == full,
+        "{backend} {hook}: the resumed file differs from the uninterrupted run's ({} against {} bytes)",
+        resumed.len(),
+        full.len()
+    );
     assert_eq!(decode_all(&out), 2000, "{backend} {hook}");
     ok(moatsweep().arg("check").arg(&out).output().unwrap(), &format!("{backend} {hook}: check"));
 }
@@ -212,7 +217,8 @@ fn a_reduced_run_killed_anywhere_resumes_to_the_same_bytes() {
         let cfg = dir.join(format!("crash-reduced-{rows}.toml"));
         std::fs::write(&cfg, REDUCED.replace("ROWS", &rows.to_string())).unwrap();
         for backend in backends() {
-            let go = |out: &Path, hook: Option<&str>, resume: bool| run_with(&cfg, out, backend, "parquet", hook, resume, REDUCED_GROUP, BLOCK);
+            let go =
+                |out: &Path, hook: Option<&str>, resume: bool| run_with(&cfg, out, backend, "parquet", hook, resume, REDUCED_GROUP, BLOCK);
             let full_path = dir.join(format!("full-{backend}-{rows}.parquet"));
             ok(go(&full_path, None, false), &format!("{backend} rows={rows}: the uninterrupted run"));
             let full_reduced = std::fs::read(reduced_file(&full_path)).unwrap();
@@ -230,11 +236,18 @@ fn a_reduced_run_killed_anywhere_resumes_to_the_same_bytes() {
                 let out = dir.join(format!("k-{backend}-{rows}-{}.parquet", hook.replace(':', "-")));
                 let killed = go(&out, Some(hook), false);
                 assert!(!killed.status.success(), "{what}: not stopped by the hook");
-                assert!(String::from_utf8_lossy(&killed.stderr).contains("test hook: aborting"), "{what}: {}", String::from_utf8_lossy(&killed.stderr));
+                assert!(
+                    String::from_utf8_lossy(&killed.stderr).contains("test hook: aborting"),
+                    "{what}: {}",
+                    String::from_utf8_lossy(&killed.stderr)
+                );
                 assert!(!reduced_file(&out).exists() && !out.exists(), "{what}: a killed run left a file that looks complete");
                 ok(go(&out, None, true), &format!("{what}: --resume"));
                 assert!(std::fs::read(reduced_file(&out)).unwrap() == full_reduced, "{what}: the resumed reduced CSV differs");
-                assert!(std::fs::read(reduced_file(&out).with_extension("state")).unwrap() == full_state, "{what}: the resumed state differs");
+                assert!(
+                    std::fs::read(reduced_file(&out).with_extension("state")).unwrap() == full_state,
+                    "{what}: the resumed state differs"
+                );
                 if let Some(full_rows) = &full_rows {
                     assert!(std::fs::read(&out).unwrap() == *full_rows, "{what}: the resumed rows file differs");
                     assert_eq!(decode_all(&out), 12_800, "{what}");

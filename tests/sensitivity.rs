@@ -221,7 +221,7 @@ fn the_same_command_gives_the_same_bytes_on_any_thread_count() {
     let other = tmp.path().join("seed.csv");
     moatsweep().arg("sensitivity").arg(&csv).arg("--out").arg(&other).args(["--seed", "1"]).assert().success();
     let other = std::fs::read_to_string(&other).unwrap();
-    let value = |t: &str| t.lines().map(|l| l.rsplitn(2, ',').nth(1).unwrap().to_string()).collect::<Vec<_>>();
+    let value = |t: &str| t.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
     assert_eq!(value(&other), value(&outs[0]));
     assert_ne!(other, outs[0]);
 }

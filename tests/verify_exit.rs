@@ -41,7 +41,8 @@ fn verify_over_the_caps_fails_the_run_once_its_files_are_complete() {
         let cfg = tmp.path().join(format!("{name}.toml"));
         std::fs::write(&cfg, text).unwrap();
         let out = tmp.path().join(format!("{name}.csv"));
-        let r = moatsweep().args(["run", "--quiet", "--backend", "gpu", "--verify", "60"]).arg(&cfg).arg("--out").arg(&out).output().unwrap();
+        let r =
+            moatsweep().args(["run", "--quiet", "--backend", "gpu", "--verify", "60"]).arg(&cfg).arg("--out").arg(&out).output().unwrap();
         let err = String::from_utf8_lossy(&r.stderr);
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(tmp.path().join(format!("{name}.csv.manifest.json"))).unwrap()).unwrap();

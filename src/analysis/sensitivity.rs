@@ -29,6 +29,9 @@ use crate::InputError;
 use crate::design::{Morris, Position, Saltelli};
 use crate::sweep::provenance::DesignSpec;
 
+/// An output's report and, with bootstrap resamples, its terms and point estimates.
+type Prepared = (OutputReport, Option<(Terms, Vec<Estimate>)>);
+
 /// The column whose positive values mark a non-converged row.
 pub const NONCONVERGED: &str = "nonconverged_months";
 /// Bytes of per-block terms held at once (outputs are analysed in groups of this size).
@@ -144,7 +147,7 @@ pub fn analyze(
     let blocks = outputs.first().map_or(0, |o| o.1.len() / block);
     let z = normal_half_width(boot.conf);
     // Point estimates and bootstrap terms, per output.
-    let prepared: Vec<(OutputReport, Option<(Terms, Vec<Estimate>)>)> = {
+    let prepared: Vec<Prepared> = {
         use rayon::prelude::*;
         outputs
             .par_iter()
@@ -426,8 +429,11 @@ pub fn run(args: &SensitivityArgs, out: &mut impl Write) -> anyhow::Result<()> {
     // The rows must be the manifest's, whole blocks, in the design's layout.
     let rows = data.rows() as u64;
     if rows != end - start || data.scenario.first().is_some_and(|&s| s != start) {
-        let ends =
-            if rows % block as u64 != 0 { format!("; it ends inside {what} {}", (start + rows) / block as u64) } else { String::new() };
+        let ends = if !rows.is_multiple_of(block as u64) {
+            format!("; it ends inside {what} {}", (start + rows) / block as u64)
+        } else {
+            String::new()
+        };
         return Err(InputError(format!(
             "{}: holds {rows} rows from row {}, its manifest says rows {start}..{end} (a partial or cut CSV){ends}",
             args.csv.display(),

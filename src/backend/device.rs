@@ -87,8 +87,6 @@ pub struct DeviceChunk {
     pub outcomes: Option<Outcomes>,
 }
 
-/// A column of the reduce shader: (word, kind, firm, 0).
-
 /// Receives chunks reduced on the device, in position order.
 pub trait DeviceSink {
     fn push_reduced(&mut self, chunk: DeviceChunk) -> anyhow::Result<()>;
@@ -98,5 +96,6 @@ pub trait DeviceSink {
 pub trait DeviceReduce {
     /// Solves `rows` of `src` (positions of a reduction) and reduces each chunk on
     /// the device, handing the partials (and the rows, with `job.want_rows`) to `sink`.
-    fn run_reduced(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, job: &ReduceJob, sink: &mut dyn DeviceSink) -> anyhow::Result<()>;
+    fn run_reduced(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, job: &ReduceJob, sink: &mut dyn DeviceSink)
+    -> anyhow::Result<()>;
 }

@@ -5,16 +5,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::device::{DeviceChunk, DeviceSink};
 use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource};
 use crate::config;
-use crate::backend::device::{DeviceChunk, DeviceSink};
+use crate::engine::backend_label;
 use crate::gpu::reduce::Tables;
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::model::Scenario;
 use crate::output::sink::{OutputFile, RowSink};
 use crate::reduce::ReducePlan;
 use crate::reduce::state::{ReduceState, Reducer};
-use crate::engine::backend_label;
 use crate::sweep::Plan;
 
 /// The rows of a plan, repeated to reach any count; with a reduced plan, its

@@ -230,9 +230,8 @@ pub fn merge(out: &Path, inputs: &[PathBuf], command: Vec<String>) -> anyhow::Re
     // A rows = true run's shards: their reduced shards beside them, each naming it.
     let companions: Vec<PathBuf> = shards.iter().map(|s| reduced_path(&s.path)).collect();
     let reduced_too = companions.iter().zip(&shards).all(|(r, s)| {
-        Manifest::read(&manifest_path(r)).is_ok_and(|m| {
-            m.reduce.and_then(|x| x.rows_output).is_some_and(|o| Path::new(&o).file_name() == s.path.file_name())
-        })
+        Manifest::read(&manifest_path(r))
+            .is_ok_and(|m| m.reduce.and_then(|x| x.rows_output).is_some_and(|o| Path::new(&o).file_name() == s.path.file_name()))
     });
     let rows = if shards[0].manifest.format == Some(OutputFormat::Parquet) {
         merge_parquet(out, &shards, command.clone())?

@@ -32,8 +32,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 (_, Some(r), _) | (_, _, Some(r)) => r,
                 _ => RowSelection::All,
             };
-            let report =
-                crate::engine::run(&config, &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows, format }, command)?;
+            let report = crate::engine::run(
+                &config,
+                &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows, format },
+                command,
+            )?;
             if !quiet {
                 eprintln!(
                     "wrote rows {}..{} to {} in {:.2} s on {} ({} non-converged); manifest {}",

@@ -135,7 +135,7 @@ struct Checker<'a> {
     spans: SpanMap,
 }
 
-fn entries<'t>(v: &'t Spanned) -> &'t [Entry] {
+fn entries(v: &Spanned) -> &[Entry] {
     match &v.node {
         Node::Table(e) => e,
         _ => &[],
@@ -381,10 +381,10 @@ impl Checker<'_> {
                 ));
             }
         }
-        if let Some((p, e)) = section.levels {
-            if p % 2 != 0 {
-                return Err(self.err(&e.value.span, "sweep.levels", format!("a morris design needs an even number of levels, found {p}")));
-            }
+        if let Some((p, e)) = section.levels
+            && p % 2 != 0
+        {
+            return Err(self.err(&e.value.span, "sweep.levels", format!("a morris design needs an even number of levels, found {p}")));
         }
         Ok(())
     }

@@ -53,10 +53,11 @@ impl Checker<'_> {
             Some(e) => Some(self.reduce_best(e, plan, &by, &available)?),
             None => None,
         };
-        if let (true, Some(b)) = (rows, &best) {
-            if b.axis + 1 != plan.axes.len() {
-                let e = field("rows").expect("rows = true was given");
-                return Err(self.err(
+        if let (true, Some(b)) = (rows, &best)
+            && b.axis + 1 != plan.axes.len()
+        {
+            let e = field("rows").expect("rows = true was given");
+            return Err(self.err(
                     &e.key_span,
                     "reduce.rows",
                     format!(
@@ -64,7 +65,6 @@ impl Checker<'_> {
                         b.path
                     ),
                 ));
-            }
         }
         let rp = ReducePlan::new(plan, by, outputs, stats, rows, best);
         let bytes = rp.state_bytes();

@@ -531,7 +531,8 @@ fn report_verify(v: &crate::verify::Report, out: &Path, quiet: bool) -> anyhow::
 pub const F32_MIN_TOL: f64 = 2e-7;
 
 pub fn warn_f32_tolerance(plan: &Plan, quiet: bool) {
-    let tol = plan.axes.iter().find(|a| a.param.spec.is(crate::model::params::model::tol())).map_or(plan.base.model.tol, |a| a.values.extent().0);
+    let tol =
+        plan.axes.iter().find(|a| a.param.spec.is(crate::model::params::model::tol())).map_or(plan.base.model.tol, |a| a.values.extent().0);
     if tol < F32_MIN_TOL && !quiet {
         eprintln!(
             "warning: model.tol = {tol} is below what f32 can resolve (about {F32_MIN_TOL}, docs/model.md section 3): GPU months may not converge; use --backend cpu for such a tolerance"

@@ -14,12 +14,12 @@ use sha2::{Digest, Sha256};
 
 use super::rows::rows_file;
 use super::{Driver, Finished, Job, JobKind, JobOutputs, RunOptions};
-use crate::output::manifest::Content;
 use crate::InputError;
 use crate::backend::device::DeviceChunk;
 use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes};
 use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
+use crate::output::manifest::Content;
 use crate::output::manifest::ReducedManifest;
 use crate::output::sink::RowSink;
 use crate::output::transaction::{Stream, Transaction};

@@ -5,15 +5,15 @@
 use std::ops::Range;
 
 use super::{Driver, Finished, Job, JobKind, JobOutputs, RunOptions};
-use crate::output::manifest::Content;
 use crate::backend::{Backend, BackendInfo, BackendKind, Outcomes, Precision};
 use crate::model::Outcome;
+use crate::output::OutputFormat;
 use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
+use crate::output::manifest::Content;
 use crate::output::parquet;
 use crate::output::sink::{CsvEncoder, Encoder, RowSink};
 use crate::output::transaction::{Stream, Transaction};
-use crate::output::OutputFormat;
 use crate::verify;
 
 /// The job of a sweep without `[reduce]`.
@@ -54,7 +54,13 @@ impl JobKind for Rows {
 
 /// The rows file of `job` opened on `stream` from the checkpoint `from`, its
 /// checkpoints recorded through `txn`.
-pub fn rows_file<'j>(job: &'j Job, info: &BackendInfo, from: &Checkpoint, mut stream: Stream, txn: &Transaction) -> anyhow::Result<RowSink<'j>> {
+pub fn rows_file<'j>(
+    job: &'j Job,
+    info: &BackendInfo,
+    from: &Checkpoint,
+    mut stream: Stream,
+    txn: &Transaction,
+) -> anyhow::Result<RowSink<'j>> {
     let row_groups = std::mem::take(&mut stream.row_groups);
     let encoder = encoder(job, info.kind, info.precision, from.next_row, stream.file.bytes, row_groups)?;
     let path = txn.checkpoint.clone();

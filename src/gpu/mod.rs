@@ -33,6 +33,9 @@ use crate::model::{MAX_FIRMS, MAX_SEGMENTS, Outcome, Scenario};
 use context::{Context, POISON};
 pub use source::{SHADER_SOURCE, specialized_source};
 
+/// Set by a buffer's map callback: whether (and how) its mapping finished.
+type MapFlag = Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>;
+
 /// Invocations per workgroup (the shader's `WORKGROUP_SIZE` override).
 pub const WORKGROUP_SIZE: u32 = 64;
 
@@ -71,7 +74,7 @@ pub fn loop_iterations(sc: &Scenario) -> u64 {
     let months = sc.model.months as u64;
     let max_iter = sc.model.max_iter as u64;
     let g = sc.model.generation_months as u64;
-    let trainings = 1 + if g == 0 { 0 } else { months.saturating_sub(1) / g };
+    let trainings = 1 + months.saturating_sub(1).checked_div(g).unwrap_or(0);
     trainings * (BISECTION_STEPS as u64 + 2) + 1 + months * (max_iter + 2)
 }
 
@@ -452,8 +455,7 @@ impl GpuBackend {
 
     /// Waits for a chunk and decodes what came back: its rows, its reduce partials.
     fn finish(&mut self, f: InFlight, n_firms: usize) -> anyhow::Result<Finished> {
-        let flags: Vec<&Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>> =
-            std::iter::once(&f.mapped).chain(f.reduced.as_ref().map(|r| &r.mapped)).collect();
+        let flags: Vec<&MapFlag> = std::iter::once(&f.mapped).chain(f.reduced.as_ref().map(|r| &r.mapped)).collect();
         let mut done = vec![false; flags.len()];
         loop {
             for (k, m) in flags.iter().enumerate() {
@@ -658,12 +660,17 @@ impl GpuBackend {
         }
         result
     }
-
 }
 
 impl DeviceReduce for GpuBackend {
     /// Reduces each chunk with `shaders/reduce.wgsl` after the kernel.
-    fn run_reduced(&mut self, src: &dyn ScenarioSource, rows: Range<u64>, job: &ReduceJob, sink: &mut dyn DeviceSink) -> anyhow::Result<()> {
+    fn run_reduced(
+        &mut self,
+        src: &dyn ScenarioSource,
+        rows: Range<u64>,
+        job: &ReduceJob,
+        sink: &mut dyn DeviceSink,
+    ) -> anyhow::Result<()> {
         // The reduce pass's loops, as llvmpipe counts them: per output two passes over a
         // segment (at most a block) and two trees, plus the cut-row count.
         let per_segment = job.block_rows.div_ceil(64);

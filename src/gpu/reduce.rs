@@ -16,8 +16,8 @@ use rayon::prelude::*;
 use super::bind::{storage, uniform};
 use super::layout;
 use super::source::REDUCE_SOURCE;
-pub use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, ReduceJob, SegInfo, SegKind};
 use crate::backend::device::Source;
+pub use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, ReduceJob, SegInfo, SegKind};
 use crate::model::Out;
 
 /// A column of the reduce shader: (word, kind, firm, 0).

@@ -204,7 +204,7 @@ fn start(sc: &Scenario, cache: &mut TrainCache) -> State {
 /// the new, its serving cost and spend the new generation's.
 fn new_generations(sc: &Scenario, st: &mut State, t: u32, cache: &mut TrainCache) {
     let g = sc.model.generation_months;
-    if g == 0 || t == 0 || t % g != 0 {
+    if g == 0 || t == 0 || !t.is_multiple_of(g) {
         return;
     }
     for (i, firm) in sc.firms().iter().enumerate() {

@@ -203,7 +203,12 @@ impl Manifest {
             merged_from: Some(
                 shards
                     .iter()
-                    .map(|(p, m)| MergedFrom { path: p.display().to_string(), rows: m.rows, backend: m.backend.clone(), sha256: m.sha256.clone() })
+                    .map(|(p, m)| MergedFrom {
+                        path: p.display().to_string(),
+                        rows: m.rows,
+                        backend: m.backend.clone(),
+                        sha256: m.sha256.clone(),
+                    })
                     .collect(),
             ),
             kernel_time_s: manifests().map(|m| m.kernel_time_s).sum::<Option<f64>>(),

@@ -89,12 +89,7 @@ impl Transaction {
     /// A job whose main output `main` is written whole at the end (beside `extra`),
     /// with a streamed rows file when `rows` names one.
     pub fn whole(main: &Path, rows: Option<(&Path, OutputFormat)>, extra: Vec<PathBuf>) -> Transaction {
-        Transaction {
-            main: Target::of(main),
-            checkpoint: checkpoint_path(main),
-            rows: rows.map(|(p, f)| (Target::of(p), f)),
-            extra,
-        }
+        Transaction { main: Target::of(main), checkpoint: checkpoint_path(main), rows: rows.map(|(p, f)| (Target::of(p), f)), extra }
     }
 
     /// Opens the job's files: fresh (replacing any earlier attempt, with the
@@ -114,11 +109,7 @@ impl Transaction {
         let stream = match &self.rows {
             None => None,
             Some((t, format)) => {
-                let file = if t.out == self.main.out {
-                    main
-                } else {
-                    create_partial(&t.out).map_err(|e| cannot(t, e))?.1
-                };
+                let file = if t.out == self.main.out { main } else { create_partial(&t.out).map_err(|e| cannot(t, e))?.1 };
                 let log = match format {
                     OutputFormat::Csv => None,
                     OutputFormat::Parquet => {

@@ -244,6 +244,9 @@ fn two_prod(a: f64, b: f64) -> (f64, f64) {
     (p, a.mul_add(b, -p))
 }
 
+// Double-double arithmetic by name (`add`, `mul`, `neg`), kept apart from the
+// operators so that an f64 `+` is never mistaken for an exact one.
+#[allow(clippy::should_implement_trait)]
 impl Dd {
     pub fn neg(self) -> Dd {
         Dd(-self.0, -self.1)
@@ -520,9 +523,8 @@ mod tests {
 
     #[test]
     fn many_adds_do_not_overflow_limbs() {
-        let mut s = ExactSum::default();
         // Each add puts up to 2^32 - 1 into one limb; more than 2^31 of them would overflow i64 without normalizing.
-        s.pending = NORMALIZE_EVERY - 2;
+        let mut s = ExactSum { pending: NORMALIZE_EVERY - 2, ..ExactSum::default() };
         for _ in 0..10 {
             s.add_f64(4294967295.0);
         }
