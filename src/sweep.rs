@@ -4,8 +4,6 @@
 
 pub mod provenance;
 
-use std::path::PathBuf;
-
 use crate::backend::ScenarioSource;
 use crate::design;
 use crate::model::params::{Group, Kind, ParamSpec};
@@ -204,10 +202,6 @@ pub struct Plan {
     pub firm_names: Vec<String>,
     pub segment_names: Vec<String>,
     pub axes: Vec<Axis>,
-    /// Where the rows go.
-    pub output: PathBuf,
-    /// CSV or Parquet (`[output] format`).
-    pub format: crate::output::OutputFormat,
     /// Number of rows (scenarios) of the sweep.
     pub rows: u64,
     /// Rows between successive values of each axis.
@@ -216,15 +210,7 @@ pub struct Plan {
 
 impl Plan {
     /// Builds a plan; the caller has checked that the row count is at most [`MAX_ROWS`].
-    pub fn new(
-        name: String,
-        design: Design,
-        base: Scenario,
-        firm_names: Vec<String>,
-        segment_names: Vec<String>,
-        axes: Vec<Axis>,
-        output: PathBuf,
-    ) -> Plan {
+    pub fn new(name: String, design: Design, base: Scenario, firm_names: Vec<String>, segment_names: Vec<String>, axes: Vec<Axis>) -> Plan {
         let mut strides = vec![1u64; axes.len()];
         let mut grid_rows = 1u64;
         for (a, axis) in axes.iter().enumerate().rev() {
@@ -238,7 +224,7 @@ impl Plan {
             Design::Saltelli { samples, .. } => samples * design.block_rows(axes.len()),
             Design::Morris { trajectories, .. } => trajectories * design.block_rows(axes.len()),
         };
-        Plan { name, design, base, firm_names, segment_names, axes, output, format: Default::default(), rows, strides }
+        Plan { name, design, base, firm_names, segment_names, axes, rows, strides }
     }
 
     /// Rows of a block (see [`Design::block_rows`]).
@@ -305,10 +291,11 @@ pub fn value_json(spec: &ParamSpec, v: f64, words: bool) -> serde_json::Value {
 }
 
 impl Plan {
-    /// The config as resolved: every default filled in (recorded in the manifest).
-    pub fn resolved(&self) -> provenance::ResolvedConfig {
+    /// The config as resolved: every default filled in, with `output` where the rows
+    /// went (recorded in the manifest; a Parquet footer records none).
+    pub fn resolved(&self, output: Option<provenance::OutputSpec>) -> provenance::ResolvedConfig {
         use crate::model::params::PARAMS;
-        use provenance::{AxisSpec, AxisSpecValues, DesignSpec, NamedParams, OutputSpec, Params, ResolvedConfig, SweepSpec};
+        use provenance::{AxisSpec, AxisSpecValues, DesignSpec, NamedParams, Params, ResolvedConfig, SweepSpec};
         let group = |g: Group, index: usize| -> Params {
             PARAMS.iter().filter(|p| p.group == g).map(|p| (p.name.to_string(), value_json(p, (p.get)(&self.base, index), true))).collect()
         };
@@ -350,17 +337,12 @@ impl Plan {
             axes,
             firm: named(Group::Firm, &self.firm_names),
             model: group(Group::Model, 0),
-            output: Some(OutputSpec { format: self.format, path: self.output.display().to_string() }),
+            output,
             scaling: group(Group::Scaling, 0),
             segment: named(Group::Segment, &self.segment_names),
             sweep: SweepSpec { name: self.name.clone(), design },
             version: 1,
         }
-    }
-
-    /// [`Plan::resolved`] as a JSON value (the Parquet footer's provenance is built from it).
-    pub fn resolved_json(&self) -> serde_json::Value {
-        serde_json::to_value(self.resolved()).expect("a resolved config serializes")
     }
 }
 
@@ -370,7 +352,7 @@ mod tests {
 
     /// Configs of every design and every kind of axis: the shipped ones, the tests'
     /// list and reduced configs, and inline ones for what those lack.
-    fn plans() -> Vec<(String, super::Plan, Option<crate::reduce::ReducePlan>)> {
+    fn plans() -> Vec<(String, super::Plan, Option<crate::reduce::ReducePlan>, super::provenance::OutputSpec)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut plans = Vec::new();
         let mut files: Vec<_> = std::fs::read_dir(root.join("configs")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -379,7 +361,8 @@ mod tests {
         files.push(root.join("tests/configs/strategy-map-small.toml"));
         for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "toml")) {
             let loaded = crate::config::load(f).unwrap();
-            plans.push((f.display().to_string(), loaded.plan, loaded.reduce));
+            let output = super::provenance::OutputSpec { format: loaded.format, path: loaded.output.display().to_string() };
+            plans.push((f.display().to_string(), loaded.plan, loaded.reduce, output));
         }
         let inline = [
             (
@@ -410,8 +393,11 @@ mod tests {
         ];
         for (name, body) in inline {
             let text = format!("version = 1\n{body}");
-            match crate::config::parse_with_reduce(name, &text, None, Path::new(".")) {
-                Ok((p, r)) => plans.push((name.to_string(), p, r)),
+            match crate::config::parse_config(name, &text, None, Path::new(".")) {
+                Ok(c) => {
+                    let output = super::provenance::OutputSpec { format: c.format, path: c.output.display().to_string() };
+                    plans.push((name.to_string(), c.plan, c.reduce, output))
+                }
                 Err(e) => panic!("{name}: {e}"),
             }
         }
@@ -426,10 +412,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
         let plans = plans();
         assert_eq!(plans.len(), 16);
-        for (name, plan, reduce_plan) in plans {
+        for (name, plan, reduce_plan, output) in plans {
             let stem = Path::new(&name).file_stem().unwrap().to_string_lossy().into_owned();
             let want = std::fs::read_to_string(dir.join(format!("{stem}.config.json"))).unwrap();
-            let typed = plan.resolved();
+            let typed = plan.resolved(Some(output));
             assert_eq!(serde_json::to_string_pretty(&typed).unwrap(), want, "{name}");
             let back: super::provenance::ResolvedConfig = serde_json::from_str(&want).unwrap();
             assert_eq!(back, typed, "{name}");

@@ -135,7 +135,7 @@ pub struct BackendInfo {
     pub threads: usize,
     /// The GPU adapter, when a GPU solved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<crate::sweep::provenance::AdapterInfo>,
+    pub adapter: Option<AdapterInfo>,
 }
 
 /// A way of solving rows.
@@ -150,5 +150,29 @@ pub trait Backend {
     /// The backend's device reduction (`[reduce]` reduced where it is solved), if it has one.
     fn device_reduce(&mut self) -> Option<&mut dyn device::DeviceReduce> {
         None
+    }
+}
+
+/// The GPU adapter that solved a sweep (`backend.adapter` in a manifest).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AdapterInfo {
+    /// wgpu's backend (Vulkan, Metal, ...).
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub name: String,
+}
+
+impl AdapterInfo {
+    /// What wgpu says of an adapter.
+    pub fn of(i: &wgpu::AdapterInfo) -> AdapterInfo {
+        AdapterInfo {
+            backend: i.backend.to_string(),
+            device_type: format!("{:?}", i.device_type),
+            driver: i.driver.clone(),
+            driver_info: i.driver_info.clone(),
+            name: i.name.clone(),
+        }
     }
 }

@@ -96,9 +96,9 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     }
     writeln!(out, "scenarios:  {}", plan.rows)?;
     if let Some(rp) = &loaded.reduce {
-        return validate_reduce(plan, rp, out);
+        return validate_reduce(plan, rp, &loaded.output, out);
     }
-    writeln!(out, "output:     {}", plan.output.display())?;
+    writeln!(out, "output:     {}", loaded.output.display())?;
     let cols = header(plan);
     writeln!(out, "columns ({}): {}", cols.len(), cols.join(", "))?;
     // Estimate the CSV size from a few solved rows spread over the sweep.
@@ -116,7 +116,7 @@ pub fn validate(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 /// `validate` of a reduced sweep: groups, statistics, the state's bound and the reduced CSV's columns.
-fn validate_reduce(plan: &Plan, rp: &crate::reduce::ReducePlan, out: &mut impl Write) -> anyhow::Result<()> {
+fn validate_reduce(plan: &Plan, rp: &crate::reduce::ReducePlan, output: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     use crate::reduce::Grouping;
     let by: Vec<String> = rp
         .by
@@ -144,10 +144,10 @@ fn validate_reduce(plan: &Plan, rp: &crate::reduce::ReducePlan, out: &mut impl W
     }
     writeln!(out, "  blocks:   {} rows (runs, shards and --rows cut only whole blocks)", rp.block_rows)?;
     writeln!(out, "  state:    at most {:.1} MB", rp.state_bytes() as f64 / 1e6)?;
-    let reduced = crate::reduce::output::reduced_path(&plan.output);
+    let reduced = crate::reduce::output::reduced_path(output);
     writeln!(out, "output:     {} ({} rows)", reduced.display(), rp.groups)?;
     if rp.rows {
-        writeln!(out, "rows:       {} (rows = true)", plan.output.display())?;
+        writeln!(out, "rows:       {} (rows = true)", output.display())?;
     }
     let cols = crate::reduce::output::header(plan, rp);
     writeln!(out, "columns ({}): {}", cols.len(), cols.join(", "))?;
@@ -195,15 +195,7 @@ pub fn scenario(path: &Path, index: Option<u64>, sets: &[String], out: &mut impl
         config::apply_set(plan, &mut sc, s)?;
     }
     // The scenario as a one-row plan must pass the same checks as a config.
-    let single = Plan::new(
-        plan.name.clone(),
-        Design::Grid,
-        sc,
-        plan.firm_names.clone(),
-        plan.segment_names.clone(),
-        Vec::new(),
-        plan.output.clone(),
-    );
+    let single = Plan::new(plan.name.clone(), Design::Grid, sc, plan.firm_names.clone(), plan.segment_names.clone(), Vec::new());
     config::check_plan(&single, "--set").map_err(|e: ConfigError| anyhow::Error::new(e))?;
 
     match index {

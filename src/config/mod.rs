@@ -55,8 +55,20 @@ pub struct Loaded {
     pub plan: Plan,
     /// `[reduce]`: statistics per group computed during the run (`crate::reduce`).
     pub reduce: Option<ReducePlan>,
+    /// `[output] path`: where the rows go.
+    pub output: PathBuf,
+    /// `[output] format`: CSV or Parquet.
+    pub format: OutputFormat,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
+}
+
+/// A config checked: the sweep, and what the config says of its run.
+pub struct Parsed {
+    pub plan: Plan,
+    pub reduce: Option<ReducePlan>,
+    pub output: PathBuf,
+    pub format: OutputFormat,
 }
 
 /// Reads and checks a config file.
@@ -76,14 +88,14 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     })?;
     let default_name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     let dir = path.parent().unwrap_or(Path::new(""));
-    let (plan, reduce) = parse_with_reduce(&file, &text, default_name.as_deref(), dir)?;
+    let Parsed { plan, reduce, output, format } = parse_config(&file, &text, default_name.as_deref(), dir)?;
     // The hash identifies the sweep: the TOML's bytes and, for a list design, the list's.
     let mut hash = Sha256::new();
     hash.update(&bytes);
     if let Design::List { sha256, .. } = &plan.design {
         hash.update(sha256.as_bytes());
     }
-    Ok(Loaded { plan, reduce, sha256: hex(&hash.finalize()) })
+    Ok(Loaded { plan, reduce, output, format, sha256: hex(&hash.finalize()) })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -93,16 +105,11 @@ fn hex(bytes: &[u8]) -> String {
 /// Checks config `text` (named `file` in messages). The sweep's name defaults to
 /// `default_name`; a list design's CSV is looked up relative to `dir`.
 pub fn parse(file: &str, text: &str, default_name: Option<&str>, dir: &Path) -> Result<Plan, ConfigError> {
-    parse_with_reduce(file, text, default_name, dir).map(|(plan, _)| plan)
+    parse_config(file, text, default_name, dir).map(|p| p.plan)
 }
 
-/// [`parse`], with the config's `[reduce]` section.
-pub fn parse_with_reduce(
-    file: &str,
-    text: &str,
-    default_name: Option<&str>,
-    dir: &Path,
-) -> Result<(Plan, Option<ReducePlan>), ConfigError> {
+/// [`parse`], with the config's `[reduce]` section and `[output]`.
+pub fn parse_config(file: &str, text: &str, default_name: Option<&str>, dir: &Path) -> Result<Parsed, ConfigError> {
     let loc = Locator { file, text };
     let doc = toml_edit::Document::parse(text).map_err(|e| {
         let message = e.message().trim().to_string();
@@ -219,7 +226,7 @@ impl Checker<'_> {
     }
 
     /// Checks the whole config, one section after the other.
-    fn plan(mut self, root: &Spanned, default_name: Option<&str>, dir: &Path) -> Result<(Plan, Option<ReducePlan>), ConfigError> {
+    fn plan(mut self, root: &Spanned, default_name: Option<&str>, dir: &Path) -> Result<Parsed, ConfigError> {
         for e in entries(root) {
             if !ROOT_KEYS.contains(&e.key.as_str()) {
                 return Err(self.unknown_key(e, "", ROOT_KEYS));
@@ -249,11 +256,10 @@ impl Checker<'_> {
             }
         };
         let (output, format) = self.output_path(root, &sweep.name)?;
-        let mut plan = Plan::new(sweep.name, design, base, firm_names, segment_names, axes, output);
-        plan.format = format;
+        let plan = Plan::new(sweep.name, design, base, firm_names, segment_names, axes);
         self.cross_checks(&plan)?;
         let reduce = self.reduce_section(root, &plan)?;
-        Ok((plan, reduce))
+        Ok(Parsed { plan, reduce, output, format })
     }
 
     /// `version = 1`.

@@ -36,6 +36,7 @@ use crate::output::transaction::{Final, Stream, Transaction};
 use crate::output::{OutputFormat, hex};
 use crate::reduce::ReducePlan;
 use crate::sweep::Plan;
+use crate::sweep::provenance::OutputSpec;
 
 /// Which backend solves a sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -272,8 +273,7 @@ pub struct Job {
 impl Job {
     /// Loads `config_path` and resolves the rows, output and format `opts` ask for.
     pub fn load(config_path: &Path, opts: &RunOptions) -> anyhow::Result<Job> {
-        let loaded = config::load(config_path)?;
-        let (plan, reduce) = (loaded.plan, loaded.reduce);
+        let config::Loaded { plan, reduce, output, format, sha256 } = config::load(config_path)?;
         let (block, block_what) = match &reduce {
             Some(rp) => (rp.block_rows, "one reduction block"),
             None if plan.design.morris(0).is_some() => (plan.block_rows(), "one morris trajectory"),
@@ -281,14 +281,14 @@ impl Job {
         };
         let rows = opts.rows.rows_in_blocks(plan.rows, block, block_what)?;
         // --out names the whole sweep's output; a shard or row block writes beside it.
-        let (mut output, mut format) = (plan.output.clone(), plan.format);
+        let (mut output, mut format) = (output, format);
         if let Some(f) = opts.format.filter(|f| *f != format) {
             format = f;
             output = f.with_extension(&output);
         }
         let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
         let output = selection.output(opts.out.as_ref().unwrap_or(&output));
-        Ok(Job { plan, config_path: config_path.to_path_buf(), config_sha256: loaded.sha256, rows, output, format, reduce })
+        Ok(Job { plan, config_path: config_path.to_path_buf(), config_sha256: sha256, rows, output, format, reduce })
     }
 
     /// The checkpoint of a run that has written nothing yet (`reduce_state`: a
@@ -457,7 +457,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             command: command.clone(),
             config_path: config_path.display().to_string(),
             config_sha256: job.config_sha256.clone(),
-            config: job.plan.resolved(),
+            config: job.plan.resolved(Some(OutputSpec { format: job.format, path: job.output.display().to_string() })),
             backend: info.clone(),
             scenarios: job.plan.rows,
             rows: [job.rows.start, job.rows.end],

@@ -17,33 +17,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// The format of a sweep's rows file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    /// CSV: shortest round-trip decimals (the default).
-    #[default]
-    Csv,
-    /// Parquet: typed columns, zstd (see `parquet`).
-    Parquet,
-}
-
-impl OutputFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputFormat::Csv => "csv",
-            OutputFormat::Parquet => "parquet",
-        }
-    }
-
-    /// `path` with this format's extension, when it has the other format's.
-    pub fn with_extension(self, path: &Path) -> PathBuf {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("csv") | Some("parquet") => path.with_extension(self.name()),
-            _ => path.to_path_buf(),
-        }
-    }
-}
+/// The format of a sweep's rows file (defined with the provenance types, which record it).
+pub use crate::sweep::provenance::OutputFormat;
 
 /// An I/O error on a file of the output, naming the file (exit status 1).
 #[derive(Debug, thiserror::Error)]

@@ -56,10 +56,7 @@ pub fn provenance(
     precision: Precision,
     rows: [u64; 2],
 ) -> serde_json::Value {
-    let mut config = plan.resolved_json();
-    if let Some(c) = config.as_object_mut() {
-        c.remove("output");
-    }
+    let config = plan.resolved(None);
     serde_json::json!({
         "moatsweep_version": env!("CARGO_PKG_VERSION"),
         "model": super::manifest::MODEL,

@@ -16,6 +16,7 @@
 //! `verify`, `reduce` or `analysis`), so that the manifest can hold them.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +58,7 @@ impl ResolvedConfig {
 /// `[output]` as resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutputSpec {
-    pub format: crate::output::OutputFormat,
+    pub format: OutputFormat,
     pub path: String,
 }
 
@@ -490,29 +491,8 @@ impl From<BestSpec> for RawBest {
     }
 }
 
-/// The GPU adapter that solved a sweep (`backend.adapter` in a manifest).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdapterInfo {
-    /// wgpu's backend (Vulkan, Metal, ...).
-    pub backend: String,
-    pub device_type: String,
-    pub driver: String,
-    pub driver_info: String,
-    pub name: String,
-}
-
-impl AdapterInfo {
-    /// What wgpu says of an adapter.
-    pub fn of(i: &wgpu::AdapterInfo) -> AdapterInfo {
-        AdapterInfo {
-            backend: i.backend.to_string(),
-            device_type: format!("{:?}", i.device_type),
-            driver: i.driver.clone(),
-            driver_info: i.driver_info.clone(),
-            name: i.name.clone(),
-        }
-    }
-}
+/// The GPU adapter that solved a sweep (defined with the backends).
+pub use crate::backend::AdapterInfo;
 
 /// Why a row was not compared column by column (`crate::verify`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -649,5 +629,33 @@ mod tests {
         let ok: SweepSpec =
             serde_json::from_str(r#"{"name":"s","design":"morris","trajectories":4,"levels":6,"seed":1,"block_rows":5}"#).unwrap();
         assert_eq!(ok.design, DesignSpec::Morris { trajectories: 4, levels: 6, seed: 1, block_rows: 5 });
+    }
+}
+
+/// The format of a sweep's rows file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// CSV: shortest round-trip decimals (the default).
+    #[default]
+    Csv,
+    /// Parquet: typed columns, zstd (see `parquet`).
+    Parquet,
+}
+
+impl OutputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Csv => "csv",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
+
+    /// `path` with this format's extension, when it has the other format's.
+    pub fn with_extension(self, path: &Path) -> PathBuf {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") | Some("parquet") => path.with_extension(self.name()),
+            _ => path.to_path_buf(),
+        }
     }
 }
