@@ -49,7 +49,11 @@ fn merging_a_rows_true_runs_shards_gives_both_outputs() {
         for i in 0..2 {
             let shard = format!("{i}/2");
             ok(
-                moatsweep().args(["run", "--quiet", "--backend", "cpu", "--format", format, "--shard", &shard]).arg(&cfg).arg("--out").arg(&split),
+                moatsweep()
+                    .args(["run", "--quiet", "--backend", "cpu", "--format", format, "--shard", &shard])
+                    .arg(&cfg)
+                    .arg("--out")
+                    .arg(&split),
                 "a shard",
             );
             shards.push(dir.join(format!("split.shard-{i}-of-2.{format}")));
