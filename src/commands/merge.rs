@@ -19,6 +19,7 @@ use crate::output::transaction::{Final, Target, commit};
 use crate::output::{FileError, HashedWriter, OutputFormat, create_partial, hex, manifest_path, partial_path};
 use crate::reduce::output::{csv_bytes, reduced_path};
 use crate::reduce::state::ReduceState;
+use crate::sweep::provenance::Footer;
 
 struct Shard {
     path: PathBuf,
@@ -172,11 +173,11 @@ fn merge_parquet(out: &Path, shards: &[Shard], command: Vec<String>) -> anyhow::
         files.push(f);
     }
     let first = &files[0];
-    let mut provenance: serde_json::Value = first
+    let mut provenance: Footer = first
         .key_value("moatsweep.manifest")
         .and_then(|m| serde_json::from_str(&m).ok())
         .ok_or_else(|| refuse(format!("{}: its footer holds no moatsweep manifest", shards[0].path.display())))?;
-    provenance["rows"] = serde_json::json!([0, total]);
+    provenance.rows = [0, total];
     let precision = shards[0].manifest.backend.precision;
     let layout = Layout::from_file(first).map_err(|e| refuse(format!("{}: {e:#}", shards[0].path.display())))?;
     let mut enc = ParquetEncoder::new(None, layout, precision, &provenance, 0, 0, Vec::new());

@@ -45,28 +45,22 @@ use crate::backend::{Outcomes, Precision};
 use crate::model::Outcome;
 use crate::model::outputs::{self, Column, Empty, OutKind};
 use crate::sweep::Plan;
+use crate::sweep::provenance::{Footer, FooterBackend};
 
 /// The manifest's reproducible part, kept in the footer (`moatsweep.manifest`):
 /// what made the rows, not when or where (no times, command, threads or paths), so
 /// that a file's bytes reproduce and merged shards equal one run.
-pub fn provenance(
-    plan: &Plan,
-    config_sha256: &str,
-    kind: crate::backend::BackendKind,
-    precision: Precision,
-    rows: [u64; 2],
-) -> serde_json::Value {
-    let config = plan.resolved(None);
-    serde_json::json!({
-        "moatsweep_version": env!("CARGO_PKG_VERSION"),
-        "model": super::manifest::MODEL,
-        "config_sha256": config_sha256,
-        "config": config,
-        "backend": { "kind": kind, "precision": precision },
-        "columns": super::csv::header(plan),
-        "scenarios": plan.rows,
-        "rows": rows,
-    })
+pub fn provenance(plan: &Plan, config_sha256: &str, kind: crate::backend::BackendKind, precision: Precision, rows: [u64; 2]) -> Footer {
+    Footer {
+        backend: FooterBackend { kind, precision },
+        columns: super::csv::header(plan),
+        config: plan.resolved(None),
+        config_sha256: config_sha256.to_string(),
+        model: super::manifest::MODEL.to_string(),
+        moatsweep_version: env!("CARGO_PKG_VERSION").to_string(),
+        rows,
+        scenarios: plan.rows,
+    }
 }
 
 /// Rows per row group (aligned to the sweep's row index).
@@ -410,7 +404,7 @@ impl<'p> ParquetEncoder<'p> {
         plan: Option<&'p Plan>,
         layout: Layout,
         precision: Precision,
-        manifest: &serde_json::Value,
+        manifest: &Footer,
         first_row: u64,
         offset: u64,
         row_groups: Vec<RowGroupMetaData>,

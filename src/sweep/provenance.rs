@@ -547,8 +547,9 @@ pub struct Footer {
     /// The resolved config without `output`.
     pub config: ResolvedConfig,
     pub config_sha256: String,
-    pub model: String,
+    // Keys in the order a JSON object sorts them ("moa" < "mod"), as footers were written.
     pub moatsweep_version: String,
+    pub model: String,
     /// Rows [start, end) of the sweep that the file holds.
     pub rows: [u64; 2],
     /// Rows in the whole sweep.
@@ -608,6 +609,20 @@ mod tests {
         sorted_like_value(&spec);
         let back: ReduceSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
         assert_eq!(back, spec);
+        // A Parquet footer (its config from a shipped sweep).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let plan = crate::config::load(&root.join("configs/quickstart.toml")).unwrap().plan;
+        let footer = Footer {
+            backend: FooterBackend { kind: BackendKind::Cpu, precision: Precision::F64 },
+            columns: vec!["scenario".into()],
+            config: plan.resolved(None),
+            config_sha256: "s".into(),
+            moatsweep_version: "v".into(),
+            model: "m".into(),
+            rows: [0, 1],
+            scenarios: 1,
+        };
+        sorted_like_value(&footer);
     }
 
     #[test]
