@@ -43,7 +43,7 @@ pub struct Written {
 /// synced (the run's transaction); an error stops the run.
 pub type Recorder = Box<dyn FnMut(&Checkpoint) -> Result<(), FileError> + Send>;
 
-/// An output file opened for appending, with what it already holds.
+/// An output file (or a Parquet file's side log) opened for appending, with what it already holds.
 pub struct OutputFile {
     /// Positioned at its end.
     pub file: File,
@@ -113,14 +113,6 @@ impl Encoder for CsvEncoder<'_> {
     }
 }
 
-/// A side log opened for appending (see [`Written::log`]).
-pub struct LogFile {
-    pub file: File,
-    pub path: PathBuf,
-    pub bytes: u64,
-    pub hash: Sha256,
-}
-
 /// A chunk's bytes and where the run stands once they are written.
 struct Message {
     blocks: Vec<Vec<u8>>,
@@ -160,7 +152,7 @@ impl<'p> RowSink<'p> {
     pub fn start(
         mut encoder: Box<dyn Encoder + 'p>,
         out: OutputFile,
-        log: Option<LogFile>,
+        log: Option<OutputFile>,
         fresh: bool,
         next_row: u64,
         nonconverged_scenarios: u64,

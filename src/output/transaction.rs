@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::checkpoint::{Checkpoint, checkpoint_path};
 use super::manifest::Manifest;
 use super::parquet::{self, RowGroupMeta};
-use super::sink::{LogFile, OutputFile};
+use super::sink::OutputFile;
 use super::{FileError, OutputFormat, create_partial, hash_prefix, hex, manifest_path, partial_path};
 use crate::InputError;
 
@@ -54,7 +54,7 @@ impl Target {
 /// (Parquet), and whether it is new (its head still to be written).
 pub struct Stream {
     pub file: OutputFile,
-    pub log: Option<LogFile>,
+    pub log: Option<OutputFile>,
     pub row_groups: Vec<RowGroupMeta>,
     pub fresh: bool,
 }
@@ -116,7 +116,7 @@ impl Transaction {
                         let f = File::create(&t.log).map_err(|e| FileError::new("writing", &t.log, e))?;
                         start.log_bytes = Some(0);
                         start.log_sha256 = Some(hex(&Sha256::new().finalize()));
-                        Some(LogFile { file: f, path: t.log.clone(), bytes: 0, hash: Sha256::new() })
+                        Some(OutputFile { file: f, path: t.log.clone(), bytes: 0, hash: Sha256::new() })
                     }
                 };
                 let file = OutputFile { file, path: t.partial.clone(), bytes: 0, hash: Sha256::new() };
@@ -137,7 +137,7 @@ impl Transaction {
         let stream = match &self.rows {
             None => None,
             Some((t, format)) => {
-                let file = reopen(&t.partial, &cp)?;
+                let file = reopen(&t.partial, cp.bytes, &cp.sha256)?;
                 let (log, row_groups) = match format {
                     OutputFormat::Csv => (None, Vec::new()),
                     OutputFormat::Parquet => {
@@ -276,39 +276,36 @@ fn check_resumable(cp: &Checkpoint, now: &Checkpoint, partial: &Path) -> anyhow:
     Ok(())
 }
 
-/// Opens the `.partial` at `path` for appending after the `cp.bytes` it vouches for,
-/// once their SHA-256 matches (bytes after them, an unfinished chunk, are dropped).
-fn reopen(path: &Path, cp: &Checkpoint) -> anyhow::Result<OutputFile> {
-    let partial = path.display();
-    let mut file =
-        OpenOptions::new().read(true).write(true).open(path).map_err(|e| InputError(format!("cannot resume: {partial}: {e}")))?;
-    let hash = match hash_prefix(&mut file, cp.bytes).map_err(|e| FileError::new("reading", path, e))? {
-        Some(h) if hex(&h.clone().finalize()) == cp.sha256 => h,
+/// Opens the file at `path` for appending after the first `len` bytes a checkpoint
+/// vouches for, once their SHA-256 is `sha256` (bytes after them, an unfinished
+/// chunk, are dropped): a `.partial`, or its side log.
+fn reopen(path: &Path, len: u64, sha256: &str) -> anyhow::Result<OutputFile> {
+    let shown = path.display();
+    let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| InputError(format!("cannot resume: {shown}: {e}")))?;
+    let hash = match hash_prefix(&mut file, len).map_err(|e| FileError::new("reading", path, e))? {
+        Some(h) if hex(&h.clone().finalize()) == sha256 => h,
         Some(_) => {
             return Err(InputError(format!(
-                "cannot resume {partial}: its first {} bytes do not match the SHA-256 in its checkpoint (the file changed after they were written); run without --resume to start over",
-                cp.bytes
+                "cannot resume {shown}: its first {len} bytes do not match the SHA-256 in its checkpoint (the file changed after they were written); run without --resume to start over"
             ))
             .into());
         }
         None => {
             return Err(InputError(format!(
-                "cannot resume {partial}: it is shorter than the {} bytes its checkpoint records; run without --resume to start over",
-                cp.bytes
+                "cannot resume {shown}: it is shorter than the {len} bytes its checkpoint records; run without --resume to start over"
             ))
             .into());
         }
     };
-    // Bytes past the checkpoint are a chunk that was not finished: drop them.
-    let cut = file.set_len(cp.bytes).and_then(|()| file.seek(SeekFrom::End(0)));
+    let cut = file.set_len(len).and_then(|()| file.seek(SeekFrom::End(0)));
     cut.map_err(|e| FileError::new("writing", path, e))?;
-    Ok(OutputFile { file, path: path.to_path_buf(), bytes: cp.bytes, hash })
+    Ok(OutputFile { file, path: path.to_path_buf(), bytes: len, hash })
 }
 
 /// Parquet's row group log, cut back to the bytes the checkpoint vouches for once
 /// their SHA-256 matches, and the row groups it holds, which must end where the
 /// checkpoint says the file does.
-fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(LogFile, Vec<RowGroupMeta>)> {
+fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(OutputFile, Vec<RowGroupMeta>)> {
     let shown = path.display();
     let (Some(len), Some(sha)) = (cp.log_bytes, cp.log_sha256.as_ref()) else {
         return Err(InputError(format!(
@@ -316,18 +313,7 @@ fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(LogFile, Vec<RowG
         ))
         .into());
     };
-    let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| InputError(format!("cannot resume: {shown}: {e}")))?;
-    let hash = match hash_prefix(&mut file, len).map_err(|e| FileError::new("reading", path, e))? {
-        Some(h) if hex(&h.clone().finalize()) == *sha => h,
-        _ => {
-            return Err(InputError(format!(
-                "cannot resume: {shown} does not hold the {len} bytes its checkpoint records; run without --resume to start over"
-            ))
-            .into());
-        }
-    };
-    let cut = file.set_len(len).and_then(|()| file.seek(SeekFrom::End(0)));
-    cut.map_err(|e| FileError::new("writing", path, e))?;
+    let log = reopen(path, len, sha)?;
     let mut bytes = Vec::new();
     let read = File::open(path).and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, len), &mut bytes));
     read.map_err(|e| FileError::new("reading", path, e))?;
@@ -341,5 +327,5 @@ fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(LogFile, Vec<RowG
         ))
         .into());
     }
-    Ok((LogFile { file, path: path.to_path_buf(), bytes: len, hash }, groups))
+    Ok((log, groups))
 }
