@@ -21,7 +21,7 @@ use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
 use crate::output::manifest::Content;
 use crate::output::manifest::ReducedManifest;
-use crate::output::sink::RowSink;
+use crate::output::sink::{Recorder, RowSink};
 use crate::output::transaction::{Stream, Transaction};
 use crate::output::{OutputFormat, hex};
 use crate::reduce::output::{csv_bytes, header as reduced_header, reduced_path};
@@ -83,7 +83,7 @@ impl JobKind for Reduced {
             rp: &self.rp,
             reducer: Reducer::new(&job.plan, &self.rp, state, from.next_row),
             rows,
-            checkpoint: txn.checkpoint.clone(),
+            record: txn.recorder(),
             state_bytes: bytes.len() as u64 * 3 / 4,
         }))
     }
@@ -109,7 +109,8 @@ struct ReducedOutputs<'j> {
     rp: &'j ReducePlan,
     reducer: Reducer<'j>,
     rows: Option<RowSink<'j>>,
-    checkpoint: PathBuf,
+    /// Records a checkpoint when there is no rows file to record it after its bytes.
+    record: Recorder,
     /// The size of the state last checkpointed.
     state_bytes: u64,
 }
@@ -146,7 +147,7 @@ impl JobOutputs for ReducedOutputs<'_> {
         let cp = Checkpoint { next_row: next, reduce_state: Some(base64(&state)), ..base.clone() };
         match self.rows.as_mut() {
             Some(rows) => rows.record(cp),
-            None => Ok(cp.write(&self.checkpoint)?),
+            None => Ok((self.record)(&cp)?),
         }
     }
 

@@ -63,9 +63,7 @@ pub fn rows_file<'j>(
 ) -> anyhow::Result<RowSink<'j>> {
     let row_groups = std::mem::take(&mut stream.row_groups);
     let encoder = encoder(job, info.kind, info.precision, from.next_row, stream.file.bytes, row_groups)?;
-    let path = txn.checkpoint.clone();
-    let recorder = Box::new(move |cp: &Checkpoint| cp.write(&path));
-    Ok(RowSink::start(encoder, stream.file, stream.log, stream.fresh, from.next_row, from.nonconverged_scenarios, Some(recorder)))
+    Ok(RowSink::start(encoder, stream.file, stream.log, stream.fresh, from.next_row, from.nonconverged_scenarios, Some(txn.recorder())))
 }
 
 /// The encoder of a job's rows file: CSV, or Parquet continuing after

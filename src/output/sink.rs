@@ -134,7 +134,6 @@ pub struct RowSink<'p> {
     pub next_row: u64,
     /// Rows the file holds once the bytes sent so far are written.
     done_row: u64,
-    pub rows_written: u64,
     /// Non-converged scenarios among the rows the file holds (resumed runs included).
     pub nonconverged_scenarios: u64,
 }
@@ -202,7 +201,7 @@ impl<'p> RowSink<'p> {
             sync(&mut a, &mut log, &mut state)?;
             Ok(state)
         });
-        RowSink { encoder, tx: Some(tx), writer: Some(writer), next_row, done_row: next_row, rows_written: 0, nonconverged_scenarios }
+        RowSink { encoder, tx: Some(tx), writer: Some(writer), next_row, done_row: next_row, nonconverged_scenarios }
     }
 
     /// Rows the file holds once the bytes sent so far are written.
@@ -268,7 +267,6 @@ impl<'p> RowSink<'p> {
         let e = self.encoder.encode(first_row, outcomes)?;
         let n = outcomes.len() as u64;
         self.next_row += n;
-        self.rows_written += n;
         self.done_row = e.rows_done;
         self.nonconverged_scenarios += e.nonconverged;
         self.send_message(e.blocks, e.log, None, false)

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::checkpoint::{Checkpoint, checkpoint_path};
 use super::manifest::Manifest;
 use super::parquet::{self, RowGroupMeta};
-use super::sink::OutputFile;
+use super::sink::{OutputFile, Recorder};
 use super::{FileError, OutputFormat, create_partial, hash_prefix, hex, manifest_path, partial_path};
 use crate::InputError;
 
@@ -154,6 +154,13 @@ impl Transaction {
     /// Replaces the checkpoint (atomically; see [`Checkpoint::write`]).
     pub fn record(&self, cp: &Checkpoint) -> Result<(), FileError> {
         cp.write(&self.checkpoint)
+    }
+
+    /// [`Transaction::record`] as a closure that owns the path, for the writer
+    /// thread or a job's outputs.
+    pub fn recorder(&self) -> Recorder {
+        let path = self.checkpoint.clone();
+        Box::new(move |cp: &Checkpoint| cp.write(&path))
     }
 
     /// Writes `finals` (their bytes where given, and their manifests) and the
