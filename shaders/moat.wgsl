@@ -186,8 +186,8 @@ fn train_all() {
         let ln_dp = effective_tokens(tr_ln_c6[i] - x, tr_ln_u[i]).x;
         let reducible_loss = mp.a * exp(-mp.alpha * x) + mp.b * exp(-mp.beta * ln_dp);
         tr_q[i] = mp.ln_loss_gap - log(reducible_loss);
-        // c = 2 N 1e6 infer_usd_per_flop = e^(x + ln(2e6 infer_usd_per_flop))
-        tr_c[i] = exp(x + mp.ln_serve);
+        // c = cost_factor 2 N 1e6 infer_usd_per_flop = e^(x + ln(2e6 infer_usd_per_flop) + ln cost_factor)
+        tr_c[i] = exp(x + mp.ln_serve + firm[i].ln_cost_factor);
     }
 }
 
@@ -644,7 +644,8 @@ fn settle_money(t: i32) {
             npv[i] += d * flow;
             complement_npv[i] += d * complement;
             cash[i] += flow;
-            if (cash[i] < 0.0) {
+            // Short by more than a thousandth of a month's spend (cash_threshold).
+            if (cash[i] < -spend[i] / 12000.0) {
                 // lead_i: this product's quality over the best other released one's.
                 let rival = select(best, second, best_firm == i);
                 let have_rival = select(best_firm != N_FIRMS, have_second, best_firm == i);

@@ -158,6 +158,53 @@ to a single run of the whole sweep on the same backend.")]
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Start from an observed market: set every firm's brand and cost factor so that
+    /// month 0 reproduces observed shares and prices (docs/model.md section 9).
+    #[command(after_help = "\
+Examples:
+  moatsweep calibrate configs/my.toml --observed data/obs.csv --out configs/my-calibrated.toml
+  moatsweep calibrate configs/llm-market-2025-uncalibrated.toml --observed data/llm-market-2025.csv \\
+      --outside-share 0.5 --usage 1.2e9 --margin 0.55 --out configs/llm-market-2025.toml
+  moatsweep calibrate configs/my.toml --observed data/obs.csv --sweep --out results/fits.csv
+
+The observations file has one row per firm of the config: `firm,share,price` (share of
+the whole market, the outside option included; prices in $/Mtok), or
+`firm,revenue_share,price` with --outside-share. Lines starting with # are comments.
+Brands come from the BLP contraction at the observed prices, costs from each closed
+firm's first-order condition (a firm released at month 0 sells at cost); month 0 is
+then solved to tol 1e-13 and must give every share and price back to 1e-9, or nothing
+is written. The output is the input config with `brand` and `cost_factor` of every firm
+set (`market0` with --usage, every segment's `price_sens` with --margin) and nothing
+else changed; comments at its top say how it was made. Bad observations end with a
+message naming the file, line and firm, and exit status 2.
+
+With --sweep, every row of the config's sweep (times each --outside-share value) is
+calibrated on every thread and written as CSV: brands, cost factors, costs, markups and
+elasticities per firm, and the fit, or the row's error.")]
+    Calibrate {
+        /// The config whose month 0 is calibrated (TOML, version 1).
+        config: PathBuf,
+        /// The observations: CSV with `firm,share,price` or `firm,revenue_share,price`.
+        #[arg(long, value_name = "FILE.csv")]
+        observed: PathBuf,
+        /// The calibrated config to write (with --sweep: the CSV of every row's calibration).
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// The share of the market that buys no AI, to convert revenue shares (with
+        /// --sweep: several, comma-separated, each calibrated).
+        #[arg(long, value_name = "X[,X...]", value_delimiter = ',')]
+        outside_share: Vec<f64>,
+        /// AI usage of the firms together, Mtok per month: sets market0 = V / sum of shares.
+        #[arg(long, value_name = "V")]
+        usage: Option<f64>,
+        /// The closed firms' usage-weighted average margin (Lerner index, in (0, 1)):
+        /// sets one common scale of every segment's price sensitivity.
+        #[arg(long, value_name = "L")]
+        margin: Option<f64>,
+        /// Calibrate every row of the config's sweep and write them as CSV.
+        #[arg(long)]
+        sweep: bool,
+    },
     /// Check finished CSVs against their manifests: header, row count and SHA-256 of the bytes.
     #[command(after_help = "\
 Examples:

@@ -1,10 +1,11 @@
-//! moatsweep: sweep scenarios of the moat model (docs/model.md, version 2) on CPU or GPU.
+//! moatsweep: sweep scenarios of the moat model (docs/model.md, version 3) on CPU or GPU.
 //!
 //! The data's way: [`config`] (TOML) -> [`sweep::Plan`] -> [`backend`] (CPU
 //! reference in [`model`], or the WGSL kernel) -> [`output`] (CSV + manifest).
 
 pub mod analysis;
 pub mod backend;
+pub mod calibrate;
 pub mod cli;
 pub mod commands;
 pub mod config;

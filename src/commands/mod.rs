@@ -5,6 +5,7 @@
 //! [`crate::analysis`].
 
 pub mod bench;
+pub mod calibrate;
 pub mod check;
 pub mod inspect;
 pub mod merge;
@@ -67,6 +68,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Merge { out, inputs } => {
             let rows = merge::merge(&out, &inputs, std::env::args().collect())?;
             eprintln!("merged {} files, {rows} rows, into {}", inputs.len(), out.display());
+        }
+        Command::Calibrate { config, observed, out, outside_share, usage, margin, sweep } => {
+            let req = calibrate::Request { config, observed, out, outside_share, usage, margin, sweep };
+            calibrate::calibrate(&req, &mut stdout)?
         }
         Command::Check { files } => check::check(&files, &mut stdout)?,
         Command::Plot(args) => crate::analysis::plot::run(&args, &mut stdout)?,

@@ -576,17 +576,24 @@ impl Checker<'_> {
                 (Group::Segment, Some(d)) => base.segments[idx] = params::default_segment(d),
                 (Group::Firm, Some(d)) => base.firms[idx] = params::default_firm(d),
                 _ => {
-                    if let Some(missing) = specs.iter().find(|p| !given.iter().any(|g| g.0.name == p.name)) {
+                    let optional = |p: &ParamSpec| group == Group::Firm && params::NEW_FIRM_DEFAULTS.iter().any(|(n, _)| *n == p.name);
+                    if let Some(missing) = specs.iter().find(|p| !optional(p) && !given.iter().any(|g| g.0.name == p.name)) {
                         return Err(self.err(
                             &item.span,
                             &format!("{prefix}.{name}.{}", missing.name),
                             format!(
                                 "missing: \"{name}\" is not a default {prefix} ({}), so it must give every field: {}",
                                 defaults.join(", "),
-                                specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                                specs.iter().filter(|p| !optional(p)).map(|p| p.name).collect::<Vec<_>>().join(", ")
                             ),
                         ));
                     }
+                }
+            }
+            if group == Group::Firm && default.is_none() {
+                for (n, v) in params::NEW_FIRM_DEFAULTS {
+                    let spec = params::spec(Group::Firm, n).expect("a firm parameter");
+                    (spec.set)(base, idx, *v);
                 }
             }
             for (spec, v) in given {

@@ -1,4 +1,4 @@
-//! The moat model, version 2 (docs/model.md, the complete specification), as the
+//! The moat model, version 3 (docs/model.md, the complete specification), as the
 //! f64 CPU reference.
 //!
 //! The sections of the specification map onto files:
@@ -24,10 +24,10 @@ pub use params::{Firm, Model, Scaling, Segment};
 pub use solve::{MonthRecord, NoTrace, Observer, solve, solve_traced, solve_with};
 
 /// The version of the model's specification this code implements (docs/model.md).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// How manifests and checkpoints name the specification the numbers follow.
-pub const SPEC: &str = "moat model version 2 (docs/model.md)";
+pub const SPEC: &str = "moat model version 3 (docs/model.md)";
 
 /// At most this many firms in one config (docs/model.md section 3: one product per firm).
 pub const MAX_FIRMS: usize = 8;

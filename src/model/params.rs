@@ -351,8 +351,14 @@ parameter_table! {
         spend_growth: f64 = [1.0, 1.5, 1.0, 0.5]; Real GROWTH; "per year"; Ln1p; "frontier budgets grew 2-4x a year (docs/model.md section 6)";
         /// yearly growth of unique data: a generation trained at month t has data_tokens (1 + g)^(t/12)
         data_growth: f64 = [0.5, 0.3, 0.3, 0.1]; Real GROWTH; "per year"; Ln1p; ASSUMED;
+        /// serving-cost factor: the firm pays cost_factor times the plain 2N-FLOP serving cost of every generation (hardware, architecture, batching); new firms may omit it (1)
+        cost_factor: f64 = [1.0, 1.0, 1.0, 1.0]; Real open_closed(0.0, 1000.0); "1"; Ln; "1 (plain 2N FLOP per token); `moatsweep calibrate` sets it from observed prices (docs/model.md section 9)";
     }
 }
+
+/// Firm parameters that a firm of a new name may leave out, with the value it
+/// then gets (docs/model.md section 10: `cost_factor` defaults to 1 for every firm).
+pub const NEW_FIRM_DEFAULTS: &[(&str, f64)] = &[("cost_factor", 1.0)];
 
 /// The row a handle ([`model`], [`scaling`], [`segment`], [`firm`]) stands for:
 /// the handles are generated from the same rows, so it exists.

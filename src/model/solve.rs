@@ -188,7 +188,7 @@ fn start(sc: &Scenario, cache: &mut TrainCache) -> State {
     };
     for (i, firm) in sc.firms().iter().enumerate() {
         let t = cache.train(i, 0, &TrainInputs::first_generation(&sc.model, &sc.scaling, firm));
-        st.c0[i] = t.c0;
+        st.c0[i] = firm.cost_factor * t.c0;
         st.q[i] = t.q0;
         st.spend[i] = firm.train_spend;
         st.generations[i] = 1;
@@ -214,7 +214,7 @@ fn new_generations(sc: &Scenario, st: &mut State, t: u32, cache: &mut TrainCache
         let inputs = TrainInputs::generation(&sc.model, &sc.scaling, firm, t);
         let trained = cache.train(i, (t / g) as usize, &inputs);
         st.q[i] = st.q[i].max(trained.q0);
-        st.c0[i] = trained.c0;
+        st.c0[i] = firm.cost_factor * trained.c0;
         st.spend[i] = inputs.spend;
         st.generations[i] += 1;
     }
@@ -383,7 +383,7 @@ fn settle_money(sc: &Scenario, st: &mut State, mo: &Month, shares: &Shares, deci
         st.cash[i] += flow;
         decisions.cash_before[i] = st.cash[i];
         decisions.margin[i] = f64::NAN;
-        if st.cash[i] < 0.0 {
+        if st.cash[i] < cash_threshold(st.spend[i]) {
             // lead_i: this product's quality over the best other released one's.
             let rival = (0..mo.n).filter(|&l| l != j && mo.released[l]).map(|l| mo.quality[l]).fold(f64::NEG_INFINITY, f64::max);
             let lead = mo.quality[j] - rival; // +inf when nothing else is released
@@ -399,6 +399,15 @@ fn settle_money(sc: &Scenario, st: &mut State, mo: &Month, shares: &Shares, deci
             }
         }
     }
+}
+
+/// Section 4: investors decide when a firm's cash falls below minus a thousandth
+/// of a month's training spend, not below 0: a refinanced firm without income
+/// reaches exactly 0 after `investor_runway` months, and the sign of that zero is
+/// rounding's (version 3, docs/model.md section 10).
+#[inline]
+pub fn cash_threshold(spend: f64) -> f64 {
+    -spend / 12000.0
 }
 
 /// Section 4, end of month: the community stock of released weights, then the

@@ -1,0 +1,405 @@
+//! Calibration to an observed market (docs/model.md section 9): every firm's brand
+//! and serving-cost factor (and, given a margin, one common scale of the segments'
+//! price sensitivities) such that month 0 of the model is the market observed.
+//!
+//! - [`observed`]: the observations file (`firm,share,price` or
+//!   `firm,revenue_share,price`), checked line by line;
+//! - this file: the inversion, in f64 on the CPU reference's own functions
+//!   (`model::scaling::train` for capabilities and plain serving costs,
+//!   `model::demand` for shares and the first-order terms, `model::solve_traced`
+//!   for the check);
+//! - [`write`]: the calibrated config, written by editing the input's TOML.
+//!
+//! The steps are those of section 9: (0) with a margin L, bisection on ln lambda
+//! for the Lerner index; (1) brands by the BLP contraction at the observed prices;
+//! (2) costs from the first-order condition (released products sell at cost);
+//! (3) the check: month 0 solved to tol 1e-13 from the default start reproduces
+//! every share and price to 1e-9 relative, or the calibration is refused.
+
+pub mod observed;
+pub mod write;
+
+use crate::model::demand::{self, Shares};
+use crate::model::params::Segment;
+use crate::model::scaling::{self, TrainInputs};
+use crate::model::{self, MAX_FIRMS, MAX_SEGMENTS, MonthRecord, Scenario};
+
+pub use observed::Observed;
+
+/// Section 9, step 1: the contraction stops when no brand moves by this much.
+pub const CONTRACTION_TOL: f64 = 1e-13;
+/// Section 9, step 1: at most this many contraction steps.
+pub const CONTRACTION_MAX_ITER: u32 = 100_000;
+/// Section 9, step 0: the bracket of ln lambda, [ln 1e-3, ln 1e3], and its halvings.
+pub const SCALE_BRACKET: (f64, f64) = (1e-3, 1e3);
+pub const SCALE_HALVINGS: u32 = 100;
+/// Section 9, step 3: month 0 is solved to this tolerance...
+pub const CHECK_TOL: f64 = 1e-13;
+/// ... within this many iterations ...
+pub const CHECK_MAX_ITER: u32 = 100_000;
+/// ... and must reproduce every observed share and price to this relative error.
+pub const CHECK_REL: f64 = 1e-9;
+
+/// What a user gives besides the observations (section 9).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Targets {
+    /// V: AI usage of the inside goods in Mtok per month; sets market0 = V / sum_i S_i.
+    pub usage: Option<f64>,
+    /// L: the closed firms' usage-weighted average Lerner index; sets the price-sensitivity scale.
+    pub margin: Option<f64>,
+}
+
+/// One firm's calibration and its month-0 fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FirmFit {
+    /// Observed share of the whole market and price.
+    pub share: f64,
+    pub price: f64,
+    /// Month 0 of the calibrated scenario, solved to [`CHECK_TOL`].
+    pub model_share: f64,
+    pub model_price: f64,
+    /// Released at month 0 (sells at cost).
+    pub open: bool,
+    /// q0_i: the first generation's capability.
+    pub capability: f64,
+    /// c_law_i = 2 N_i 1e6 infer_usd_per_flop: the plain serving cost.
+    pub plain_cost: f64,
+    pub brand: f64,
+    pub cost_factor: f64,
+    /// c_i = p_i - m_i: the implied marginal cost.
+    pub cost: f64,
+    pub markup: f64,
+    /// Own-price elasticity at the observed point: -(Lambda_i - Gamma_i) p_i / S_i.
+    pub elasticity: f64,
+}
+
+/// A calibrated scenario.
+#[derive(Clone, Debug)]
+pub struct Calibration {
+    /// The input scenario with brands and cost factors set (market0, price_sens too when asked).
+    pub scenario: Scenario,
+    pub firms: Vec<FirmFit>,
+    /// lambda, when a margin was given: every segment's price_sens was multiplied by it.
+    pub price_scale: Option<f64>,
+    /// The closed firms' usage-weighted Lerner index at the calibrated costs (None without closed firms).
+    pub lerner: Option<f64>,
+    /// market0, when usage was given.
+    pub market0: Option<f64>,
+    /// Contraction steps of the final brand inversion.
+    pub contraction_steps: u32,
+    /// Iterations month 0 took at [`CHECK_TOL`].
+    pub check_iterations: u32,
+    /// Largest relative error of the month-0 shares and prices.
+    pub share_error: f64,
+    pub price_error: f64,
+}
+
+/// Why a calibration failed: `firm` is the index of the firm it concerns, if one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub firm: Option<usize>,
+    pub message: String,
+}
+
+impl Failure {
+    fn firm(i: usize, message: String) -> Failure {
+        Failure { firm: Some(i), message }
+    }
+    fn market(message: String) -> Failure {
+        Failure { firm: None, message }
+    }
+}
+
+/// Month 0's products before brands and prices: capability, plain cost and open flag.
+struct Market {
+    n: usize,
+    capability: [f64; MAX_FIRMS],
+    plain_cost: [f64; MAX_FIRMS],
+    open: [bool; MAX_FIRMS],
+    share: [f64; MAX_FIRMS],
+    price: [f64; MAX_FIRMS],
+}
+
+impl Market {
+    fn new(sc: &Scenario, share: &[f64], price: &[f64]) -> Market {
+        let mut m = Market {
+            n: sc.n_firms,
+            capability: [0.0; MAX_FIRMS],
+            plain_cost: [0.0; MAX_FIRMS],
+            open: [false; MAX_FIRMS],
+            share: [0.0; MAX_FIRMS],
+            price: [0.0; MAX_FIRMS],
+        };
+        for (i, firm) in sc.firms().iter().enumerate() {
+            let trained = scaling::train(&TrainInputs::first_generation(&sc.model, &sc.scaling, firm));
+            m.capability[i] = trained.q0;
+            m.plain_cost[i] = trained.c0;
+            m.open[i] = firm.release_month == 0;
+            m.share[i] = share[i];
+            m.price[i] = price[i];
+        }
+        m
+    }
+
+    /// a_k + beta_k Q_j + theta_k o_j + b_j: the price-free utility (section 3).
+    fn base(&self, segs: &[Segment], brand: &[f64; MAX_FIRMS]) -> [[f64; MAX_SEGMENTS]; MAX_FIRMS] {
+        let mut base = [[0.0; MAX_SEGMENTS]; MAX_FIRMS];
+        for j in 0..self.n {
+            let open = if self.open[j] { 1.0 } else { 0.0 };
+            for (k, seg) in segs.iter().enumerate() {
+                base[j][k] = seg.intercept + seg.quality_taste * self.capability[j] + brand[j] + seg.open_taste * open;
+            }
+        }
+        base
+    }
+}
+
+/// Step 1 and 2 at one set of segments: brands, costs and what they imply.
+struct Inverted {
+    brand: [f64; MAX_FIRMS],
+    markup: [f64; MAX_FIRMS],
+    elasticity: [f64; MAX_FIRMS],
+    steps: u32,
+}
+
+impl Inverted {
+    /// The closed firms' usage-weighted Lerner index, sum S m/p / sum S; None without closed firms.
+    fn lerner(&self, mk: &Market) -> Option<f64> {
+        let (mut num, mut den) = (0.0, 0.0);
+        for j in (0..mk.n).filter(|&j| !mk.open[j]) {
+            num += mk.share[j] * self.markup[j] / mk.price[j];
+            den += mk.share[j];
+        }
+        (den > 0.0).then(|| num / den)
+    }
+}
+
+/// Steps 1 and 2: the BLP contraction for brands at the observed prices, from b = 0,
+/// then each closed firm's markup from its first-order condition.
+fn invert(mk: &Market, segs: &[Segment]) -> Result<Inverted, Failure> {
+    let mut brand = [0.0; MAX_FIRMS];
+    let mut sh = Shares::default();
+    let mut steps = 0;
+    loop {
+        demand::shares(segs, mk.n, &mk.base(segs, &brand), &mk.price, &mut sh);
+        let mut change = 0.0f64;
+        for j in 0..mk.n {
+            let s = demand::product_share(segs, &sh, j);
+            if !(s > 0.0) {
+                return Err(Failure::firm(
+                    j,
+                    format!("the brand contraction failed: the model's share reached {s} at brand {:.6e}", brand[j]),
+                ));
+            }
+            let step = mk.share[j].ln() - s.ln();
+            brand[j] += step;
+            change = change.max(step.abs());
+        }
+        steps += 1;
+        if !(change.is_finite()) {
+            return Err(Failure::market("the brand contraction diverged (a non-finite step)".into()));
+        }
+        if change < CONTRACTION_TOL {
+            break;
+        }
+        if steps >= CONTRACTION_MAX_ITER {
+            return Err(Failure::market(format!(
+                "the brand contraction did not converge in {CONTRACTION_MAX_ITER} steps (last change {change:.3e}, tolerance {CONTRACTION_TOL:e})"
+            )));
+        }
+    }
+    // The first-order terms at the observed prices and the inverted brands.
+    demand::shares(segs, mk.n, &mk.base(segs, &brand), &mk.price, &mut sh);
+    let mut markup = [0.0; MAX_FIRMS];
+    let mut elasticity = [0.0; MAX_FIRMS];
+    for j in 0..mk.n {
+        let (s, lambda, gamma) = demand::foc_terms(segs, &sh, j);
+        let slope = lambda - gamma; // -dS_j/dp_j
+        elasticity[j] = -slope * mk.price[j] / s;
+        markup[j] = if mk.open[j] { 0.0 } else { s / slope };
+    }
+    Ok(Inverted { brand, markup, elasticity, steps })
+}
+
+/// The segments with every price sensitivity multiplied by `scale`.
+fn scaled(sc: &Scenario, scale: f64) -> Vec<Segment> {
+    sc.segments().iter().map(|s| Segment { price_sens: scale * s.price_sens, ..*s }).collect()
+}
+
+/// Step 0: lambda such that the Lerner index at the inverted costs is `target`,
+/// by 100 halvings of ln lambda over [ln 1e-3, ln 1e3].
+fn price_scale(sc: &Scenario, mk: &Market, target: f64) -> Result<f64, Failure> {
+    let lerner_at = |ln_scale: f64| -> Result<f64, Failure> {
+        let inv = invert(mk, &scaled(sc, ln_scale.exp()))?;
+        inv.lerner(mk).ok_or_else(|| Failure::market("--margin needs at least one closed firm (one not released at month 0)".into()))
+    };
+    let (mut lo, mut hi) = (SCALE_BRACKET.0.ln(), SCALE_BRACKET.1.ln());
+    let (at_lo, at_hi) = (lerner_at(lo)?, lerner_at(hi)?);
+    if !(at_lo >= target && target >= at_hi) {
+        return Err(Failure::market(format!(
+            "no price-sensitivity scale in [{:e}, {:e}] gives the margin {target}: the Lerner index runs from {at_lo:.6} (scale {:e}) to {at_hi:.6} (scale {:e})",
+            SCALE_BRACKET.0, SCALE_BRACKET.1, SCALE_BRACKET.0, SCALE_BRACKET.1
+        )));
+    }
+    for _ in 0..SCALE_HALVINGS {
+        let mid = 0.5 * (lo + hi);
+        // L falls as lambda grows: above the target, the root lies at larger lambda.
+        if lerner_at(mid)? > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok((0.5 * (lo + hi)).exp())
+}
+
+/// Calibrates `sc` to the observed shares of the whole market `share` and prices
+/// `price` (one per firm, in the scenario's firm order), as section 9 says.
+pub fn calibrate(sc: &Scenario, share: &[f64], price: &[f64], targets: Targets) -> Result<Calibration, Failure> {
+    let mk = Market::new(sc, share, price);
+    let mut out = *sc;
+    let price_scale = match targets.margin {
+        Some(l) => {
+            let scale = price_scale(sc, &mk, l)?;
+            for seg in &mut out.segments[..sc.n_segments] {
+                seg.price_sens *= scale;
+            }
+            Some(scale)
+        }
+        None => None,
+    };
+    let inv = invert(&mk, out.segments())?;
+    let mut firms = Vec::with_capacity(mk.n);
+    for j in 0..mk.n {
+        let cost = mk.price[j] - inv.markup[j];
+        if !(cost > 0.0) {
+            return Err(Failure::firm(
+                j,
+                format!(
+                    "the implied marginal cost is {cost:.6} $/Mtok: at the price {} $/Mtok the segments imply a markup of {:.6} $/Mtok, so demand is less price-sensitive than the price suggests (raise the segments' price_sens, or give --margin)",
+                    mk.price[j], inv.markup[j]
+                ),
+            ));
+        }
+        let cost_factor = cost / mk.plain_cost[j];
+        let bound = crate::model::params::firm::cost_factor().bound;
+        if !bound.contains(cost_factor) {
+            return Err(Failure::firm(
+                j,
+                format!(
+                    "the implied cost factor {cost_factor:.6e} (cost {cost:.6} $/Mtok over the plain serving cost {:.6e} $/Mtok) is outside cost_factor's range {bound}",
+                    mk.plain_cost[j]
+                ),
+            ));
+        }
+        out.firms[j].brand = inv.brand[j];
+        out.firms[j].cost_factor = cost_factor;
+        firms.push(FirmFit {
+            share: mk.share[j],
+            price: mk.price[j],
+            open: mk.open[j],
+            capability: mk.capability[j],
+            plain_cost: mk.plain_cost[j],
+            brand: inv.brand[j],
+            cost_factor,
+            cost,
+            markup: inv.markup[j],
+            elasticity: inv.elasticity[j],
+            ..FirmFit::default()
+        });
+    }
+    let market0 = targets.usage.map(|v| v / share.iter().sum::<f64>());
+    if let Some(m0) = market0 {
+        out.model.market0 = m0;
+    }
+    let lerner = inv.lerner(&mk);
+    let mut cal = Calibration {
+        scenario: out,
+        firms,
+        price_scale,
+        lerner,
+        market0,
+        contraction_steps: inv.steps,
+        check_iterations: 0,
+        share_error: 0.0,
+        price_error: 0.0,
+    };
+    check(&mut cal)?;
+    Ok(cal)
+}
+
+/// Step 3: month 0 of the calibrated scenario, solved from the default start to
+/// [`CHECK_TOL`], must give every observed share and price back to [`CHECK_REL`].
+fn check(cal: &mut Calibration) -> Result<(), Failure> {
+    let mut sc = cal.scenario;
+    sc.model.months = 1;
+    sc.model.tol = CHECK_TOL;
+    sc.model.max_iter = CHECK_MAX_ITER;
+    let mut month0: Option<MonthRecord> = None;
+    model::solve_traced(&sc, &mut |r: &MonthRecord| month0 = Some(*r));
+    let r = month0.expect("one month is solved");
+    if !r.converged {
+        return Err(Failure::market(format!(
+            "month 0 of the calibrated market did not converge to tol {CHECK_TOL:e} in {CHECK_MAX_ITER} iterations from the default start"
+        )));
+    }
+    cal.check_iterations = r.iterations;
+    let rel = |got: f64, want: f64| ((got - want) / want).abs();
+    for (i, f) in cal.firms.iter_mut().enumerate() {
+        f.model_share = r.share[i];
+        f.model_price = r.price[i];
+        let (es, ep) = (rel(f.model_share, f.share), rel(f.model_price, f.price));
+        cal.share_error = cal.share_error.max(es);
+        cal.price_error = cal.price_error.max(ep);
+        if !(es <= CHECK_REL && ep <= CHECK_REL) {
+            return Err(Failure::firm(
+                i,
+                format!(
+                    "month 0 of the calibrated market, solved from the default start, reaches another equilibrium: share {:.12} and price {:.12} against the observed {} and {} (mixed logit need not have a unique equilibrium)",
+                    f.model_share, f.model_price, f.share, f.price
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::params::baseline;
+
+    /// Month 0 of a known scenario, solved tightly, is an observation that the
+    /// calibration must invert back to the scenario's own brands and cost factors.
+    fn observe(sc: &Scenario) -> (Vec<f64>, Vec<f64>) {
+        let mut s = *sc;
+        s.model.months = 1;
+        s.model.tol = 1e-15;
+        s.model.max_iter = 100_000;
+        let mut rec = None;
+        model::solve_traced(&s, &mut |r: &MonthRecord| rec = Some(*r));
+        let r = rec.unwrap();
+        (r.share[..sc.n_firms].to_vec(), r.price[..sc.n_firms].to_vec())
+    }
+
+    #[test]
+    fn recovers_the_brands_and_cost_factors_that_made_the_market() {
+        let mut sc = baseline();
+        sc.firms[0].release_month = 0;
+        let factors = [0.7, 1.3, 0.9, 2.0];
+        for (i, f) in factors.iter().enumerate() {
+            sc.firms[i].cost_factor = *f;
+        }
+        let (share, price) = observe(&sc);
+        let mut input = sc;
+        for f in &mut input.firms[..4] {
+            (f.brand, f.cost_factor) = (0.0, 1.0);
+        }
+        let cal = calibrate(&input, &share, &price, Targets::default()).unwrap();
+        for i in 0..4 {
+            assert!((cal.firms[i].brand - sc.firms[i].brand).abs() < 1e-9, "brand {i}: {} vs {}", cal.firms[i].brand, sc.firms[i].brand);
+            assert!((cal.firms[i].cost_factor / factors[i] - 1.0).abs() < 1e-9, "cost factor {i}");
+        }
+        assert!(cal.firms[0].open && cal.firms[0].markup == 0.0);
+    }
+}
