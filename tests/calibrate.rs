@@ -288,7 +288,7 @@ fn a_sweep_calibrates_every_row_as_a_single_calibration_would() {
     let recs: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(recs.len(), 12, "6 rows x 2 outside shares");
     let failed = recs.iter().filter(|r| !r[col("error")].is_empty()).count();
-    assert!(failed >= 2 && failed < 12, "{failed} rows failed");
+    assert!((2..12).contains(&failed), "{failed} rows failed");
     assert!(stdout.contains(&format!("{failed} rows could not be calibrated")), "{stdout}");
     for rec in &recs {
         let (ps, qt, outside) =
