@@ -314,3 +314,42 @@ fn a_sweep_calibrates_every_row_as_a_single_calibration_would() {
         }
     }
 }
+
+/// The shipped calibrated config is what its header's command gives from the shipped
+/// observations (so editing the data without calibrating again fails here), and its
+/// month 0 reproduces those observations.
+#[test]
+fn the_shipped_market_is_the_calibration_of_the_shipped_observations() {
+    let root = support::root();
+    let shipped = std::fs::read_to_string(root.join("configs/llm-market-2025.toml")).unwrap();
+    let data = std::fs::read(root.join("data/llm-market-2025.csv")).unwrap();
+    assert!(shipped.contains(&format!("observations: data/llm-market-2025.csv (sha256 {})", sha256_hex(&data))), "the header names other data");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("again.toml");
+    let o = moatsweep()
+        .args(["calibrate", "configs/llm-market-2025.uncalibrated.toml", "--observed", "data/llm-market-2025.csv"])
+        .args(["--usage", "1.04e9", "--margin", "0.55", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let parse = |text: &str| moatsweep::config::parse("c.toml", text, None, root).unwrap();
+    let (a, b) = (parse(&shipped), parse(&std::fs::read_to_string(&out).unwrap()));
+    assert_eq!(a.base, b.base, "configs/llm-market-2025.toml is stale: calibrate it again (README)");
+    assert_eq!(a.rows, b.rows);
+    // Month 0 of the shipped baseline, solved forward, is the observed market.
+    let (share, price) = month0(&a.base);
+    let obs: Vec<(f64, f64)> = String::from_utf8(data)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("firm,"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(obs.len(), 5);
+    for (i, (s, p)) in obs.into_iter().enumerate() {
+        assert!((share[i] / s - 1.0).abs() < 1e-9 && (price[i] / p - 1.0).abs() < 1e-9, "firm {i}: {} {} vs {s} {p}", share[i], price[i]);
+    }
+}
