@@ -91,7 +91,7 @@ INT_MODEL = {"months", "max_iter", "generation_months", "investor_runway"}
 
 
 def _release(v):
-    if v == "never":
+    if v == "never" or v == NEVER:  # NEVER: the defaults' own "never"
         return NEVER
     if isinstance(v, float):
         if v != int(v):
@@ -284,7 +284,10 @@ def equilibrium(segs, Q, b, o, c, closed, markup, tol, max_iter):
 # ---------------------------------------------------------------- sections 2, 4, 5
 
 
-def solve(scen):
+def solve(scen, v2_rule=False):
+    """Section 5's row of one scenario. v2_rule=True decides with version 2's
+    `cash < 0` instead of section 4's threshold (only to show that a grid meets
+    version 2's ties: its rows then differ)."""
     mo, sc, segs, firms = scen["model"], scen["scaling"], scen["segments"], scen["firms"]
     nf = len(firms)
     T = int(mo["months"])
@@ -366,7 +369,7 @@ def solve(scen):
             npv[i] += d * flow
             cnpv[i] += d * comp
             cash[i] += flow
-            if cash[i] < -spend[i] / 12000.0:
+            if cash[i] < (0.0 if v2_rule else -spend[i] / 12000.0):
                 others = [qq for j, qq in rel_Q if j != i]
                 lead = Q[jj] - max(others) if others else math.inf
                 if runway > 0 and lead >= mo["investor_hurdle"]:
@@ -378,7 +381,7 @@ def solve(scen):
                     exit_m[i] = t
                     markup[i] = None
         if t == T - 1:
-            last = (dict(pos), list(p), list(S), list(Q), list(rel), s_out)
+            last = (dict(pos), list(p), list(S), list(Q), list(rel), s_out, list(q))
         for i in idx:
             if rel[i]:
                 K[i] = (1.0 - mo["community_decay"]) * K[i] + mo["community_gain"] * S[pos[i]] ** mo[
@@ -389,7 +392,7 @@ def solve(scen):
             for i in range(nf):
                 if not rel[i]:
                     q[i] += mo["catchup_rate"] * max(0.0, best - mo["spill_gap"] - q[i])
-    pos, p, S, Q, relT, s_out = last
+    pos, p, S, Q, relT, s_out, q = last  # q before month T-1's spillover
     row = {}
     names = [f["name"] for f in firms]
     for i, nm in enumerate(names):
