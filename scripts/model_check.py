@@ -11,7 +11,7 @@ version 3 (scripts/model_v3.py, written from MODEL.md alone).
 2. moatsweep against the peer: runs `moatsweep run CONFIG --backend cpu`
    (default scripts/peer-configs/v3-grid.toml: 5 firms, a released lab
    without income at version 2's tie, several release months, fundings,
-   runways, hurdles and cost factors, 324 rows), solves every row with the
+   runways, hurdles and cost factors, 648 rows), solves every row with the
    peer, and compares every output cell. Real columns pass when
    |moatsweep - peer| <= 1e-5 |peer| + floor, floor = 1e-9 x the column's
    scale (its largest |value| in the CSV): npv, raised and consumer surplus
