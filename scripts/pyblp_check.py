@@ -19,6 +19,11 @@ to an observations CSV (shortest round-trip decimals). Then:
  (iii) pyblp's own inversion at the fixed demand parameters (its delta
        contraction with `Optimization('return')`, then `compute_costs()`) must
        give the chosen brands and the calibrated costs to 1e-8.
+ (iv)  `moatsweep calibrate --sweep` on the same config and observations (one
+       row) must give the same brands and cost factors, the own-price
+       elasticities of pyblp's `compute_elasticities()` at the observed point
+       to 1e-8, and the Lerner index: --margin's L to 1e-9, else the one of
+       the chosen primitives.
 
 The model in pyblp's terms: one market, the segments are its agents (weights
 w_k, no integration nodes: sigma = 0) with demographics d_k = (a_k, beta_k,
@@ -51,6 +56,7 @@ Prints a table per market and `pyblp_check: N passed, M failed` last; exits
 1 on any failure or when nothing was checked.
 """
 
+import csv
 import math
 import subprocess
 import sys
@@ -256,7 +262,8 @@ def pyblp_inversion(scen, m0, prices, shares):
         method="1s",
     )
     costs = res.compute_costs().ravel()
-    return res.delta.ravel(), costs, bool(np.all(res.converged))
+    own = np.diag(res.compute_elasticities())
+    return res.delta.ravel(), costs, own, bool(np.all(res.converged))
 
 
 # ------------------------------------------------------------------ one market
@@ -290,8 +297,8 @@ def run_market(tmp, name, open_release, lab, brands, factors, scale, form):
         L = lerner(m0)
         args += ["--margin", repr(L)]
     out = tmp / f"{name}-calibrated.toml"
-    cmd = [str(BIN), "calibrate", str(cfg), "--observed", str(obs), "--out", str(out)] + args
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [str(BIN), "calibrate", str(cfg), "--observed", str(obs)] + args
+    run = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True)
     cal = None
     if check(run.returncode == 0 and out.exists(), f"{name}: calibrate exits 0 ({run.stderr.strip()[-300:]})"):
         cal, _ = model_v3.load_config(out)
@@ -339,7 +346,7 @@ def run_market(tmp, name, open_release, lab, brands, factors, scale, form):
 
     # (iii) pyblp's inversion
     inv_scen = cal if cal is not None else scen
-    delta, pcost, conv = pyblp_inversion(inv_scen, m0, p, S)
+    delta, pcost, pel, conv = pyblp_inversion(inv_scen, m0, p, S)
     check(conv, f"{name}: pyblp's delta contraction converges")
     check(abs_dev(delta, brands) <= TOL, f"{name}: pyblp's delta {delta} vs chosen brands {brands}")
     check(rel_dev(pcost, m0["cost"]) <= TOL, f"{name}: pyblp's costs {pcost} vs chosen {m0['cost']}")
@@ -347,17 +354,40 @@ def run_market(tmp, name, open_release, lab, brands, factors, scale, form):
         ccost = [f["cost_factor"] * c for f, c in zip(cal["firms"], m0["plain_cost"])]
         check(abs_dev(delta, cb) <= TOL, f"{name}: pyblp's delta vs calibrated brands")
         check(rel_dev(pcost, ccost) <= TOL, f"{name}: pyblp's costs vs calibrated costs")
+
+    # calibrate --sweep: the same calibration as a CSV row, with elasticities
+    sweep = tmp / f"{name}-sweep.csv"
+    run = subprocess.run(cmd + ["--out", str(sweep), "--sweep"], capture_output=True, text=True)
+    if check(run.returncode == 0 and sweep.exists(), f"{name}: calibrate --sweep exits 0 ({run.stderr.strip()[-300:]})"):
+        with open(sweep, newline="") as f:
+            rows = list(csv.DictReader(f))
+        r = rows[0] if len(rows) == 1 else {}
+        check(len(rows) == 1 and r.get("error", "") == "", f"{name}: --sweep gives one row without error: {rows}")
+        if r and r.get("error", "") == "":
+            sb = [float(r[f"brand.{n}"]) for n in names]
+            scf = [float(r[f"cost_factor.{n}"]) for n in names]
+            sel = [float(r[f"elasticity.{n}"]) for n in names]
+            check(abs_dev(sb, brands) <= TOL, f"{name}: --sweep brands {sb} vs chosen {brands}")
+            check(rel_dev(scf, factors) <= TOL, f"{name}: --sweep cost factors {scf} vs chosen {factors}")
+            check(rel_dev(sel, pel) <= TOL, f"{name}: --sweep own-price elasticities {sel} vs pyblp's {pel}")
+            if scale is not None:
+                ps_ = float(r["price_scale"])
+                check(abs(ps_ - scale) <= TOL * scale, f"{name}: --sweep price_scale {ps_} vs chosen {scale}")
+            want = L if L is not None else lerner(m0)
+            check(abs(float(r["lerner"]) - want) <= 1e-9 * want, f"{name}: --sweep Lerner index {r['lerner']} vs {want}")
+            print(f"calibrate --sweep: own-price elasticities vs pyblp's to {rel_dev(sel, pel):.1e}, "
+                  f"Lerner index {r['lerner']} vs {want!r}")
     if L is not None:
         print(f"--margin {L!r}: price-sensitivity scale chosen {scale}, calibrated "
               + (f"{cal['segments'][0]['price_sens'] / model_v3.SEGMENT_DEFAULTS[cal['segments'][0]['name']]['price_sens']!r}" if cal else "-"))
 
     head = ["firm", "obs share", "obs price", "brand", "calib brand", "pyblp delta", "cost f.", "calib c.f.",
-            "calib cost", "pyblp cost", "pyblp price", "pyblp share"]
+            "calib cost", "pyblp cost", "pyblp price", "pyblp share", "pyblp elast."]
     print(" ".join(f"{h:>12s}" for h in head))
     for j, n in enumerate(names):
         row = [n, S[j], p[j], brands[j], cb[j] if cal else math.nan, delta[j], factors[j],
                ccf[j] if cal else math.nan, ccost[j] if cal else math.nan, pcost[j],
-               eq_p[j] if cal else math.nan, eq_s[j] if cal else math.nan]
+               eq_p[j] if cal else math.nan, eq_s[j] if cal else math.nan, pel[j]]
         print(f"{row[0]:>12s} " + " ".join(f"{x:12.8g}" for x in row[1:]))
 
 
