@@ -181,22 +181,15 @@ fn invert(mk: &Market, segs: &[Segment]) -> Result<Inverted, Failure> {
     let mut sh = Shares::default();
     let mut steps = 0;
     loop {
-        demand::shares(segs, mk.n, &mk.base(segs, &brand), &mk.price, &mut sh);
+        let ln_s = ln_shares(mk, segs, &brand);
         let mut change = 0.0f64;
         for j in 0..mk.n {
-            let s = demand::product_share(segs, &sh, j);
-            if !(s > 0.0) {
-                return Err(Failure::firm(
-                    j,
-                    format!("the brand contraction failed: the model's share reached {s} at brand {:.6e}", brand[j]),
-                ));
-            }
-            let step = mk.share[j].ln() - s.ln();
+            let step = mk.share[j].ln() - ln_s[j];
             brand[j] += step;
             change = change.max(step.abs());
         }
         steps += 1;
-        if !(change.is_finite()) {
+        if !change.is_finite() {
             return Err(Failure::market("the brand contraction diverged (a non-finite step)".into()));
         }
         if change < CONTRACTION_TOL {
@@ -219,6 +212,35 @@ fn invert(mk: &Market, segs: &[Segment]) -> Result<Inverted, Failure> {
         markup[j] = if mk.open[j] { 0.0 } else { s / slope };
     }
     Ok(Inverted { brand, markup, elasticity, steps })
+}
+
+/// ln S_j at the observed prices and brands `brand`, in logs throughout: ln s_jk =
+/// u_jk - shift_k - ln denom_k (denom_k >= 1, section 3's stable form), and ln S_j
+/// by log-sum-exp over the segments. Equal to ln of `demand`'s shares where those
+/// are positive, and finite where they underflow (a contraction from b = 0 at a
+/// large price-sensitivity scale starts there).
+fn ln_shares(mk: &Market, segs: &[Segment], brand: &[f64; MAX_FIRMS]) -> [f64; MAX_FIRMS] {
+    let base = mk.base(segs, brand);
+    let mut ln_s = [[f64::NEG_INFINITY; MAX_SEGMENTS]; MAX_FIRMS];
+    for (k, seg) in segs.iter().enumerate() {
+        let mut u = [0.0; MAX_FIRMS];
+        let mut shift = 0.0f64;
+        for j in 0..mk.n {
+            u[j] = demand::utility(seg, base[j][k], mk.price[j]);
+            shift = shift.max(u[j]);
+        }
+        let denom = (-shift).exp() + (0..mk.n).map(|j| (u[j] - shift).exp()).sum::<f64>();
+        for j in 0..mk.n {
+            ln_s[j][k] = u[j] - shift - denom.ln();
+        }
+    }
+    let mut out = [0.0; MAX_FIRMS];
+    for j in 0..mk.n {
+        let top = segs.iter().enumerate().filter(|(_, g)| g.weight > 0.0).map(|(k, _)| ln_s[j][k]).fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = segs.iter().enumerate().filter(|(_, g)| g.weight > 0.0).map(|(k, g)| g.weight * (ln_s[j][k] - top).exp()).sum();
+        out[j] = top + sum.ln();
+    }
+    out
 }
 
 /// The segments with every price sensitivity multiplied by `scale`.
