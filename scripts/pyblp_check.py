@@ -146,8 +146,8 @@ MARKETS = [
     ("a-open-at-cost", 0, False, [0.2, 0.7, 1.0, 0.35], [1.3, 0.8, 1.5, 2.0], None, "share"),
     ("b-five-firms", "\"never\"", True, [0.1, 0.6, 0.9, 0.3, -0.4], [1.0, 0.7, 1.25, 2.5, 0.6], None, "revenue_share"),
     # --margin at prices of 2.5 to 6.9 $/Mtok (2025 list prices are 2 to 6): the
-    # bracket's end lambda = 1e3 puts brands near 2e3, where one ulp exceeds
-    # the contraction's absolute step 1e-13
+    # bracket's end lambda = 1e3 puts brands near 2e3, where one ulp (4.5e-13)
+    # exceeds an absolute stop of 1e-13 (calibrate's first cut failed here)
     ("c-margin", 0, False, [0.3, 0.8, 0.6, 0.2], [0.9, 1.1, 0.75, 1.6], 2.7, "share"),
     # --margin at prices of 1.1 to 3.1 $/Mtok (brands below 1e3 at lambda = 1e3)
     ("d-margin-low-prices", 0, False, [0.3, 0.8, 0.6, 0.2], [0.4, 0.5, 0.3, 0.6], 6.0, "share"),
