@@ -247,16 +247,20 @@ fn inverted(mk: &Market, segs: &[Segment], brand: [f64; MAX_FIRMS], steps: u32) 
 /// buys nearly everything and the contraction's modulus nears 1).
 fn newton_brands(mk: &Market, segs: &[Segment], start: &[f64; MAX_FIRMS]) -> Option<[f64; MAX_FIRMS]> {
     let n = mk.n;
-    let mut brand = *start;
-    let mut sh = Shares::default();
-    for _ in 0..50 {
-        let ln_s = ln_shares(mk, segs, &brand);
-        let mut r = [0.0; MAX_FIRMS];
-        let mut settled = true;
+    let residual = |brand: &[f64; MAX_FIRMS]| -> ([f64; MAX_FIRMS], f64, bool) {
+        let ln_s = ln_shares(mk, segs, brand);
+        let (mut r, mut worst, mut settled) = ([0.0; MAX_FIRMS], 0.0f64, true);
         for j in 0..n {
             r[j] = mk.share[j].ln() - ln_s[j];
+            worst = worst.max(r[j].abs());
             settled &= r[j].abs() < brand_tol(brand[j]);
         }
+        (r, if worst.is_finite() { worst } else { f64::INFINITY }, settled)
+    };
+    let mut brand = *start;
+    let (mut r, mut worst, mut settled) = residual(&brand);
+    let mut sh = Shares::default();
+    for _ in 0..50 {
         if settled {
             return Some(brand);
         }
@@ -273,12 +277,26 @@ fn newton_brands(mk: &Market, segs: &[Segment], start: &[f64; MAX_FIRMS]) -> Opt
                 jac[j][l] = d / big;
             }
         }
-        let step = solve_linear(&mut jac, &mut r, n)?;
-        for j in 0..n {
-            brand[j] += step[j];
-        }
-        if !brand[..n].iter().all(|b| b.is_finite()) {
-            return None;
+        let mut rhs = r;
+        let step = solve_linear(&mut jac, &mut rhs, n)?;
+        // Damped: the step is halved until the largest residual falls (a full
+        // Newton step from far away can overshoot into brands of 1e16, where f64
+        // no longer resolves the shares).
+        let mut t = 1.0;
+        loop {
+            let mut tried = brand;
+            for j in 0..n {
+                tried[j] += t * step[j];
+            }
+            let (r_new, worst_new, settled_new) = residual(&tried);
+            if worst_new < worst {
+                (brand, r, worst, settled) = (tried, r_new, worst_new, settled_new);
+                break;
+            }
+            t *= 0.5;
+            if t < 1e-6 {
+                return None;
+            }
         }
     }
     None
@@ -562,5 +580,30 @@ mod tests {
         cal.scenario.firms[2].brand += 1e-6;
         let e = check(&mut cal).unwrap_err();
         assert!(e.message.contains("reaches another equilibrium"), "{}", e.message);
+    }
+
+    /// Newton's brands inside the bisection are the contraction's, also from a start
+    /// far away (the previous step's brands at a much smaller scale), where an
+    /// undamped Newton step once overshot to brands of 1e16.
+    #[test]
+    fn newton_finds_the_contractions_brands_from_far_away() {
+        let mut sc = baseline();
+        sc.firms[0].release_month = 0;
+        let (share, price) = observe(&sc);
+        let mk = Market::new(&sc, &share, &price);
+        let near = invert(&mk, &scaled(&sc, 1.0)).unwrap().brand;
+        for ln_scale in [3.45, 5.0, -4.0] {
+            let segs = scaled(&sc, f64::exp(ln_scale));
+            let want = invert(&mk, &segs).unwrap();
+            if let Some(got) = newton_brands(&mk, &segs, &near) {
+                for j in 0..4 {
+                    assert!(
+                        (got[j] - want.brand[j]).abs() < 1e-9 * want.brand[j].abs().max(1.0),
+                        "scale e^{ln_scale}: {got:?} vs {:?}",
+                        want.brand
+                    );
+                }
+            }
+        }
     }
 }
