@@ -117,3 +117,33 @@ fn auto_takes_a_hardware_adapter_when_there_is_one() {
         assert!(!stderr.contains("note: using the CPU backend"), "{stderr}");
     }
 }
+
+/// Model version 3's threshold on the GPU: the peers' 5-firm grid
+/// (scripts/peer-configs/v3-grid.toml) whose lab, released without income, reaches
+/// version 2's exact tie after every refinancing, run on the GPU with every row
+/// re-solved on the f64 reference (`--verify` all rows). Under `cash < 0` the
+/// backends refinanced such a lab in different months and disagreed on `raised` by
+/// up to 20%; with the threshold every compared row is within the output table's
+/// tolerances and the exemptions stay within their caps. (The grid's
+/// max_iter = 12 half is left out: unconverged months are exempt by design.)
+#[test]
+fn gpu_agrees_with_the_reference_at_version_2s_ties() {
+    if !have_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/peer-configs/v3-grid.toml")).unwrap();
+    let converged = grid.replace("\"model.max_iter\" = { values = [200, 12] }", "\"model.max_iter\" = { values = [200] }");
+    assert_ne!(grid, converged);
+    let cfg = tmp.path().join("ties.toml");
+    std::fs::write(&cfg, converged).unwrap();
+    let out = tmp.path().join("ties.csv");
+    moatsweep().args(["run", "--quiet", "--backend", "gpu", "--verify", "324"]).arg(&cfg).arg("--out").arg(&out).assert().success();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("ties.csv.manifest.json")).unwrap()).unwrap();
+    let v = &m["verify"];
+    assert_eq!(v["rows_checked"], 324, "{v}");
+    assert_eq!(v["beyond_tolerance"], 0, "{v}");
+    assert_eq!(v["within_caps"], true, "{v}");
+    assert!(v["rows_compared"].as_u64().unwrap() >= 300, "{v}");
+    assert!(v["columns"]["raised.lab"]["max_rel"].as_f64().unwrap() < 1e-4, "{v}");
+}
