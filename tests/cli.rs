@@ -80,9 +80,9 @@ fn quickstart_csv_has_header_rows_and_manifest() {
         Sha256::digest(std::fs::read(root().join("configs/quickstart.toml")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(manifest["config_sha256"], sha.as_str());
     assert_eq!(manifest["moatsweep_version"], env!("CARGO_PKG_VERSION"));
-    // The model version the numbers follow (docs/model.md is version 2).
+    // The model version the numbers follow (docs/model.md is version 3).
     let model = manifest["model"].as_str().unwrap();
-    assert!(model.contains("version 2") && model.contains("docs/model.md"), "{model}");
+    assert!(model.contains("version 3") && model.contains("docs/model.md"), "{model}");
     assert_eq!(manifest["scenarios"], 2080);
     assert_eq!(manifest["rows_written"], 2080);
     assert_eq!(manifest["rows"], serde_json::json!([0, 2080]));

@@ -121,7 +121,8 @@ fn invariants_hold_over_random_scenarios() {
                 }
             }
             for i in 0..sc.n_firms {
-                if r.alive & (1 << i) != 0 && r.cash[i] < 0.0 {
+                // Version 3: a firm exits (or is refinanced) below -spend/12000, not below 0.
+                if r.alive & (1 << i) != 0 && r.cash[i] < -r.spend[i] / 12000.0 {
                     gone |= 1 << i;
                     exits += 1;
                 }
