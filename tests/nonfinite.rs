@@ -419,45 +419,55 @@ fn a_reduction_counts_them_by_reduced_output() {
 
 /// `--resume` keeps the count of the rows before the checkpoint (they are not
 /// solved again), and `merge` adds up the shards': both give the manifest of one
-/// uninterrupted run.
+/// uninterrupted run. A reduction is cut only on whole blocks of 4096 positions,
+/// so its sweep is larger (8400 positions, chunks of 1024).
 #[test]
 fn the_count_survives_resume_and_merge() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), "nf.toml", SWEEP);
-    let rcfg = write_config(tmp.path(), "r.toml", &format!("{SWEEP}{REDUCED}"));
-    let poison = "1:npv.open;10:hhi:-inf";
+    let big = format!("{SWEEP}\"firm.challenger.funding\" = {{ logspace = [3e7, 1e9], steps = 700 }}\n{REDUCED}");
+    let rcfg = write_config(tmp.path(), "r.toml", &big);
     let want = serde_json::json!({"hhi": 1, "npv.open": 1});
-    for (cfg, reduced) in [(&cfg, false), (&rcfg, true)] {
+    // (config, reduced, chunk rows, the poison: one value in each shard's rows)
+    for (cfg, reduced, chunk, last) in [(&cfg, false, 4u64, 10u64), (&rcfg, true, 1024, 8000)] {
+        let poison = format!("1:npv.open;{last}:hhi:-inf");
+        let poison = poison.as_str();
         let file = |out: &Path| if reduced { PathBuf::from(out.display().to_string().replace(".csv", ".reduced.csv")) } else { out.to_path_buf() };
+        let go = |out: &Path, extra: &[&str], abort: Option<&str>| {
+            let mut c = moatsweep();
+            c.env("MOATSWEEP_TEST_NONFINITE", poison);
+            if let Some(a) = abort {
+                c.env("MOATSWEEP_TEST_ABORT", a);
+            }
+            c.args(["run", "--quiet", "--backend", "cpu", "--chunk-rows", &chunk.to_string()]).arg(cfg).arg("--out").arg(out).args(extra);
+            c.output().unwrap()
+        };
         let whole = tmp.path().join(format!("whole-{reduced}.csv"));
-        assert_eq!(run(cfg, &whole, "cpu", Some(poison), &[]).status.code(), Some(1));
+        assert_eq!(go(&whole, &[], None).status.code(), Some(1));
         let mw = manifest(&file(&whole));
         assert_eq!((&mw["nonfinite"], &mw["first_nonfinite_row"]), (&want, &serde_json::json!(1)), "reduced {reduced}");
 
-        // Killed after the checkpoint of rows 0..8 (the first is the empty start).
+        // Killed after the checkpoint of the first two chunks (the first checkpoint is the empty start).
         let out = tmp.path().join(format!("resumed-{reduced}.csv"));
-        let mut c = moatsweep();
-        c.env("MOATSWEEP_TEST_NONFINITE", poison).env("MOATSWEEP_TEST_ABORT", "checkpoint:3");
-        c.args(["run", "--quiet", "--backend", "cpu", "--chunk-rows", "4"]).arg(cfg).arg("--out").arg(&out);
-        let killed = c.output().unwrap();
+        let killed = go(&out, &[], Some("checkpoint:3"));
         assert!(stderr(&killed).contains("test hook: aborting"), "reduced {reduced}: {}", stderr(&killed));
-        let o = run(cfg, &out, "cpu", Some(poison), &["--resume"]);
+        let o = go(&out, &["--resume"], None);
         assert_eq!(o.status.code(), Some(1), "reduced {reduced}: {}", stderr(&o));
         let m = manifest(&file(&out));
-        assert_eq!(m["resumed_at_row"], 8, "reduced {reduced}");
+        assert_eq!(m["resumed_at_row"], 2 * chunk, "reduced {reduced}");
         assert_eq!((&m["nonfinite"], &m["first_nonfinite_row"]), (&want, &serde_json::json!(1)), "reduced {reduced}");
 
-        // Two shards of 6 rows, one poisoned value in each.
+        // Two shards, one poisoned value in each.
         let base = tmp.path().join(format!("sharded-{reduced}.csv"));
         let mut shards = Vec::new();
         for s in ["0/2", "1/2"] {
-            let o = run(cfg, &base, "cpu", Some(poison), &["--shard", s]);
+            let o = go(&base, &["--shard", s], None);
             assert_eq!(o.status.code(), Some(1), "reduced {reduced} shard {s}: {}", stderr(&o));
             let i = &s[..1];
             shards.push(file(&tmp.path().join(format!("sharded-{reduced}.shard-{i}-of-2.csv"))));
         }
         assert_eq!(manifest(&shards[0])["nonfinite"], serde_json::json!({"npv.open": 1}));
-        assert_eq!(manifest(&shards[1])["first_nonfinite_row"], 10);
+        assert_eq!(manifest(&shards[1])["first_nonfinite_row"], last);
         let merged = file(&tmp.path().join(format!("merged-{reduced}.csv")));
         let o = moatsweep().arg("merge").arg(&merged).args(&shards).output().unwrap();
         assert!(o.status.success(), "reduced {reduced}: {}", stderr(&o));
