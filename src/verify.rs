@@ -250,7 +250,8 @@ fn finite(o: &Outcome<f64>, cols: &[(String, Column)]) -> bool {
 
 /// Whether the GPU's value in column `c` is non-finite where no empty cell excuses
 /// it: infinite anywhere; NaN in a column that is never empty; NaN in a price beside
-/// a GPU share other than 0 (the product sells, so the cell is not empty); NaN (not
+/// a GPU share other than 0 or of a firm that never exited on the GPU (the product is
+/// offered, so the cell is not empty); NaN (not
 /// offered) in a price whose reference is finite, unless the GPU's firm exited in
 /// another month than the reference's (whether a firm offers a product follows from
 /// its exit month and its release month, an input; a different exit is judged with
@@ -267,6 +268,7 @@ fn non_finite_gpu_value(o: &Outcome<f64>, g: &Outcome<f32>, c: Column) -> bool {
         Empty::Never => true,
         Empty::NotOffered => {
             g.firm(Out::Share, c.firm) != 0.0
+                || g.firm(Out::ExitMonth, c.firm) < 0.0
                 || (!o.get(c).is_nan() && g.firm(Out::ExitMonth, c.firm) as f64 == o.firm(Out::ExitMonth, c.firm))
         }
     }
@@ -568,12 +570,13 @@ mod tests {
         let (rep, _) = report(&sc, &r, &g);
         assert_eq!(rep.columns["price.challenger"].beyond, 1, "{}", rep.summary());
 
-        // Both empty (not offered: NaN price, share 0): equal, nothing beyond.
+        // Both empty (not offered: an exited firm, NaN price, share 0): equal, nothing beyond.
         let share = col(&cols, "share.challenger");
         let mut r2 = reference(&baseline(), 7);
         for o in [&mut r2.out, &mut r2.probe] {
             o.set(price, f64::NAN);
             o.set(share, 0.0);
+            o.set(col(&cols, "exit_month.challenger"), 20.0);
         }
         let mut g = exact_gpu(&r2);
         g.set(price, f32::NAN);
@@ -587,6 +590,13 @@ mod tests {
         g.set(share, 0.01);
         let (rep, v) = report(&baseline(), &r2, &g);
         assert_eq!(v, Verdict::Compared);
+        assert_eq!(rep.columns["price.challenger"].beyond, 1, "{}", rep.summary());
+
+        // Nor is a NaN price (its share underflowed to 0) of a firm that never exited.
+        let mut g = exact_gpu(&r2);
+        g.set(price, f32::NAN);
+        g.set(col(&cols, "exit_month.challenger"), -1.0);
+        let (rep, _) = report(&baseline(), &r2, &g);
         assert_eq!(rep.columns["price.challenger"].beyond, 1, "{}", rep.summary());
     }
 

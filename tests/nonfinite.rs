@@ -3,7 +3,11 @@
 //! - The parameter ranges keep the model finite: every real parameter at each end
 //!   of its range (the others at the baseline) solves to finite outputs on the f64
 //!   reference and, on an adapter, in the f32 kernel; so do the combined extremes
-//!   that the inputs pushed on, on the f64 reference.
+//!   that the inputs pushed on, on the f64 reference, and in f32 all but
+//!   one: the most compute on the least data with the dearest serving gives a
+//!   serving cost above 1e41 $/Mtok, finite in f64 and beyond f32 (3.4e38). No single
+//!   range can prevent that (it is a product of five parameters); a run on the GPU
+//!   counts it and fails, which a test here shows without any hook.
 //! - The inputs are refused with exit status 2 naming the key (the config
 //!   fixtures are in tests/configs/bad/, checked by tests/bad_configs.rs; here `run`
 //!   and `scenario --set`).
@@ -205,7 +209,11 @@ fn every_end_of_every_range_solves_to_finite_outputs_in_the_f32_kernel() {
     if !common::have_gpu() {
         return;
     }
-    let (corners, _) = single_corners();
+    // The first combined corner is left out: its serving cost (above 1e41 $/Mtok) is
+    // beyond f32's range, which no single range can prevent (see
+    // `the_f32_kernel_beyond_its_range_is_counted_not_silent`).
+    let (mut corners, _) = single_corners();
+    corners.extend(combined_corners().into_iter().skip(1));
     let scs: Vec<Scenario> = corners.iter().map(|(_, sc)| *sc).collect();
     let mut gpu = GpuBackend::new(&GpuOptions { allow_software: true, ..Default::default() }).unwrap();
     let mut sink = Collect::default();
@@ -474,4 +482,48 @@ fn the_count_survives_resume_and_merge() {
         let m = manifest(&merged);
         assert_eq!((&m["nonfinite"], &m["first_nonfinite_row"]), (&want, &serde_json::json!(1)), "reduced {reduced}");
     }
+}
+
+
+/// The one place the ranges leave to f32: the largest compute on the least data
+/// (N at the top of the bisection bracket) with the dearest serving gives a
+/// serving cost above 1e41 $/Mtok. The f64 reference writes it; the GPU's prices and
+/// npvs overflow, and the run counts them and fails instead of passing them on;
+/// `--verify` counts them beyond tolerance.
+#[test]
+fn the_f32_kernel_beyond_its_range_is_counted_not_silent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "version = 1\n[sweep]\nname = \"edge\"\n[model]\ntrain_usd_per_flop = 1e-24\ninfer_usd_per_flop = 1e-12\n",
+    );
+    for f in params::DEFAULT_FIRM_NAMES {
+        text += &format!(
+            "[[firm]]\nname = \"{f}\"\ntrain_spend = 1e30\nspend_growth = 0\ndata_tokens = 1e6\ndata_growth = 0\ncost_factor = 1000\n"
+        );
+    }
+    text += "[axes]\n\"model.ad_uplift\" = { values = [0.01, 0.02] }\n";
+    let cfg = write_config(tmp.path(), "edge.toml", &text);
+    let cpu = tmp.path().join("cpu.csv");
+    let o = run(&cfg, &cpu, "cpu", None, &[]);
+    assert!(o.status.success(), "the f64 reference stays finite: {}", stderr(&o));
+    assert!(manifest(&cpu).get("nonfinite").is_none());
+    // The premise: the reference's serving cost, finite, is beyond f32's range.
+    let p: f64 = csv_column(&cpu, "price.open")[0].parse().unwrap();
+    assert!(p.is_finite() && p > f32::MAX as f64, "price {p:e}");
+    if !common::have_gpu() {
+        return;
+    }
+    let gpu = tmp.path().join("gpu.csv");
+    let o = run(&cfg, &gpu, "gpu", None, &["--verify", "0"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("the first in row 0") && e.contains("price.open: 2"), "{e}");
+    let nf = manifest(&gpu)["nonfinite"].clone();
+    for f in params::DEFAULT_FIRM_NAMES {
+        assert_eq!(nf[format!("price.{f}")], 2, "{nf}");
+    }
+    let o = run(&cfg, &tmp.path().join("v.csv"), "gpu", None, &["--verify", "2", "--allow-nonfinite"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("--verify: 2 of 2 re-solved rows deviate"), "{e}");
 }

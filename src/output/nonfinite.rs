@@ -8,8 +8,9 @@
 //! after its files are complete) unless `--allow-nonfinite` is given.
 //!
 //! An empty cell is not a non-finite value: a price is NaN when the firm offers no
-//! product in the last month, and its share is then exactly 0. A NaN price beside a
-//! share other than 0 is a non-finite value.
+//! product in the last month, and then its share is exactly 0 and it has exited
+//! (a firm offers a product while it is alive or released). A NaN price beside a
+//! share other than 0, or of a firm that never exited, is a non-finite value.
 
 use std::collections::BTreeMap;
 
@@ -80,8 +81,12 @@ pub fn is_nonfinite<F: Copy + Into<f64>>(o: &Outcome<F>, c: Column) -> bool {
     if v.is_finite() {
         return false;
     }
-    // An empty price: NaN with a share of exactly 0 (the firm offers no product).
-    !(c.spec.empty == Empty::NotOffered && v.is_nan() && o.firm(Out::Share, c.firm).into() == 0.0)
+    // An empty price: NaN with a share of exactly 0, of a firm that exited (it offers no product).
+    let empty = c.spec.empty == Empty::NotOffered
+        && v.is_nan()
+        && o.firm(Out::Share, c.firm).into() == 0.0
+        && o.firm(Out::ExitMonth, c.firm).into() >= 0.0;
+    !empty
 }
 
 /// The non-finite values among `outcomes` (rows `first_row..`), by the names of
@@ -130,8 +135,11 @@ mod tests {
         let cols = columns(&firms);
         let col = |name: &str| cols.iter().position(|(n, _)| n == name).unwrap();
         let mut o = Outcome::<f64>::default();
-        // Firm a offers nothing (price NaN, share 0); firm b sells with a NaN price.
+        // Firm a exited and offers nothing (price NaN, share 0): an empty cell.
         o.set(cols[col("price.a")].1, f64::NAN);
+        o.set(cols[col("exit_month.a")].1, 3.0);
+        o.set(cols[col("exit_month.b")].1, -1.0);
+        // Firm b sells with a NaN price.
         o.set(cols[col("share.b")].1, 0.25);
         o.set(cols[col("price.b")].1, f64::NAN);
         o.set(cols[col("hhi")].1, f64::INFINITY);
@@ -139,6 +147,12 @@ mod tests {
         let hits = scan(&cols, 7, &[o]);
         let names: Vec<&str> = hits.iter().map(|&(_, j)| cols[j].0.as_str()).collect();
         assert_eq!(names, ["price.b", "npv.a", "hhi"]);
+        // A NaN price with a share of 0 (it underflowed) of a firm that never exited
+        // is offered, so not an empty cell.
+        o.set(cols[col("share.b")].1, 0.0);
+        assert!(is_nonfinite(&o, cols[col("price.b")].1));
+        o.set(cols[col("exit_month.b")].1, 5.0);
+        assert!(!is_nonfinite(&o, cols[col("price.b")].1));
         assert!(hits.iter().all(|&(r, _)| r == 7));
     }
 }
