@@ -399,7 +399,10 @@ fn parquet_rows_count_them_too() {
         // Row groups of 5 rows: the encoder holds rows back across chunks of 4.
         let mut c = moatsweep();
         c.env("MOATSWEEP_TEST_NONFINITE", "7:consumer_surplus_npv;11:quality.open:inf").env("MOATSWEEP_TEST_ROW_GROUP_ROWS", "5");
-        c.args(["run", "--quiet", "--backend", backend, "--chunk-rows", "4", "--format", "parquet", "--verify", "0"]).arg(&cfg).arg("--out").arg(&out);
+        c.args(["run", "--quiet", "--backend", backend, "--chunk-rows", "4", "--format", "parquet", "--verify", "0"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out);
         let o = c.output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{backend}: {}", stderr(&o));
         let m = manifest(&out);
@@ -440,7 +443,8 @@ fn the_count_survives_resume_and_merge() {
     for (cfg, reduced, chunk, last) in [(&cfg, false, 4u64, 10u64), (&rcfg, true, 1024, 8000)] {
         let poison = format!("1:npv.open;{last}:hhi:-inf");
         let poison = poison.as_str();
-        let file = |out: &Path| if reduced { PathBuf::from(out.display().to_string().replace(".csv", ".reduced.csv")) } else { out.to_path_buf() };
+        let file =
+            |out: &Path| if reduced { PathBuf::from(out.display().to_string().replace(".csv", ".reduced.csv")) } else { out.to_path_buf() };
         let go = |out: &Path, extra: &[&str], abort: Option<&str>| {
             let mut c = moatsweep();
             c.env("MOATSWEEP_TEST_NONFINITE", poison);
@@ -484,7 +488,6 @@ fn the_count_survives_resume_and_merge() {
     }
 }
 
-
 /// The one place the ranges leave to f32: the largest compute on the least data
 /// (N at the top of the bisection bracket) with the dearest serving gives a
 /// serving cost above 1e41 $/Mtok. The f64 reference writes it; the GPU's prices and
@@ -493,9 +496,7 @@ fn the_count_survives_resume_and_merge() {
 #[test]
 fn the_f32_kernel_beyond_its_range_is_counted_not_silent() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut text = String::from(
-        "version = 1\n[sweep]\nname = \"edge\"\n[model]\ntrain_usd_per_flop = 1e-24\ninfer_usd_per_flop = 1e-12\n",
-    );
+    let mut text = String::from("version = 1\n[sweep]\nname = \"edge\"\n[model]\ntrain_usd_per_flop = 1e-24\ninfer_usd_per_flop = 1e-12\n");
     for f in params::DEFAULT_FIRM_NAMES {
         text += &format!(
             "[[firm]]\nname = \"{f}\"\ntrain_spend = 1e30\nspend_growth = 0\ndata_tokens = 1e6\ndata_growth = 0\ncost_factor = 1000\n"

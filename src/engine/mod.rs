@@ -29,13 +29,13 @@ use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, Precision};
 use crate::config;
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::interrupt::{self, Interrupted};
+use crate::model::outputs::Column;
 use crate::output::checkpoint::Checkpoint;
 use crate::output::manifest::{Content, MODEL, Manifest, RunFacts, timestamp};
 use crate::output::progress::Progress;
 use crate::output::transaction::{Final, Stream, Transaction};
 use crate::output::{OutputFormat, hex};
 use crate::reduce::ReducePlan;
-use crate::model::outputs::Column;
 use crate::sweep::Plan;
 use crate::sweep::provenance::OutputSpec;
 
@@ -470,8 +470,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             .iter()
             .filter_map(|(row, name, v)| columns.iter().find(|(n, _)| n == name).map(|(_, c)| (*row, *c, *v)))
             .collect();
-        let mut driver =
-            Driver { outputs: outputs.as_mut(), base: from.clone(), progress: &progress, last: Instant::now(), poison };
+        let mut driver = Driver { outputs: outputs.as_mut(), base: from.clone(), progress: &progress, last: Instant::now(), poison };
         let solved = kind.solve(&job, backend.as_mut(), from.next_row..job.rows.end, &mut driver);
         progress.finish();
         match solved {

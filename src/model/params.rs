@@ -96,7 +96,14 @@ impl std::fmt::Display for Bound {
             (true, true) => write!(f, "any finite number"),
             (false, true) if self.lo_open => write!(f, "> {}", end(self.lo)),
             (false, true) => write!(f, ">= {}", end(self.lo)),
-            _ => write!(f, "{}{}, {}{}", if self.lo_open { "(" } else { "[" }, end(self.lo), end(self.hi), if self.hi_open { ")" } else { "]" }),
+            _ => write!(
+                f,
+                "{}{}, {}{}",
+                if self.lo_open { "(" } else { "[" },
+                end(self.lo),
+                end(self.hi),
+                if self.hi_open { ")" } else { "]" }
+            ),
         }
     }
 }

@@ -18,8 +18,8 @@ use anyhow::anyhow;
 use sha2::Sha256;
 
 use super::checkpoint::Checkpoint;
-use super::nonfinite::{self, NonFinite};
 use super::csv::{Real, format_chunk, header_line};
+use super::nonfinite::{self, NonFinite};
 use super::{FileError, HashedWriter};
 use crate::backend::{ChunkSink, Outcomes};
 use crate::model::outputs::Column;
@@ -178,8 +178,14 @@ impl<'p> RowSink<'p> {
         let writer = std::thread::spawn(move || -> anyhow::Result<Written> {
             let mut a = HashedWriter::resume(out.path, out.file, 1 << 20, out.bytes, out.hash);
             let mut log = log.map(|l| HashedWriter::resume(l.path, l.file, 1 << 16, l.bytes, l.hash));
-            let mut state =
-                Written { next_row, nonconverged_scenarios, nonfinite: start_nonfinite, bytes: a.bytes(), sha256: String::new(), log: None };
+            let mut state = Written {
+                next_row,
+                nonconverged_scenarios,
+                nonfinite: start_nonfinite,
+                bytes: a.bytes(),
+                sha256: String::new(),
+                log: None,
+            };
             let mut recorder = recorder;
             a.put(&head)?;
             let sync = |a: &mut HashedWriter, log: &mut Option<HashedWriter>, state: &mut Written| -> Result<(), FileError> {
