@@ -527,4 +527,21 @@ fn the_f32_kernel_beyond_its_range_is_counted_not_silent() {
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(e.contains("--verify: 2 of 2 re-solved rows deviate"), "{e}");
+
+    // Reduced on the device, which hands back partials only: the NaN npvs it
+    // skipped are counted exactly (npv is never empty, so each missing value is
+    // one), the infinite prices once per block of a group.
+    let rcfg = write_config(
+        tmp.path(),
+        "edge-r.toml",
+        &format!("{text}[reduce]\nby = [\"model.ad_uplift\"]\noutputs = [\"npv.open\", \"price.open\", \"share.open\"]\nstats = [\"mean\", \"count\"]\n"),
+    );
+    let out = tmp.path().join("r.csv");
+    let o = run(&rcfg, &out, "gpu", None, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let m = manifest(&tmp.path().join("r.reduced.csv"));
+    assert_eq!(m["nonfinite"], serde_json::json!({"npv.open": 2, "price.open": 2}), "{m}");
+    // The same on the CPU: finite.
+    let o = run(&rcfg, &tmp.path().join("rc.csv"), "cpu", None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

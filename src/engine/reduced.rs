@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use super::rows::rows_file;
 use super::{Driver, Finished, Job, JobKind, JobOutputs, RunOptions};
 use crate::InputError;
-use crate::backend::device::{DeviceChunk, PARTIAL_WORDS};
+use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, SegKind, Source};
+use crate::model::outputs::Empty;
 use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes};
 use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
@@ -138,18 +139,23 @@ impl ReducedOutputs<'_> {
     }
 
     /// Counts what a chunk reduced on the device shows of non-finite values: its
-    /// rows exactly when they came back with it, else each partial (a block of one
-    /// group's rows) whose f32 mean, m2, min or max is not finite counts once, at
-    /// the chunk's first position (a lower bound).
+    /// rows exactly when they came back with it. Else from the partials: the device
+    /// skips a NaN as an empty cell, so a block of one group's rows that counts
+    /// fewer values of a column that is never empty than it has rows held that many
+    /// NaNs (exact); any other partial whose f32 mean, m2, min or max is not finite
+    /// counts once (a lower bound). Both at the chunk's first position.
     fn count_device(&mut self, chunk: &DeviceChunk) {
         if let Some(outcomes) = chunk.outcomes.as_ref() {
             return self.count(chunk.first, outcomes);
         }
         let j = self.rp.outputs.len();
-        for k in 0..chunk.segments.len() {
+        for (k, seg) in chunk.segments.iter().enumerate() {
             for (o, out) in self.rp.outputs.iter().enumerate() {
                 let w = &chunk.partials[(k * j + o) * PARTIAL_WORDS..][..PARTIAL_WORDS];
-                if w[0] > 0 && w[1..5].iter().any(|&b| !f32::from_bits(b).is_finite()) {
+                let never_empty = matches!(out.source, Source::Column(c) if c.spec.empty == Empty::Never);
+                let skipped = if seg.kind == SegKind::Stats && never_empty { seg.len.saturating_sub(w[0]) } else { 0 };
+                let unbounded = w[0] > 0 && w[1..5].iter().any(|&b| !f32::from_bits(b).is_finite());
+                for _ in 0..skipped.max(u32::from(unbounded)) {
                     self.nonfinite.hit(chunk.first, &out.name);
                 }
             }
