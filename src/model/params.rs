@@ -389,7 +389,7 @@ parameter_table! {
         /// revenue of the firm's platform (ads) that cheap AI lifts
         platform_revenue: f64 = [160e9, 0.0, 0.0, 0.0]; Real closed(0.0, 1e30); "$/year"; Value; "Meta's 2024 revenue is of order 160e9";
             "see ad_uplift: the complement stays within f32";
-        /// cash at month 0; when cash turns negative investors refinance the firm or it exits
+        /// cash at month 0; when cash falls below -spend/12000 investors refinance the firm or it exits
         funding: f64 = [50e9, 100e9, 20e9, 0.5e9]; Real closed(0.0, 1e35); "$"; Value; ASSUMED;
             "cash = funding + flows stays below 3.4e38 in f32";
         /// yearly growth of training spend: a generation trained at month t spends train_spend (1 + g)^(t/12)
