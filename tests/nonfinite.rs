@@ -534,7 +534,9 @@ fn the_f32_kernel_beyond_its_range_is_counted_not_silent() {
     let rcfg = write_config(
         tmp.path(),
         "edge-r.toml",
-        &format!("{text}[reduce]\nby = [\"model.ad_uplift\"]\noutputs = [\"npv.open\", \"price.open\", \"share.open\"]\nstats = [\"mean\", \"count\"]\n"),
+        &format!(
+            "{text}[reduce]\nby = [\"model.ad_uplift\"]\noutputs = [\"npv.open\", \"price.open\", \"share.open\"]\nstats = [\"mean\", \"count\"]\n"
+        ),
     );
     let out = tmp.path().join("r.csv");
     let o = run(&rcfg, &out, "gpu", None, &[]);
