@@ -47,7 +47,10 @@ and its SHA-256; --resume checks that prefix, continues from it and gives the sa
 bytes as an uninterrupted run. Ctrl-C, SIGTERM or SIGHUP stop at the next chunk
 boundary (exit status 130; a second one stops at once); an I/O error ends the run
 with one message naming the file (exit status 1). The manifest records the CSV's
-SHA-256 (see `moatsweep check`).")]
+SHA-256 (see `moatsweep check`). An output value that is NaN or infinite is
+counted per column in the manifest (`nonfinite`) and its first row printed; the
+run then exits with status 1, after its files are complete, unless
+--allow-nonfinite is given.")]
     Run {
         /// The sweep config (TOML, version 1).
         config: PathBuf,
@@ -89,6 +92,11 @@ SHA-256 (see `moatsweep check`).")]
         /// Write the rows as CSV or Parquet (default: the config's [output] format, else csv).
         #[arg(long, value_enum, value_name = "FORMAT")]
         format: Option<crate::output::OutputFormat>,
+        /// Exit 0 even when an output value is NaN or infinite. Without it such a run
+        /// still completes its files (the manifest counts them per column in
+        /// `nonfinite`) but exits with status 1.
+        #[arg(long)]
+        allow_nonfinite: bool,
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,

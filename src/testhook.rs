@@ -1,4 +1,5 @@
-//! Hidden hooks for the crash tests (`tests/crash.rs`), read once from the
+//! Hidden hooks for the crash tests (`tests/crash.rs`) and the non-finite output
+//! tests (`tests/nonfinite.rs`), read once from the
 //! environment. Unset, as for every user, they change nothing.
 //!
 //! - `MOATSWEEP_TEST_ABORT=checkpoint:N`: the process aborts (as `kill -9` would:
@@ -8,6 +9,8 @@
 //!   bytes (Parquet's footer) are on disk.
 //! - `MOATSWEEP_TEST_ROW_GROUP_ROWS=R`: Parquet row groups of R rows instead of
 //!   the default (131,072), so that a small sweep has several.
+//! - `MOATSWEEP_TEST_NONFINITE=ROW:COLUMN[:VALUE];...`: an output value made NaN
+//!   or infinite before it is written or reduced ([`nonfinite_outputs`]).
 //!
 //! So a kill lands at a chosen point of a run deterministically, not by racing a
 //! `sleep`.
@@ -54,5 +57,32 @@ pub fn row_group_rows(default: u64) -> u64 {
     static ROWS: OnceLock<u64> = OnceLock::new();
     *ROWS.get_or_init(|| {
         std::env::var("MOATSWEEP_TEST_ROW_GROUP_ROWS").ok().and_then(|s| s.parse().ok()).filter(|&r| r > 0).unwrap_or(default)
+    })
+}
+
+/// `MOATSWEEP_TEST_NONFINITE=ROW:COLUMN[:VALUE][;ROW:COLUMN[:VALUE]...]`: the solved
+/// value of output COLUMN (named as in the CSV header, e.g. `npv.open` or `hhi`) in
+/// row (reduction position) ROW becomes VALUE (`nan`, the default, `inf` or `-inf`)
+/// before the run writes or reduces it, on either backend. The parameter ranges
+/// keep the model finite, so this is how the tests (`tests/nonfinite.rs`) make a
+/// non-finite output occur. Entries that do not parse are ignored.
+pub fn nonfinite_outputs() -> &'static [(u64, String, f64)] {
+    static POISON: OnceLock<Vec<(u64, String, f64)>> = OnceLock::new();
+    POISON.get_or_init(|| {
+        let spec = std::env::var("MOATSWEEP_TEST_NONFINITE").unwrap_or_default();
+        spec.split(';')
+            .filter_map(|e| {
+                let mut parts = e.trim().splitn(3, ':');
+                let row = parts.next()?.parse().ok()?;
+                let column = parts.next()?.to_string();
+                let value = match parts.next() {
+                    None | Some("nan") => f64::NAN,
+                    Some("inf") => f64::INFINITY,
+                    Some("-inf") => f64::NEG_INFINITY,
+                    Some(_) => return None,
+                };
+                Some((row, column, value))
+            })
+            .collect()
     })
 }

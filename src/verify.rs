@@ -251,10 +251,13 @@ fn finite(o: &Outcome<f64>, cols: &[(String, Column)]) -> bool {
 }
 
 /// Whether the GPU's value in column `c` is non-finite where no empty cell excuses
-/// it: infinite anywhere; NaN in a column that is never empty; NaN (not offered) in
-/// a price whose reference is finite, unless the GPU's firm exited in another month
-/// than the reference's (whether a firm offers a product follows from its exit month
-/// and its release month, an input; a different exit is judged with the decisions).
+/// it: infinite anywhere; NaN in a column that is never empty; NaN in a price beside
+/// a GPU share other than 0 or of a firm that never exited on the GPU (the product is
+/// offered, so the cell is not empty); NaN (not
+/// offered) in a price whose reference is finite, unless the GPU's firm exited in
+/// another month than the reference's (whether a firm offers a product follows from
+/// its exit month and its release month, an input; a different exit is judged with
+/// the decisions).
 fn non_finite_gpu_value(o: &Outcome<f64>, g: &Outcome<f32>, c: Column) -> bool {
     let gv = g.get(c);
     if gv.is_infinite() {
@@ -265,7 +268,11 @@ fn non_finite_gpu_value(o: &Outcome<f64>, g: &Outcome<f32>, c: Column) -> bool {
     }
     match c.spec.empty {
         Empty::Never => true,
-        Empty::NotOffered => !o.get(c).is_nan() && g.firm(Out::ExitMonth, c.firm) as f64 == o.firm(Out::ExitMonth, c.firm),
+        Empty::NotOffered => {
+            g.firm(Out::Share, c.firm) != 0.0
+                || g.firm(Out::ExitMonth, c.firm) < 0.0
+                || (!o.get(c).is_nan() && g.firm(Out::ExitMonth, c.firm) as f64 == o.firm(Out::ExitMonth, c.firm))
+        }
     }
 }
 
@@ -275,11 +282,9 @@ fn non_finite_gpu_value(o: &Outcome<f64>, g: &Outcome<f32>, c: Column) -> bool {
 pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, Column)], check: &mut dyn FnMut(&Checked)) -> Verdict {
     let (o, p) = (&r.out, &r.probe);
     let nf = sc.n_firms;
-    if !finite(o, cols) || !finite(p, cols) || !r.money_scale[..nf].iter().all(|x| x.is_finite()) {
-        return Verdict::ReferenceNonFinite;
-    }
     // A non-finite GPU value is the kernel's own failure: beyond tolerance (allowed
-    // 0, which NaN and infinity never pass), whatever edge the reference is at.
+    // 0, which NaN and infinity never pass), whatever edge the reference is at, and
+    // even where the reference is not finite either: nothing excuses it.
     let mut gpu_non_finite = false;
     for (name, c) in cols.iter().filter(|(_, c)| non_finite_gpu_value(o, g, *c)) {
         gpu_non_finite = true;
@@ -288,6 +293,9 @@ pub fn compare(sc: &Scenario, r: &Reference, g: &Outcome<f32>, cols: &[(String, 
     }
     if gpu_non_finite {
         return Verdict::Compared;
+    }
+    if !finite(o, cols) || !finite(p, cols) || !r.money_scale[..nf].iter().all(|x| x.is_finite()) {
+        return Verdict::ReferenceNonFinite;
     }
     // Decisions first (exits, and refinancings through the money raised): they
     // decide everything downstream.
@@ -564,13 +572,52 @@ mod tests {
         let (rep, _) = report(&sc, &r, &g);
         assert_eq!(rep.columns["price.challenger"].beyond, 1, "{}", rep.summary());
 
-        // Both empty: equal, nothing beyond.
+        // Both empty (not offered: an exited firm, NaN price, share 0): equal, nothing beyond.
+        let share = col(&cols, "share.challenger");
         let mut r2 = reference(&baseline(), 7);
-        r2.out.set(price, f64::NAN);
-        r2.probe.set(price, f64::NAN);
+        for o in [&mut r2.out, &mut r2.probe] {
+            o.set(price, f64::NAN);
+            o.set(share, 0.0);
+            o.set(col(&cols, "exit_month.challenger"), 20.0);
+        }
         let mut g = exact_gpu(&r2);
         g.set(price, f32::NAN);
         let (rep, v) = report(&baseline(), &r2, &g);
         assert_eq!((v, rep.beyond_tolerance), (Verdict::Compared, 0), "{}", rep.summary());
+
+        // A NaN price beside a share that sells is not an empty cell, even where
+        // the reference's price is empty.
+        let mut g = exact_gpu(&r2);
+        g.set(price, f32::NAN);
+        g.set(share, 0.01);
+        let (rep, v) = report(&baseline(), &r2, &g);
+        assert_eq!(v, Verdict::Compared);
+        assert_eq!(rep.columns["price.challenger"].beyond, 1, "{}", rep.summary());
+
+        // Nor is a NaN price (its share underflowed to 0) of a firm that never exited.
+        let mut g = exact_gpu(&r2);
+        g.set(price, f32::NAN);
+        g.set(col(&cols, "exit_month.challenger"), -1.0);
+        let (rep, _) = report(&baseline(), &r2, &g);
+        assert_eq!(rep.columns["price.challenger"].beyond, 1, "{}", rep.summary());
+    }
+
+    /// A reference that is itself non-finite no longer excuses a non-finite GPU
+    /// value: the row counts beyond tolerance, not as a reference failure.
+    #[test]
+    fn a_nan_gpu_value_is_beyond_tolerance_even_where_the_reference_is_not_finite() {
+        let cols = cols();
+        let sc = baseline();
+        let mut r = reference(&sc, 7);
+        let hhi = col(&cols, "hhi");
+        let mut g = exact_gpu(&r);
+        r.out.set(hhi, f64::NAN);
+        g.set(hhi, f32::NAN);
+        let (rep, v) = report(&sc, &r, &g);
+        assert_eq!(v, Verdict::Compared);
+        assert_eq!((rep.beyond_tolerance, rep.reference_non_finite, rep.columns["hhi"].beyond), (1, 0, 1), "{}", rep.summary());
+        // With a finite GPU value the same reference is the reference's failure.
+        let (rep, v) = report(&sc, &r, &exact_gpu(&reference(&sc, 7)));
+        assert_eq!((v, rep.beyond_tolerance, rep.reference_non_finite), (Verdict::ReferenceNonFinite, 0, 1));
     }
 }

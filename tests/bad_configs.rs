@@ -78,7 +78,7 @@ fn bad_set_overrides_name_the_path() {
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/baseline.toml");
     let res = Command::cargo_bin("moatsweep").unwrap().arg("scenario").arg(&cfg).args(["--set", "firm.open.funding=-5"]).output().unwrap();
     assert_eq!(res.status.code(), Some(2));
-    assert_eq!(String::from_utf8_lossy(&res.stderr), "error: --set: firm.open.funding: value -5 is outside the allowed range >= 0\n");
+    assert_eq!(String::from_utf8_lossy(&res.stderr), "error: --set: firm.open.funding: value -5 is outside the allowed range [0, 1e35]\n");
     let res = Command::cargo_bin("moatsweep")
         .unwrap()
         .arg("scenario")

@@ -341,7 +341,7 @@ fn list_designs_run_their_rows_and_name_bad_lines() {
         let want = format!("error: {}:{want}", root().join("tests/configs/lists").join(list).display());
         assert!(err.starts_with(&want), "want {want}\ngot  {err}");
     };
-    bad("bad-cell.csv", "5:4: model.ad_uplift: value -0.5 is outside the allowed range >= 0");
+    bad("bad-cell.csv", "5:4: model.ad_uplift: value -0.5 is outside the allowed range [0, 1000]");
     bad("bad-header.csv", "1:25: model.adplift: unknown model parameter \"adplift\" (did you mean \"ad_uplift\"?)");
 }
 

@@ -258,8 +258,8 @@ pub fn scenario(path: &Path, index: Option<u64>, sets: &[String], out: &mut impl
 
 /// `moatsweep params`: the parameter table of docs/model.md.
 pub fn params_table(out: &mut impl Write) -> anyhow::Result<()> {
-    writeln!(out, "| path | meaning | unit | default | allowed | source |")?;
-    writeln!(out, "| --- | --- | --- | --- | --- | --- |")?;
+    writeln!(out, "| path | meaning | unit | default | allowed | why this range | source |")?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
     for p in PARAMS {
         let default = match p.group {
             Group::Model | Group::Scaling => fmt_value(p.kind, p.defaults[0]),
@@ -270,7 +270,7 @@ pub fn params_table(out: &mut impl Write) -> anyhow::Result<()> {
             Kind::Month => format!("integer month, {}, or never", p.bound),
             Kind::Real => p.bound.to_string(),
         };
-        writeln!(out, "| `{}` | {} | {} | {default} | {allowed} | {} |", p.path("<name>"), p.meaning(), p.unit, p.source)?;
+        writeln!(out, "| `{}` | {} | {} | {default} | {allowed} | {} | {} |", p.path("<name>"), p.meaning(), p.unit, p.why, p.source)?;
     }
     Ok(())
 }

@@ -25,7 +25,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Run { config, out, backend, adapter, verify, limit, rows, shard, shards, resume, quiet, chunk_rows, format } => {
+        Command::Run {
+            config,
+            out,
+            backend,
+            adapter,
+            verify,
+            limit,
+            rows,
+            shard,
+            shards,
+            resume,
+            quiet,
+            chunk_rows,
+            format,
+            allow_nonfinite,
+        } => {
             let command = std::env::args().collect();
             let rows = match (limit, rows, shard) {
                 (Some(n), _, _) => RowSelection::First(n),
@@ -35,7 +50,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             let report = crate::engine::run(
                 &config,
-                &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows, format },
+                &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows, format, allow_nonfinite },
                 command,
             )?;
             if !quiet {

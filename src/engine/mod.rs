@@ -29,6 +29,7 @@ use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, Precision};
 use crate::config;
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::interrupt::{self, Interrupted};
+use crate::model::outputs::Column;
 use crate::output::checkpoint::Checkpoint;
 use crate::output::manifest::{Content, MODEL, Manifest, RunFacts, timestamp};
 use crate::output::progress::Progress;
@@ -203,6 +204,9 @@ pub struct RunOptions {
     pub chunk_rows: Option<u64>,
     /// `--format`: CSV or Parquet, over the config's `[output] format`.
     pub format: Option<OutputFormat>,
+    /// `--allow-nonfinite`: a run with NaN or infinite output values exits 0
+    /// (without it, 1 once its files are complete).
+    pub allow_nonfinite: bool,
 }
 
 /// What a finished run reports.
@@ -305,6 +309,8 @@ impl Job {
             bytes: 0,
             sha256: hex(&Sha256::new().finalize()),
             nonconverged_scenarios: 0,
+            nonfinite: None,
+            reduce_nonfinite: None,
             reduce_state,
             log_bytes: None,
             log_sha256: None,
@@ -382,6 +388,8 @@ pub struct Driver<'a> {
     base: Checkpoint,
     progress: &'a Progress,
     last: Instant,
+    /// The test hook's poisoned outputs ([`crate::testhook::nonfinite_outputs`]).
+    poison: Vec<(u64, Column, f64)>,
 }
 
 impl Driver<'_> {
@@ -399,16 +407,32 @@ impl Driver<'_> {
     }
 }
 
+/// Sets the test hook's poisoned values that fall in rows `first..` of `outcomes`.
+fn poison(poison: &[(u64, Column, f64)], first: u64, outcomes: &mut Outcomes) {
+    for &(row, col, v) in poison {
+        let Some(k) = row.checked_sub(first).map(|k| k as usize) else { continue };
+        match outcomes {
+            Outcomes::F64(o) if k < o.len() => o[k].set(col, v),
+            Outcomes::F32(o) if k < o.len() => o[k].set(col, v as f32),
+            _ => {}
+        }
+    }
+}
+
 impl ChunkSink for Driver<'_> {
-    fn push(&mut self, first: u64, outcomes: Outcomes) -> anyhow::Result<()> {
+    fn push(&mut self, first: u64, mut outcomes: Outcomes) -> anyhow::Result<()> {
         let n = outcomes.len() as u64;
+        poison(&self.poison, first, &mut outcomes);
         self.outputs.push(first, outcomes)?;
         self.after(n)
     }
 }
 
 impl DeviceSink for Driver<'_> {
-    fn push_reduced(&mut self, chunk: DeviceChunk) -> anyhow::Result<()> {
+    fn push_reduced(&mut self, mut chunk: DeviceChunk) -> anyhow::Result<()> {
+        if let Some(o) = chunk.outcomes.as_mut() {
+            poison(&self.poison, chunk.first, o);
+        }
         let n = chunk.rows;
         self.outputs.push_device(chunk)?;
         self.after(n)
@@ -441,7 +465,12 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let solved = (|| -> anyhow::Result<Finished> {
         let mut outputs = kind.open(&job, &info, &txn, &from, stream, opts)?;
         let progress = Progress::new(job.rows.end - from.next_row, &label, opts.quiet);
-        let mut driver = Driver { outputs: outputs.as_mut(), base: from.clone(), progress: &progress, last: Instant::now() };
+        let columns = crate::model::outputs::columns(&job.plan.firm_names);
+        let poison = crate::testhook::nonfinite_outputs()
+            .iter()
+            .filter_map(|(row, name, v)| columns.iter().find(|(n, _)| n == name).map(|(_, c)| (*row, *c, *v)))
+            .collect();
+        let mut driver = Driver { outputs: outputs.as_mut(), base: from.clone(), progress: &progress, last: Instant::now(), poison };
         let solved = kind.solve(&job, backend.as_mut(), from.next_row..job.rows.end, &mut driver);
         progress.finish();
         match solved {
@@ -477,18 +506,35 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
         }
         txn.commit(&finals, &finished.extra)?;
         let main = finals.last().expect("a job writes at least one file").manifest.clone();
-        Ok((main, verify))
+        // Non-finite values, per file (a reduced run with rows = true has two).
+        let nonfinite: Vec<String> = finals
+            .iter()
+            .filter(|f| f.manifest.nonfinite.is_some())
+            .map(|f| format!("{}: {}", f.target.out.display(), f.manifest.nonfinite_count().summary()))
+            .collect();
+        Ok((main, verify, nonfinite))
     });
-    let (manifest, verify) = match committed {
+    let (manifest, verify, nonfinite) = match committed {
         Ok(m) => m,
         Err(e) => {
             txn.abandon(&job.rows, &command);
             return Err(e);
         }
     };
-    if let Some(v) = verify {
-        report_verify(&v, &txn.main.out, opts.quiet)?;
+    let verified = verify.map_or(Ok(()), |v| report_verify(&v, &txn.main.out, opts.quiet));
+    if !nonfinite.is_empty() {
+        let what = nonfinite.join("; ");
+        if !opts.allow_nonfinite {
+            if let Err(e) = verified {
+                eprintln!("error: {e:#}");
+            }
+            anyhow::bail!(
+                "{what}: the output holds NaN or infinite values (the manifest counts them per column in \"nonfinite\"; the files are complete); --allow-nonfinite accepts them"
+            );
+        }
+        eprintln!("warning: {what} (accepted: --allow-nonfinite)");
     }
+    verified?;
     Ok(RunReport {
         output: txn.main.out.clone(),
         manifest: txn.main.manifest.clone(),

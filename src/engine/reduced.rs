@@ -15,12 +15,14 @@ use sha2::{Digest, Sha256};
 use super::rows::rows_file;
 use super::{Driver, Finished, Job, JobKind, JobOutputs, RunOptions};
 use crate::InputError;
-use crate::backend::device::DeviceChunk;
+use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, SegKind, Source};
 use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes};
+use crate::model::outputs::Empty;
 use crate::output::checkpoint::Checkpoint;
 use crate::output::csv::header;
 use crate::output::manifest::Content;
 use crate::output::manifest::ReducedManifest;
+use crate::output::nonfinite::NonFinite;
 use crate::output::sink::{Recorder, RowSink};
 use crate::output::transaction::{Stream, Transaction};
 use crate::output::{OutputFormat, hex};
@@ -85,6 +87,7 @@ impl JobKind for Reduced {
             rows,
             record: txn.recorder(),
             state_bytes: bytes.len() as u64 * 3 / 4,
+            nonfinite: from.reduce_nonfinite.clone().unwrap_or_default(),
         }))
     }
 
@@ -113,6 +116,51 @@ struct ReducedOutputs<'j> {
     record: Recorder,
     /// The size of the state last checkpointed.
     state_bytes: u64,
+    /// Non-finite values among the positions pushed, per reduced output.
+    nonfinite: NonFinite,
+}
+
+impl ReducedOutputs<'_> {
+    /// Counts the non-finite values of the reduced outputs among rows `first..`.
+    fn count(&mut self, first: u64, outcomes: &Outcomes) {
+        fn scan<F: Copy + Into<f64>>(rp: &ReducePlan, nf: &mut NonFinite, first: u64, v: &[crate::model::Outcome<F>]) {
+            for (k, o) in v.iter().enumerate() {
+                for out in &rp.outputs {
+                    if out.is_nonfinite(o) {
+                        nf.hit(first + k as u64, &out.name);
+                    }
+                }
+            }
+        }
+        match outcomes {
+            Outcomes::F64(v) => scan(self.rp, &mut self.nonfinite, first, v),
+            Outcomes::F32(v) => scan(self.rp, &mut self.nonfinite, first, v),
+        }
+    }
+
+    /// Counts what a chunk reduced on the device shows of non-finite values: its
+    /// rows exactly when they came back with it. Else from the partials: the device
+    /// skips a NaN as an empty cell, so a block of one group's rows that counts
+    /// fewer values of a column that is never empty than it has rows held that many
+    /// NaNs (exact); any other partial whose f32 mean, m2, min or max is not finite
+    /// counts once (a lower bound). Both at the chunk's first position.
+    fn count_device(&mut self, chunk: &DeviceChunk) {
+        if let Some(outcomes) = chunk.outcomes.as_ref() {
+            return self.count(chunk.first, outcomes);
+        }
+        let j = self.rp.outputs.len();
+        for (k, seg) in chunk.segments.iter().enumerate() {
+            for (o, out) in self.rp.outputs.iter().enumerate() {
+                let w = &chunk.partials[(k * j + o) * PARTIAL_WORDS..][..PARTIAL_WORDS];
+                let never_empty = matches!(out.source, Source::Column(c) if c.spec.empty == Empty::Never);
+                let skipped = if seg.kind == SegKind::Stats && never_empty { seg.len.saturating_sub(w[0]) } else { 0 };
+                let unbounded = w[0] > 0 && w[1..5].iter().any(|&b| !f32::from_bits(b).is_finite());
+                for _ in 0..skipped.max(u32::from(unbounded)) {
+                    self.nonfinite.hit(chunk.first, &out.name);
+                }
+            }
+        }
+    }
 }
 
 impl JobOutputs for ReducedOutputs<'_> {
@@ -120,6 +168,7 @@ impl JobOutputs for ReducedOutputs<'_> {
         if let Some(rows) = self.rows.as_mut() {
             rows.send(first, &outcomes)?;
         }
+        self.count(first, &outcomes);
         ChunkSink::push(&mut self.reducer, first, outcomes)
     }
 
@@ -127,6 +176,7 @@ impl JobOutputs for ReducedOutputs<'_> {
         if let (Some(rows), Some(outcomes)) = (self.rows.as_mut(), chunk.outcomes.as_ref()) {
             rows.send(chunk.first, outcomes)?;
         }
+        self.count_device(&chunk);
         self.reducer.add_device(&chunk)
     }
 
@@ -144,7 +194,9 @@ impl JobOutputs for ReducedOutputs<'_> {
         }
         let state = self.reducer.state.to_bytes();
         self.state_bytes = state.len() as u64;
-        let cp = Checkpoint { next_row: next, reduce_state: Some(base64(&state)), ..base.clone() };
+        // Every position pushed is in the state here, so the count is of those positions.
+        let reduce_nonfinite = (!self.nonfinite.is_empty()).then(|| self.nonfinite.clone());
+        let cp = Checkpoint { next_row: next, reduce_state: Some(base64(&state)), reduce_nonfinite, ..base.clone() };
         match self.rows.as_mut() {
             Some(rows) => rows.record(cp),
             None => Ok((self.record)(&cp)?),
@@ -156,7 +208,7 @@ impl JobOutputs for ReducedOutputs<'_> {
     }
 
     fn finish(self: Box<Self>) -> anyhow::Result<Finished> {
-        let ReducedOutputs { job, rp, reducer, rows, .. } = *self;
+        let ReducedOutputs { job, rp, reducer, rows, nonfinite, .. } = *self;
         let written = rows.map(RowSink::finish).transpose()?;
         anyhow::ensure!(reducer.durable() == job.rows.end, "internal error: reduced to position {} of {}", reducer.durable(), job.rows.end);
         let state = reducer.state;
@@ -170,6 +222,7 @@ impl JobOutputs for ReducedOutputs<'_> {
             sha256: w.sha256,
             bytes: w.bytes,
             nonconverged_scenarios: w.nonconverged_scenarios,
+            nonfinite: w.nonfinite,
             verify: None,
             reduce: None,
         });
@@ -179,6 +232,7 @@ impl JobOutputs for ReducedOutputs<'_> {
             sha256: hex(&Sha256::digest(&csv)),
             bytes: csv.len() as u64,
             nonconverged_scenarios: nonconverged,
+            nonfinite,
             verify: None,
             reduce: Some(ReducedManifest {
                 spec: rp.spec(&job.plan),

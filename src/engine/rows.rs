@@ -63,7 +63,17 @@ pub fn rows_file<'j>(
 ) -> anyhow::Result<RowSink<'j>> {
     let row_groups = std::mem::take(&mut stream.row_groups);
     let encoder = encoder(job, info.kind, info.precision, from.next_row, stream.file.bytes, row_groups)?;
-    Ok(RowSink::start(encoder, stream.file, stream.log, stream.fresh, from.next_row, from.nonconverged_scenarios, Some(txn.recorder())))
+    Ok(RowSink::start(
+        encoder,
+        &job.plan.firm_names,
+        stream.file,
+        stream.log,
+        stream.fresh,
+        from.next_row,
+        from.nonconverged_scenarios,
+        from.nonfinite.clone().unwrap_or_default(),
+        Some(txn.recorder()),
+    ))
 }
 
 /// The encoder of a job's rows file: CSV, or Parquet continuing after
@@ -129,6 +139,7 @@ impl JobOutputs for RowsOutputs<'_> {
             sha256: written.sha256,
             bytes: written.bytes,
             nonconverged_scenarios: written.nonconverged_scenarios,
+            nonfinite: written.nonfinite,
             verify: report.clone(),
             reduce: None,
         };

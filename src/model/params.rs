@@ -74,17 +74,8 @@ const fn closed(lo: f64, hi: f64) -> Bound {
 const fn open_closed(lo: f64, hi: f64) -> Bound {
     Bound { lo, lo_open: true, hi, hi_open: false }
 }
-/// (0, inf)
-const POSITIVE: Bound = Bound { lo: 0.0, lo_open: true, hi: INF, hi_open: true };
-/// [0, inf)
-const NON_NEGATIVE: Bound = Bound { lo: 0.0, lo_open: false, hi: INF, hi_open: true };
-/// any finite number
-const FINITE: Bound = Bound { lo: -INF, lo_open: true, hi: INF, hi_open: true };
 /// [0, 1]
 const UNIT: Bound = closed(0.0, 1.0);
-/// (-1, inf): a yearly growth rate (1 + g > 0)
-const GROWTH: Bound = Bound { lo: -1.0, lo_open: true, hi: INF, hi_open: true };
-
 impl Bound {
     pub fn contains(&self, v: f64) -> bool {
         let above = if self.lo_open { v > self.lo } else { v >= self.lo };
@@ -93,13 +84,26 @@ impl Bound {
     }
 }
 
+/// A bound's end as written in the parameter table: plain for moderate values,
+/// scientific (1e-24, 1e30) otherwise.
+fn end(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) { format!("{v:e}") } else { v.to_string() }
+}
+
 impl std::fmt::Display for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.lo == -INF, self.hi == INF) {
             (true, true) => write!(f, "any finite number"),
-            (false, true) if self.lo_open => write!(f, "> {}", self.lo),
-            (false, true) => write!(f, ">= {}", self.lo),
-            _ => write!(f, "{}{}, {}{}", if self.lo_open { "(" } else { "[" }, self.lo, self.hi, if self.hi_open { ")" } else { "]" }),
+            (false, true) if self.lo_open => write!(f, "> {}", end(self.lo)),
+            (false, true) => write!(f, ">= {}", end(self.lo)),
+            _ => write!(
+                f,
+                "{}{}, {}{}",
+                if self.lo_open { "(" } else { "[" },
+                end(self.lo),
+                end(self.hi),
+                if self.hi_open { ")" } else { "]" }
+            ),
         }
     }
 }
@@ -118,6 +122,9 @@ pub struct ParamSpec {
     pub gpu: Gpu,
     meaning: &'static str,
     pub source: &'static str,
+    /// Why the allowed range is what it is: what it keeps finite in the f64
+    /// reference and the f32 kernel (docs/model.md, "Parameters").
+    pub why: &'static str,
     /// Reads the parameter of entity `idx` (firm or segment index; 0 otherwise).
     pub get: fn(&Scenario, usize) -> f64,
     /// Writes the parameter of entity `idx`; integers arrive already checked.
@@ -143,16 +150,16 @@ impl ParamSpec {
 macro_rules! parameter_table {
     (
         model {
-            $( #[doc = $mdoc:literal] $mname:ident : $mty:ty = $mdef:expr ; $mkind:ident $mbound:expr ; $munit:literal ; $mgpu:ident ; $msrc:expr ; )*
+            $( #[doc = $mdoc:literal] $mname:ident : $mty:ty = $mdef:expr ; $mkind:ident $mbound:expr ; $munit:literal ; $mgpu:ident ; $msrc:expr ; $mwhy:expr ; )*
         }
         scaling {
-            $( #[doc = $sdoc:literal] $sname:ident as $skey:literal = $sdef:expr ; $sbound:expr ; $sunit:literal ; $sgpu:ident ; $ssrc:expr ; )*
+            $( #[doc = $sdoc:literal] $sname:ident as $skey:literal = $sdef:expr ; $sbound:expr ; $sunit:literal ; $sgpu:ident ; $ssrc:expr ; $swhy:expr ; )*
         }
         segment [$($segname:literal),+] {
-            $( #[doc = $gdoc:literal] $gname:ident = [$($gdef:expr),+] ; $gbound:expr ; $gunit:literal ; $ggpu:ident ; $gsrc:expr ; )*
+            $( #[doc = $gdoc:literal] $gname:ident = [$($gdef:expr),+] ; $gbound:expr ; $gunit:literal ; $ggpu:ident ; $gsrc:expr ; $gwhy:expr ; )*
         }
         firm [$($firmname:literal),+] {
-            $( #[doc = $fdoc:literal] $fname:ident : $fty:ty = [$($fdef:expr),+] ; $fkind:ident $fbound:expr ; $funit:literal ; $fgpu:ident ; $fsrc:expr ; )*
+            $( #[doc = $fdoc:literal] $fname:ident : $fty:ty = [$($fdef:expr),+] ; $fkind:ident $fbound:expr ; $funit:literal ; $fgpu:ident ; $fsrc:expr ; $fwhy:expr ; )*
         }
     ) => {
         /// Model-wide parameters (docs/model.md section 6, "Model").
@@ -236,22 +243,22 @@ macro_rules! parameter_table {
         pub static PARAMS: &[ParamSpec] = &[
             $( ParamSpec {
                 group: Group::Model, name: stringify!($mname), kind: Kind::$mkind, bound: $mbound,
-                defaults: &[$mdef as f64], unit: $munit, gpu: Gpu::$mgpu, meaning: $mdoc, source: $msrc,
+                defaults: &[$mdef as f64], unit: $munit, gpu: Gpu::$mgpu, meaning: $mdoc, source: $msrc, why: $mwhy,
                 get: |s, _| s.model.$mname as f64, set: |s, _, v| s.model.$mname = v as $mty,
             }, )*
             $( ParamSpec {
                 group: Group::Scaling, name: $skey, kind: Kind::Real, bound: $sbound,
-                defaults: &[$sdef as f64], unit: $sunit, gpu: Gpu::$sgpu, meaning: $sdoc, source: $ssrc,
+                defaults: &[$sdef as f64], unit: $sunit, gpu: Gpu::$sgpu, meaning: $sdoc, source: $ssrc, why: $swhy,
                 get: |s, _| s.scaling.$sname, set: |s, _, v| s.scaling.$sname = v,
             }, )*
             $( ParamSpec {
                 group: Group::Segment, name: stringify!($gname), kind: Kind::Real, bound: $gbound,
-                defaults: &[$($gdef as f64),+], unit: $gunit, gpu: Gpu::$ggpu, meaning: $gdoc, source: $gsrc,
+                defaults: &[$($gdef as f64),+], unit: $gunit, gpu: Gpu::$ggpu, meaning: $gdoc, source: $gsrc, why: $gwhy,
                 get: |s, i| s.segments[i].$gname, set: |s, i, v| s.segments[i].$gname = v,
             }, )*
             $( ParamSpec {
                 group: Group::Firm, name: stringify!($fname), kind: Kind::$fkind, bound: $fbound,
-                defaults: &[$($fdef as f64),+], unit: $funit, gpu: Gpu::$fgpu, meaning: $fdoc, source: $fsrc,
+                defaults: &[$($fdef as f64),+], unit: $funit, gpu: Gpu::$fgpu, meaning: $fdoc, source: $fsrc, why: $fwhy,
                 get: |s, i| s.firms[i].$fname as f64, set: |s, i, v| s.firms[i].$fname = v as $fty,
             }, )*
         ];
@@ -267,92 +274,133 @@ parameter_table! {
     model {
         /// horizon T: months t = 0 .. T-1 are solved
         months: u32 = 36; Integer closed(1.0, 1200.0); "months"; Value; ASSUMED;
+            "every sum over months (npv, surplus, raised) has at most 1200 terms";
         /// discount factor: month t is weighted discount^t
         discount: f64 = 0.99; Real open_closed(0.0, 1.0); "per month"; Ln; ASSUMED;
+            "d_t = discount^t <= 1 never amplifies a flow; above 0 because the kernel gets ln(discount)";
         /// market size (potential usage) in month 0
-        market0: f64 = 5e7; Real POSITIVE; "Mtok/month"; Value; ASSUMED;
+        market0: f64 = 5e7; Real open_closed(0.0, 1e20); "Mtok/month"; Value; ASSUMED;
+            "money and surplus sums (M_t x share x markup, M_t x surplus / alpha, 1200 months; see price_sens) stay below f32's 3.4e38 while M_t <= 1e28; market0 (1 + market_growth)^t over the horizon is checked against 1e30";
         /// market growth: M_t = market0 (1 + market_growth)^t
         market_growth: f64 = 0.05; Real Bound { lo: -1.0, lo_open: true, hi: 1.0, hi_open: false }; "per month"; Ln1p; ASSUMED;
+            "1 + g > 0 for ln(1 + g); M_t = market0 (1 + g)^t is checked against 1e30 Mtok with market0 and months";
         /// price of training compute
-        train_usd_per_flop: f64 = 1.4e-18; Real POSITIVE; "$/FLOP"; Derived; "a $2 H100-hour at 40% utilisation";
+        train_usd_per_flop: f64 = 1.4e-18; Real closed(1e-24, 1e-6); "$/FLOP"; Derived; "a $2 H100-hour at 40% utilisation";
+            "C = spend / price <= 1e30 / 1e-24: ln(C/6) <= 123, so x = ln N and ln D <= 109 and every term of the loss stays a normal number in f64 and f32 (5e-324 made C infinite); at 1e-6 the minimum C/6 = 1e12 FLOP still costs only 6e6 $/year";
         /// price of inference compute (serving cost 2N FLOP per token)
-        infer_usd_per_flop: f64 = 5e-19; Real POSITIVE; "$/FLOP"; Derived; ASSUMED;
+        infer_usd_per_flop: f64 = 5e-19; Real closed(1e-24, 1e-12); "$/FLOP"; Derived; ASSUMED;
+            "c = 2 N 1e6 price cost_factor with N <= e^109: at most 3e44 $/Mtok in f64, and alpha c finite; below 1e-24 only underflows the cost to 0";
         /// closed firms catch up to the best open product less this gap
-        spill_gap: f64 = 0.15; Real NON_NEGATIVE; "capability"; Value; ASSUMED;
+        spill_gap: f64 = 0.15; Real closed(0.0, 1000.0); "capability"; Value; ASSUMED;
+            "capabilities are within [-56, 220] (see scaling); a larger gap is the same as no spillover";
         /// fraction of the remaining gap to (best open - spill_gap) closed each month
         catchup_rate: f64 = 0.25; Real UNIT; "per month"; Value; ASSUMED;
+            "a fraction: q moves at most to the best open product's Q, never beyond";
         /// decay of closed firms' brand (talent premium) after the first release
-        talent_decay: f64 = 0.02; Real NON_NEGATIVE; "per month"; Value; ASSUMED;
+        talent_decay: f64 = 0.02; Real closed(0.0, 100.0); "per month"; Value; ASSUMED;
+            "brand e^(-decay t) only shrinks; e^-100 already erases any brand, and the value must be an f32";
         /// community stock added per month at share 1
-        community_gain: f64 = 0.4; Real NON_NEGATIVE; "stock per month"; Value; ASSUMED;
+        community_gain: f64 = 0.4; Real closed(0.0, 1000.0); "stock per month"; Value; ASSUMED;
+            "K <= 1200 gain <= 1.2e6, so ln(1 + K) <= 14 in Q and 1 + community_cost K stays finite";
         /// fraction of the community stock lost each month
         community_decay: f64 = 0.03; Real UNIT; "per month"; Value; ASSUMED;
+            "a fraction: K never turns negative";
         /// elasticity of community gain in the open product's share
-        community_elasticity: f64 = 0.7; Real POSITIVE; "1"; Value; ASSUMED;
+        community_elasticity: f64 = 0.7; Real open_closed(0.0, 100.0); "1"; Value; ASSUMED;
+            "S^e <= 1 for any e > 0; the kernel's e ln S >= -8730 only underflows to 0";
         /// quality of released weights: q0 + community_quality ln(1 + K)
-        community_quality: f64 = 0.12; Real NON_NEGATIVE; "capability"; Value; ASSUMED;
+        community_quality: f64 = 0.12; Real closed(0.0, 10.0); "capability"; Value; ASSUMED;
+            "adds at most 10 x 14 = 140 to Q, keeping Q <= 220 and the utilities beta Q small";
         /// serving cost of released weights: c0 / (1 + community_cost K)
-        community_cost: f64 = 0.5; Real NON_NEGATIVE; "1/stock"; Value; ASSUMED;
+        community_cost: f64 = 0.5; Real closed(0.0, 1e6); "1/stock"; Value; ASSUMED;
+            "divides the cost by 1 + community_cost K <= 1.2e12: only lowers it";
         /// platform revenue gained per unit of AI usage share (1 - s_out)
-        ad_uplift: f64 = 0.02; Real NON_NEGATIVE; "1"; Value; ASSUMED;
+        ad_uplift: f64 = 0.02; Real closed(0.0, 1000.0); "1"; Value; ASSUMED;
+            "complement <= platform_revenue / 12 x 1000 <= 8.4e31 $ a month, 1e35 over 1200 months: within f32";
         /// convergence tolerance of the markup fixed point (relative change)
-        tol: f64 = 1e-6; Real POSITIVE; "1"; Value; "docs/model.md section 3";
+        tol: f64 = 1e-6; Real open_closed(0.0, 1.0); "1"; Value; "docs/model.md section 3";
+            "a relative change: above 1 every month would stop after one update";
         /// iteration cap of the markup fixed point per month
         max_iter: u32 = 200; Integer closed(1.0, 100_000.0); "iterations"; Value; "docs/model.md section 3";
+            "bounds the work per month; an integer exact in f32";
         /// G: every G months each alive firm trains a new generation (0: one generation for the whole horizon)
         generation_months: u32 = 12; Integer closed(0.0, 1200.0); "months"; Value; ASSUMED;
+            "at most the horizon's 1200 months";
         /// investors refinance a firm out of cash only while its product leads the best other released product by at least this
-        investor_hurdle: f64 = 0.0; Real FINITE; "capability"; Value; ASSUMED;
+        investor_hurdle: f64 = 0.0; Real closed(-1000.0, 1000.0); "capability"; Value; ASSUMED;
+            "compared with differences of capabilities (within 300 of each other); beyond +-1000 always or never, and the value must be an f32";
         /// investors refill this many months of the firm's current training spend (0: no refinancing, firms exit)
         investor_runway: f64 = 12.0; Real closed(0.0, 1200.0); "months of spend"; Value; ASSUMED;
+            "a top-up is at most 1200 x 1e30 / 12 = 1e32 $, 1.2e35 over 1200 months: within f32";
     }
     scaling {
         /// irreducible loss
-        e as "E" = 1.8172; POSITIVE; "nats/token"; Derived; BESIROGLU;
+        e as "E" = 1.8172; closed(0.01, 100.0); "nats/token"; Derived; BESIROGLU;
+            "losses are O(1) nats; with loss_ref <= 1000 the gap loss_ref - E is at least an ulp of 100, so ln(loss_ref - E) >= ln(ulp of 0.01) = -41";
         /// parameter term coefficient
-        a as "A" = 482.01; POSITIVE; "nats/token"; Value; "Besiroglu et al. 2024";
+        a as "A" = 482.01; closed(1e-3, 1e6); "nats/token"; Value; "Besiroglu et al. 2024";
+            "A e^(-alpha x) >= 1e-3 e^(-0.6 x 109) = e^-72 stays a normal f32 (R > 0, q finite); R <= A + B keeps q >= -56";
         /// data term coefficient
-        b as "B" = 2085.43; POSITIVE; "nats/token"; Value; "Besiroglu et al. 2024";
+        b as "B" = 2085.43; closed(1e-3, 1e6); "nats/token"; Value; "Besiroglu et al. 2024";
+            "as A, for B D'^-beta with ln D' <= 109";
         /// parameter exponent
-        alpha as "alpha" = 0.3478; POSITIVE; "1"; Value; "Besiroglu et al. 2024";
+        alpha as "alpha" = 0.3478; open_closed(0.0, 0.6); "1"; Value; "Besiroglu et al. 2024";
+            "alpha x <= 0.6 x 109 = 65: e^(-alpha x) stays a normal f32, so R > 0 and q = ln(loss_ref - E) - ln R <= 79";
         /// data exponent
-        beta as "beta" = 0.3658; POSITIVE; "1"; Value; "Besiroglu et al. 2024";
+        beta as "beta" = 0.3658; open_closed(0.0, 0.6); "1"; Value; "Besiroglu et al. 2024";
+            "as alpha, for D'^-beta";
         /// R*: decay scale of repeated data's value
-        repeat_scale as "repeat_scale" = 15.39; POSITIVE; "epochs"; Value; "Muennighoff et al. 2023";
+        repeat_scale as "repeat_scale" = 15.39; closed(1e-3, 1e6); "epochs"; Value; "Muennighoff et al. 2023";
+            "r / R* <= e^80 / 1e-3 = 5.5e37 stays an f32 (the kernel caps r at e^80); D' <= U (1 + R*)";
         /// reference loss: capability q0 = ln(loss_ref - E) - ln R (must exceed E)
-        loss_ref as "loss_ref" = 2.2; POSITIVE; "nats/token"; Derived; ASSUMED;
+        loss_ref as "loss_ref" = 2.2; closed(0.01, 1000.0); "nats/token"; Derived; ASSUMED;
+            "ln(loss_ref - E) <= ln 1000 keeps q <= 79; loss_ref > E is checked";
     }
     segment ["enterprise", "developers", "consumers"] {
         /// segment's weight in demand (weights sum to 1)
         weight = [0.35, 0.25, 0.40]; UNIT; "1"; Value; ASSUMED;
+            "a fraction (the weights sum to 1)";
         /// a_k: utility of any AI product relative to none
-        intercept = [-4.0, -4.0, -4.5]; FINITE; "utils"; Value; ASSUMED;
+        intercept = [-4.0, -4.0, -4.5]; closed(-100.0, 100.0); "utils"; Value; ASSUMED;
+            "shares are e^u after shifting by the largest utility, so only the surplus ln(1 + sum e^u) <= max(0, u) + ln 9 grows with u: |a|, |b|, |theta| <= 100 and |beta Q| <= 2200 keep it below 2500";
         /// alpha_k: price sensitivity
-        price_sens = [0.15, 0.6, 1.5]; POSITIVE; "utils per $/Mtok"; Value; ASSUMED;
+        price_sens = [0.15, 0.6, 1.5]; closed(1e-3, 1e3); "utils per $/Mtok"; Value; ASSUMED;
+            "surplus / alpha <= 2.5e6 and markups (about u / alpha) <= 2.5e6: money and surplus sums of 1200 months stay within f32 while M_t <= 1e28 (5e-324 made shares NaN); alpha c and alpha m stay finite";
         /// beta_k: taste for capability Q
-        quality_taste = [3.0, 2.5, 2.0]; FINITE; "utils per capability"; Value; ASSUMED;
+        quality_taste = [3.0, 2.5, 2.0]; closed(-10.0, 10.0); "utils per capability"; Value; ASSUMED;
+            "|beta Q| <= 10 x 220 = 2200 utils (1e308 made shares NaN); see intercept";
         /// theta_k: taste for open weights
-        open_taste = [-0.5, 0.8, -0.8]; FINITE; "utils"; Value; ASSUMED;
+        open_taste = [-0.5, 0.8, -0.8]; closed(-100.0, 100.0); "utils"; Value; ASSUMED;
+            "see intercept";
     }
     firm ["open", "frontier_a", "frontier_b", "challenger"] {
         /// first generation's yearly training spend (C = spend / train_usd_per_flop); the current generation's spend / 12 is a cost each month
-        train_spend: f64 = [1.0e9, 1.5e9, 1.2e9, 0.15e9]; Real POSITIVE; "$/year"; Value; "Llama 3.1 405B anchors the scale";
+        train_spend: f64 = [1.0e9, 1.5e9, 1.2e9, 0.15e9]; Real open_closed(0.0, 1e30); "$/year"; Value; "Llama 3.1 405B anchors the scale";
+            "every generation's spend <= 1e30 $/year (also checked with spend_growth), 1e32 over 1200 months; C/6 >= 1e12 FLOP is checked";
         /// unique training data U of the first generation
-        data_tokens: f64 = [40e12, 40e12, 20e12, 10e12]; Real POSITIVE; "tokens"; Ln; ASSUMED;
+        data_tokens: f64 = [40e12, 40e12, 20e12, 10e12]; Real closed(1e6, 1e30); "tokens"; Ln; ASSUMED;
+            "U >= 1e6 (the fewest tokens the bracket tries) keeps D' >= 1, so D'^-beta <= 1 and R <= A + B";
         /// month from which the firm's weights are open
         release_month: i32 = [6, NEVER, NEVER, NEVER]; Month closed(0.0, 1200.0); "month or never"; Value; ASSUMED;
+            "a month of the longest horizon";
         /// b_i: brand and talent premium
-        brand: f64 = [0.0, 0.6, 0.9, 0.3]; Real FINITE; "utils"; Value; ASSUMED;
+        brand: f64 = [0.0, 0.6, 0.9, 0.3]; Real closed(-100.0, 100.0); "utils"; Value; ASSUMED;
+            "see segment intercept (1e300 made the surplus infinite)";
         /// revenue of the firm's platform (ads) that cheap AI lifts
-        platform_revenue: f64 = [160e9, 0.0, 0.0, 0.0]; Real NON_NEGATIVE; "$/year"; Value; "Meta's 2024 revenue is of order 160e9";
+        platform_revenue: f64 = [160e9, 0.0, 0.0, 0.0]; Real closed(0.0, 1e30); "$/year"; Value; "Meta's 2024 revenue is of order 160e9";
+            "see ad_uplift: the complement stays within f32";
         /// cash at month 0; when cash falls below -spend/12000 investors refinance the firm or it exits
-        funding: f64 = [50e9, 100e9, 20e9, 0.5e9]; Real NON_NEGATIVE; "$"; Value; ASSUMED;
+        funding: f64 = [50e9, 100e9, 20e9, 0.5e9]; Real closed(0.0, 1e35); "$"; Value; ASSUMED;
+            "cash = funding + flows stays below 3.4e38 in f32";
         /// yearly growth of training spend: a generation trained at month t spends train_spend (1 + g)^(t/12)
-        spend_growth: f64 = [1.0, 1.5, 1.0, 0.5]; Real GROWTH; "per year"; Ln1p; "frontier budgets grew 2-4x a year (docs/model.md section 6)";
+        spend_growth: f64 = [1.0, 1.5, 1.0, 0.5]; Real Bound { lo: -1.0, lo_open: true, hi: 100.0, hi_open: false }; "per year"; Ln1p; "frontier budgets grew 2-4x a year (docs/model.md section 6)";
+            "1 + g > 0 for ln(1 + g); the grown spend is checked against 1e30 $/year and C/6 >= 1e12";
         /// yearly growth of unique data: a generation trained at month t has data_tokens (1 + g)^(t/12)
-        data_growth: f64 = [0.5, 0.3, 0.3, 0.1]; Real GROWTH; "per year"; Ln1p; ASSUMED;
+        data_growth: f64 = [0.5, 0.3, 0.3, 0.1]; Real Bound { lo: -1.0, lo_open: true, hi: 100.0, hi_open: false }; "per year"; Ln1p; ASSUMED;
+            "1 + g > 0 for ln(1 + g); only ln U enters the model (no overflow), and U below D only saturates D' at U (1 + R*)";
         /// serving-cost factor: the firm pays cost_factor times the plain 2N-FLOP serving cost of every generation (hardware, architecture, batching); new firms may omit it (1)
         cost_factor: f64 = [1.0, 1.0, 1.0, 1.0]; Real open_closed(0.0, 1000.0); "1"; Ln; "1 (plain 2N FLOP per token); `moatsweep calibrate` sets it from observed prices (docs/model.md section 9)";
+            "scales the serving cost by at most 1000 (see infer_usd_per_flop); above 0 because the kernel gets its log";
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::nonfinite::NonFinite;
 use super::{FileError, partial_path};
 use crate::backend::{BackendKind, Precision};
 
@@ -34,6 +35,12 @@ pub struct Checkpoint {
     pub sha256: String,
     /// Non-converged scenarios among those rows.
     pub nonconverged_scenarios: u64,
+    /// Non-finite values among those rows (absent when there are none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonfinite: Option<NonFinite>,
+    /// A reduced run: non-finite values among the positions reduced (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce_nonfinite: Option<NonFinite>,
     /// A reduced run (`[reduce]`): the reduction's state over positions before
     /// `next_row` (canonical bytes, base64; `bytes` and `sha256` then describe the
     /// rows file of `rows = true`, or nothing).

@@ -1,11 +1,13 @@
 //! `<csv>.manifest.json`: how a CSV was made, so that it can be reproduced, and
 //! the SHA-256 of its bytes, so that it can be checked (`moatsweep check`, `merge`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::nonfinite::NonFinite;
 use crate::backend::BackendInfo;
 use crate::sweep::provenance::{ReduceSpec, ResolvedConfig, VerifyReport};
 
@@ -43,6 +45,14 @@ pub struct Manifest {
     pub rows_written: u64,
     /// Rows with at least one month whose markup iteration hit max_iter.
     pub nonconverged_scenarios: u64,
+    /// Non-finite values (NaN or an infinity; an empty cell is none) per column:
+    /// column -> rows holding one (a reduced CSV: per reduced output, among the
+    /// values reduced). Absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonfinite: Option<BTreeMap<String, u64>>,
+    /// The first row (a reduced CSV: position) holding a non-finite value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_nonfinite_row: Option<u64>,
     /// Set when the run was resumed from a checkpoint at this row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_at_row: Option<u64>,
@@ -98,6 +108,11 @@ impl Manifest {
         serde_json::from_slice(&bytes).map_err(|e| format!("not a moatsweep manifest: {e}"))
     }
 
+    /// The non-finite values it records (none when `nonfinite` is absent).
+    pub fn nonfinite_count(&self) -> NonFinite {
+        NonFinite::from_manifest(self.nonfinite.as_ref(), self.first_nonfinite_row)
+    }
+
     /// Writes the manifest to `path` (pretty JSON) and syncs it.
     pub fn write(&self, path: &Path) -> Result<(), super::FileError> {
         let json = serde_json::to_vec_pretty(self).expect("a manifest serializes");
@@ -140,6 +155,7 @@ pub struct Content {
     pub sha256: String,
     pub bytes: u64,
     pub nonconverged_scenarios: u64,
+    pub nonfinite: NonFinite,
     pub verify: Option<VerifyReport>,
     pub reduce: Option<ReducedManifest>,
 }
@@ -148,6 +164,7 @@ impl Manifest {
     /// The manifest of `output`, a file of the run `facts` describes.
     pub fn for_run(facts: &RunFacts, output: &Path, content: Content) -> Manifest {
         let f = facts.clone();
+        let (nonfinite, first_nonfinite_row) = content.nonfinite.manifest();
         Manifest {
             moatsweep_version: env!("CARGO_PKG_VERSION").into(),
             model: MODEL.into(),
@@ -165,6 +182,8 @@ impl Manifest {
             rows: f.rows,
             rows_written: f.rows[1] - f.rows[0],
             nonconverged_scenarios: content.nonconverged_scenarios,
+            nonfinite,
+            first_nonfinite_row,
             resumed_at_row: f.resumed_at_row,
             merged_from: None,
             verify: content.verify,
@@ -191,6 +210,11 @@ impl Manifest {
     ) -> Manifest {
         let first = &shards[0].1;
         let manifests = || shards.iter().map(|(_, m)| m);
+        let mut nonfinite = NonFinite::default();
+        for m in manifests() {
+            nonfinite.add(&m.nonfinite_count());
+        }
+        let (nonfinite, first_nonfinite_row) = nonfinite.manifest();
         Manifest {
             command,
             output: output.display().to_string(),
@@ -199,6 +223,8 @@ impl Manifest {
             rows: [0, first.scenarios],
             rows_written: first.scenarios,
             nonconverged_scenarios: manifests().map(|m| m.nonconverged_scenarios).sum(),
+            nonfinite,
+            first_nonfinite_row,
             resumed_at_row: None,
             merged_from: Some(
                 shards

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod csv;
 pub mod manifest;
+pub mod nonfinite;
 pub mod parquet;
 pub mod progress;
 pub mod sink;

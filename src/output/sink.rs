@@ -19,8 +19,10 @@ use sha2::Sha256;
 
 use super::checkpoint::Checkpoint;
 use super::csv::{Real, format_chunk, header_line};
+use super::nonfinite::{self, NonFinite};
 use super::{FileError, HashedWriter};
 use crate::backend::{ChunkSink, Outcomes};
+use crate::model::outputs::Column;
 use crate::model::{Out, Outcome};
 use crate::sweep::Plan;
 
@@ -31,6 +33,8 @@ pub struct Written {
     pub next_row: u64,
     /// Non-converged scenarios among them (those of a resumed prefix included).
     pub nonconverged_scenarios: u64,
+    /// Non-finite values among them (those of a resumed prefix included).
+    pub nonfinite: NonFinite,
     /// The file's length.
     pub bytes: u64,
     /// SHA-256 of the file's bytes, hex.
@@ -119,6 +123,7 @@ struct Message {
     log: Vec<u8>,
     next_row: u64,
     nonconverged_scenarios: u64,
+    nonfinite: NonFinite,
     /// Sync, then record this checkpoint with what the file holds.
     record: Option<Checkpoint>,
     /// The file's closing bytes (for a test hook, [`crate::testhook`]).
@@ -136,33 +141,51 @@ pub struct RowSink<'p> {
     done_row: u64,
     /// Non-converged scenarios among the rows the file holds (resumed runs included).
     pub nonconverged_scenarios: u64,
+    /// The output columns, for counting non-finite values.
+    columns: Vec<(String, Column)>,
+    /// Non-finite values among the rows the file holds (resumed runs included).
+    nonfinite: NonFinite,
+    /// Non-finite values of rows sent but held back by the encoder: (row, column).
+    held: Vec<(u64, usize)>,
 }
 
 impl<'p> RowSink<'p> {
     /// A CSV of `plan` from its first row into `out`, header first, no checkpoints.
     pub fn csv(plan: &'p Plan, out: OutputFile) -> Self {
-        Self::start(Box::new(CsvEncoder { plan }), out, None, true, 0, 0, None)
+        Self::start(Box::new(CsvEncoder { plan }), &plan.firm_names, out, None, true, 0, 0, NonFinite::default(), None)
     }
 
     /// Starts the writer thread on `out` (and the side log `log`), writing the
     /// encoder's head first when the file is `fresh`. The file holds the rows before `next_row`,
-    /// `nonconverged_scenarios` of them non-converged; `recorder` records the
-    /// checkpoints asked for with [`RowSink::record`].
+    /// `nonconverged_scenarios` of them non-converged, with the non-finite values
+    /// `nonfinite`; `recorder` records the checkpoints asked for with
+    /// [`RowSink::record`]. `firms` name the output columns.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         mut encoder: Box<dyn Encoder + 'p>,
+        firms: &[String],
         out: OutputFile,
         log: Option<OutputFile>,
         fresh: bool,
         next_row: u64,
         nonconverged_scenarios: u64,
+        nonfinite: NonFinite,
         recorder: Option<Recorder>,
     ) -> Self {
         let (tx, rx) = sync_channel::<Message>(8);
         let head = if fresh { encoder.head() } else { Vec::new() };
+        let start_nonfinite = nonfinite.clone();
         let writer = std::thread::spawn(move || -> anyhow::Result<Written> {
             let mut a = HashedWriter::resume(out.path, out.file, 1 << 20, out.bytes, out.hash);
             let mut log = log.map(|l| HashedWriter::resume(l.path, l.file, 1 << 16, l.bytes, l.hash));
-            let mut state = Written { next_row, nonconverged_scenarios, bytes: a.bytes(), sha256: String::new(), log: None };
+            let mut state = Written {
+                next_row,
+                nonconverged_scenarios,
+                nonfinite: start_nonfinite,
+                bytes: a.bytes(),
+                sha256: String::new(),
+                log: None,
+            };
             let mut recorder = recorder;
             a.put(&head)?;
             let sync = |a: &mut HashedWriter, log: &mut Option<HashedWriter>, state: &mut Written| -> Result<(), FileError> {
@@ -191,6 +214,7 @@ impl<'p> RowSink<'p> {
                 }
                 state.next_row = msg.next_row;
                 state.nonconverged_scenarios = msg.nonconverged_scenarios;
+                state.nonfinite = msg.nonfinite;
                 if let Some(template) = msg.record {
                     sync(&mut a, &mut log, &mut state)?;
                     if let Some(record) = recorder.as_mut() {
@@ -201,7 +225,17 @@ impl<'p> RowSink<'p> {
             sync(&mut a, &mut log, &mut state)?;
             Ok(state)
         });
-        RowSink { encoder, tx: Some(tx), writer: Some(writer), next_row, done_row: next_row, nonconverged_scenarios }
+        RowSink {
+            encoder,
+            tx: Some(tx),
+            writer: Some(writer),
+            next_row,
+            done_row: next_row,
+            nonconverged_scenarios,
+            columns: nonfinite::columns(firms),
+            nonfinite,
+            held: Vec::new(),
+        }
     }
 
     /// Rows the file holds once the bytes sent so far are written.
@@ -217,6 +251,7 @@ impl<'p> RowSink<'p> {
                 if !e.blocks.is_empty() || !e.log.is_empty() {
                     self.nonconverged_scenarios += e.nonconverged;
                     self.done_row = self.next_row;
+                    self.settle_nonfinite();
                     self.send_message(e.blocks, e.log, None, true)?;
                 }
                 self.stop_writer()
@@ -245,7 +280,15 @@ impl<'p> RowSink<'p> {
     }
 
     fn send_message(&mut self, blocks: Vec<Vec<u8>>, log: Vec<u8>, record: Option<Checkpoint>, closing: bool) -> anyhow::Result<()> {
-        let msg = Message { blocks, log, next_row: self.done_row, nonconverged_scenarios: self.nonconverged_scenarios, record, closing };
+        let msg = Message {
+            blocks,
+            log,
+            next_row: self.done_row,
+            nonconverged_scenarios: self.nonconverged_scenarios,
+            nonfinite: self.nonfinite.clone(),
+            record,
+            closing,
+        };
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
         if !sent {
             // The writer stopped: its error says why.
@@ -266,10 +309,30 @@ impl<'p> RowSink<'p> {
         anyhow::ensure!(first_row == self.next_row, "chunk out of order: expected row {}, got {first_row}", self.next_row);
         let e = self.encoder.encode(first_row, outcomes)?;
         let n = outcomes.len() as u64;
+        self.held.extend(match outcomes {
+            Outcomes::F64(v) => nonfinite::scan(&self.columns, first_row, v),
+            Outcomes::F32(v) => nonfinite::scan(&self.columns, first_row, v),
+        });
         self.next_row += n;
         self.done_row = e.rows_done;
         self.nonconverged_scenarios += e.nonconverged;
+        self.settle_nonfinite();
         self.send_message(e.blocks, e.log, None, false)
+    }
+
+    /// Counts the held non-finite values of rows the file now holds.
+    fn settle_nonfinite(&mut self) {
+        let done = self.done_row;
+        let columns = &self.columns;
+        let nonfinite = &mut self.nonfinite;
+        self.held.retain(|&(row, j)| {
+            if row < done {
+                nonfinite.hit(row, &columns[j].0);
+                false
+            } else {
+                true
+            }
+        });
     }
 }
 
@@ -281,6 +344,7 @@ impl Written {
             bytes: self.bytes,
             sha256: self.sha256.clone(),
             nonconverged_scenarios: self.nonconverged_scenarios,
+            nonfinite: (!self.nonfinite.is_empty()).then(|| self.nonfinite.clone()),
             log_bytes: self.log.as_ref().map(|l| l.0),
             log_sha256: self.log.as_ref().map(|l| l.1.clone()),
             ..template

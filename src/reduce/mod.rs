@@ -150,6 +150,16 @@ impl ReducedOutput {
         }
     }
 
+    /// Whether its value in `o` is non-finite (NaN or an infinity; an empty cell is
+    /// not): the values a reduction would take in without a word
+    /// ([`crate::output::nonfinite`]). `exited.<firm>` is judged by its exit month.
+    pub fn is_nonfinite<F: Copy + Into<f64>>(&self, o: &Outcome<F>) -> bool {
+        match self.source {
+            Source::Column(c) => crate::output::nonfinite::is_nonfinite(o, c),
+            Source::Exited(i) => !o.firm(Out::ExitMonth, i).into().is_finite(),
+        }
+    }
+
     /// Whether its values are whole numbers.
     pub fn is_integer(&self) -> bool {
         match self.source {
