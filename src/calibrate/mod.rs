@@ -417,8 +417,15 @@ pub fn calibrate(sc: &Scenario, share: &[f64], price: &[f64], targets: Targets) 
     let price_scale = match targets.margin {
         Some(l) => {
             let scale = price_scale(sc, &mk, l)?;
+            let bound = crate::model::params::segment::price_sens().bound;
             for seg in &mut out.segments[..sc.n_segments] {
                 seg.price_sens *= scale;
+                if !bound.contains(seg.price_sens) {
+                    return Err(Failure::market(format!(
+                        "the price-sensitivity scale {scale:.6} takes a segment's price_sens to {:e}, outside price_sens's range {bound}",
+                        seg.price_sens
+                    )));
+                }
             }
             Some(scale)
         }
@@ -448,6 +455,13 @@ pub fn calibrate(sc: &Scenario, share: &[f64], price: &[f64], targets: Targets) 
                 ),
             ));
         }
+        let brand_bound = crate::model::params::firm::brand().bound;
+        if !brand_bound.contains(inv.brand[j]) {
+            return Err(Failure::firm(
+                j,
+                format!("the implied brand {:.6} is outside brand's range {brand_bound}: the share cannot be had at this price with these segments", inv.brand[j]),
+            ));
+        }
         out.firms[j].brand = inv.brand[j];
         out.firms[j].cost_factor = cost_factor;
         firms.push(FirmFit {
@@ -466,6 +480,10 @@ pub fn calibrate(sc: &Scenario, share: &[f64], price: &[f64], targets: Targets) 
     }
     let market0 = targets.usage.map(|v| v / share.iter().sum::<f64>());
     if let Some(m0) = market0 {
+        let bound = crate::model::params::model::market0().bound;
+        if !bound.contains(m0) {
+            return Err(Failure::market(format!("market0 = usage / sum of shares = {m0:e} is outside market0's range {bound}")));
+        }
         out.model.market0 = m0;
     }
     let lerner = inv.lerner(&mk);
