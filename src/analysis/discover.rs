@@ -57,6 +57,12 @@ pub struct DiscoverArgs {
     /// Smallest mass (share of all rows) of a box.
     #[arg(long, default_value_t = 0.05)]
     pub mass_min: f64,
+    /// Check the SHA-256 of a Parquet file's bytes against its manifest before
+    /// computing (a full read of the file; a CSV is always checked, as it is
+    /// read whole anyway). The header, row count, length and column types are
+    /// always checked.
+    #[arg(long)]
+    pub verify_hash: bool,
     /// The trajectory as CSV (default: beside the input, <stem>.discover.csv).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -756,7 +762,7 @@ pub fn run(args: &DiscoverArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     let where_error = |e: String| InputError(format!("--where {}: {e}", quoted(&args.expr)));
     check_where_length(&args.expr).map_err(where_error)?;
-    let table = SweepFile::open_rows(&args.csv)?;
+    let table = SweepFile::open_rows(&args.csv, args.verify_hash)?;
     let columns: Vec<String> = table.header()[1..].to_vec();
     let input_names: Vec<String> = if args.inputs.is_empty() {
         table.manifest_axes("discover", "for the axes (or name the inputs with --inputs)")?
