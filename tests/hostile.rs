@@ -193,14 +193,12 @@ fn a_cut_csv_and_a_swapped_header_are_refused_by_every_analysis() {
     let names: Vec<&str> = header.split(',').collect();
     assert_eq!(names[2..4], ["firm.challenger.funding", "model.ad_uplift"]);
     let swapped = tmp.path().join("swapped.csv");
-    std::fs::write(&swapped, text.replacen("firm.challenger.funding,model.ad_uplift", "model.ad_uplift,firm.challenger.funding", 1)).unwrap();
+    std::fs::write(&swapped, text.replacen("firm.challenger.funding,model.ad_uplift", "model.ad_uplift,firm.challenger.funding", 1))
+        .unwrap();
     with_manifest(&q, &swapped);
     for (cmd, out) in every_reader(&swapped, &tmp.path().join("m.csv")) {
         let err = refused(&out, "swapped.csv: its header differs from the columns of its manifest");
-        assert!(
-            err.contains("column 3 is \"model.ad_uplift\" in the file, \"firm.challenger.funding\" in the manifest"),
-            "{cmd}: {err}"
-        );
+        assert!(err.contains("column 3 is \"model.ad_uplift\" in the file, \"firm.challenger.funding\" in the manifest"), "{cmd}: {err}");
     }
     assert!(!tmp.path().join("m.csv").exists());
 }
@@ -243,12 +241,10 @@ fn an_older_manifest_still_has_rows_and_header_checked_and_a_changed_byte_is_cau
     std::fs::copy(&q, &q3).unwrap();
     with_manifest(&q, &q3);
     edit_manifest(&q3, |m| m["bytes"] = serde_json::json!(text.len() + 1));
-    refused(&bounded(&["plot", s(&q3), "--x", "firm.open.release_month", "--z", "hhi", "--out", s(&tmp.path().join("p.svg"))]), &format!(
-        "q3.csv: is {} bytes long, its manifest {} records {}",
-        text.len(),
-        manifest(&q3).display(),
-        text.len() + 1
-    ));
+    refused(
+        &bounded(&["plot", s(&q3), "--x", "firm.open.release_month", "--z", "hhi", "--out", s(&tmp.path().join("p.svg"))]),
+        &format!("q3.csv: is {} bytes long, its manifest {} records {}", text.len(), manifest(&q3).display(), text.len() + 1),
+    );
 }
 
 #[test]

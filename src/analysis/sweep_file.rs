@@ -72,9 +72,7 @@ pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, InputError> {
 pub fn first_line(path: &Path) -> Result<Vec<u8>, InputError> {
     let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
     let mut head = Vec::new();
-    file.take(MAX_LINE_BYTES as u64 + 1)
-        .read_to_end(&mut head)
-        .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+    file.take(MAX_LINE_BYTES as u64 + 1).read_to_end(&mut head).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
     match head.iter().position(|&b| b == b'\n') {
         Some(end) => head.truncate(end),
         None if head.len() > MAX_LINE_BYTES => {
@@ -868,8 +866,11 @@ fn read_columns(path: &Path, width: usize, cols: &[usize]) -> anyhow::Result<Col
 /// the same run gives: integer columns are integers unless a cell is null, real
 /// ones never are (the CSV writes every real with a `.` or an exponent).
 fn read_parquet(f: &ParquetFile, cols: &[usize]) -> Result<Columns, InputError> {
-    let mut out =
-        Columns { scenario: Vec::with_capacity(f.rows().min(RESERVE_ROWS) as usize), data: vec![Vec::new(); cols.len()], integer: vec![true; cols.len()] };
+    let mut out = Columns {
+        scenario: Vec::with_capacity(f.rows().min(RESERVE_ROWS) as usize),
+        data: vec![Vec::new(); cols.len()],
+        integer: vec![true; cols.len()],
+    };
     let mut want = vec![0];
     want.extend_from_slice(cols);
     let groups: Vec<usize> = (0..f.row_groups()).collect();

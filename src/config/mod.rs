@@ -568,7 +568,11 @@ impl Checker<'_> {
                                 return Err(self.err(
                                     &e.value.span,
                                     "output.format",
-                                    format!("unknown format {}{}; expected csv or parquet", error::quoted(other), suggest(other, ["csv", "parquet"])),
+                                    format!(
+                                        "unknown format {}{}; expected csv or parquet",
+                                        error::quoted(other),
+                                        suggest(other, ["csv", "parquet"])
+                                    ),
                                 ));
                             }
                         }
