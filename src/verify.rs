@@ -175,7 +175,9 @@ pub fn reference(sc: &Scenario, seed: u64) -> Reference {
             let direct = if closed { market * r.share[i] * (r.price[i] - r.cost[i]) } else { 0.0 };
             let complement = f.platform_revenue / 12.0 * m.ad_uplift * (1.0 - r.outside_share);
             money_scale[i] += direct.abs() + complement + r.spend[i] / 12.0;
-            cash_edge[i] = cash_edge[i].min((r.cash_before_investors[i] - model::solve::cash_threshold(r.spend[i])).abs() / (f.funding + r.raised[i] + money_scale[i]));
+            cash_edge[i] = cash_edge[i].min(
+                (r.cash_before_investors[i] - model::solve::cash_threshold(r.spend[i])).abs() / (f.funding + r.raised[i] + money_scale[i]),
+            );
             if !r.investor_margin[i].is_nan() {
                 hurdle_edge[i] = hurdle_edge[i].min(r.investor_margin[i].abs());
             }

@@ -28,6 +28,16 @@ pub use observed::Observed;
 
 /// Section 9, step 1: the contraction stops when no brand moves by this much.
 pub const CONTRACTION_TOL: f64 = 1e-13;
+/// The contraction's stopping rule for one brand: a step below [`CONTRACTION_TOL`],
+/// as section 9 says, or below 8 ulps of the brand where f64 cannot resolve 1e-13
+/// (|b| above about 56, reached only at extreme price-sensitivity scales, where the
+/// brands absorb price terms of thousands): there the spec's absolute 1e-13 is
+/// below the brand's own rounding and could never be met (docs/model.md section 9).
+#[inline]
+fn brand_tol(brand: f64) -> f64 {
+    CONTRACTION_TOL.max(8.0 * f64::EPSILON * brand.abs())
+}
+
 /// Section 9, step 1: at most this many contraction steps.
 pub const CONTRACTION_MAX_ITER: u32 = 100_000;
 /// Section 9, step 0: the bracket of ln lambda, [ln 1e-3, ln 1e3], and its halvings.
@@ -177,34 +187,33 @@ impl Inverted {
 /// Steps 1 and 2: the BLP contraction for brands at the observed prices, from b = 0,
 /// then each closed firm's markup from its first-order condition.
 fn invert(mk: &Market, segs: &[Segment]) -> Result<Inverted, Failure> {
+    invert_within(mk, segs, CONTRACTION_MAX_ITER)
+}
+
+/// [`invert`] with at most `max_steps` contraction steps.
+fn invert_within(mk: &Market, segs: &[Segment], max_steps: u32) -> Result<Inverted, Failure> {
     let mut brand = [0.0; MAX_FIRMS];
     let mut sh = Shares::default();
     let mut steps = 0;
     loop {
-        demand::shares(segs, mk.n, &mk.base(segs, &brand), &mk.price, &mut sh);
-        let mut change = 0.0f64;
+        let ln_s = ln_shares(mk, segs, &brand);
+        let (mut change, mut settled) = (0.0f64, true);
         for j in 0..mk.n {
-            let s = demand::product_share(segs, &sh, j);
-            if !(s > 0.0) {
-                return Err(Failure::firm(
-                    j,
-                    format!("the brand contraction failed: the model's share reached {s} at brand {:.6e}", brand[j]),
-                ));
-            }
-            let step = mk.share[j].ln() - s.ln();
+            let step = mk.share[j].ln() - ln_s[j];
             brand[j] += step;
             change = change.max(step.abs());
+            settled &= step.abs() < brand_tol(brand[j]);
         }
         steps += 1;
-        if !(change.is_finite()) {
+        if !change.is_finite() {
             return Err(Failure::market("the brand contraction diverged (a non-finite step)".into()));
         }
-        if change < CONTRACTION_TOL {
+        if settled {
             break;
         }
-        if steps >= CONTRACTION_MAX_ITER {
+        if steps >= max_steps {
             return Err(Failure::market(format!(
-                "the brand contraction did not converge in {CONTRACTION_MAX_ITER} steps (last change {change:.3e}, tolerance {CONTRACTION_TOL:e})"
+                "the brand contraction did not converge in {max_steps} steps (last change {change:.3e}, tolerance {CONTRACTION_TOL:e})"
             )));
         }
     }
@@ -219,6 +228,35 @@ fn invert(mk: &Market, segs: &[Segment]) -> Result<Inverted, Failure> {
         markup[j] = if mk.open[j] { 0.0 } else { s / slope };
     }
     Ok(Inverted { brand, markup, elasticity, steps })
+}
+
+/// ln S_j at the observed prices and brands `brand`, in logs throughout: ln s_jk =
+/// u_jk - shift_k - ln denom_k (denom_k >= 1, section 3's stable form), and ln S_j
+/// by log-sum-exp over the segments. Equal to ln of `demand`'s shares where those
+/// are positive, and finite where they underflow (a contraction from b = 0 at a
+/// large price-sensitivity scale starts there).
+fn ln_shares(mk: &Market, segs: &[Segment], brand: &[f64; MAX_FIRMS]) -> [f64; MAX_FIRMS] {
+    let base = mk.base(segs, brand);
+    let mut ln_s = [[f64::NEG_INFINITY; MAX_SEGMENTS]; MAX_FIRMS];
+    for (k, seg) in segs.iter().enumerate() {
+        let mut u = [0.0; MAX_FIRMS];
+        let mut shift = 0.0f64;
+        for j in 0..mk.n {
+            u[j] = demand::utility(seg, base[j][k], mk.price[j]);
+            shift = shift.max(u[j]);
+        }
+        let denom = (-shift).exp() + (0..mk.n).map(|j| (u[j] - shift).exp()).sum::<f64>();
+        for j in 0..mk.n {
+            ln_s[j][k] = u[j] - shift - denom.ln();
+        }
+    }
+    let mut out = [0.0; MAX_FIRMS];
+    for j in 0..mk.n {
+        let top = segs.iter().enumerate().filter(|(_, g)| g.weight > 0.0).map(|(k, _)| ln_s[j][k]).fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = segs.iter().enumerate().filter(|(_, g)| g.weight > 0.0).map(|(k, g)| g.weight * (ln_s[j][k] - top).exp()).sum();
+        out[j] = top + sum.ln();
+    }
+    out
 }
 
 /// The segments with every price sensitivity multiplied by `scale`.
@@ -401,5 +439,28 @@ mod tests {
             assert!((cal.firms[i].cost_factor / factors[i] - 1.0).abs() < 1e-9, "cost factor {i}");
         }
         assert!(cal.firms[0].open && cal.firms[0].markup == 0.0);
+    }
+
+    /// A contraction that runs out of steps is an error, not a calibration.
+    #[test]
+    fn a_contraction_out_of_steps_is_an_error() {
+        let sc = baseline();
+        let (share, price) = observe(&sc);
+        let mk = Market::new(&sc, &share, &price);
+        let e = invert_within(&mk, sc.segments(), 3).map(|_| ()).unwrap_err();
+        assert!(e.message.starts_with("the brand contraction did not converge in 3 steps"), "{}", e.message);
+        assert!(invert_within(&mk, sc.segments(), CONTRACTION_MAX_ITER).is_ok());
+    }
+
+    /// The check refuses a calibration whose month 0 lands elsewhere: here a brand
+    /// moved after the inversion stands for an equilibrium the start does not reach.
+    #[test]
+    fn the_check_refuses_a_month_0_that_misses_the_observations() {
+        let sc = baseline();
+        let (share, price) = observe(&sc);
+        let mut cal = calibrate(&sc, &share, &price, Targets::default()).unwrap();
+        cal.scenario.firms[2].brand += 1e-6;
+        let e = check(&mut cal).unwrap_err();
+        assert!(e.message.contains("reaches another equilibrium"), "{}", e.message);
     }
 }

@@ -51,7 +51,10 @@ impl Observed {
             return Err(fail("not a regular file".into()));
         }
         if meta.len() > MAX_BYTES {
-            return Err(fail(format!("{} bytes: an observations file has one row per firm; larger than {MAX_BYTES} bytes is refused", meta.len())));
+            return Err(fail(format!(
+                "{} bytes: an observations file has one row per firm; larger than {MAX_BYTES} bytes is refused",
+                meta.len()
+            )));
         }
         let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the observations: {e}")))?;
         let text = std::str::from_utf8(&bytes).map_err(|e| fail(format!("not UTF-8 text: {e}")))?;
@@ -65,7 +68,9 @@ impl Observed {
         let at = |line: usize, m: String| InputError(format!("{file}:{line}: {m}"));
         let mut lines = text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
         let Some((header_line, header)) = lines.next() else {
-            return Err(InputError(format!("{file}: no header: write `firm,share,price` (or `firm,revenue_share,price`) and one row per firm")));
+            return Err(InputError(format!(
+                "{file}: no header: write `firm,share,price` (or `firm,revenue_share,price`) and one row per firm"
+            )));
         };
         let names: Vec<&str> = header.split(',').map(str::trim).collect();
         let kind = match names.as_slice() {
@@ -87,10 +92,7 @@ impl Observed {
             }
             let firm = fields[0];
             let Some(_) = firms.iter().position(|f| f == firm) else {
-                return Err(at(
-                    line,
-                    format!("firm \"{}\" is not a firm of the config (its firms: {})", escape(firm), firms.join(", ")),
-                ));
+                return Err(at(line, format!("firm \"{}\" is not a firm of the config (its firms: {})", escape(firm), firms.join(", "))));
             };
             if let Some(prev) = rows.iter().find(|r| r.firm == firm) {
                 return Err(at(line, format!("firm \"{firm}\" has a second row (the first is on line {})", prev.line)));
@@ -112,7 +114,11 @@ impl Observed {
         for f in firms {
             match rows.iter().find(|r| &r.firm == f) {
                 Some(r) => ordered.push(r.clone()),
-                None => return Err(InputError(format!("{file}: firm \"{f}\" of the config has no row (every firm offers a product at month 0)"))),
+                None => {
+                    return Err(InputError(format!(
+                        "{file}: firm \"{f}\" of the config has no row (every firm offers a product at month 0)"
+                    )));
+                }
             }
         }
         if kind == ShareKind::Market {

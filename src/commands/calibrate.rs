@@ -115,13 +115,15 @@ fn single(req: &Request, loaded: &config::Loaded, obs: &Observed, targets: Targe
     let shares = obs.market_shares(req.outside_share.first().copied())?;
     let cal = calibrate::calibrate(&plan.base, &shares, &prices(obs), targets).map_err(|f| failure(obs, plan, &f))?;
 
-    let text = std::fs::read_to_string(&req.config).map_err(|e| InputError(format!("{}: cannot read the config: {e}", req.config.display())))?;
+    let text =
+        std::fs::read_to_string(&req.config).map_err(|e| InputError(format!("{}: cannot read the config: {e}", req.config.display())))?;
     let header = header_lines(req, loaded, obs, &cal);
     let written = calibrate::write::calibrated_config(&text, &plan.firm_names, &plan.segment_names, &cal, &header)
         .map_err(|e| InputError(format!("{}: cannot edit the config: {e}", req.config.display())))?;
     // The calibrated config must read back as exactly the calibrated scenario.
     let file = req.out.display().to_string();
-    let back = config::parse(&file, &written, req.config.file_stem().and_then(|s| s.to_str()), req.config.parent().unwrap_or(Path::new("")))?;
+    let back =
+        config::parse(&file, &written, req.config.file_stem().and_then(|s| s.to_str()), req.config.parent().unwrap_or(Path::new("")))?;
     if back.base != cal.scenario {
         anyhow::bail!("internal error: {file} does not read back as the calibrated scenario");
     }
@@ -212,7 +214,8 @@ fn shell_word(a: &str) -> String {
 /// One calibration per row of the sweep (times each outside share), to CSV.
 fn sweep(req: &Request, plan: &Plan, obs: &Observed, targets: Targets, out: &mut impl Write) -> anyhow::Result<()> {
     use crate::backend::ScenarioSource;
-    let outside: Vec<Option<f64>> = if req.outside_share.is_empty() { vec![None] } else { req.outside_share.iter().map(|&s| Some(s)).collect() };
+    let outside: Vec<Option<f64>> =
+        if req.outside_share.is_empty() { vec![None] } else { req.outside_share.iter().map(|&s| Some(s)).collect() };
     let total = plan.rows.saturating_mul(outside.len() as u64);
     if total > MAX_SWEEP_ROWS {
         return Err(InputError(format!(
@@ -270,7 +273,8 @@ fn sweep(req: &Request, plan: &Plan, obs: &Observed, targets: Targets, out: &mut
                         rec.push(fmt(m));
                     }
                     rec.push(c.lerner.map_or(String::new(), fmt));
-                    let cols: [fn(&calibrate::FirmFit) -> f64; 5] = [|f| f.brand, |f| f.cost_factor, |f| f.cost, |f| f.markup, |f| f.elasticity];
+                    let cols: [fn(&calibrate::FirmFit) -> f64; 5] =
+                        [|f| f.brand, |f| f.cost_factor, |f| f.cost, |f| f.markup, |f| f.elasticity];
                     for col in cols {
                         rec.extend(c.firms.iter().map(|f| fmt(col(f))));
                     }

@@ -345,7 +345,7 @@ parameter_table! {
         brand: f64 = [0.0, 0.6, 0.9, 0.3]; Real FINITE; "utils"; Value; ASSUMED;
         /// revenue of the firm's platform (ads) that cheap AI lifts
         platform_revenue: f64 = [160e9, 0.0, 0.0, 0.0]; Real NON_NEGATIVE; "$/year"; Value; "Meta's 2024 revenue is of order 160e9";
-        /// cash at month 0; when cash turns negative investors refinance the firm or it exits
+        /// cash at month 0; when cash falls below -spend/12000 investors refinance the firm or it exits
         funding: f64 = [50e9, 100e9, 20e9, 0.5e9]; Real NON_NEGATIVE; "$"; Value; ASSUMED;
         /// yearly growth of training spend: a generation trained at month t spends train_spend (1 + g)^(t/12)
         spend_growth: f64 = [1.0, 1.5, 1.0, 0.5]; Real GROWTH; "per year"; Ln1p; "frontier budgets grew 2-4x a year (docs/model.md section 6)";

@@ -156,6 +156,8 @@ pub fn wide_scenario(rng: &mut Rng, n_firms: usize, n_segments: usize) -> Scenar
         f.brand = rng.uniform(-2.0, 2.0);
         f.platform_revenue = if rng.chance(0.6) { 0.0 } else { rng.log_uniform(1e8, 3e11) };
         f.funding = if rng.chance(0.1) { 0.0 } else { rng.log_uniform(1e5, 1e12) };
+        // Version 3: a serving-cost factor, often the default 1.
+        f.cost_factor = if rng.chance(0.5) { 1.0 } else { rng.log_uniform(0.05, 20.0) };
     }
     sc.n_segments = n_segments;
     let mut total = 0.0;
