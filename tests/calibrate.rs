@@ -323,7 +323,10 @@ fn the_shipped_market_is_the_calibration_of_the_shipped_observations() {
     let root = support::root();
     let shipped = std::fs::read_to_string(root.join("configs/llm-market-2025.toml")).unwrap();
     let data = std::fs::read(root.join("data/llm-market-2025.csv")).unwrap();
-    assert!(shipped.contains(&format!("observations: data/llm-market-2025.csv (sha256 {})", sha256_hex(&data))), "the header names other data");
+    assert!(
+        shipped.contains(&format!("observations: data/llm-market-2025.csv (sha256 {})", sha256_hex(&data))),
+        "the header names other data"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("again.toml");
     let o = moatsweep()

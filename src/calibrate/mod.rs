@@ -187,13 +187,15 @@ impl Inverted {
 /// Steps 1 and 2: the BLP contraction for brands at the observed prices, from b = 0,
 /// then each closed firm's markup from its first-order condition.
 fn invert(mk: &Market, segs: &[Segment]) -> Result<Inverted, Failure> {
-    invert_within(mk, segs, CONTRACTION_MAX_ITER)
+    invert_within(mk, segs, &[0.0; MAX_FIRMS], CONTRACTION_MAX_ITER)
 }
 
-/// [`invert`] with at most `max_steps` contraction steps.
-fn invert_within(mk: &Market, segs: &[Segment], max_steps: u32) -> Result<Inverted, Failure> {
-    let mut brand = [0.0; MAX_FIRMS];
-    let mut sh = Shares::default();
+/// [`invert`] from the brands `start`, with at most `max_steps` contraction steps.
+/// The contraction converges to the same brands from any start (Berry 1994); step
+/// 0's bisection starts each step from the last one's brands, which saves most of
+/// the steps, and step 1 itself starts from 0 as section 9 says.
+fn invert_within(mk: &Market, segs: &[Segment], start: &[f64; MAX_FIRMS], max_steps: u32) -> Result<Inverted, Failure> {
+    let mut brand = *start;
     let mut steps = 0;
     loop {
         let ln_s = ln_shares(mk, segs, &brand);
@@ -217,7 +219,12 @@ fn invert_within(mk: &Market, segs: &[Segment], max_steps: u32) -> Result<Invert
             )));
         }
     }
-    // The first-order terms at the observed prices and the inverted brands.
+    Ok(inverted(mk, segs, brand, steps))
+}
+
+/// Step 2 at brands `brand`: the first-order terms at the observed prices.
+fn inverted(mk: &Market, segs: &[Segment], brand: [f64; MAX_FIRMS], steps: u32) -> Inverted {
+    let mut sh = Shares::default();
     demand::shares(segs, mk.n, &mk.base(segs, &brand), &mk.price, &mut sh);
     let mut markup = [0.0; MAX_FIRMS];
     let mut elasticity = [0.0; MAX_FIRMS];
@@ -227,7 +234,80 @@ fn invert_within(mk: &Market, segs: &[Segment], max_steps: u32) -> Result<Invert
         elasticity[j] = -slope * mk.price[j] / s;
         markup[j] = if mk.open[j] { 0.0 } else { s / slope };
     }
-    Ok(Inverted { brand, markup, elasticity, steps })
+    Inverted { brand, markup, elasticity, steps }
+}
+
+/// The brands of step 1 by Newton's method on ln S(b) = ln S(observed), from
+/// `start`, with the contraction's stopping rule (every residual, which is the
+/// contraction's step, below [`brand_tol`]); None where it does not get there in
+/// 50 steps or meets an underflowed share or a singular Jacobian. Only step 0's
+/// bisection uses it, from the last step's brands: the brands are unique (Berry
+/// 1994), so this finds the contraction's fixed point, in a few steps where the
+/// contraction can need thousands (at a large price-sensitivity scale one segment
+/// buys nearly everything and the contraction's modulus nears 1).
+fn newton_brands(mk: &Market, segs: &[Segment], start: &[f64; MAX_FIRMS]) -> Option<[f64; MAX_FIRMS]> {
+    let n = mk.n;
+    let mut brand = *start;
+    let mut sh = Shares::default();
+    for _ in 0..50 {
+        let ln_s = ln_shares(mk, segs, &brand);
+        let mut r = [0.0; MAX_FIRMS];
+        let mut settled = true;
+        for j in 0..n {
+            r[j] = mk.share[j].ln() - ln_s[j];
+            settled &= r[j].abs() < brand_tol(brand[j]);
+        }
+        if settled {
+            return Some(brand);
+        }
+        // d ln S_j / d b_l = sum_k w_k s_jk (delta_jl - s_lk) / S_j
+        demand::shares(segs, n, &mk.base(segs, &brand), &mk.price, &mut sh);
+        let mut jac = [[0.0; MAX_FIRMS]; MAX_FIRMS];
+        for j in 0..n {
+            let big = demand::product_share(segs, &sh, j);
+            if !(big > 0.0) {
+                return None;
+            }
+            for l in 0..n {
+                let d: f64 = segs.iter().enumerate().map(|(k, g)| g.weight * sh.s[j][k] * (f64::from(j == l) - sh.s[l][k])).sum();
+                jac[j][l] = d / big;
+            }
+        }
+        let step = solve_linear(&mut jac, &mut r, n)?;
+        for j in 0..n {
+            brand[j] += step[j];
+        }
+        if !brand[..n].iter().all(|b| b.is_finite()) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Solves a x = b (n <= 8) by Gaussian elimination with partial pivoting; None when
+/// a pivot vanishes.
+fn solve_linear(a: &mut [[f64; MAX_FIRMS]; MAX_FIRMS], b: &mut [f64; MAX_FIRMS], n: usize) -> Option<[f64; MAX_FIRMS]> {
+    for c in 0..n {
+        let p = (c..n).max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs()))?;
+        if !(a[p][c].abs() > 1e-300) {
+            return None;
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = [0.0; MAX_FIRMS];
+    for r in (0..n).rev() {
+        let tail: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - tail) / a[r][r];
+    }
+    Some(x)
 }
 
 /// ln S_j at the observed prices and brands `brand`, in logs throughout: ln s_jk =
@@ -267,25 +347,45 @@ fn scaled(sc: &Scenario, scale: f64) -> Vec<Segment> {
 /// Step 0: lambda such that the Lerner index at the inverted costs is `target`,
 /// by 100 halvings of ln lambda over [ln 1e-3, ln 1e3].
 fn price_scale(sc: &Scenario, mk: &Market, target: f64) -> Result<f64, Failure> {
-    let lerner_at = |ln_scale: f64| -> Result<f64, Failure> {
-        let inv = invert(mk, &scaled(sc, ln_scale.exp()))?;
-        inv.lerner(mk).ok_or_else(|| Failure::market("--margin needs at least one closed firm (one not released at month 0)".into()))
+    let lerner_from = |ln_scale: f64, start: &[f64; MAX_FIRMS]| -> Result<(f64, [f64; MAX_FIRMS]), Failure> {
+        let segs = scaled(sc, ln_scale.exp());
+        let inv = match newton_brands(mk, &segs, start) {
+            Some(brand) => inverted(mk, &segs, brand, 0),
+            None => invert_within(mk, &segs, start, CONTRACTION_MAX_ITER)?,
+        };
+        let l = inv
+            .lerner(mk)
+            .ok_or_else(|| Failure::market("--margin needs at least one closed firm (one not released at month 0)".into()))?;
+        Ok((l, inv.brand))
     };
     let (mut lo, mut hi) = (SCALE_BRACKET.0.ln(), SCALE_BRACKET.1.ln());
-    let (at_lo, at_hi) = (lerner_at(lo)?, lerner_at(hi)?);
-    if !(at_lo >= target && target >= at_hi) {
-        return Err(Failure::market(format!(
-            "no price-sensitivity scale in [{:e}, {:e}] gives the margin {target}: the Lerner index runs from {at_lo:.6} (scale {:e}) to {at_hi:.6} (scale {:e})",
-            SCALE_BRACKET.0, SCALE_BRACKET.1, SCALE_BRACKET.0, SCALE_BRACKET.1
-        )));
-    }
+    let (mut moved_lo, mut moved_hi) = (false, false);
+    let mut warm = [0.0; MAX_FIRMS];
     for _ in 0..SCALE_HALVINGS {
         let mid = 0.5 * (lo + hi);
+        if mid == lo || mid == hi {
+            break; // the bracket no longer shrinks: every later halving repeats this one
+        }
+        let (l, brand) = lerner_from(mid, &warm)?;
+        warm = brand;
         // L falls as lambda grows: above the target, the root lies at larger lambda.
-        if lerner_at(mid)? > target {
-            lo = mid;
+        if l > target {
+            (lo, moved_lo) = (mid, true);
         } else {
-            hi = mid;
+            (hi, moved_hi) = (mid, true);
+        }
+    }
+    // A bisection that only ever moved one end found no root inside unless the
+    // bracket's ends say so; they are evaluated only then (at lambda = 1e3 the
+    // contraction is slow: the price terms there are thousands of utils).
+    if !(moved_lo && moved_hi) {
+        let zero = [0.0; MAX_FIRMS];
+        let (at_lo, at_hi) = (lerner_from(SCALE_BRACKET.0.ln(), &zero)?.0, lerner_from(SCALE_BRACKET.1.ln(), &zero)?.0);
+        if !(at_lo >= target && target >= at_hi) {
+            return Err(Failure::market(format!(
+                "no price-sensitivity scale in [{:e}, {:e}] gives the margin {target}: the Lerner index runs from {at_lo:.6} (scale {:e}) to {at_hi:.6} (scale {:e})",
+                SCALE_BRACKET.0, SCALE_BRACKET.1, SCALE_BRACKET.0, SCALE_BRACKET.1
+            )));
         }
     }
     Ok((0.5 * (lo + hi)).exp())
@@ -447,9 +547,9 @@ mod tests {
         let sc = baseline();
         let (share, price) = observe(&sc);
         let mk = Market::new(&sc, &share, &price);
-        let e = invert_within(&mk, sc.segments(), 3).map(|_| ()).unwrap_err();
+        let e = invert_within(&mk, sc.segments(), &[0.0; MAX_FIRMS], 3).map(|_| ()).unwrap_err();
         assert!(e.message.starts_with("the brand contraction did not converge in 3 steps"), "{}", e.message);
-        assert!(invert_within(&mk, sc.segments(), CONTRACTION_MAX_ITER).is_ok());
+        assert!(invert_within(&mk, sc.segments(), &[0.0; MAX_FIRMS], CONTRACTION_MAX_ITER).is_ok());
     }
 
     /// The check refuses a calibration whose month 0 lands elsewhere: here a brand
