@@ -568,9 +568,9 @@ impl SweepFile {
         let names = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
         let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
         let problem = if self.columns.iter().any(|c| c == name) {
-            format!("\"{name}\" is not {article} {what} of {}", self.path.display())
+            format!("{} is not {article} {what} of {}", quoted(name), self.path.display())
         } else {
-            format!("{} has no {what} \"{name}\"{}", self.path.display(), suggest(name, valid.iter().map(String::as_str)))
+            format!("{} has no {what} {}{}", self.path.display(), quoted(name), suggest(name, valid.iter().map(String::as_str)))
         };
         let its = if self.reduced { format!("its {plural} are: {}", valid.join(", ")) } else { format!("its {plural} are: {names}") };
         Err(InputError(format!("{flag}: {problem}; {its}")))
@@ -595,9 +595,9 @@ impl SweepFile {
             return Ok(i);
         }
         let problem = if self.columns.iter().any(|c| c == name) {
-            format!("\"{name}\" is not {what} of {}", self.path.display())
+            format!("{} is not {what} of {}", quoted(name), self.path.display())
         } else {
-            format!("{} has no column \"{name}\"{}", self.path.display(), suggest(name, candidates.iter().map(String::as_str)))
+            format!("{} has no column {}{}", self.path.display(), quoted(name), suggest(name, candidates.iter().map(String::as_str)))
         };
         Err(InputError(format!("{flag}: {problem}; {what} are: {}", candidates.join(", "))))
     }
@@ -724,7 +724,7 @@ impl Row<'_> {
         match std::str::from_utf8(bytes).ok().and_then(|s| s.parse::<f64>().ok()) {
             // + 0.0 turns -0 into 0, so that equal values have equal bits (group keys).
             Some(v) => Ok(Some(v + 0.0)),
-            None => Err(self.error(col, &format!("\"{}\" is not a number", String::from_utf8_lossy(bytes)))),
+            None => Err(self.error(col, &format!("{} is not a number", quoted(&String::from_utf8_lossy(bytes))))),
         }
     }
 
@@ -932,7 +932,7 @@ fn parse_piece(piece: &[u8], first_line: u64, width: usize, slot: &[usize], n: u
             if c == 0 {
                 let s = std::str::from_utf8(cell).ok().and_then(|s| s.parse::<u64>().ok());
                 part.scenario.push(s.ok_or_else(|| {
-                    InputError(format!("{shown}:{line}: scenario: \"{}\" is not a row number", String::from_utf8_lossy(cell)))
+                    InputError(format!("{shown}:{line}: scenario: {} is not a row number", quoted(&String::from_utf8_lossy(cell))))
                 })?);
                 continue;
             }
@@ -949,9 +949,9 @@ fn parse_piece(piece: &[u8], first_line: u64, width: usize, slot: &[usize], n: u
                     Some(v) => v,
                     None => {
                         return Err(InputError(format!(
-                            "{shown}:{line}: column {}: \"{}\" is not a number",
+                            "{shown}:{line}: column {}: {} is not a number",
                             c + 1,
-                            String::from_utf8_lossy(cell)
+                            quoted(&String::from_utf8_lossy(cell))
                         )));
                     }
                 }
