@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 
 use crate::engine::{BackendChoice, RowSelection};
 
+/// The most threads `--threads` may ask for: more only adds start-up time and
+/// memory (a machine's thousands of threads were once spawned and never used).
+pub const MAX_THREADS: usize = 1024;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "moatsweep",
@@ -23,7 +27,7 @@ Examples:
 Docs: docs/model.md (the model), docs/config.md (the config format)."
 )]
 pub struct Cli {
-    /// Threads for solving and formatting (default: all cores).
+    /// Threads for solving and formatting (default: all cores; at most 1024).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     #[command(subcommand)]

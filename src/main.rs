@@ -30,7 +30,8 @@ fn main() -> ExitCode {
                 eprintln!("stopped: {err}");
                 return ExitCode::from(130);
             }
-            eprintln!("error: {err:#}");
+            // One line, whatever a quoted value held (a newline, NUL, a right-to-left override).
+            eprintln!("error: {}", moatsweep::config::error::escape(&format!("{err:#}")));
             if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<InputError>().is_some() {
                 ExitCode::from(2)
             } else {

@@ -249,6 +249,21 @@ fn bad_input_exits_2_with_one_message_and_writes_nothing() {
     let cut = tmp.path().join("cut.csv");
     std::fs::write(&cut, text.lines().take(1 + 12).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     std::fs::copy(format!("{}.manifest.json", csv.display()), format!("{}.manifest.json", cut.display())).unwrap();
+    refused(&[], &cut, "cut.csv: holds 12 rows, its manifest ");
+    // The manifest's counts and hash removed (as an older moatsweep wrote none) and
+    // its rows_written made the file's: the block structure still refuses it.
+    let older = |path: &Path, rows: Option<u64>| {
+        let mpath = format!("{}.manifest.json", path.display());
+        let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+        let o = m.as_object_mut().unwrap();
+        o.remove("sha256");
+        o.remove("bytes");
+        if let Some(rows) = rows {
+            o.insert("rows_written".into(), rows.into());
+        }
+        std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    };
+    older(&cut, Some(12));
     refused(&[], &cut, "holds 12 rows from row 0, its manifest says rows 0..320 (a partial or cut CSV); it ends inside base point 2");
     // Rows sorted out of the layout.
     let mut lines: Vec<&str> = text.lines().collect();
@@ -256,6 +271,8 @@ fn bad_input_exits_2_with_one_message_and_writes_nothing() {
     let shuffled = tmp.path().join("shuffled.csv");
     std::fs::write(&shuffled, lines.join("\n") + "\n").unwrap();
     std::fs::copy(format!("{}.manifest.json", csv.display()), format!("{}.manifest.json", shuffled.display())).unwrap();
+    refused(&[], &shuffled, "shuffled.csv: its SHA-256 is ");
+    older(&shuffled, None);
     refused(&[], &shuffled, "row 1 of the file is scenario 2, not 1");
     // No manifest.
     let bare = tmp.path().join("bare.csv");

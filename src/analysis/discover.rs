@@ -28,7 +28,7 @@ use super::SweepFile;
 use super::sensitivity::beside;
 use super::{fmt_number, image};
 use crate::InputError;
-use crate::config::error::suggest;
+use crate::config::error::{quoted, suggest};
 
 /// Scenario discovery: where in the axes' space `--where` holds.
 #[derive(clap::Args, Debug)]
@@ -57,6 +57,12 @@ pub struct DiscoverArgs {
     /// Smallest mass (share of all rows) of a box.
     #[arg(long, default_value_t = 0.05)]
     pub mass_min: f64,
+    /// Check the SHA-256 of a Parquet file's bytes against its manifest before
+    /// computing (a full read of the file; a CSV is always checked, as it is
+    /// read whole anyway). The header, row count, length and column types are
+    /// always checked.
+    #[arg(long)]
+    pub verify_hash: bool,
     /// The trajectory as CSV (default: beside the input, <stem>.discover.csv).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -141,7 +147,7 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, String> {
                 i += 1;
             }
             let s: String = chars[start..i].iter().collect();
-            Token::Number(s.parse().map_err(|_| format!("\"{s}\" at character {} is not a number", start + 1))?)
+            Token::Number(s.parse().map_err(|_| format!("{} at character {} is not a number", quoted(&s), start + 1))?)
         } else if c.is_alphabetic() || c == '_' {
             while i < chars.len() && (chars[i].is_alphanumeric() || "_.-".contains(chars[i])) {
                 i += 1;
@@ -154,16 +160,24 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, String> {
                 _ => Token::Name(s),
             }
         } else {
-            return Err(format!("unexpected '{c}' at character {}", start + 1));
+            return Err(format!("unexpected '{}' at character {}", crate::config::error::escape(&c.to_string()), start + 1));
         };
         out.push((token, start));
     }
     Ok(out)
 }
 
+/// The longest `--where` expression, in characters.
+pub const MAX_WHERE_CHARS: usize = 10_000;
+/// The deepest nesting of parentheses and `not` in a `--where` expression (the
+/// parser recurses once per level).
+pub const MAX_WHERE_DEPTH: usize = 100;
+
 struct Parser<'a> {
     tokens: Vec<(Token, usize)>,
     at: usize,
+    /// Parentheses and `not`s open at this point.
+    depth: usize,
     columns: &'a [String],
     /// Characters in the expression, for "at the end" messages.
     len: usize,
@@ -200,20 +214,34 @@ impl Parser<'_> {
     }
 
     fn not(&mut self) -> Result<Expr, String> {
+        if matches!(self.peek(), Some(Token::Not | Token::Open)) {
+            if self.depth == MAX_WHERE_DEPTH {
+                return Err(format!(
+                    "parentheses and not nested more than {MAX_WHERE_DEPTH} deep {} (the limit is {MAX_WHERE_DEPTH})",
+                    self.position()
+                ));
+            }
+            self.depth += 1;
+            let e = self.nested();
+            self.depth -= 1;
+            return e;
+        }
+        self.comparison()
+    }
+
+    /// `not X` or `( X )`, one level deeper.
+    fn nested(&mut self) -> Result<Expr, String> {
         if self.peek() == Some(&Token::Not) {
             self.at += 1;
             return Ok(Expr::Not(Box::new(self.not()?)));
         }
-        if self.peek() == Some(&Token::Open) {
-            self.at += 1;
-            let e = self.or()?;
-            if self.peek() != Some(&Token::Close) {
-                return Err(format!("expected ')' {}", self.position()));
-            }
-            self.at += 1;
-            return Ok(e);
+        self.at += 1;
+        let e = self.or()?;
+        if self.peek() != Some(&Token::Close) {
+            return Err(format!("expected ')' {}", self.position()));
         }
-        self.comparison()
+        self.at += 1;
+        Ok(e)
     }
 
     /// `column op number` or `number op column`.
@@ -225,7 +253,8 @@ impl Parser<'_> {
                     match p.columns.iter().position(|c| *c == name) {
                         Some(i) => Ok((Some(i), 0.0)),
                         None => Err(format!(
-                            "unknown column \"{name}\" at character {}{}",
+                            "unknown column {} at character {}{}",
+                            quoted(&name),
                             pos + 1,
                             suggest(&name, p.columns.iter().map(String::as_str))
                         )),
@@ -264,13 +293,30 @@ impl Parser<'_> {
 
 /// Parses `text` against the CSV's `columns`.
 fn parse_expr(text: &str, columns: &[String]) -> Result<Expr, String> {
+    check_where_length(text)?;
     let tokens = tokenize(text)?;
-    let mut p = Parser { tokens, at: 0, columns, len: text.chars().count() };
+    let mut p = Parser { tokens, at: 0, depth: 0, columns, len: text.chars().count() };
     let e = p.or()?;
     if p.at < p.tokens.len() {
         return Err(format!("unexpected {} (join comparisons with and, or)", p.position()));
     }
     Ok(e)
+}
+
+/// Refuses an expression longer than [`MAX_WHERE_CHARS`] (before the file is read).
+fn check_where_length(text: &str) -> Result<(), String> {
+    let n = text.chars().count();
+    if n > MAX_WHERE_CHARS {
+        return Err(format!("the expression is {n} characters long, more than the limit of {MAX_WHERE_CHARS} characters"));
+    }
+    Ok(())
+}
+
+/// Parses a `--where` expression against a file's `columns` (the header after
+/// `scenario`), as `discover` does; the error is the message it gives. The
+/// entry point of the parser's fuzz tests.
+pub fn check_where(text: &str, columns: &[String]) -> Result<(), String> {
+    parse_expr(text, columns).map(|_| ())
 }
 
 /// The columns an expression reads.
@@ -714,7 +760,9 @@ pub fn run(args: &DiscoverArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if !(args.threshold > 0.0 && args.threshold <= 1.0) {
         return Err(InputError(format!("--threshold is a density, between 0 (excluded) and 1, not {}", args.threshold)).into());
     }
-    let table = SweepFile::open_rows(&args.csv)?;
+    let where_error = |e: String| InputError(format!("--where {}: {e}", quoted(&args.expr)));
+    check_where_length(&args.expr).map_err(where_error)?;
+    let table = SweepFile::open_rows(&args.csv, args.verify_hash)?;
     let columns: Vec<String> = table.header()[1..].to_vec();
     let input_names: Vec<String> = if args.inputs.is_empty() {
         table.manifest_axes("discover", "for the axes (or name the inputs with --inputs)")?
@@ -727,9 +775,17 @@ pub fn run(args: &DiscoverArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let input_cols: Vec<usize> =
         input_names.iter().map(|n| table.find("--inputs", n, &columns, "the columns")).collect::<Result<_, _>>()?;
     if let Some(dup) = input_names.iter().enumerate().find_map(|(i, n)| input_names[..i].contains(n).then_some(n)) {
-        return Err(InputError(format!("--inputs: \"{dup}\" is given twice")).into());
+        if args.inputs.is_empty() {
+            return Err(InputError(format!(
+                "{}: its manifest lists the axis {} twice, so the inputs cannot be taken from it; name them with --inputs",
+                args.csv.display(),
+                quoted(dup)
+            ))
+            .into());
+        }
+        return Err(InputError(format!("--inputs: {} is given twice", quoted(dup))).into());
     }
-    let expr = parse_expr(&args.expr, &columns).map_err(|e| InputError(format!("--where \"{}\": {e}", args.expr)))?;
+    let expr = parse_expr(&args.expr, &columns).map_err(where_error)?;
     let mut used = Vec::new();
     expr_columns(&expr, &mut used);
     // Header indices: inputs, then the expression's other columns.
@@ -746,8 +802,8 @@ pub fn run(args: &DiscoverArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let k = y.iter().filter(|&&b| b).count();
     if k == 0 {
         return Err(InputError(format!(
-            "--where \"{}\" holds in none of the {n} rows of {}: nothing to discover",
-            args.expr,
+            "--where {} holds in none of the {n} rows of {}: nothing to discover",
+            quoted(&args.expr),
             args.csv.display()
         ))
         .into());

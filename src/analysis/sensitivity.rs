@@ -54,6 +54,12 @@ pub struct SensitivityArgs {
     /// Seed of the bootstrap draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Check the SHA-256 of a Parquet file's bytes against its manifest before
+    /// computing (a full read of the file; a CSV is always checked, as it is
+    /// read whole anyway). The header, row count, length and column types are
+    /// always checked.
+    #[arg(long)]
+    pub verify_hash: bool,
     /// The tidy CSV to write (default: beside the input, <stem>.sensitivity.csv).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -380,7 +386,7 @@ pub fn run(args: &SensitivityArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if !(args.conf > 0.0 && args.conf < 1.0) {
         return Err(InputError(format!("--conf must be between 0 and 1 (e.g. 0.95), not {}", args.conf)).into());
     }
-    let table = SweepFile::open_rows(&args.csv)?;
+    let table = SweepFile::open_rows(&args.csv, args.verify_hash)?;
     let why = "for the design and its layout of rows";
     let manifest = table.require_manifest("sensitivity", why)?;
     let axes = table.manifest_axes("sensitivity", why)?;

@@ -10,7 +10,17 @@
 //!
 //! A manifest that is there must be one, and describe this file: one that does
 //! not parse (a key missing, of the wrong type) or lists other columns is an
-//! error naming it, never silently ignored.
+//! error naming it, never silently ignored. Before any analysis computes, the
+//! file is compared with it ([`SweepFile::open_checked`]): the header (names and
+//! order), the format, the length in bytes, the row count, the column types of a
+//! Parquet file (integer or real, as the output table and the parameter table
+//! say), and the SHA-256 of the bytes where the command reads the whole file
+//! anyway (every CSV; a Parquet file read whole) or `--verify-hash` asks.
+//!
+//! Hostile files end in an error, not in memory exhaustion: a path that is not
+//! a regular file (a directory, /dev/zero, a FIFO) is refused before it is
+//! opened, and no line of a CSV (header or row) may be longer than
+//! [`MAX_LINE_BYTES`], so no buffer grows by a size that was not checked.
 
 use std::fs::File;
 use std::io::Read;
@@ -20,7 +30,7 @@ use rayon::prelude::*;
 
 use super::{Seen, is_geometric, is_output};
 use crate::InputError;
-use crate::config::error::suggest;
+use crate::config::error::{quoted, suggest};
 use crate::output::manifest::Manifest;
 use crate::output::manifest_path;
 use crate::output::parquet::{ColumnData, Data, ParquetFile, is_parquet};
@@ -28,6 +38,170 @@ use crate::sweep::provenance::{Footer, ReduceSpec, ResolvedConfig};
 
 /// Bytes read per parallel batch by [`SweepFile::read`].
 const BATCH_BYTES: usize = 32 << 20;
+
+/// The longest line (header or row) of a sweep's CSV: 1 MiB (a quickstart row is
+/// about 600 bytes; a 64-firm sweep's a few KiB).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Rows of a Parquet file allocated for ahead of reading them: a footer's count
+/// is a hint, not a promise.
+const RESERVE_ROWS: u64 = 1 << 20;
+
+/// How much of a file an analysis reads, which decides whether its SHA-256 is
+/// checked by default (see [`SweepFile::open_checked`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reads {
+    /// Every byte: every row of every column (`plot`, `summarize`; any CSV).
+    Whole,
+    /// Some columns of a Parquet file (`sensitivity`, `discover`).
+    Columns,
+}
+
+/// Refuses a path that is not a regular file (a directory, a device such as
+/// /dev/zero, a FIFO, which would never end or block), before it is opened.
+pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, InputError> {
+    let meta = std::fs::metadata(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(InputError(format!("{}: it is {}, not a regular file", path.display(), crate::config::file_kind(&meta))));
+    }
+    Ok(meta)
+}
+
+/// The first line of `path` (without its line end), read through a bounded
+/// buffer: a line longer than [`MAX_LINE_BYTES`] is an error.
+pub fn first_line(path: &Path) -> Result<Vec<u8>, InputError> {
+    let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+    let mut head = Vec::new();
+    file.take(MAX_LINE_BYTES as u64 + 1).read_to_end(&mut head).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+    match head.iter().position(|&b| b == b'\n') {
+        Some(end) => head.truncate(end),
+        None if head.len() > MAX_LINE_BYTES => {
+            return Err(InputError(format!(
+                "{}: its first line is longer than {MAX_LINE_BYTES} bytes: not a moatsweep CSV",
+                path.display()
+            )));
+        }
+        None => {}
+    }
+    if head.ends_with(b"\r") {
+        head.pop();
+    }
+    Ok(head)
+}
+
+/// A reader that fails once a line runs past [`MAX_LINE_BYTES`], so that the
+/// CSV reader behind it never buffers more than that for one record.
+struct LineLimit<R> {
+    inner: R,
+    /// Bytes since the last newline.
+    run: usize,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            self.run = if b == b'\n' { 0 } else { self.run + 1 };
+            if self.run > MAX_LINE_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("a line longer than {MAX_LINE_BYTES} bytes: not a moatsweep CSV"),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The file's newlines and SHA-256 (hex), in one pass through a fixed buffer.
+fn count_and_hash(path: &Path) -> Result<(u64, String), InputError> {
+    use sha2::Digest;
+    let err = |e: std::io::Error| InputError(format!("cannot read {}: {e}", path.display()));
+    let mut file = File::open(path).map_err(err)?;
+    let mut hash = sha2::Sha256::new();
+    let mut lines = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok((lines, crate::output::hex(&hash.finalize())))
+}
+
+/// Whether the column `name` of a file of rows holds integers: `scenario`, an
+/// integer output, an axis of an integer parameter; `None` when the tables do
+/// not know it.
+fn integer_column(name: &str) -> Option<bool> {
+    use crate::model::outputs::{OUTPUTS, OutKind, Scope};
+    use crate::model::params::{Group, Kind, spec};
+    if name == "scenario" {
+        return Some(true);
+    }
+    let output = OUTPUTS.iter().find(|o| match o.scope {
+        Scope::Scenario => o.name == name,
+        Scope::Firm => name.split_once('.').is_some_and(|(head, _)| head == o.name),
+    });
+    if let Some(o) = output {
+        return Some(o.kind == OutKind::Integer);
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    let (group, param) = match parts[..] {
+        ["model", p] => (Group::Model, p),
+        ["scaling", p] => (Group::Scaling, p),
+        ["firm", _, p] => (Group::Firm, p),
+        ["segment", _, p] => (Group::Segment, p),
+        _ => return None,
+    };
+    spec(group, param).map(|s| s.kind != Kind::Real)
+}
+
+/// What can be compared of `path` with its manifest `m` (read from `mpath`)
+/// without reading the file through: it is a regular file, of the manifest's
+/// format, and its header (a CSV's first line, a Parquet
+/// file's column names) is the manifest's columns. `merge` checks each shard so
+/// before it reads one, and counts rows and hashes bytes as it copies them.
+pub fn check_outline(path: &Path, m: &Manifest, mpath: &Path) -> Result<(), InputError> {
+    let shown = path.display();
+    regular_file(path)?;
+    let says_parquet = m.format == Some(crate::output::OutputFormat::Parquet);
+    let parquet = is_parquet(path);
+    if says_parquet != parquet {
+        let (is, says) = if says_parquet { ("a CSV", "Parquet") } else { ("a Parquet file", "CSV") };
+        return Err(InputError(format!("{shown}: is {is}, its manifest {} says {says}", mpath.display())));
+    }
+    let header: Vec<String> = if parquet {
+        ParquetFile::open(path).map_err(|e| InputError(format!("{e:#}")))?.names()
+    } else {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&first_line(path)?[..])
+            .records()
+            .next()
+            .transpose()
+            .map_err(|e| InputError(format!("{shown}: {e}")))?
+            .map(|r| r.iter().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    if header != m.columns {
+        return Err(InputError(format!(
+            "{shown}: its header differs from the columns of its manifest {}: {}",
+            mpath.display(),
+            header_difference(&header, &m.columns)
+        )));
+    }
+    Ok(())
+}
+
+/// Where two headers first differ, for messages: `column K is "a" in the file, "b" in the manifest`.
+fn header_difference(file: &[String], manifest: &[String]) -> String {
+    let at = file.iter().zip(manifest).position(|(a, b)| a != b).unwrap_or(file.len().min(manifest.len()));
+    let col = |v: &[String]| v.get(at).map_or("nothing".to_string(), |c| quoted(c));
+    format!("column {} is {} in the file, {} in the manifest", at + 1, col(file), col(manifest))
+}
 
 /// Where a file's manifest came from, and what it says.
 pub enum Provenance {
@@ -107,20 +281,38 @@ pub(crate) fn is_best_column(c: &str) -> bool {
 impl SweepFile {
     /// Opens `path`: reads its header and its manifest. A file that cannot be read,
     /// is not a sweep's file, or whose manifest is not one or belongs to another
-    /// file is an [`InputError`] naming it.
+    /// file is an [`InputError`] naming it. The file is checked against its
+    /// manifest as [`SweepFile::open_checked`] does for a command that reads it whole.
     pub fn open(path: &Path) -> Result<SweepFile, InputError> {
+        Self::open_checked(path, Reads::Whole, false)
+    }
+
+    /// [`SweepFile::open`], then the file compared with its manifest before any
+    /// analysis computes (see [`SweepFile::verify`]): the SHA-256 of its bytes is
+    /// checked when the command `reads` the whole file anyway (every CSV), or
+    /// when `verify_hash` asks (`--verify-hash`, for a Parquet file of which
+    /// only some columns are read).
+    pub fn open_checked(path: &Path, reads: Reads, verify_hash: bool) -> Result<SweepFile, InputError> {
+        let file = Self::open_unchecked(path)?;
+        let hash = file.parquet.is_none() || reads == Reads::Whole || verify_hash;
+        file.verify(hash)?;
+        Ok(file)
+    }
+
+    fn open_unchecked(path: &Path) -> Result<SweepFile, InputError> {
+        regular_file(path)?;
         let parquet = if is_parquet(path) { Some(ParquetFile::open(path).map_err(|e| InputError(format!("{e:#}")))?) } else { None };
         let columns: Vec<String> = match &parquet {
             Some(f) => f.names(),
-            None => {
-                let file = File::open(path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
-                csv::Reader::from_reader(file)
-                    .headers()
-                    .map_err(|e| InputError(format!("{}: {e}", path.display())))?
-                    .iter()
-                    .map(str::to_string)
-                    .collect()
-            }
+            None => csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(&first_line(path)?[..])
+                .records()
+                .next()
+                .transpose()
+                .map_err(|e| InputError(format!("{}: {e}", path.display())))?
+                .map(|r| r.iter().map(str::to_string).collect())
+                .unwrap_or_default(),
         };
         let provenance = Self::provenance(path, &columns, parquet.as_ref())?;
         let rows_file = columns.first().map(String::as_str) == Some("scenario");
@@ -146,9 +338,11 @@ impl SweepFile {
         Ok(SweepFile { path: path.to_path_buf(), columns, n_axes, reduced, provenance, parquet })
     }
 
-    /// Opens a file of rows (what [`SweepFile::read`] reads): a reduced file is an error.
-    pub fn open_rows(path: &Path) -> Result<SweepFile, InputError> {
-        let file = SweepFile::open(path)?;
+    /// Opens a file of rows (what [`SweepFile::read`] reads, for a command that
+    /// reads some of its columns), checked as [`SweepFile::open_checked`] does:
+    /// a reduced file is an error.
+    pub fn open_rows(path: &Path, verify_hash: bool) -> Result<SweepFile, InputError> {
+        let file = SweepFile::open_checked(path, Reads::Columns, verify_hash)?;
         if file.reduced {
             return Err(InputError(format!("{} is not a moatsweep CSV: its first column should be \"scenario\"", path.display())));
         }
@@ -162,9 +356,10 @@ impl SweepFile {
             let m = Manifest::read(&mpath).map_err(|e| InputError(format!("{}: {e}", mpath.display())))?;
             if m.columns != columns {
                 return Err(InputError(format!(
-                    "{}: its columns differ from the header of {}; the manifest belongs to another CSV",
+                    "{}: its header differs from the columns of its manifest {}: {}",
+                    path.display(),
                     mpath.display(),
-                    path.display()
+                    header_difference(columns, &m.columns)
                 )));
             }
             return Ok(Some(Provenance::Manifest(Box::new(m))));
@@ -174,9 +369,94 @@ impl SweepFile {
         let footer: Footer = serde_json::from_str(&text)
             .map_err(|e| InputError(format!("{}: its footer's moatsweep.manifest is not a moatsweep manifest: {e}", path.display())))?;
         if footer.columns != columns {
-            return Err(InputError(format!("{}: its footer's manifest lists other columns than the file has", path.display())));
+            return Err(InputError(format!(
+                "{}: its footer's manifest lists other columns than the file has: {}",
+                path.display(),
+                header_difference(columns, &footer.columns)
+            )));
         }
         Ok(Some(Provenance::Footer(Box::new(footer), f.rows())))
+    }
+
+    /// Compares the file with its manifest (beside it, or its Parquet footer's),
+    /// if it has one: its format, its length in bytes, its row count (a reduced
+    /// file's groups), the types of a Parquet file's columns, and, when `hash`,
+    /// the SHA-256 of its bytes. (The header was compared when it was opened.) A
+    /// difference is an [`InputError`] naming the file and what differs.
+    pub fn verify(&self, hash: bool) -> Result<(), InputError> {
+        let shown = self.path.display();
+        let mpath = manifest_path(&self.path);
+        if let Some(Provenance::Manifest(m)) = &self.provenance {
+            let says_parquet = m.format == Some(crate::output::OutputFormat::Parquet);
+            if says_parquet != self.parquet.is_some() {
+                let (is, says) = if says_parquet { ("a CSV", "Parquet") } else { ("a Parquet file", "CSV") };
+                return Err(InputError(format!("{shown}: is {is}, its manifest {} says {says}", mpath.display())));
+            }
+        }
+        let Some(p) = &self.provenance else { return Ok(()) };
+        let want = match p {
+            Provenance::Manifest(m) => m.reduce.as_ref().map_or(m.rows_written, |r| r.groups),
+            Provenance::Footer(_, rows) => *rows,
+        };
+        let what = match p {
+            Provenance::Manifest(_) => format!("its manifest {}", mpath.display()),
+            Provenance::Footer(..) => "its footer's manifest".to_string(),
+        };
+        let sha = match &self.parquet {
+            Some(f) => {
+                let footer_rows = f.rows();
+                if let Provenance::Footer(footer, _) = p {
+                    let [a, b] = footer.rows;
+                    if b.checked_sub(a) != Some(footer_rows) {
+                        return Err(InputError(format!("{shown}: holds {footer_rows} rows, {what} says rows {a}..{b}")));
+                    }
+                }
+                if footer_rows != want {
+                    return Err(InputError(format!("{shown}: holds {footer_rows} rows, {what} says {want}")));
+                }
+                for (i, name) in self.columns.iter().enumerate() {
+                    if let Some(int) = integer_column(name).filter(|&int| int != f.is_integer(i)) {
+                        let (is, should) = if int { ("real", "integers") } else { ("integer", "reals") };
+                        return Err(InputError(format!(
+                            "{shown}: its column {} ({}) is of {is} numbers, the sweep writes {should} there",
+                            i + 1,
+                            quoted(name)
+                        )));
+                    }
+                }
+                if hash { Some(count_and_hash(&self.path)?.1) } else { None }
+            }
+            None => {
+                // Every CSV is read whole by every analysis: one more pass counts and hashes it.
+                let (lines, sha) = count_and_hash(&self.path)?;
+                let rows = lines.saturating_sub(1);
+                if rows != want {
+                    return Err(InputError(format!("{shown}: holds {rows} rows, {what} says {want}")));
+                }
+                Some(sha)
+            }
+        };
+        if let Provenance::Manifest(m) = p
+            && let Some(want) = m.bytes
+        {
+            let len = std::fs::metadata(&self.path).map_err(|e| InputError(format!("cannot read {shown}: {e}")))?.len();
+            if len != want {
+                return Err(InputError(format!(
+                    "{shown}: is {len} bytes long, its manifest {} records {want}: the file was cut or changed after it was written",
+                    mpath.display()
+                )));
+            }
+        }
+        if let (Some(sha), Provenance::Manifest(m)) = (sha, p)
+            && let Some(recorded) = &m.sha256
+            && *recorded != sha
+        {
+            return Err(InputError(format!(
+                "{shown}: its SHA-256 is {sha}, its manifest {} records {recorded}: the file changed after it was written",
+                mpath.display()
+            )));
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -288,9 +568,9 @@ impl SweepFile {
         let names = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
         let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
         let problem = if self.columns.iter().any(|c| c == name) {
-            format!("\"{name}\" is not {article} {what} of {}", self.path.display())
+            format!("{} is not {article} {what} of {}", quoted(name), self.path.display())
         } else {
-            format!("{} has no {what} \"{name}\"{}", self.path.display(), suggest(name, valid.iter().map(String::as_str)))
+            format!("{} has no {what} {}{}", self.path.display(), quoted(name), suggest(name, valid.iter().map(String::as_str)))
         };
         let its = if self.reduced { format!("its {plural} are: {}", valid.join(", ")) } else { format!("its {plural} are: {names}") };
         Err(InputError(format!("{flag}: {problem}; {its}")))
@@ -315,9 +595,9 @@ impl SweepFile {
             return Ok(i);
         }
         let problem = if self.columns.iter().any(|c| c == name) {
-            format!("\"{name}\" is not {what} of {}", self.path.display())
+            format!("{} is not {what} of {}", quoted(name), self.path.display())
         } else {
-            format!("{} has no column \"{name}\"{}", self.path.display(), suggest(name, candidates.iter().map(String::as_str)))
+            format!("{} has no column {}{}", self.path.display(), quoted(name), suggest(name, candidates.iter().map(String::as_str)))
         };
         Err(InputError(format!("{flag}: {problem}; {what} are: {}", candidates.join(", "))))
     }
@@ -337,7 +617,8 @@ impl SweepFile {
             return Ok(rows);
         }
         let file = File::open(&self.path).map_err(|e| InputError(format!("cannot read {}: {e}", self.path.display())))?;
-        let mut reader = csv::Reader::from_reader(file);
+        // Unquoted, as moatsweep writes them: a record is a line, and a line is bounded.
+        let mut reader = csv::ReaderBuilder::new().quoting(false).from_reader(LineLimit { inner: file, run: 0 });
         let mut record = csv::ByteRecord::new();
         let mut rows = 0;
         while reader.read_byte_record(&mut record).map_err(|e| InputError(format!("{}: {e}", self.path.display())))? {
@@ -443,7 +724,7 @@ impl Row<'_> {
         match std::str::from_utf8(bytes).ok().and_then(|s| s.parse::<f64>().ok()) {
             // + 0.0 turns -0 into 0, so that equal values have equal bits (group keys).
             Some(v) => Ok(Some(v + 0.0)),
-            None => Err(self.error(col, &format!("\"{}\" is not a number", String::from_utf8_lossy(bytes)))),
+            None => Err(self.error(col, &format!("{} is not a number", quoted(&String::from_utf8_lossy(bytes))))),
         }
     }
 
@@ -534,6 +815,9 @@ fn read_columns(path: &Path, width: usize, cols: &[usize]) -> anyhow::Result<Col
                 if eof {
                     break;
                 }
+                if carry.len() > MAX_LINE_BYTES {
+                    return Err(InputError(format!("{shown}:1: a header longer than {MAX_LINE_BYTES} bytes: not a moatsweep CSV")).into());
+                }
                 continue;
             };
             text = &text[end + 1..];
@@ -567,6 +851,10 @@ fn read_columns(path: &Path, width: usize, cols: &[usize]) -> anyhow::Result<Col
         }
         let consumed = carry.len() - text.len() + cut;
         carry.drain(..consumed);
+        if carry.len() > MAX_LINE_BYTES {
+            // What is left is one line without its end (or the header, before its end).
+            return Err(InputError(format!("{shown}:{}: a line longer than {MAX_LINE_BYTES} bytes: not a moatsweep CSV", line + 1)).into());
+        }
         if eof {
             break;
         }
@@ -578,8 +866,11 @@ fn read_columns(path: &Path, width: usize, cols: &[usize]) -> anyhow::Result<Col
 /// the same run gives: integer columns are integers unless a cell is null, real
 /// ones never are (the CSV writes every real with a `.` or an exponent).
 fn read_parquet(f: &ParquetFile, cols: &[usize]) -> Result<Columns, InputError> {
-    let mut out =
-        Columns { scenario: Vec::with_capacity(f.rows() as usize), data: vec![Vec::new(); cols.len()], integer: vec![true; cols.len()] };
+    let mut out = Columns {
+        scenario: Vec::with_capacity(f.rows().min(RESERVE_ROWS) as usize),
+        data: vec![Vec::new(); cols.len()],
+        integer: vec![true; cols.len()],
+    };
     let mut want = vec![0];
     want.extend_from_slice(cols);
     let groups: Vec<usize> = (0..f.row_groups()).collect();
@@ -641,7 +932,7 @@ fn parse_piece(piece: &[u8], first_line: u64, width: usize, slot: &[usize], n: u
             if c == 0 {
                 let s = std::str::from_utf8(cell).ok().and_then(|s| s.parse::<u64>().ok());
                 part.scenario.push(s.ok_or_else(|| {
-                    InputError(format!("{shown}:{line}: scenario: \"{}\" is not a row number", String::from_utf8_lossy(cell)))
+                    InputError(format!("{shown}:{line}: scenario: {} is not a row number", quoted(&String::from_utf8_lossy(cell))))
                 })?);
                 continue;
             }
@@ -658,9 +949,9 @@ fn parse_piece(piece: &[u8], first_line: u64, width: usize, slot: &[usize], n: u
                     Some(v) => v,
                     None => {
                         return Err(InputError(format!(
-                            "{shown}:{line}: column {}: \"{}\" is not a number",
+                            "{shown}:{line}: column {}: {} is not a number",
                             c + 1,
-                            String::from_utf8_lossy(cell)
+                            quoted(&String::from_utf8_lossy(cell))
                         )));
                     }
                 }

@@ -28,6 +28,11 @@ fn check_one(path: &Path) -> Result<String, InputError> {
     let shown = path.display();
     let mpath = manifest_path(path);
     let manifest = Manifest::read(&mpath).map_err(|e| InputError(format!("{shown}: cannot read its manifest {}: {e}", mpath.display())))?;
+    // A regular file (not /dev/zero or a FIFO), whose first line is bounded, before it is read.
+    crate::analysis::sweep_file::regular_file(path)?;
+    if !is_parquet(path) {
+        crate::analysis::sweep_file::first_line(path)?;
+    }
     let scan = scan(path).map_err(|e| InputError(format!("{shown}: cannot read it: {}", e.source)))?;
     // Parquet: the header is the schema's column names, the rows its row count.
     let parquet = if is_parquet(path) {

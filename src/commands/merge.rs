@@ -38,6 +38,8 @@ fn read_shard(path: &Path) -> anyhow::Result<Shard> {
     if a > b || manifest.rows_written != b - a {
         return Err(refuse(format!("{}: its manifest says rows {a}..{b} but rows_written {}", path.display(), manifest.rows_written)));
     }
+    // Before any byte is copied: a regular file, of its manifest's format, length and header.
+    crate::analysis::sweep_file::check_outline(path, &manifest, &mpath)?;
     Ok(Shard { path: path.to_path_buf(), manifest })
 }
 

@@ -21,6 +21,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         if n == 0 {
             return Err(crate::InputError("--threads must be at least 1".into()).into());
         }
+        if n > crate::cli::MAX_THREADS {
+            return Err(crate::InputError(format!(
+                "--threads {n} is more than the limit of {} threads (each thread costs memory and start-up time; the default is one per core)",
+                crate::cli::MAX_THREADS
+            ))
+            .into());
+        }
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
     }
     let mut stdout = std::io::stdout().lock();

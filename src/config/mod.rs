@@ -74,11 +74,11 @@ pub struct Parsed {
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+    let bytes = read_limited(path, MAX_CONFIG_BYTES, "config").map_err(|message| ConfigError {
         file: file.clone(),
         pos: None,
         key: None,
-        message: format!("cannot read the config: {e}"),
+        message,
     })?;
     let text = String::from_utf8(bytes.clone()).map_err(|e| ConfigError {
         file: file.clone(),
@@ -98,6 +98,64 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     Ok(Loaded { plan, reduce, output, format, sha256: hex(&hash.finalize()) })
 }
 
+/// The largest config file read (1 MiB): the shipped ones are a few KiB, and a
+/// larger one is refused before it is parsed.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The largest `[sweep] list` CSV read (1 GiB).
+pub const MAX_LIST_BYTES: u64 = 1 << 30;
+
+/// Reads `path`, the `what` of a message, whole: it must be a regular file (not a
+/// directory, a device such as /dev/zero or a FIFO, which would never end or
+/// block) of at most `limit` bytes, checked before anything is allocated; the
+/// read itself stops at `limit + 1` bytes, should the file grow meanwhile.
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the {what}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("cannot read the {what}: it is {}, not a regular file", file_kind(&meta)));
+    }
+    if meta.len() > limit {
+        return Err(format!("the {what} is {} bytes, more than the limit of {limit} bytes ({})", meta.len(), mib(limit)));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the {what}: {e}"))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read the {what}: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("the {what} grew past the limit of {limit} bytes ({}) while it was read", mib(limit)));
+    }
+    Ok(bytes)
+}
+
+fn mib(bytes: u64) -> String {
+    match bytes >> 20 {
+        n if n >= 1024 && n % 1024 == 0 => format!("{} GiB", n / 1024),
+        n => format!("{n} MiB"),
+    }
+}
+
+/// What a path that is not a regular file is, for messages.
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() { "a directory" } else { "not a file" }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -111,6 +169,13 @@ pub fn parse(file: &str, text: &str, default_name: Option<&str>, dir: &Path) -> 
 /// [`parse`], with the config's `[reduce]` section and `[output]`.
 pub fn parse_config(file: &str, text: &str, default_name: Option<&str>, dir: &Path) -> Result<Parsed, ConfigError> {
     let loc = Locator { file, text };
+    if text.starts_with('\u{feff}') {
+        return Err(loc.error(
+            Some(0..0),
+            "",
+            "the config starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without one (TOML readers differ on a BOM, and the config's SHA-256 names the sweep)",
+        ));
+    }
     let doc = toml_edit::Document::parse(text).map_err(|e| {
         let message = e.message().trim().to_string();
         loc.error(e.span(), "", format!("TOML syntax error: {message}"))
@@ -202,7 +267,7 @@ impl Checker<'_> {
                 return if s == "never" {
                     Ok(NEVER as f64)
                 } else {
-                    Err(self.err(&v.span, key, format!("expected an integer month >= 0 or \"never\", found \"{s}\"")))
+                    Err(self.err(&v.span, key, format!("expected an integer month >= 0 or \"never\", found {}", error::quoted(s))))
                 };
             }
             if !matches!(v.node, Node::Int(_) | Node::Float(_)) {
@@ -294,7 +359,7 @@ impl Checker<'_> {
                             return Err(self.err(
                                 &e.value.span,
                                 "sweep.name",
-                                format!("\"{n}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'"),
+                                format!("{} is not a valid name: use 1 to 64 letters, digits, '_' or '-'", error::quoted(n)),
                             ));
                         }
                         name = Some(n.to_string());
@@ -306,7 +371,8 @@ impl Checker<'_> {
                                 &e.value.span,
                                 "sweep.design",
                                 format!(
-                                    "unknown design \"{d}\"{}; expected one of: {}",
+                                    "unknown design {}{}; expected one of: {}",
+                                    error::quoted(d),
                                     suggest(d, DESIGNS.iter().copied()),
                                     DESIGNS.join(", ")
                                 ),
@@ -502,7 +568,11 @@ impl Checker<'_> {
                                 return Err(self.err(
                                     &e.value.span,
                                     "output.format",
-                                    format!("unknown format \"{other}\"{}; expected csv or parquet", suggest(other, ["csv", "parquet"])),
+                                    format!(
+                                        "unknown format {}{}; expected csv or parquet",
+                                        error::quoted(other),
+                                        suggest(other, ["csv", "parquet"])
+                                    ),
                                 ));
                             }
                         }
@@ -552,7 +622,7 @@ impl Checker<'_> {
                 return Err(self.err(
                     &name_entry.value.span,
                     &format!("{prefix}.name"),
-                    format!("\"{name}\" is not a valid name: use 1 to 64 letters, digits, '_' or '-'"),
+                    format!("{} is not a valid name: use 1 to 64 letters, digits, '_' or '-'", error::quoted(name)),
                 ));
             }
             if names.iter().any(|n| n == name) {
@@ -635,9 +705,9 @@ impl Checker<'_> {
                         span,
                         path,
                         format!(
-                            "unknown {} \"{}\"{}; the config's {}s are: {}",
+                            "unknown {} {}{}; the config's {}s are: {}",
                             parts[0],
-                            parts[1],
+                            error::quoted(parts[1]),
                             suggest(parts[1], names.iter().map(String::as_str)),
                             parts[0],
                             names.join(", ")
@@ -654,7 +724,7 @@ impl Checker<'_> {
                 // As for an unknown key: the nearest name if one is close, and every name.
                 let known: Vec<&str> = params::names(group).collect();
                 let (near, all) = (suggest(name, known.iter().copied()), known.join(", "));
-                Err(self.err(span, path, format!("unknown {} parameter \"{name}\"{near}; expected one of: {all}", parts[0])))
+                Err(self.err(span, path, format!("unknown {} parameter {}{near}; expected one of: {all}", parts[0], error::quoted(name))))
             }
         }
     }
@@ -801,7 +871,7 @@ impl Checker<'_> {
         let path = dir.join(file);
         let shown = path.display().to_string();
         let bytes =
-            std::fs::read(&path).map_err(|err| self.err(&e.value.span, "sweep.list", format!("cannot read the list {shown}: {err}")))?;
+            read_limited(&path, MAX_LIST_BYTES, &format!("list {shown}")).map_err(|err| self.err(&e.value.span, "sweep.list", err))?;
         let text =
             String::from_utf8(bytes).map_err(|_| self.err(&e.value.span, "sweep.list", format!("the list {shown} is not UTF-8 text")))?;
         let sha256 = hex(&Sha256::digest(text.as_bytes()));

@@ -1,7 +1,7 @@
 //! `[reduce]` and `[reduce.best]`: checked against the plan's axes, outputs and
 //! design into a [`ReducePlan`].
 
-use super::error::suggest;
+use super::error::{quoted, suggest};
 use super::tree::{Entry, Node, Spanned};
 use super::{Checker, get};
 use crate::config::ConfigError;
@@ -104,7 +104,7 @@ impl Checker<'_> {
                 Err(self.err(
                     &item.span,
                     key,
-                    format!("\"{name}\" is not an axis of this sweep{}; its axes are: {list}", suggest(name, axes.iter().copied())),
+                    format!("{} is not an axis of this sweep{}; its axes are: {list}", quoted(name), suggest(name, axes.iter().copied())),
                 ))
             }
         }
@@ -208,7 +208,8 @@ impl Checker<'_> {
                 &item.span,
                 key,
                 format!(
-                    "unknown output \"{name}\"{}; outputs are the sweep's output columns and exited.<firm> (moatsweep validate lists the columns)",
+                    "unknown output {}{}; outputs are the sweep's output columns and exited.<firm> (moatsweep validate lists the columns)",
+                    quoted(name),
                     suggest(name, available.iter().map(|o| o.name.as_str()))
                 ),
             )
@@ -224,7 +225,8 @@ impl Checker<'_> {
                     &item.span,
                     "reduce.stats",
                     format!(
-                        "unknown statistic \"{name}\"{}; expected {STAT_NAMES}",
+                        "unknown statistic {}{}; expected {STAT_NAMES}",
+                        quoted(name),
                         if name == "median" {
                             " (did you mean \"q50\"?)".to_string()
                         } else {

@@ -14,6 +14,9 @@ use crate::sweep::provenance::{ReduceSpec, ResolvedConfig, VerifyReport};
 /// The model specification the numbers follow, recorded in manifests and checkpoints.
 pub const MODEL: &str = crate::model::SPEC;
 
+/// The largest manifest read (256 MiB; a list design's manifest grows with its list).
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
 /// Everything recorded beside a sweep's CSV. Fields added later are optional, so
 /// that older manifests still read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,7 +107,21 @@ impl Manifest {
     /// Reads a manifest; the error says what is wrong (unreadable, not JSON, a field
     /// missing or of the wrong type) without naming the file.
     pub fn read(path: &Path) -> Result<Manifest, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        use std::io::Read;
+        // A regular file of a checked size: /dev/zero or a FIFO would never end.
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("not a regular file".to_string());
+        }
+        if meta.len() > MAX_MANIFEST_BYTES {
+            return Err(format!("{} bytes, more than the limit of {MAX_MANIFEST_BYTES} bytes for a manifest", meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(format!("more than the limit of {MAX_MANIFEST_BYTES} bytes for a manifest"));
+        }
         serde_json::from_slice(&bytes).map_err(|e| format!("not a moatsweep manifest: {e}"))
     }
 
