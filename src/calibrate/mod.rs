@@ -459,7 +459,10 @@ pub fn calibrate(sc: &Scenario, share: &[f64], price: &[f64], targets: Targets) 
         if !brand_bound.contains(inv.brand[j]) {
             return Err(Failure::firm(
                 j,
-                format!("the implied brand {:.6} is outside brand's range {brand_bound}: the share cannot be had at this price with these segments", inv.brand[j]),
+                format!(
+                    "the implied brand {:.6} is outside brand's range {brand_bound}: the share cannot be had at this price with these segments",
+                    inv.brand[j]
+                ),
             ));
         }
         out.firms[j].brand = inv.brand[j];

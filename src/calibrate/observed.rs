@@ -56,7 +56,7 @@ impl Observed {
                 meta.len()
             )));
         }
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the observations: {e}")))?;
+        let bytes = crate::config::read_limited(path, MAX_BYTES, "observations").map_err(fail)?;
         let text = std::str::from_utf8(&bytes).map_err(|e| fail(format!("not UTF-8 text: {e}")))?;
         let mut obs = Observed::parse(&file, text, firms)?;
         obs.sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
@@ -95,14 +95,14 @@ impl Observed {
                 return Err(at(line, format!("firm \"{}\" is not a firm of the config (its firms: {})", escape(firm), firms.join(", "))));
             };
             if let Some(prev) = rows.iter().find(|r| r.firm == firm) {
-                return Err(at(line, format!("firm \"{firm}\" has a second row (the first is on line {})", prev.line)));
+                return Err(at(line, format!("firm \"{}\" has a second row (the first is on line {})", escape(firm), prev.line)));
             }
             let number = |k: usize, what: &str| -> Result<f64, InputError> {
                 let v: f64 = fields[k]
                     .parse()
-                    .map_err(|_| at(line, format!("firm \"{firm}\": {what} \"{}\" is not a number", escape(fields[k]))))?;
+                    .map_err(|_| at(line, format!("firm \"{}\": {what} \"{}\" is not a number", escape(firm), escape(fields[k]))))?;
                 if !(v.is_finite() && v > 0.0) {
-                    return Err(at(line, format!("firm \"{firm}\": {what} {v} must be a finite number > 0")));
+                    return Err(at(line, format!("firm \"{}\": {what} {v} must be a finite number > 0", escape(firm))));
                 }
                 Ok(v)
             };
@@ -162,24 +162,9 @@ impl Observed {
     }
 }
 
-/// A value quoted in a message: control and bidirectional characters escaped, cut
-/// at 200 characters with the full length given.
+/// A value quoted in a message: escaped and cut as every message does (`config::error::shown`).
 fn escape(s: &str) -> String {
-    const KEEP: usize = 200;
-    let mut out = String::new();
-    for c in s.chars().take(KEEP) {
-        match c {
-            c if c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c) => {
-                out.extend(c.escape_unicode())
-            }
-            c => out.push(c),
-        }
-    }
-    let n = s.chars().count();
-    if n > KEEP {
-        out.push_str(&format!("... ({n} characters)"));
-    }
-    out
+    crate::config::error::shown(s)
 }
 
 #[cfg(test)]

@@ -115,8 +115,9 @@ fn single(req: &Request, loaded: &config::Loaded, obs: &Observed, targets: Targe
     let shares = obs.market_shares(req.outside_share.first().copied())?;
     let cal = calibrate::calibrate(&plan.base, &shares, &prices(obs), targets).map_err(|f| failure(obs, plan, &f))?;
 
-    let text =
-        std::fs::read_to_string(&req.config).map_err(|e| InputError(format!("{}: cannot read the config: {e}", req.config.display())))?;
+    let bytes = config::read_limited(&req.config, config::MAX_CONFIG_BYTES, "config")
+        .map_err(|e| InputError(format!("{}: {e}", req.config.display())))?;
+    let text = String::from_utf8(bytes).map_err(|e| InputError(format!("{}: the config is not UTF-8 text: {e}", req.config.display())))?;
     let header = header_lines(req, loaded, obs, &cal);
     let written = calibrate::write::calibrated_config(&text, &plan.firm_names, &plan.segment_names, &cal, &header)
         .map_err(|e| InputError(format!("{}: cannot edit the config: {e}", req.config.display())))?;
