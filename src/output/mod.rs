@@ -81,9 +81,10 @@ pub struct Scan {
 pub fn scan(path: &Path) -> Result<Scan, FileError> {
     let err = |e| FileError::new("reading", path, e);
     let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(err)?);
-    // The first line as bytes (a Parquet file is not text).
+    // The first line as bytes (a Parquet file is not text), at most 1 MiB of it: a
+    // header is a few KiB; the rest of a longer "line" is hashed and counted below.
     let mut first = Vec::new();
-    r.read_until(b'\n', &mut first).map_err(err)?;
+    (&mut r).take(1 << 20).read_until(b'\n', &mut first).map_err(err)?;
     let mut hash = Sha256::new();
     hash.update(&first);
     let (mut bytes, mut lines) = (first.len() as u64, first.ends_with(b"\n") as u64);

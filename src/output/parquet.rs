@@ -570,7 +570,9 @@ fn read_column(rg: &dyn RowGroupReader, c: usize, rows: usize) -> anyhow::Result
     let mut def: Vec<i16> = Vec::new();
     macro_rules! read {
         ($r:expr, $variant:ident, $t:ty) => {{
-            let mut values: Vec<$t> = Vec::with_capacity(rows);
+            // Reserve no more than 2^20 values up front from the file's own metadata,
+            // which a corrupted file may overstate; the vector grows as values come.
+            let mut values: Vec<$t> = Vec::with_capacity(rows.min(1 << 20));
             let mut r = $r;
             let mut seen = 0;
             while seen < rows {
