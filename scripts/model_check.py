@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_v3  # noqa: E402
+from tally import Tally  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT / "target/release/moatsweep"
@@ -48,17 +49,8 @@ CONFIG = Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else ROOT / "scripts/p
 REL = 1e-5
 FLOOR = 1e-9
 
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}")
-    return ok
+TALLY = Tally("model_check")
+check = TALLY.check
 
 
 def near(got, spec, digits_unit, what):
@@ -190,8 +182,7 @@ def grid_check():
 def main():
     spec_figures()
     grid_check()
-    print(f"model_check: {passed} passed, {failed} failed")
-    sys.exit(1 if failed or passed == 0 else 0)
+    TALLY.finish()
 
 
 if __name__ == "__main__":

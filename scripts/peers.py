@@ -37,6 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ema_workbench.analysis import prim
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tally import Tally  # noqa: E402
 from SALib.analyze import morris as salib_morris
 from SALib.analyze import sobol as salib_sobol
 
@@ -80,16 +83,8 @@ DISCOVERIES = [
     (None, "share.open > 0.2 or hhi < 0.3"),
 ]
 
-passed, failed = 0, 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}")
+TALLY = Tally("peers")
+check = TALLY.check
 
 
 def read(path):
@@ -264,16 +259,7 @@ def main():
         for n, (inputs, expr) in enumerate(DISCOVERIES):
             compare_prim(tmp, lhs, inputs, expr, n)
         print(f"largest differences: Sobol {worst:.3g}, Morris {worst_m:.3g}; PRIM trajectories compared exactly")
-    print(f"peers: {passed} passed, {failed} failed")
-    sys.exit(verdict())
-
-
-def verdict():
-    """The exit status: 1 when a check failed or none was made (0 values checked)."""
-    if passed + failed == 0:
-        print("peers: checked 0 values: nothing was compared with the peers")
-        return 1
-    return 1 if failed else 0
+    TALLY.finish()
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ import pyblp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_v3  # noqa: E402
+from tally import Tally  # noqa: E402
 
 warnings.filterwarnings("ignore")
 pyblp.options.verbose = False
@@ -80,17 +81,8 @@ BIN = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT / "target/relea
 TOL = 1e-8
 PI = np.diag([1.0, 1.0, 1.0, -1.0])
 
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}")
-    return ok
+TALLY = Tally("pyblp_check")
+check = TALLY.check
 
 
 def rel_dev(a, b):
@@ -400,8 +392,7 @@ def main():
     with tempfile.TemporaryDirectory() as t:
         for m in MARKETS:
             run_market(Path(t), *m)
-    print(f"pyblp_check: {passed} passed, {failed} failed")
-    sys.exit(1 if failed or passed == 0 else 0)
+    TALLY.finish()
 
 
 if __name__ == "__main__":
