@@ -46,20 +46,11 @@ impl Observed {
     pub fn read(path: &std::path::Path, firms: &[String]) -> Result<Observed, InputError> {
         let file = path.display().to_string();
         let fail = |m: String| InputError(format!("{file}: {m}"));
-        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the observations: {e}")))?;
-        if !meta.is_file() {
-            return Err(fail("not a regular file".into()));
-        }
-        if meta.len() > MAX_BYTES {
-            return Err(fail(format!(
-                "{} bytes: an observations file has one row per firm; larger than {MAX_BYTES} bytes is refused",
-                meta.len()
-            )));
-        }
+        // A regular file of at most MAX_BYTES, checked before anything is read.
         let bytes = crate::config::read_limited(path, MAX_BYTES, "observations").map_err(fail)?;
         let text = std::str::from_utf8(&bytes).map_err(|e| fail(format!("not UTF-8 text: {e}")))?;
         let mut obs = Observed::parse(&file, text, firms)?;
-        obs.sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        obs.sha256 = crate::output::hex(&Sha256::digest(&bytes));
         Ok(obs)
     }
 

@@ -37,26 +37,12 @@ pub fn calibrate(req: &Request, out: &mut impl Write) -> anyhow::Result<()> {
     let plan = &loaded.plan;
     refuse_overridden(plan, &req.config, targets)?;
     let obs = Observed::read(&req.observed, &plan.firm_names)?;
-    match (obs.kind, req.outside_share.len(), req.sweep) {
-        (ShareKind::Market, 0, _) | (ShareKind::Revenue, 1, _) | (ShareKind::Revenue, _, true) => {}
-        (ShareKind::Market, _, _) => {
-            return Err(InputError(format!(
-                "--outside-share: {} gives shares of the whole market (column `share`); --outside-share converts shares of AI revenue (column `revenue_share`)",
-                obs.file
-            ))
-            .into());
-        }
-        (ShareKind::Revenue, 0, _) => {
-            return Err(InputError(format!(
-                "{}: shares of AI revenue (column `revenue_share`) need --outside-share X, the share of the market that buys no AI",
-                obs.file
-            ))
-            .into());
-        }
-        (ShareKind::Revenue, _, false) => {
-            return Err(InputError("--outside-share: several values need --sweep (one calibration per value)".into()).into());
-        }
+    if req.outside_share.len() > 1 && !req.sweep {
+        return Err(InputError("--outside-share: several values need --sweep (one calibration per value)".into()).into());
     }
+    // Whether the file's kind of share and --outside-share go together: the one
+    // conversion says (each further --sweep value differs only in its number).
+    obs.market_shares(req.outside_share.first().copied())?;
     if req.sweep { sweep(req, plan, &obs, targets, out) } else { single(req, &loaded, &obs, targets, out) }
 }
 
