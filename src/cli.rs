@@ -11,6 +11,14 @@ use crate::engine::{BackendChoice, RowSelection};
 /// memory (a machine's thousands of threads were once spawned and never used).
 pub const MAX_THREADS: usize = 1024;
 
+/// `--dispatch-budget SECONDS`: a finite number above 0.
+pub fn parse_dispatch_budget(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("'{s}' is not a number of seconds above 0 (e.g. 0.5)")),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "moatsweep",
@@ -93,6 +101,11 @@ run then exits with status 1, after its files are complete, unless
         /// Rows per chunk (tests and tuning).
         #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
         chunk_rows: Option<u64>,
+        /// GPU: seconds one submission (a chunk of rows) may take; chunks are sized
+        /// from the rate measured so far to stay under it (drivers reset a GPU busy
+        /// for about 2 s). Ignored with --chunk-rows.
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget)]
+        dispatch_budget: f64,
         /// Write the rows as CSV or Parquet (default: the config's [output] format, else csv).
         #[arg(long, value_enum, value_name = "FORMAT")]
         format: Option<crate::output::OutputFormat>,
@@ -154,6 +167,9 @@ the same run.")]
         /// GPU adapter to measure (default: the first adapter, software ones included).
         #[arg(long, value_name = "NAME")]
         adapter: Option<String>,
+        /// GPU: seconds one submission may take (as for `run`).
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget)]
+        dispatch_budget: f64,
     },
     /// Join shards (or row blocks) of one sweep into one CSV with its manifest.
     #[command(after_help = "\

@@ -11,6 +11,9 @@
 //!   the default (131,072), so that a small sweep has several.
 //! - `MOATSWEEP_TEST_NONFINITE=ROW:COLUMN[:VALUE];...`: an output value made NaN
 //!   or infinite before it is written or reduced ([`nonfinite_outputs`]).
+//! - `MOATSWEEP_TEST_DEVICE_LOSS=N`: the GPU backend destroys its device
+//!   (`wgpu::Device::destroy`, as a driver reset would lose it) right before it
+//!   submits the N-th chunk of the process (from 1) ([`lose_device_now`]).
 //!
 //! So a kill lands at a chosen point of a run deterministically, not by racing a
 //! `sleep`.
@@ -85,4 +88,16 @@ pub fn nonfinite_outputs() -> &'static [(u64, String, f64)] {
             })
             .collect()
     })
+}
+
+/// Called by the GPU backend before each chunk's submission: whether
+/// `MOATSWEEP_TEST_DEVICE_LOSS=N` asks for the device to be lost now (the N-th
+/// submission of the process, counted from 1).
+pub fn lose_device_now() -> bool {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let Some(n) = *AT.get_or_init(|| std::env::var("MOATSWEEP_TEST_DEVICE_LOSS").ok().and_then(|s| s.trim().parse().ok())) else {
+        return false;
+    };
+    COUNT.fetch_add(1, Ordering::SeqCst) + 1 == n
 }

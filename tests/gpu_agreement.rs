@@ -246,11 +246,11 @@ fn adapter_choice_errors_list_the_adapters() {
     for a in &adapters {
         assert_eq!(a.to_string().lines().count(), 1, "one line per adapter: {a}");
     }
-    let opts = GpuOptions { adapter: Some("no such adapter".into()), allow_software: true, chunk_rows: None };
+    let opts = GpuOptions { adapter: Some("no such adapter".into()), allow_software: true, ..Default::default() };
     let e = format!("{:#}", GpuBackend::new(&opts).err().expect("no adapter has that name"));
     assert!(e.contains("no such adapter") && e.contains(&first.name), "{e}");
 
-    let opts = GpuOptions { adapter: None, allow_software: false, chunk_rows: None };
+    let opts = GpuOptions { adapter: None, allow_software: false, ..Default::default() };
     match GpuBackend::new(&opts) {
         Ok(g) => assert!(!g.is_software()),
         Err(e) => {

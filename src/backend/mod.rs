@@ -151,6 +151,27 @@ pub trait Backend {
     fn device_reduce(&mut self) -> Option<&mut dyn device::DeviceReduce> {
         None
     }
+    /// What went to and came from a device since the last call (and resets it);
+    /// None for a backend without one.
+    fn take_transfer_stats(&mut self) -> Option<TransferStats> {
+        None
+    }
+}
+
+/// A device backend's traffic and dispatch times over some runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TransferStats {
+    /// Bytes written to the device: parameters, reduce tables, uniforms.
+    pub uploaded_bytes: u64,
+    /// Bytes copied back from the device: rows, partials, timestamps.
+    pub read_back_bytes: u64,
+    /// Submissions (chunks).
+    pub dispatches: u64,
+    /// The longest time one submission took (an upper bound, see `crate::gpu`).
+    pub longest_dispatch_s: f64,
+    /// The time budget each submission was sized for (`--dispatch-budget`); None
+    /// when `--chunk-rows` fixed the chunks.
+    pub dispatch_budget_s: Option<f64>,
 }
 
 /// The GPU adapter that solved a sweep (`backend.adapter` in a manifest).

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::device::{DeviceChunk, DeviceSink};
-use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource};
+use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource, TransferStats};
 use crate::config;
 use crate::engine::backend_label;
 use crate::gpu::reduce::Tables;
@@ -56,6 +56,93 @@ pub struct Measurement {
     /// Kernel time alone, where the backend measures it (GPU timestamp queries).
     pub kernel: Option<f64>,
     pub csv_bytes: u64,
+    /// What the end-to-end run cost the host and moved to and from the device.
+    pub host: HostCost,
+}
+
+/// A device run's bytes, host CPU and kernel time, for `rows` scenarios.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostCost {
+    pub rows: u64,
+    /// None for a backend without a device.
+    pub transfer: Option<TransferStats>,
+    /// [`host_cpu_seconds`] over the run.
+    pub host_cpu_s: Option<f64>,
+    /// The kernel's time in the run (timestamp queries).
+    pub kernel_s: Option<f64>,
+}
+
+impl HostCost {
+    /// Runs `f` on `backend` and records its cost over `rows` scenarios.
+    fn of<T>(backend: &mut dyn Backend, rows: u64, f: impl FnOnce(&mut dyn Backend) -> anyhow::Result<T>) -> anyhow::Result<(T, HostCost)> {
+        backend.take_transfer_stats();
+        let (kernel0, cpu0) = (backend.kernel_seconds(), host_cpu_seconds());
+        let out = f(backend)?;
+        let (kernel1, cpu1) = (backend.kernel_seconds(), host_cpu_seconds());
+        let kernel_s = match (kernel0, kernel1) {
+            (Some(a), Some(b)) if b > a => Some(b - a),
+            (None, Some(b)) => Some(b),
+            _ => None,
+        };
+        let host_cpu_s = cpu0.zip(cpu1).map(|(a, b)| b - a);
+        Ok((out, HostCost { rows, transfer: backend.take_transfer_stats(), host_cpu_s, kernel_s }))
+    }
+
+    /// `uploaded 224.0 B, read back 180.0 B per scenario; host CPU 3.1 us, kernel
+    /// 16.3 us per scenario; longest dispatch 0.12 s of budget 0.5 s (40 submissions)`;
+    /// None without a device.
+    pub fn line(&self) -> Option<String> {
+        let t = self.transfer?;
+        let per = |x: f64| x / self.rows.max(1) as f64;
+        let us = |s: Option<f64>| s.map_or("not measured".to_string(), |s| format!("{:.2} us", 1e6 * per(s)));
+        Some(format!(
+            "uploaded {:.1} B, read back {:.1} B per scenario; host CPU {}, kernel {} per scenario; {}",
+            per(t.uploaded_bytes as f64),
+            per(t.read_back_bytes as f64),
+            us(self.host_cpu_s),
+            us(self.kernel_s),
+            dispatch_summary(&t)
+        ))
+    }
+}
+
+/// `longest dispatch 0.12 s of budget 0.5 s (40 submissions)`.
+pub fn dispatch_summary(t: &TransferStats) -> String {
+    let budget = t.dispatch_budget_s.map_or("fixed chunks".to_string(), |b| format!("budget {b} s"));
+    format!("longest dispatch {:.3} s of {budget} ({} submissions)", t.longest_dispatch_s, t.dispatches)
+}
+
+/// A GPU run's closing note: bytes moved and the longest dispatch.
+pub fn transfer_summary(t: &TransferStats, rows: u64) -> String {
+    format!(
+        "gpu: {rows} rows, uploaded {:.1} MB, read back {:.1} MB; {}",
+        t.uploaded_bytes as f64 / 1e6,
+        t.read_back_bytes as f64 / 1e6,
+        dispatch_summary(t)
+    )
+}
+
+/// CPU seconds used by this thread and by every thread of rayon's global pool: the
+/// host's side of a run (packing parameters, dispatch ordering, reduce tables,
+/// decoding, reducing, CSV formatting and writing, waiting in the driver's calls),
+/// not the driver's own threads (so not lavapipe's shader threads). None where the
+/// platform has no per-thread CPU clock.
+pub fn host_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        fn this_thread() -> Option<f64> {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes one timespec through a valid pointer.
+            let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            (r == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+        }
+        let pool: Option<f64> = rayon::broadcast(|_| this_thread()).into_iter().sum();
+        Some(this_thread()? + pool?)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// Measures `backend` on `rows` rows of `plan` (wrapping around).
@@ -81,12 +168,15 @@ pub fn measure(backend: &mut dyn Backend, plan: &Plan, rows: u64) -> anyhow::Res
     let t = Instant::now();
     let file = OutputFile { file: std::fs::File::create(&path)?, path: path.clone(), bytes: 0, hash: Default::default() };
     let mut sink = RowSink::csv(plan, file);
-    backend.run(&src, 0..rows, &mut sink)?;
-    sink.finish()?;
+    let ((), host) = HostCost::of(backend, rows, |b| {
+        b.run(&src, 0..rows, &mut sink)?;
+        sink.finish()?;
+        Ok(())
+    })?;
     let end_to_end = rows as f64 / t.elapsed().as_secs_f64();
     let csv_bytes = std::fs::metadata(&path)?.len();
     std::fs::remove_dir_all(&dir)?;
-    Ok(Measurement { compute, end_to_end, kernel, csv_bytes })
+    Ok(Measurement { compute, end_to_end, kernel, csv_bytes, host })
 }
 
 /// A reduced run's throughput on one backend.
@@ -97,6 +187,8 @@ pub struct ReducedMeasurement {
     pub read_back_per_scenario: Option<f64>,
     /// The kernel alone in the same run (timestamp queries), scenarios per second.
     pub kernel: Option<f64>,
+    /// What the run cost the host and moved to and from the device.
+    pub host: HostCost,
 }
 
 /// Adds device chunks to a reducer and counts the bytes that came back.
@@ -135,14 +227,14 @@ pub fn measure_reduced(backend: &mut dyn Backend, plan: &Plan, rp: &ReducePlan, 
     go(backend, rows.min(4 * rp.block_rows))?;
     let kernel_before = backend.kernel_seconds();
     let t = Instant::now();
-    let bytes = go(backend, rows)?;
+    let (bytes, host) = HostCost::of(backend, rows, |b| go(b, rows))?;
     let end_to_end = rows as f64 / t.elapsed().as_secs_f64();
     let kernel = match (kernel_before, backend.kernel_seconds()) {
         (Some(a), Some(b)) if b > a => Some(rows as f64 / (b - a)),
         _ => None,
     };
     let read_back_per_scenario = backend.device_reduce().map(|_| bytes as f64 / rows as f64);
-    Ok(ReducedMeasurement { end_to_end, read_back_per_scenario, kernel })
+    Ok(ReducedMeasurement { end_to_end, read_back_per_scenario, kernel, host })
 }
 
 /// Host work per row, on one core: the reducer over f64 rows (the CPU path), and on
@@ -192,7 +284,7 @@ pub fn host_rates(plan: &Plan, rp: &ReducePlan) -> anyhow::Result<HostRates> {
     })
 }
 
-pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, dispatch_budget: f64, out: &mut impl Write) -> anyhow::Result<()> {
     let loaded = config::load(config_path)?;
     let plan = loaded.plan;
     let m = &plan.base.model;
@@ -207,11 +299,18 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut imp
         rayon::current_num_threads()
     )?;
     let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::default())];
-    match GpuBackend::new(&GpuOptions { adapter: adapter.map(str::to_string), allow_software: true, chunk_rows: None }) {
+    match GpuBackend::new(&GpuOptions {
+        adapter: adapter.map(str::to_string),
+        allow_software: true,
+        chunk_rows: None,
+        dispatch_budget: Some(dispatch_budget),
+    }) {
         Ok(g) => backends.push(Box::new(g)),
         Err(e) => writeln!(out, "gpu: not measured ({e:#})")?,
     }
     let mut results = Vec::new();
+    // Per device measurement, printed last: bytes, host CPU and kernel time per scenario.
+    let mut costs = Vec::new();
     for b in backends.iter_mut() {
         let label = backend_label(b.as_ref());
         let m = measure(b.as_mut(), &plan, rows)?;
@@ -223,6 +322,9 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut imp
             m.csv_bytes as f64 / 1e6,
             m.end_to_end
         )?;
+        if let Some(line) = m.host.line() {
+            costs.push(format!("{label} end to end (CSV): {line}"));
+        }
         results.push((label, m));
     }
     if let [(cpu, c), (gpu, g)] = results.as_slice() {
@@ -247,6 +349,9 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut imp
                 format!("   read back {b:.3} B per scenario ({:.0}x less than the rows)", row_bytes as f64 / b.max(1e-12))
             });
             writeln!(out, "{label:<40} reduced end to end {:>10.0} scenarios/s{kernel}{back}", r.end_to_end)?;
+            if let Some(line) = r.host.line() {
+                costs.push(format!("{label} reduced: {line}"));
+            }
         }
         let h = host_rates(&plan, rp)?;
         writeln!(
@@ -254,6 +359,9 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, out: &mut imp
             "host, per core: reduce f64 rows {:.0} rows/s; GPU path: pack parameters {:.0} rows/s, reduce tables {:.0} rows/s",
             h.reduce_f64, h.pack, h.tables
         )?;
+    }
+    for line in costs {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

@@ -45,6 +45,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             resume,
             quiet,
             chunk_rows,
+            dispatch_budget,
             format,
             allow_nonfinite,
         } => {
@@ -57,10 +58,25 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             let report = crate::engine::run(
                 &config,
-                &RunOptions { out, backend, rows, adapter, verify, resume, quiet, chunk_rows, format, allow_nonfinite },
+                &RunOptions {
+                    out,
+                    backend,
+                    rows,
+                    adapter,
+                    verify,
+                    resume,
+                    quiet,
+                    chunk_rows,
+                    dispatch_budget: Some(dispatch_budget),
+                    format,
+                    allow_nonfinite,
+                },
                 command,
             )?;
             if !quiet {
+                if let Some(t) = report.transfer {
+                    eprintln!("{}", crate::commands::bench::transfer_summary(&t, report.rows.end - report.rows.start));
+                }
                 eprintln!(
                     "wrote rows {}..{} to {} in {:.2} s on {} ({} non-converged); manifest {}",
                     report.rows.start,
@@ -75,7 +91,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Validate { config } => inspect::validate(&config, &mut stdout)?,
         Command::Scenario { config, index, set } => inspect::scenario(&config, index, &set, &mut stdout)?,
-        Command::Bench { config, rows, adapter } => bench::bench(&config, rows, adapter.as_deref(), &mut stdout)?,
+        Command::Bench { config, rows, adapter, dispatch_budget } => {
+            bench::bench(&config, rows, adapter.as_deref(), dispatch_budget, &mut stdout)?
+        }
         Command::Params { outputs: false } => inspect::params_table(&mut stdout)?,
         Command::Params { outputs: true } => inspect::outputs_table(&mut stdout)?,
         Command::Adapters => {

@@ -202,6 +202,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Rows per chunk (default: the backend's own).
     pub chunk_rows: Option<u64>,
+    /// `--dispatch-budget`: seconds one GPU submission may take (default 0.5).
+    pub dispatch_budget: Option<f64>,
     /// `--format`: CSV or Parquet, over the config's `[output] format`.
     pub format: Option<OutputFormat>,
     /// `--allow-nonfinite`: a run with NaN or infinite output values exits 0
@@ -218,6 +220,8 @@ pub struct RunReport {
     pub nonconverged_scenarios: u64,
     pub wall_time_s: f64,
     pub backend: String,
+    /// A GPU run's traffic and dispatch times.
+    pub transfer: Option<crate::backend::TransferStats>,
 }
 
 /// Makes the backend a run asked for. `auto` takes a hardware GPU when one exists
@@ -225,6 +229,7 @@ pub struct RunReport {
 pub fn make_backend(
     choice: BackendChoice,
     chunk_rows: Option<u64>,
+    dispatch_budget: Option<f64>,
     adapter: Option<&str>,
     quiet: bool,
 ) -> anyhow::Result<Box<dyn Backend>> {
@@ -235,7 +240,9 @@ pub fn make_backend(
         }
         Box::new(cpu)
     };
-    let gpu = |allow_software: bool| GpuBackend::new(&GpuOptions { adapter: adapter.map(str::to_string), allow_software, chunk_rows });
+    let gpu = |allow_software: bool| {
+        GpuBackend::new(&GpuOptions { adapter: adapter.map(str::to_string), allow_software, chunk_rows, dispatch_budget })
+    };
     match choice {
         BackendChoice::Cpu => Ok(cpu()),
         BackendChoice::Gpu => Ok(Box::new(gpu(true).context("--backend gpu")?)),
@@ -444,7 +451,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let started_at = SystemTime::now();
     let t0 = Instant::now();
     let job = Job::load(config_path, opts)?;
-    let mut backend = make_backend(opts.backend, opts.chunk_rows, opts.adapter.as_deref(), opts.quiet)?;
+    let mut backend = make_backend(opts.backend, opts.chunk_rows, opts.dispatch_budget, opts.adapter.as_deref(), opts.quiet)?;
     let info = backend.info();
     if info.precision == Precision::F32 {
         warn_f32_tolerance(&job.plan, opts.quiet);
@@ -481,6 +488,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             }
         }
     })();
+    let transfer = backend.take_transfer_stats();
     let committed = solved.and_then(|finished| {
         let facts = RunFacts {
             command: command.clone(),
@@ -492,6 +500,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
             rows: [job.rows.start, job.rows.end],
             resumed_at_row: opts.resume.then_some(from.next_row),
             kernel_time_s: backend.kernel_seconds(),
+            transfer,
             wall_time_s: t0.elapsed().as_secs_f64(),
             started_at: timestamp(started_at),
             finished_at: timestamp(SystemTime::now()),
@@ -516,6 +525,13 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     });
     let (manifest, verify, nonfinite) = match committed {
         Ok(m) => m,
+        Err(e) if e.chain().any(|c| c.is::<crate::gpu::DeviceFailure>()) => {
+            // One message: what happened to the device, and how to continue.
+            return Err(match txn.abandon_quietly(&job.rows, &command) {
+                Some(kept) => anyhow::anyhow!("{e:#}; {}: `{}` continues the run", kept.rows_in(), kept.command),
+                None => anyhow::anyhow!("{e:#}; no rows were completed, so nothing was kept: run it again"),
+            });
+        }
         Err(e) => {
             txn.abandon(&job.rows, &command);
             return Err(e);
@@ -543,6 +559,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
         nonconverged_scenarios: manifest.nonconverged_scenarios,
         wall_time_s: manifest.wall_time_s,
         backend: label,
+        transfer,
     })
 }
 

@@ -2,6 +2,7 @@
 //! (n_firms, n_segments) shape, and the ring of buffer sets reused for every chunk.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -136,18 +137,63 @@ pub(crate) struct Slot {
     pub reduce: Option<(super::reduce::Sizes, super::reduce::Buffers)>,
 }
 
+/// The device's queue, counting every byte written through it (a manifest's
+/// `uploaded_bytes`); everything else is wgpu's queue.
+pub(crate) struct Queue {
+    inner: wgpu::Queue,
+    pub uploaded: AtomicU64,
+}
+
+impl Queue {
+    /// `wgpu::Queue::write_buffer`, counted.
+    pub fn write_buffer(&self, buffer: &wgpu::Buffer, offset: wgpu::BufferAddress, data: &[u8]) {
+        self.uploaded.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.inner.write_buffer(buffer, offset, data);
+    }
+}
+
+impl std::ops::Deref for Queue {
+    type Target = wgpu::Queue;
+    fn deref(&self) -> &wgpu::Queue {
+        &self.inner
+    }
+}
+
+/// What ended a run on the device: the device was lost (a driver reset, e.g. a
+/// watchdog such as Windows' TDR, a removed or crashed GPU, or `Device::destroy`),
+/// it ran out of memory, or a result could not be mapped back. The rows already
+/// handed on are kept, so such a run can be resumed (`run --resume`).
+#[derive(Debug)]
+pub struct DeviceFailure {
+    /// The adapter's name.
+    pub adapter: String,
+    /// What happened, e.g. `was lost (Destroyed: ...)`.
+    pub what: String,
+}
+
+impl std::fmt::Display for DeviceFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the GPU device of adapter {:?} {}", self.adapter, self.what)
+    }
+}
+
+impl std::error::Error for DeviceFailure {}
+
 pub(crate) struct Context {
     pub adapter: wgpu::Adapter,
     pub info: wgpu::AdapterInfo,
     pub device: wgpu::Device,
-    pub queue: wgpu::Queue,
+    pub queue: Queue,
     pub limits: wgpu::Limits,
     pub timestamps: bool,
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     pipelines: HashMap<(usize, usize), wgpu::ComputePipeline>,
-    /// Errors the device reported outside an error scope (wgpu's default handler panics).
-    pub errors: Arc<Mutex<Vec<String>>>,
+    /// Errors the device reported outside an error scope (wgpu's default handler
+    /// panics), each with whether it is an out-of-memory error.
+    pub errors: Arc<Mutex<Vec<(bool, String)>>>,
+    /// Why the device was lost, once its device-lost callback ran.
+    pub lost: Arc<Mutex<Option<String>>>,
     pub slots: Vec<Slot>,
     /// Sentinel-filled buffer copied over the outputs before each dispatch (tests).
     pub poison: Option<wgpu::Buffer>,
@@ -180,8 +226,23 @@ impl Context {
         {
             let errors = errors.clone();
             device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-                errors.lock().unwrap().push(e.to_string());
+                let oom = matches!(e, wgpu::Error::OutOfMemory { .. });
+                errors.lock().unwrap().push((oom, e.to_string()));
             }));
+        }
+        let lost = Arc::new(Mutex::new(None));
+        {
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, message| {
+                let mut lost = lost.lock().unwrap();
+                if lost.is_none() {
+                    let what = match reason {
+                        wgpu::DeviceLostReason::Destroyed => "was destroyed",
+                        _ => "was lost",
+                    };
+                    *lost = Some(if message.is_empty() { what.to_string() } else { format!("{what} ({message})") });
+                }
+            });
         }
         let limits = device.limits();
 
@@ -198,28 +259,55 @@ impl Context {
             adapter,
             info,
             device,
-            queue,
+            queue: Queue { inner: queue, uploaded: AtomicU64::new(0) },
             limits,
             timestamps,
             bind_group_layout,
             pipeline_layout,
             pipelines: HashMap::new(),
             errors,
+            lost,
             slots: Vec::new(),
             poison: None,
             reduce: None,
         })
     }
 
-    /// Fails with the first error the device reported since the last check.
+    /// Fails with the first error the device reported since the last check: a
+    /// [`DeviceFailure`] when the device was lost or out of memory.
     pub fn check_errors(&self) -> anyhow::Result<()> {
+        if self.errors.lock().unwrap().is_empty() && self.lost.lock().unwrap().is_none() {
+            return Ok(());
+        }
+        // A destroyed or lost device makes every later call fail validation before
+        // its device-lost callback runs (wgpu runs it once the queue is idle): wait
+        // for that, so that the loss is what is reported.
+        if self.lost.lock().unwrap().is_none() {
+            for _ in 0..2 {
+                let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+            }
+        }
+        if self.lost.lock().unwrap().is_some() {
+            self.errors.lock().unwrap().clear();
+            return Err(self.failure(String::new()));
+        }
         let mut errors = self.errors.lock().unwrap();
-        if let Some(e) = errors.first() {
-            let msg = format!("GPU error on {:?}: {e}", self.info.name);
+        if let Some((oom, e)) = errors.first() {
+            let err = if *oom {
+                anyhow::Error::new(DeviceFailure { adapter: self.info.name.clone(), what: format!("ran out of memory ({e})") })
+            } else {
+                anyhow!("GPU error on {:?}: {e}", self.info.name)
+            };
             errors.clear();
-            return Err(anyhow!(msg));
+            return Err(err);
         }
         Ok(())
+    }
+
+    /// A [`DeviceFailure`]: the device's loss, when its callback said so, else `what`.
+    pub fn failure(&self, what: String) -> anyhow::Error {
+        let what = self.lost.lock().unwrap().clone().unwrap_or(what);
+        anyhow::Error::new(DeviceFailure { adapter: self.info.name.clone(), what })
     }
 
     /// The pipeline specialised for one shape (compiled once, then cached).
@@ -252,14 +340,38 @@ impl Context {
         Ok(pipeline)
     }
 
-    /// Makes sure there are `ring` slots holding `rows` rows of this shape.
-    pub fn ensure_slots(&mut self, ring: usize, rows: u64, n_firms: usize, n_segments: usize) {
+    /// Whether the slots hold chunks of `rows` rows of this shape.
+    pub fn slots_fit(&self, ring: usize, rows: u64, n_firms: usize, n_segments: usize) -> bool {
         let param_bytes = rows * layout::param_stride(n_firms, n_segments) as u64 * 4;
         let out_bytes = rows * layout::out_stride(n_firms) as u64 * 4;
-        let fits = self.slots.len() == ring && self.slots.iter().all(|s| s.param_bytes >= param_bytes && s.out_bytes >= out_bytes);
-        if fits {
-            return;
+        self.slots.len() == ring && self.slots.iter().all(|s| s.param_bytes >= param_bytes && s.out_bytes >= out_bytes)
+    }
+
+    /// Makes sure there are `ring` slots holding `rows` rows of this shape; a
+    /// [`DeviceFailure`] when the device has no memory for them.
+    pub fn ensure_slots(&mut self, ring: usize, rows: u64, n_firms: usize, n_segments: usize) -> anyhow::Result<()> {
+        if self.slots_fit(ring, rows, n_firms, n_segments) {
+            return Ok(());
         }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        self.allocate_slots(ring, rows, n_firms, n_segments);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            self.slots.clear();
+            let bytes = rows * (layout::param_stride(n_firms, n_segments) + 2 * layout::out_stride(n_firms)) as u64 * 4;
+            return Err(anyhow::Error::new(DeviceFailure {
+                adapter: self.info.name.clone(),
+                what: format!(
+                    "ran out of memory allocating {ring} sets of buffers for chunks of {rows} rows (about {} MiB each): {e}",
+                    bytes.div_ceil(1 << 20)
+                ),
+            }));
+        }
+        self.check_errors()
+    }
+
+    fn allocate_slots(&mut self, ring: usize, rows: u64, n_firms: usize, n_segments: usize) {
+        let param_bytes = rows * layout::param_stride(n_firms, n_segments) as u64 * 4;
+        let out_bytes = rows * layout::out_stride(n_firms) as u64 * 4;
         // Grow to the larger of old and new needs, so alternating shapes do not churn.
         let param_bytes = self.slots.iter().map(|s| s.param_bytes).fold(param_bytes, u64::max);
         let out_bytes = self.slots.iter().map(|s| s.out_bytes).fold(out_bytes, u64::max);
@@ -314,6 +426,7 @@ impl Context {
 
     pub fn poison_buffer(&self, out_bytes: u64) -> wgpu::Buffer {
         let words = vec![POISON; (out_bytes / 4) as usize];
+        self.queue.uploaded.fetch_add(out_bytes, Ordering::Relaxed);
         wgpu::util::DeviceExt::create_buffer_init(
             &self.device,
             &wgpu::util::BufferInitDescriptor {

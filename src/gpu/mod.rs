@@ -17,19 +17,22 @@ pub mod layout;
 pub mod reduce;
 pub mod source;
 
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail};
 use rayon::prelude::*;
 
 use crate::backend::device::{DeviceReduce, DeviceSink, ReduceJob};
-use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource};
+use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource, TransferStats};
 #[cfg(test)]
 use crate::model::Out;
 use crate::model::scaling::BISECTION_STEPS;
 use crate::model::{MAX_FIRMS, MAX_SEGMENTS, Outcome, Scenario};
+pub use context::DeviceFailure;
 use context::{Context, POISON};
 pub use source::{SHADER_SOURCE, specialized_source};
 
@@ -39,15 +42,93 @@ type MapFlag = Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>;
 /// Invocations per workgroup (the shader's `WORKGROUP_SIZE` override).
 pub const WORKGROUP_SIZE: u32 = 64;
 
-/// Rows per chunk unless [`GpuOptions::chunk_rows`] says otherwise, for horizons
-/// up to 36 months; longer horizons get fewer rows ([`DEFAULT_CHUNK_ROW_MONTHS`]).
-/// The baseline's 65,536 rows take under a second on lavapipe with two cores and
-/// a few tens of milliseconds on a desktop GPU, far below the 2 s after which
-/// Windows resets a busy driver, and hold about 20 MiB of buffers per ring slot.
+/// Rows per chunk of [`GpuBackend::chunk_rows_for`] without
+/// [`GpuOptions::chunk_rows`] (chunks were this size, cut for long horizons,
+/// before they were sized by time).
 pub const DEFAULT_CHUNK_ROWS: u64 = 65_536;
 
-/// Rows x months per chunk by default: a chunk's kernel time grows with both.
+/// Rows x months of the first chunk of a run: the first chunk is solved alone and
+/// timed, and later chunks are sized from the rate it showed
+/// ([`ChunkSizer`]). 4,096 rows of 36 months take about 70 ms on lavapipe with two
+/// cores and well under a millisecond on a desktop GPU, so even a device a
+/// hundred times slower than lavapipe stays far below the 2 s after which
+/// Windows resets a busy driver (TDR).
+pub const FIRST_CHUNK_ROW_MONTHS: u64 = 4_096 * 36;
+
+/// Rows x months per chunk for the previous default (65,536 rows of 36 months).
 pub const DEFAULT_CHUNK_ROW_MONTHS: u64 = DEFAULT_CHUNK_ROWS * 36;
+
+/// Seconds one submission (a chunk's kernel and reduce passes) may take by
+/// default (`run --dispatch-budget`): a quarter of the 2 s watchdog of Windows and
+/// of similar ones in other drivers.
+pub const DEFAULT_DISPATCH_BUDGET_S: f64 = 0.5;
+
+/// Chunks are sized for this fraction of the budget, so that rows up to twice as
+/// slow as those measured (a design's rows differ) still fit it.
+pub const BUDGET_SAFETY: f64 = 0.5;
+
+/// A chunk is at most this many times the previous one: a rate measured on a
+/// small chunk is not trusted for one far larger at once.
+pub const CHUNK_GROWTH: u64 = 4;
+
+/// The largest buffer a time-sized chunk may need (its parameters or its
+/// outputs), whatever the rate: bounds host and device memory (a ring of
+/// [`RING`] sets of parameters, outputs and their read-back copy).
+pub const MAX_CHUNK_BUFFER_BYTES: u64 = 64 << 20;
+
+/// Sizes a run's chunks by time: the first chunk has a fixed, small size; each
+/// finished chunk's submit-to-completion time gives a rate (rows per second),
+/// and later chunks get `rate x budget x` [`BUDGET_SAFETY`] rows, where the rate
+/// is the slowest of the last four measured. A chunk is a multiple of `unit` rows
+/// (a reduction's block; at least one), at most [`CHUNK_GROWTH`] times the
+/// previous one and at most `max` rows.
+#[derive(Clone, Debug)]
+pub struct ChunkSizer {
+    budget_s: f64,
+    unit: u64,
+    max: u64,
+    first: u64,
+    recent: VecDeque<f64>,
+    last: u64,
+}
+
+impl ChunkSizer {
+    /// `known_rate`: rows per second measured by an earlier run of the same shape.
+    pub fn new(budget_s: f64, unit: u64, max: u64, first: u64, known_rate: Option<f64>) -> ChunkSizer {
+        ChunkSizer { budget_s, unit: unit.max(1), max: max.max(1), first: first.max(1), recent: known_rate.into_iter().collect(), last: 0 }
+    }
+
+    /// Rows per second to size by: the slowest recent measurement.
+    pub fn rate(&self) -> Option<f64> {
+        self.recent.iter().copied().reduce(f64::min)
+    }
+
+    /// The next chunk's rows.
+    pub fn next(&self) -> u64 {
+        let want = match self.rate() {
+            None => self.first,
+            Some(r) => {
+                let by_time = (r * self.budget_s * BUDGET_SAFETY).min(u64::MAX as f64 / 2.0) as u64;
+                if self.last > 0 { by_time.min(self.last.saturating_mul(CHUNK_GROWTH)) } else { by_time }
+            }
+        };
+        let whole = (self.max / self.unit).max(1) * self.unit;
+        ((want / self.unit).max(1) * self.unit).min(whole)
+    }
+
+    /// A chunk of `rows` was submitted.
+    pub fn submitted(&mut self, rows: u64) {
+        self.last = rows;
+    }
+
+    /// A chunk of `rows` took `seconds` from submission to completion.
+    pub fn record(&mut self, rows: u64, seconds: f64) {
+        if self.recent.len() == 4 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(rows as f64 / seconds.max(1e-6));
+    }
+}
 
 /// Buffer sets in the ring: one being computed while the other is read back.
 pub const RING: usize = 2;
@@ -137,8 +218,11 @@ pub struct GpuOptions {
     pub adapter: Option<String>,
     /// Accept a software adapter (llvmpipe, SwiftShader, WARP).
     pub allow_software: bool,
-    /// Rows per chunk (default [`DEFAULT_CHUNK_ROWS`], capped by the device's limits).
+    /// Rows per chunk, fixed (capped by the device's limits); without it chunks
+    /// are sized by time ([`ChunkSizer`]).
     pub chunk_rows: Option<u64>,
+    /// Seconds one submission may take (default [`DEFAULT_DISPATCH_BUDGET_S`]).
+    pub dispatch_budget: Option<f64>,
 }
 
 /// The f32 WGSL kernel on one adapter.
@@ -149,6 +233,20 @@ pub struct GpuBackend {
     /// Kernel time summed over every chunk since creation (timestamp queries).
     kernel_ns: Option<f64>,
     skip_loop_check: bool,
+    /// Seconds one submission may take.
+    budget_s: f64,
+    /// Rows per second measured, per (firms, segments, months), for the next run.
+    rates: HashMap<(usize, usize, u32), f64>,
+    /// Bytes read back, submissions and the longest since the last
+    /// [`Backend::take_transfer_stats`] (uploads are counted by the queue).
+    read_back_bytes: u64,
+    dispatches: u64,
+    longest_dispatch_s: f64,
+    /// When the previous chunk was seen to complete (while waiting for it); None
+    /// when that is not known (it had completed before the wait).
+    prev_done: Option<Instant>,
+    /// The last finished chunk's rows and seconds from submission to completion.
+    last_dispatch: Option<(u64, f64)>,
 }
 
 /// A chunk submitted and not yet handed to the sink.
@@ -157,6 +255,7 @@ struct InFlight {
     first_row: u64,
     rows: u64,
     submission: wgpu::SubmissionIndex,
+    submitted: Instant,
     mapped: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>,
     /// Whether the rows were copied back (always, unless reduced without `rows = true`).
     rows_back: bool,
@@ -180,8 +279,25 @@ struct Finished {
 
 impl GpuBackend {
     pub fn new(opts: &GpuOptions) -> anyhow::Result<GpuBackend> {
+        let budget_s = opts.dispatch_budget.unwrap_or(DEFAULT_DISPATCH_BUDGET_S);
+        if !(budget_s.is_finite() && budget_s > 0.0) {
+            bail!("the dispatch budget must be a number of seconds above 0 (got {budget_s})");
+        }
         let ctx = Context::new(opts)?;
-        Ok(GpuBackend { ctx, chunk_rows: opts.chunk_rows.map(|r| r.max(1)), poison: false, kernel_ns: None, skip_loop_check: false })
+        Ok(GpuBackend {
+            ctx,
+            chunk_rows: opts.chunk_rows.map(|r| r.max(1)),
+            poison: false,
+            kernel_ns: None,
+            skip_loop_check: false,
+            budget_s,
+            rates: HashMap::new(),
+            read_back_bytes: 0,
+            dispatches: 0,
+            longest_dispatch_s: 0.0,
+            prev_done: None,
+            last_dispatch: None,
+        })
     }
 
     /// A software adapter (llvmpipe, SwiftShader, WARP).
@@ -216,18 +332,39 @@ impl GpuBackend {
         r
     }
 
-    /// Rows per chunk for one shape and horizon: [`GpuOptions::chunk_rows`] if set,
-    /// else [`DEFAULT_CHUNK_ROWS`] cut to [`DEFAULT_CHUNK_ROW_MONTHS`] / `months`;
-    /// either way capped by the device's storage binding and buffer sizes and by
-    /// the 2D dispatch grid.
+    /// Rows per chunk for one shape and horizon when they are fixed:
+    /// [`GpuOptions::chunk_rows`] if set, else [`DEFAULT_CHUNK_ROWS`] cut to
+    /// [`DEFAULT_CHUNK_ROW_MONTHS`] / `months`; either way capped by
+    /// [`GpuBackend::device_chunk_rows`].
     pub fn chunk_rows_for(&self, n_firms: usize, n_segments: usize, months: u32) -> u64 {
+        let wanted = self.chunk_rows.unwrap_or_else(|| DEFAULT_CHUNK_ROWS.min(DEFAULT_CHUNK_ROW_MONTHS / months.max(1) as u64));
+        wanted.min(self.device_chunk_rows(n_firms, n_segments)).max(1)
+    }
+
+    /// The most rows one chunk of this shape can have: the device's storage
+    /// binding and buffer sizes and the 2D dispatch grid.
+    pub fn device_chunk_rows(&self, n_firms: usize, n_segments: usize) -> u64 {
         let l = &self.ctx.limits;
         let row_bytes = 4 * layout::param_stride(n_firms, n_segments).max(layout::out_stride(n_firms)) as u64;
         let max_bytes = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
         let per_dim = l.max_compute_workgroups_per_dimension as u64;
         let grid = per_dim * per_dim * WORKGROUP_SIZE as u64;
-        let wanted = self.chunk_rows.unwrap_or_else(|| DEFAULT_CHUNK_ROWS.min(DEFAULT_CHUNK_ROW_MONTHS / months.max(1) as u64));
-        wanted.min(max_bytes / row_bytes).min(grid).max(1)
+        (max_bytes / row_bytes).min(grid).max(1)
+    }
+
+    /// The chunk sizer of a run of this shape and horizon (None: `chunk_rows` fixes
+    /// the chunks): at most [`MAX_CHUNK_BUFFER_BYTES`] per buffer and the device's
+    /// limits, the first chunk [`FIRST_CHUNK_ROW_MONTHS`] / `months` rows unless an
+    /// earlier run measured this shape.
+    fn sizer(&self, n_firms: usize, n_segments: usize, months: u32, unit: u64) -> Option<ChunkSizer> {
+        if self.chunk_rows.is_some() {
+            return None;
+        }
+        let row_bytes = 4 * layout::param_stride(n_firms, n_segments).max(layout::out_stride(n_firms)) as u64;
+        let max = (MAX_CHUNK_BUFFER_BYTES / row_bytes).min(self.device_chunk_rows(n_firms, n_segments));
+        let first = (FIRST_CHUNK_ROW_MONTHS / months.max(1) as u64).max(WORKGROUP_SIZE as u64);
+        let known = self.rates.get(&(n_firms, n_segments, months)).copied();
+        Some(ChunkSizer::new(self.budget_s, unit, max, first, known))
     }
 
     /// Packs, uploads and submits one chunk into slot `slot`.
@@ -370,11 +507,16 @@ impl GpuBackend {
             enc.resolve_query_set(set, 0..2, resolve, 0);
             enc.copy_buffer_to_buffer(resolve, 0, &s.readback, s.ts_offset, 16);
         }
-        let submission = q.submit([enc.finish()]);
+        let commands = enc.finish();
+        let submitted = Instant::now();
+        let submission = q.submit([commands]);
         let mapped = Arc::new(Mutex::new(None));
+        let mut read_back = 0;
         {
             let mapped = mapped.clone();
             let range = if rows_back { 0..s.ts_offset + 16 } else { s.ts_offset..s.ts_offset + 16 };
+            // What was copied into the mapped range: the rows, the timestamps.
+            read_back += if rows_back { out_bytes } else { 0 } + if s.queries.is_some() { 16 } else { 0 };
             s.readback.map_async(wgpu::MapMode::Read, range, move |r| {
                 *mapped.lock().unwrap() = Some(r);
             });
@@ -382,6 +524,7 @@ impl GpuBackend {
         if let Some(r) = &reduced {
             let (_, b) = s.reduce.as_ref().expect("sized by prepare_reduce");
             let (p, c, qv) = reduce_bytes(&r.tables, r.outputs, r.quantiles);
+            read_back += p + c + qv;
             let mapped = r.mapped.clone();
             if p + c + qv == 0 {
                 *mapped.lock().unwrap() = Some(Ok(()));
@@ -391,8 +534,9 @@ impl GpuBackend {
                 });
             }
         }
+        self.read_back_bytes += read_back;
         self.ctx.check_errors()?;
-        Ok(InFlight { slot, first_row, rows, submission, mapped, rows_back, reduced })
+        Ok(InFlight { slot, first_row, rows, submission, submitted, mapped, rows_back, reduced })
     }
 
     /// Builds a chunk's reduce tables, sizes the slot's reduce buffers and uploads them.
@@ -453,28 +597,51 @@ impl GpuBackend {
         Ok(t)
     }
 
-    /// Waits for a chunk and decodes what came back: its rows, its reduce partials.
-    fn finish(&mut self, f: InFlight, n_firms: usize) -> anyhow::Result<Finished> {
+    /// Waits for a chunk's results to be mapped and records how long it took from
+    /// its submission: to its completion as seen here, from the previous chunk's
+    /// completion when this one was queued behind it. A bound from above: where
+    /// the chunk had completed before the wait began, the time until then counts.
+    fn wait(&mut self, f: &InFlight) -> anyhow::Result<()> {
         let flags: Vec<&MapFlag> = std::iter::once(&f.mapped).chain(f.reduced.as_ref().map(|r| &r.mapped)).collect();
         let mut done = vec![false; flags.len()];
+        let (mut polled, mut blocked) = (false, false);
         loop {
             for (k, m) in flags.iter().enumerate() {
                 if !done[k]
                     && let Some(r) = m.lock().unwrap().take()
                 {
-                    r.map_err(|e| anyhow!("could not read the GPU's results back: {e}"))?;
+                    r.map_err(|e| self.ctx.failure(format!("could not map its results back ({e})")))?;
                     done[k] = true;
                 }
             }
             if done.iter().all(|&d| d) {
                 break;
             }
-            self.ctx
-                .device
-                .poll(wgpu::PollType::Wait { submission_index: Some(f.submission.clone()), timeout: None })
-                .map_err(|e| anyhow!("GPU device lost or timed out: {e}"))?;
+            // First a poll that does not wait (it runs the callbacks of work already
+            // done), then one that does.
+            let poll = if polled {
+                blocked = true;
+                wgpu::PollType::Wait { submission_index: Some(f.submission.clone()), timeout: None }
+            } else {
+                polled = true;
+                wgpu::PollType::Poll
+            };
+            self.ctx.device.poll(poll).map_err(|e| self.ctx.failure(format!("was lost or timed out ({e})")))?;
             self.ctx.check_errors()?;
         }
+        let now = Instant::now();
+        let start = self.prev_done.filter(|&t| t > f.submitted).unwrap_or(f.submitted);
+        let seconds = now.duration_since(start).as_secs_f64();
+        self.prev_done = blocked.then_some(now);
+        self.dispatches += 1;
+        self.longest_dispatch_s = self.longest_dispatch_s.max(seconds);
+        self.last_dispatch = Some((f.rows, seconds));
+        Ok(())
+    }
+
+    /// Waits for a chunk and decodes what came back: its rows, its reduce partials.
+    fn finish(&mut self, f: InFlight, n_firms: usize) -> anyhow::Result<Finished> {
+        self.wait(&f)?;
         let s = &self.ctx.slots[f.slot];
         let stride = layout::out_stride(n_firms);
         let words = f.rows as usize * stride;
@@ -556,9 +723,9 @@ impl GpuBackend {
         Ok(Finished { first: f.first_row, outcomes, reduced })
     }
 
-    /// Checks a source's shape and (on llvmpipe) its loop count, builds its pipeline
-    /// and buffer ring; returns the pipeline and the rows per chunk.
-    fn prepare(&mut self, src: &dyn ScenarioSource, rows: &Range<u64>) -> anyhow::Result<(wgpu::ComputePipeline, u64)> {
+    /// Checks a source's shape and (on llvmpipe) its loop count, builds its
+    /// pipeline; returns the pipeline and the longest horizon seen in the rows.
+    fn prepare(&mut self, src: &dyn ScenarioSource, rows: &Range<u64>) -> anyhow::Result<(wgpu::ComputePipeline, u32)> {
         let (nf, ns) = (src.n_firms(), src.n_segments());
         if !(1..=MAX_FIRMS).contains(&nf) || !(1..=MAX_SEGMENTS).contains(&ns) {
             bail!("the GPU kernel needs 1 to {MAX_FIRMS} firms and 1 to {MAX_SEGMENTS} segments (got {nf} and {ns})");
@@ -592,12 +759,13 @@ impl GpuBackend {
             .chain([src.scenario(rows.end - 1).model.months])
             .max()
             .unwrap_or(1);
-        let chunk = self.chunk_rows_for(nf, ns, months);
-        Ok((pipeline, chunk))
+        Ok((pipeline, months))
     }
 
-    /// Runs `rows` of `src` in chunks (each `chunk` rows, whole blocks of a reduction
-    /// when `job` is given), computing chunk k+1 while chunk k is decoded and handed on.
+    /// Runs `rows` of `src` in chunks (sized by time, or `chunk_rows`; whole blocks
+    /// of a reduction when `job` is given), computing chunk k+1 while chunk k is
+    /// decoded and handed on. Until a chunk has been timed, each is waited for
+    /// before the next is submitted, so that the first measurement is its own.
     fn run_chunks(
         &mut self,
         src: &dyn ScenarioSource,
@@ -608,41 +776,64 @@ impl GpuBackend {
         if rows.is_empty() {
             return Ok(());
         }
-        let (pipeline, chunk) = self.prepare(src, &rows)?;
-        let chunk = match job {
-            Some(j) => (chunk / j.block_rows).max(1) * j.block_rows,
-            None => chunk,
-        };
-        let nf = src.n_firms();
-        self.ctx.ensure_slots(RING, chunk.min(rows.end - rows.start), nf, src.n_segments());
-        let mut pending: std::collections::VecDeque<InFlight> = Default::default();
+        let (pipeline, months) = self.prepare(src, &rows)?;
+        let (nf, ns) = (src.n_firms(), src.n_segments());
+        let unit = job.map_or(1, |j| j.block_rows.max(1));
+        let mut sizer = self.sizer(nf, ns, months, unit);
+        let fixed = (self.chunk_rows_for(nf, ns, months) / unit).max(1) * unit;
+        self.prev_done = None;
+        self.last_dispatch = None;
+        let mut pending: VecDeque<InFlight> = Default::default();
         let mut start = rows.start;
         let mut k = 0usize;
         let result = (|| {
+            let mut finish_one = |me: &mut Self, f: InFlight, sizer: &mut Option<ChunkSizer>| -> anyhow::Result<()> {
+                let done = me.finish(f, nf)?;
+                if let (Some(s), Some((n, secs))) = (sizer.as_mut(), me.last_dispatch.take()) {
+                    s.record(n, secs);
+                }
+                hand(me, done)
+            };
             while start < rows.end {
-                let end = rows.end.min(start + chunk);
+                let n = sizer.as_ref().map_or(fixed, ChunkSizer::next).min(rows.end - start);
+                if !self.ctx.slots_fit(RING, n, nf, ns) {
+                    // New buffers: every chunk in flight on the old ones first.
+                    while let Some(f) = pending.pop_front() {
+                        finish_one(self, f, &mut sizer)?;
+                    }
+                    let room = sizer.as_ref().map_or(n, |s| (2 * n).min(s.max).max(n));
+                    self.ctx.ensure_slots(RING, room, nf, ns)?;
+                }
                 let slot = k % RING;
                 if pending.len() == RING {
                     let f = pending.pop_front().unwrap();
-                    let done = self.finish(f, nf)?;
-                    hand(self, done)?;
+                    finish_one(self, f, &mut sizer)?;
                 }
-                pending.push_back(self.submit(src, &pipeline, slot, start, end - start, job)?);
-                // The device computes this chunk while the previous one is decoded.
-                if pending.len() > 1 {
+                if crate::testhook::lose_device_now() {
+                    self.ctx.device.destroy();
+                }
+                pending.push_back(self.submit(src, &pipeline, slot, start, n, job)?);
+                if let Some(s) = sizer.as_mut() {
+                    s.submitted(n);
+                }
+                // The device computes this chunk while the previous one is decoded
+                // (once a chunk has been timed).
+                let untimed = sizer.as_ref().is_some_and(|s| s.rate().is_none());
+                if pending.len() > 1 || untimed {
                     let f = pending.pop_front().unwrap();
-                    let done = self.finish(f, nf)?;
-                    hand(self, done)?;
+                    finish_one(self, f, &mut sizer)?;
                 }
-                start = end;
+                start += n;
                 k += 1;
             }
             while let Some(f) = pending.pop_front() {
-                let done = self.finish(f, nf)?;
-                hand(self, done)?;
+                finish_one(self, f, &mut sizer)?;
             }
             Ok(())
         })();
+        if let Some(r) = sizer.as_ref().and_then(ChunkSizer::rate) {
+            self.rates.insert((nf, ns, months), r);
+        }
         if result.is_err() {
             // Leave no buffer mapped or pending for the next run.
             let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
@@ -777,6 +968,17 @@ impl Backend for GpuBackend {
 
     fn device_reduce(&mut self) -> Option<&mut dyn DeviceReduce> {
         Some(self)
+    }
+
+    fn take_transfer_stats(&mut self) -> Option<TransferStats> {
+        let stats = TransferStats {
+            uploaded_bytes: self.ctx.queue.uploaded.swap(0, Ordering::Relaxed),
+            read_back_bytes: std::mem::take(&mut self.read_back_bytes),
+            dispatches: std::mem::take(&mut self.dispatches),
+            longest_dispatch_s: std::mem::take(&mut self.longest_dispatch_s),
+            dispatch_budget_s: self.chunk_rows.is_none().then_some(self.budget_s),
+        };
+        Some(stats)
     }
 }
 

@@ -69,6 +69,21 @@ pub struct Manifest {
     /// Total GPU kernel time (timestamp queries), where the adapter has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_time_s: Option<f64>,
+    /// A GPU run: bytes written to the device (parameters, reduce tables,
+    /// uniforms) by this run (a resumed run: since it resumed). Absent for a CPU run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_bytes: Option<u64>,
+    /// A GPU run: bytes copied back from the device (rows, reduce partials, timestamps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back_bytes: Option<u64>,
+    /// A GPU run: the longest time one submission took, from its submission (or the
+    /// previous one's completion) to its completion as the host saw it, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_dispatch_s: Option<f64>,
+    /// A GPU run: the time budget chunks were sized for (`--dispatch-budget`);
+    /// absent when `--chunk-rows` fixed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_budget_s: Option<f64>,
     pub wall_time_s: f64,
     pub started_at: String,
     pub finished_at: String,
@@ -158,6 +173,8 @@ pub struct RunFacts {
     pub rows: [u64; 2],
     pub resumed_at_row: Option<u64>,
     pub kernel_time_s: Option<f64>,
+    /// A device backend's traffic and dispatch times (None on the CPU).
+    pub transfer: Option<crate::backend::TransferStats>,
     pub wall_time_s: f64,
     pub started_at: String,
     pub finished_at: String,
@@ -205,6 +222,10 @@ impl Manifest {
             merged_from: None,
             verify: content.verify,
             kernel_time_s: f.kernel_time_s,
+            uploaded_bytes: f.transfer.map(|t| t.uploaded_bytes),
+            read_back_bytes: f.transfer.map(|t| t.read_back_bytes),
+            longest_dispatch_s: f.transfer.map(|t| t.longest_dispatch_s),
+            dispatch_budget_s: f.transfer.and_then(|t| t.dispatch_budget_s),
             wall_time_s: f.wall_time_s,
             started_at: f.started_at,
             finished_at: f.finished_at,
@@ -255,6 +276,9 @@ impl Manifest {
                     .collect(),
             ),
             kernel_time_s: manifests().map(|m| m.kernel_time_s).sum::<Option<f64>>(),
+            uploaded_bytes: manifests().map(|m| m.uploaded_bytes).sum::<Option<u64>>(),
+            read_back_bytes: manifests().map(|m| m.read_back_bytes).sum::<Option<u64>>(),
+            longest_dispatch_s: manifests().map(|m| m.longest_dispatch_s).reduce(|a, b| Some(a?.max(b?))).flatten(),
             wall_time_s: manifests().map(|m| m.wall_time_s).sum(),
             started_at: manifests().map(|m| m.started_at.clone()).min().unwrap_or_default(),
             finished_at: manifests().map(|m| m.finished_at.clone()).max().unwrap_or_default(),

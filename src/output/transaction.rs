@@ -180,6 +180,13 @@ impl Transaction {
     /// some of the job's `rows` (and prints how to continue with `command`), else
     /// removes every file the job made.
     pub fn abandon(&self, rows: &Range<u64>, command: &[String]) {
+        if let Some(kept) = self.abandon_quietly(rows, command) {
+            eprintln!("{}; continue with:\n  {}", kept.rows_in(), kept.command);
+        }
+    }
+
+    /// [`Transaction::abandon`] without the message: what was kept, if anything.
+    pub fn abandon_quietly(&self, rows: &Range<u64>, command: &[String]) -> Option<Kept> {
         let _ = std::fs::remove_file(&self.main.manifest_partial);
         for p in &self.extra {
             let _ = std::fs::remove_file(partial_path(p));
@@ -191,22 +198,14 @@ impl Transaction {
         let kept = Checkpoint::read(&self.checkpoint).ok().filter(|c| c.next_row > rows.start && streamed);
         let Some(cp) = kept else {
             self.remove_all();
-            return;
+            return None;
         };
         let mut args = command.to_vec();
         if !args.iter().any(|a| a == "--resume") {
             args.push("--resume".into());
         }
         let at = self.rows.as_ref().map_or(&self.checkpoint, |(t, _)| &t.partial);
-        eprintln!(
-            "rows {}..{} of {}..{} are in {}; continue with:\n  {}",
-            rows.start,
-            cp.next_row,
-            rows.start,
-            rows.end,
-            at.display(),
-            args.join(" ")
-        );
+        Some(Kept { done: rows.start..cp.next_row, rows: rows.clone(), at: at.clone(), command: args.join(" ") })
     }
 
     fn remove_all(&self) {
@@ -335,4 +334,24 @@ fn reopen_log(path: &Path, cp: &Checkpoint) -> anyhow::Result<(OutputFile, Vec<R
         .into());
     }
     Ok((log, groups))
+}
+
+/// What an abandoned run kept for `--resume`.
+#[derive(Clone, Debug)]
+pub struct Kept {
+    /// The rows done and kept.
+    pub done: Range<u64>,
+    /// The rows the run covers.
+    pub rows: Range<u64>,
+    /// Where they are (the rows file's `.partial`, or the checkpoint).
+    pub at: PathBuf,
+    /// The command line that continues the run (with `--resume`).
+    pub command: String,
+}
+
+impl Kept {
+    /// `rows A..B of A..C are in PATH`.
+    pub fn rows_in(&self) -> String {
+        format!("rows {}..{} of {}..{} are in {}", self.done.start, self.done.end, self.rows.start, self.rows.end, self.at.display())
+    }
 }

@@ -88,7 +88,7 @@ pub fn backends() -> Vec<TestBackend> {
     }];
     if have_gpu() {
         for a in moatsweep::gpu::list_adapters() {
-            let opts = GpuOptions { adapter: Some(a.name.clone()), allow_software: true, chunk_rows: None };
+            let opts = GpuOptions { adapter: Some(a.name.clone()), allow_software: true, ..Default::default() };
             let gpu = GpuBackend::new(&opts).unwrap_or_else(|e| panic!("adapter {} is listed but does not start: {e:#}", a.name));
             v.push(TestBackend {
                 name: format!("gpu {}", a.name),
