@@ -104,7 +104,7 @@ run then exits with status 1, after its files are complete, unless
         /// GPU: seconds one submission (a chunk of rows) may take; chunks are sized
         /// from the rate measured so far to stay under it (drivers reset a GPU busy
         /// for about 2 s). Ignored with --chunk-rows.
-        #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget)]
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget, allow_negative_numbers = true)]
         dispatch_budget: f64,
         /// Write the rows as CSV or Parquet (default: the config's [output] format, else csv).
         #[arg(long, value_enum, value_name = "FORMAT")]
@@ -168,7 +168,7 @@ the same run.")]
         #[arg(long, value_name = "NAME")]
         adapter: Option<String>,
         /// GPU: seconds one submission may take (as for `run`).
-        #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget)]
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget, allow_negative_numbers = true)]
         dispatch_budget: f64,
     },
     /// Join shards (or row blocks) of one sweep into one CSV with its manifest.

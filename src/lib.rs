@@ -9,6 +9,7 @@ pub mod calibrate;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod cputime;
 pub mod design;
 pub mod engine;
 pub mod gpu;

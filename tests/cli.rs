@@ -505,7 +505,7 @@ fn bench_prints_a_rate_for_the_cpu_and_any_gpu() {
         }
         let cpu = bench_line(&lines[1]);
         assert!(cpu.label.starts_with("cpu f64 x"), "{lines:?}");
-        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines.len(), 5, "{lines:?}");
         let g = bench_line(&lines[2]);
         assert!(g.label.starts_with("gpu ") && g.label.ends_with("(f32)"), "{lines:?}");
         let ratio = lines[3].strip_prefix(&format!("ratio {} / {}: compute ", g.label, cpu.label)).unwrap_or_else(|| panic!("{lines:?}"));
@@ -513,7 +513,23 @@ fn bench_prints_a_rate_for_the_cpu_and_any_gpu() {
         let (c, e): (f64, f64) = (c.parse().unwrap(), e.strip_suffix('x').unwrap().parse().unwrap());
         assert!(ratio_of_printed(c, g.compute, cpu.compute, 2), "compute ratio {c} of {} / {}", g.compute, cpu.compute);
         assert!(ratio_of_printed(e, g.end_to_end, cpu.end_to_end, 2), "end-to-end ratio {e} of {} / {}", g.end_to_end, cpu.end_to_end);
+        // Last, what the GPU's end-to-end run moved: one row in one chunk uploads its
+        // parameters and the chunk's 16-byte uniform, and reads back its outputs (and
+        // 16 bytes of timestamps where the adapter has them).
+        let cost = lines[4].strip_prefix(&format!("{} end to end (CSV): ", g.label)).unwrap_or_else(|| panic!("{lines:?}"));
+        let (nf, ns) = (4, 3);
+        let ts = if moatsweep::gpu::list_adapters()[0].timestamp_query { 16.0 } else { 0.0 };
+        assert_eq!(bytes_after(cost, "uploaded "), (4 * moatsweep::gpu::layout::param_stride(nf, ns) + 16) as f64, "{cost}");
+        assert_eq!(bytes_after(cost, "read back "), (4 * moatsweep::gpu::layout::out_stride(nf)) as f64 + ts, "{cost}");
+        assert!(cost.contains(" us (process ") && cost.contains("longest dispatch "), "{cost}");
+        assert!(cost.ends_with(" of budget 0.5 s (1 submissions)"), "{cost}");
     }
+}
+
+/// The bytes printed after `key` (`uploaded 320.0 B`).
+fn bytes_after(line: &str, key: &str) -> f64 {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("no {key:?}: {line}")) + key.len()..];
+    rest.split(" B").next().unwrap().parse().unwrap_or_else(|_| panic!("{line}"))
 }
 
 /// `bench` on a reduced config also measures the reduction on every backend: the
@@ -548,7 +564,18 @@ fn bench_of_a_reduced_config_measures_the_reduction() {
     let rates: Vec<f64> = host.split(" rows/s").filter_map(|p| p.split_whitespace().last()?.parse().ok()).collect();
     assert_eq!(rates.len(), 3, "{host}");
     assert!(rates.iter().all(|r| *r > 0.0 && r.is_finite()), "{host}");
-    assert_eq!(lines.len(), at + 2 + backends, "{lines:?}");
+    if gpu {
+        // Last, the GPU's bytes per scenario, end to end and reduced (with one row, a
+        // block's partials outweigh the row: nothing is said about their sizes).
+        let gpu_label = &labels[1];
+        let e2e = lines[at + 2 + backends].strip_prefix(&format!("{gpu_label} end to end (CSV): ")).unwrap_or_else(|| panic!("{lines:?}"));
+        let red = lines[at + 3 + backends].strip_prefix(&format!("{gpu_label} reduced: ")).unwrap_or_else(|| panic!("{lines:?}"));
+        for line in [e2e, red] {
+            assert!(bytes_after(line, "uploaded ") > 0.0 && bytes_after(line, "read back ") > 0.0, "{line}");
+            assert!(line.contains("longest dispatch "), "{line}");
+        }
+    }
+    assert_eq!(lines.len(), at + 2 + backends + if gpu { 2 } else { 0 }, "{lines:?}");
 }
 
 /// `adapters` prints one line per adapter wgpu finds (name, backend, type, software

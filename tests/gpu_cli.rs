@@ -147,3 +147,79 @@ fn gpu_agrees_with_the_reference_at_version_2s_ties() {
     assert!(v["rows_compared"].as_u64().unwrap() >= 300, "{v}");
     assert!(v["columns"]["raised.lab"]["max_rel"].as_f64().unwrap() < 1e-4, "{v}");
 }
+
+/// Runs `configs/release-timing.toml`'s first 12,000 rows (three 4,096-row first
+/// chunks' worth) with `extra` and returns the CSV and the manifest.
+fn run_rt(dir: &Path, name: &str, extra: &[&str]) -> (Vec<u8>, serde_json::Value) {
+    let out = dir.join(format!("{name}.csv"));
+    moatsweep()
+        .args(["run", "--quiet", "configs/release-timing.toml", "--limit", "12000", "--verify", "0", "--out"])
+        .arg(&out)
+        .args(extra)
+        .assert()
+        .success();
+    let csv = dir.join(format!("{name}.rows-0-12000.csv"));
+    let m = serde_json::from_slice(&std::fs::read(csv.with_extension("csv.manifest.json")).unwrap()).unwrap();
+    (std::fs::read(csv).unwrap(), m)
+}
+
+/// Chunks sized by time never change the bytes: a tiny budget (many small chunks
+/// after the first) and the default give the CPU layout's same GPU CSV as fixed
+/// chunks. The manifest records the budget and the longest dispatch, and the bytes
+/// moved: each chunk uploads its rows' parameters and a 16-byte uniform and reads
+/// back its rows' outputs (and 16 bytes of timestamps where the adapter has them),
+/// so with fixed chunks of 1,000 rows the counts are exact; a CPU run records none.
+#[test]
+fn dispatch_budget_sizes_chunks_without_changing_the_bytes() {
+    if !have_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (tiny, mt) = run_rt(tmp.path(), "tiny", &["--backend", "gpu", "--dispatch-budget", "0.005"]);
+    let (default, md) = run_rt(tmp.path(), "default", &["--backend", "gpu"]);
+    let (fixed, mf) = run_rt(tmp.path(), "fixed", &["--backend", "gpu", "--chunk-rows", "1000"]);
+    assert!(tiny == default, "a 0.005 s budget changed the GPU CSV");
+    assert!(fixed == default, "fixed chunks and time-sized ones differ");
+    assert_eq!(mt["dispatch_budget_s"], 0.005);
+    assert_eq!(md["dispatch_budget_s"], 0.5);
+    assert!(mf.get("dispatch_budget_s").is_none(), "--chunk-rows fixes the chunks: no budget");
+    for m in [&mt, &md, &mf] {
+        let longest = m["longest_dispatch_s"].as_f64().unwrap();
+        assert!(longest > 0.0 && longest.is_finite(), "{m}");
+    }
+
+    let (nf, ns, rows) = (4, 3, 12_000u64);
+    let params = rows * 4 * moatsweep::gpu::layout::param_stride(nf, ns) as u64;
+    let outputs = rows * 4 * moatsweep::gpu::layout::out_stride(nf) as u64;
+    let ts = if moatsweep::gpu::list_adapters()[0].timestamp_query { 16 } else { 0 };
+    assert_eq!(mf["uploaded_bytes"], params + 12 * 16, "12 chunks of 1,000 rows");
+    assert_eq!(mf["read_back_bytes"], outputs + 12 * ts);
+    // Time-sized: one uniform per chunk, at least two chunks (the first has 4,096 rows).
+    let chunks = |m: &serde_json::Value| {
+        let extra = m["uploaded_bytes"].as_u64().unwrap() - params;
+        assert_eq!(extra % 16, 0, "{m}");
+        extra / 16
+    };
+    assert!(chunks(&md) >= 2 && chunks(&mt) >= chunks(&md), "{} and {} chunks", chunks(&mt), chunks(&md));
+    assert_eq!(mt["read_back_bytes"], outputs + chunks(&mt) * ts);
+
+    let (cpu, mc) = run_rt(tmp.path(), "cpu", &["--backend", "cpu"]);
+    assert!(!cpu.is_empty());
+    for key in ["uploaded_bytes", "read_back_bytes", "longest_dispatch_s", "dispatch_budget_s"] {
+        assert!(mc.get(key).is_none(), "a CPU manifest has no {key}");
+    }
+}
+
+/// `--dispatch-budget` takes a finite number of seconds above 0; anything else is a
+/// usage error (exit status 2) naming the flag. No GPU needed: it is refused first.
+#[test]
+fn dispatch_budget_must_be_a_positive_number_of_seconds() {
+    for bad in ["0", "-0.5", "nan", "inf", "abc", ""] {
+        for cmd in [&["run", "configs/quickstart.toml", "--backend", "cpu"][..], &["bench", "--rows", "1"][..]] {
+            let out = moatsweep().args(cmd).args(["--dispatch-budget", bad]).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+            assert!(stderr.contains("--dispatch-budget"), "{bad:?}: {stderr}");
+        }
+    }
+}

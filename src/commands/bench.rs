@@ -7,7 +7,6 @@ use std::time::Instant;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::device::{DeviceChunk, DeviceSink};
 use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource, TransferStats};
-use crate::config;
 use crate::engine::backend_label;
 use crate::gpu::reduce::Tables;
 use crate::gpu::{GpuBackend, GpuOptions};
@@ -16,6 +15,7 @@ use crate::output::sink::{OutputFile, RowSink};
 use crate::reduce::ReducePlan;
 use crate::reduce::state::{ReduceState, Reducer};
 use crate::sweep::Plan;
+use crate::{config, cputime};
 
 /// The rows of a plan, repeated to reach any count; with a reduced plan, its
 /// positions (the order a reduced run solves rows in).
@@ -66,8 +66,10 @@ pub struct HostCost {
     pub rows: u64,
     /// None for a backend without a device.
     pub transfer: Option<TransferStats>,
-    /// [`host_cpu_seconds`] over the run.
+    /// [`crate::cputime::host_seconds`] over the run.
     pub host_cpu_s: Option<f64>,
+    /// [`crate::cputime::process_seconds`] over the run (the driver's threads too).
+    pub process_cpu_s: Option<f64>,
     /// The kernel's time in the run (timestamp queries).
     pub kernel_s: Option<f64>,
 }
@@ -76,16 +78,17 @@ impl HostCost {
     /// Runs `f` on `backend` and records its cost over `rows` scenarios.
     fn of<T>(backend: &mut dyn Backend, rows: u64, f: impl FnOnce(&mut dyn Backend) -> anyhow::Result<T>) -> anyhow::Result<(T, HostCost)> {
         backend.take_transfer_stats();
-        let (kernel0, cpu0) = (backend.kernel_seconds(), host_cpu_seconds());
+        let (kernel0, cpu0, all0) = (backend.kernel_seconds(), cputime::host_seconds(), cputime::process_seconds());
         let out = f(backend)?;
-        let (kernel1, cpu1) = (backend.kernel_seconds(), host_cpu_seconds());
+        let (kernel1, cpu1, all1) = (backend.kernel_seconds(), cputime::host_seconds(), cputime::process_seconds());
         let kernel_s = match (kernel0, kernel1) {
             (Some(a), Some(b)) if b > a => Some(b - a),
             (None, Some(b)) => Some(b),
             _ => None,
         };
         let host_cpu_s = cpu0.zip(cpu1).map(|(a, b)| b - a);
-        Ok((out, HostCost { rows, transfer: backend.take_transfer_stats(), host_cpu_s, kernel_s }))
+        let process_cpu_s = all0.zip(all1).map(|(a, b)| b - a);
+        Ok((out, HostCost { rows, transfer: backend.take_transfer_stats(), host_cpu_s, process_cpu_s, kernel_s }))
     }
 
     /// `uploaded 224.0 B, read back 180.0 B per scenario; host CPU 3.1 us, kernel
@@ -96,10 +99,11 @@ impl HostCost {
         let per = |x: f64| x / self.rows.max(1) as f64;
         let us = |s: Option<f64>| s.map_or("not measured".to_string(), |s| format!("{:.2} us", 1e6 * per(s)));
         Some(format!(
-            "uploaded {:.1} B, read back {:.1} B per scenario; host CPU {}, kernel {} per scenario; {}",
+            "uploaded {:.1} B, read back {:.1} B per scenario; host CPU {} (process {}), kernel {} per scenario; {}",
             per(t.uploaded_bytes as f64),
             per(t.read_back_bytes as f64),
             us(self.host_cpu_s),
+            us(self.process_cpu_s),
             us(self.kernel_s),
             dispatch_summary(&t)
         ))
@@ -120,29 +124,6 @@ pub fn transfer_summary(t: &TransferStats, rows: u64) -> String {
         t.read_back_bytes as f64 / 1e6,
         dispatch_summary(t)
     )
-}
-
-/// CPU seconds used by this thread and by every thread of rayon's global pool: the
-/// host's side of a run (packing parameters, dispatch ordering, reduce tables,
-/// decoding, reducing, CSV formatting and writing, waiting in the driver's calls),
-/// not the driver's own threads (so not lavapipe's shader threads). None where the
-/// platform has no per-thread CPU clock.
-pub fn host_cpu_seconds() -> Option<f64> {
-    #[cfg(unix)]
-    {
-        fn this_thread() -> Option<f64> {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: clock_gettime writes one timespec through a valid pointer.
-            let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            (r == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
-        }
-        let pool: Option<f64> = rayon::broadcast(|_| this_thread()).into_iter().sum();
-        Some(this_thread()? + pool?)
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
 }
 
 /// Measures `backend` on `rows` rows of `plan` (wrapping around).

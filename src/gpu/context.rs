@@ -279,14 +279,7 @@ impl Context {
         if self.errors.lock().unwrap().is_empty() && self.lost.lock().unwrap().is_none() {
             return Ok(());
         }
-        // A destroyed or lost device makes every later call fail validation before
-        // its device-lost callback runs (wgpu runs it once the queue is idle): wait
-        // for that, so that the loss is what is reported.
-        if self.lost.lock().unwrap().is_none() {
-            for _ in 0..2 {
-                let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
-            }
-        }
+        self.await_loss();
         if self.lost.lock().unwrap().is_some() {
             self.errors.lock().unwrap().clear();
             return Err(self.failure(String::new()));
@@ -304,8 +297,21 @@ impl Context {
         Ok(())
     }
 
+    /// After an error: a destroyed or lost device makes every later call fail
+    /// (validation, mapping) before its device-lost callback runs, which wgpu does
+    /// once the queue is idle; waits for that, so that the loss is what is reported.
+    fn await_loss(&self) {
+        for _ in 0..2 {
+            if self.lost.lock().unwrap().is_some() {
+                return;
+            }
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        }
+    }
+
     /// A [`DeviceFailure`]: the device's loss, when its callback said so, else `what`.
     pub fn failure(&self, what: String) -> anyhow::Error {
+        self.await_loss();
         let what = self.lost.lock().unwrap().clone().unwrap_or(what);
         anyhow::Error::new(DeviceFailure { adapter: self.info.name.clone(), what })
     }

@@ -607,9 +607,8 @@ impl GpuBackend {
         let (mut polled, mut blocked) = (false, false);
         loop {
             for (k, m) in flags.iter().enumerate() {
-                if !done[k]
-                    && let Some(r) = m.lock().unwrap().take()
-                {
+                let result = if done[k] { None } else { m.lock().unwrap().take() };
+                if let Some(r) = result {
                     r.map_err(|e| self.ctx.failure(format!("could not map its results back ({e})")))?;
                     done[k] = true;
                 }
@@ -1037,6 +1036,40 @@ mod tests {
         let sorted: Vec<f32> = want.iter().flat_map(|&r| params[r as usize * stride..][..stride].to_vec()).collect();
         coherent_order(&sorted, stride, nf, &mut order);
         assert!(order.is_empty());
+    }
+
+    #[test]
+    fn chunk_sizer_starts_small_then_sizes_by_the_slowest_recent_rate() {
+        // 0.5 s budget, chunks of whole 100-row blocks, at most 1e6 rows, 4,096 first.
+        let mut s = ChunkSizer::new(0.5, 100, 1_000_000, 4_096, None);
+        assert_eq!(s.next(), 4_000, "the first size, cut to whole blocks");
+        s.submitted(4_000);
+        // 4,000 rows in 0.1 s: 40,000 rows/s; half the budget is 10,000 rows.
+        s.record(4_000, 0.1);
+        assert_eq!(s.next(), 10_000);
+        s.submitted(10_000);
+        // Much faster rows: the growth cap (4 x 10,000), then the rate again.
+        s.record(10_000, 0.001);
+        assert_eq!(s.next(), 10_000, "the slowest of the recent rates still rules");
+        for _ in 0..3 {
+            s.record(10_000, 0.001);
+        }
+        assert_eq!(s.next(), 40_000, "at most four times the previous chunk");
+        s.submitted(40_000);
+        assert_eq!(s.next(), 160_000);
+        s.submitted(1_000_000);
+        assert_eq!(s.next(), 1_000_000, "never above the maximum");
+        // A slow chunk: the next is sized by it at once.
+        s.record(1_000, 1.0);
+        assert_eq!(s.next(), 200, "1,000 rows/s x 0.25 s, cut to blocks");
+        s.record(1, 10.0);
+        assert_eq!(s.next(), 100, "never below one block");
+
+        // A rate measured by an earlier run is used from the first chunk.
+        let s = ChunkSizer::new(2.0, 1, u64::MAX, 64, Some(1e3));
+        assert_eq!(s.next(), 1_000);
+        let s = ChunkSizer::new(0.5, 4_096, 1_000, 64, None);
+        assert_eq!(s.next(), 4_096, "a block larger than the maximum is still whole");
     }
 
     #[test]

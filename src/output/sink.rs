@@ -223,6 +223,7 @@ impl<'p> RowSink<'p> {
                 }
             }
             sync(&mut a, &mut log, &mut state)?;
+            crate::cputime::thread_ending();
             Ok(state)
         });
         RowSink {
