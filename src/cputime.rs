@@ -16,7 +16,7 @@ pub fn thread_seconds() -> Option<f64> {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: clock_gettime writes one timespec through a valid pointer.
         let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        (r == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+        (r == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
     }
     #[cfg(not(unix))]
     {
@@ -46,7 +46,7 @@ pub fn process_seconds() -> Option<f64> {
         // SAFETY: getrusage writes one rusage through a valid pointer.
         let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-        (r == 0).then(|| tv(ru.ru_utime) + tv(ru.ru_stime))
+        (r == 0).then_some(tv(ru.ru_utime) + tv(ru.ru_stime))
     }
     #[cfg(not(unix))]
     {

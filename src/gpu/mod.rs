@@ -17,7 +17,7 @@ pub mod layout;
 pub mod reduce;
 pub mod source;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,9 +93,10 @@ pub struct ChunkSizer {
 }
 
 impl ChunkSizer {
-    /// `known_rate`: rows per second measured by an earlier run of the same shape.
-    pub fn new(budget_s: f64, unit: u64, max: u64, first: u64, known_rate: Option<f64>) -> ChunkSizer {
-        ChunkSizer { budget_s, unit: unit.max(1), max: max.max(1), first: first.max(1), recent: known_rate.into_iter().collect(), last: 0 }
+    /// Every run starts afresh: a rate measured by an earlier run (another sink,
+    /// other threads busy beside the device) is not trusted for this one.
+    pub fn new(budget_s: f64, unit: u64, max: u64, first: u64) -> ChunkSizer {
+        ChunkSizer { budget_s, unit: unit.max(1), max: max.max(1), first: first.max(1), recent: VecDeque::new(), last: 0 }
     }
 
     /// Rows per second to size by: the slowest recent measurement.
@@ -235,8 +236,6 @@ pub struct GpuBackend {
     skip_loop_check: bool,
     /// Seconds one submission may take.
     budget_s: f64,
-    /// Rows per second measured, per (firms, segments, months), for the next run.
-    rates: HashMap<(usize, usize, u32), f64>,
     /// Bytes read back, submissions and the longest since the last
     /// [`Backend::take_transfer_stats`] (uploads are counted by the queue).
     read_back_bytes: u64,
@@ -291,7 +290,6 @@ impl GpuBackend {
             kernel_ns: None,
             skip_loop_check: false,
             budget_s,
-            rates: HashMap::new(),
             read_back_bytes: 0,
             dispatches: 0,
             longest_dispatch_s: 0.0,
@@ -354,8 +352,7 @@ impl GpuBackend {
 
     /// The chunk sizer of a run of this shape and horizon (None: `chunk_rows` fixes
     /// the chunks): at most [`MAX_CHUNK_BUFFER_BYTES`] per buffer and the device's
-    /// limits, the first chunk [`FIRST_CHUNK_ROW_MONTHS`] / `months` rows unless an
-    /// earlier run measured this shape.
+    /// limits, the first chunk [`FIRST_CHUNK_ROW_MONTHS`] / `months` rows.
     fn sizer(&self, n_firms: usize, n_segments: usize, months: u32, unit: u64) -> Option<ChunkSizer> {
         if self.chunk_rows.is_some() {
             return None;
@@ -363,8 +360,7 @@ impl GpuBackend {
         let row_bytes = 4 * layout::param_stride(n_firms, n_segments).max(layout::out_stride(n_firms)) as u64;
         let max = (MAX_CHUNK_BUFFER_BYTES / row_bytes).min(self.device_chunk_rows(n_firms, n_segments));
         let first = (FIRST_CHUNK_ROW_MONTHS / months.max(1) as u64).max(WORKGROUP_SIZE as u64);
-        let known = self.rates.get(&(n_firms, n_segments, months)).copied();
-        Some(ChunkSizer::new(self.budget_s, unit, max, first, known))
+        Some(ChunkSizer::new(self.budget_s, unit, max, first))
     }
 
     /// Packs, uploads and submits one chunk into slot `slot`.
@@ -830,9 +826,6 @@ impl GpuBackend {
             }
             Ok(())
         })();
-        if let Some(r) = sizer.as_ref().and_then(ChunkSizer::rate) {
-            self.rates.insert((nf, ns, months), r);
-        }
         if result.is_err() {
             // Leave no buffer mapped or pending for the next run.
             let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
@@ -1041,7 +1034,7 @@ mod tests {
     #[test]
     fn chunk_sizer_starts_small_then_sizes_by_the_slowest_recent_rate() {
         // 0.5 s budget, chunks of whole 100-row blocks, at most 1e6 rows, 4,096 first.
-        let mut s = ChunkSizer::new(0.5, 100, 1_000_000, 4_096, None);
+        let mut s = ChunkSizer::new(0.5, 100, 1_000_000, 4_096);
         assert_eq!(s.next(), 4_000, "the first size, cut to whole blocks");
         s.submitted(4_000);
         // 4,000 rows in 0.1 s: 40,000 rows/s; half the budget is 10,000 rows.
@@ -1065,10 +1058,7 @@ mod tests {
         s.record(1, 10.0);
         assert_eq!(s.next(), 100, "never below one block");
 
-        // A rate measured by an earlier run is used from the first chunk.
-        let s = ChunkSizer::new(2.0, 1, u64::MAX, 64, Some(1e3));
-        assert_eq!(s.next(), 1_000);
-        let s = ChunkSizer::new(0.5, 4_096, 1_000, 64, None);
+        let s = ChunkSizer::new(0.5, 4_096, 1_000, 64);
         assert_eq!(s.next(), 4_096, "a block larger than the maximum is still whole");
     }
 
