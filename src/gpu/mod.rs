@@ -67,8 +67,10 @@ pub const DEFAULT_DISPATCH_BUDGET_S: f64 = 0.5;
 /// slow as those measured (a design's rows differ) still fit it.
 pub const BUDGET_SAFETY: f64 = 0.5;
 
-/// A chunk is at most this many times the previous one: a rate measured on a
-/// small chunk is not trusted for one far larger at once.
+/// A chunk is at most this many times the largest one timed so far: a rate
+/// measured on a small chunk is not trusted for one far larger at once. (With
+/// the ring, chunk k+1 is sized before chunk k is timed, and the first chunk,
+/// timed alone, runs faster than later ones that share the host with decoding.)
 pub const CHUNK_GROWTH: u64 = 4;
 
 /// The largest buffer a time-sized chunk may need (its parameters or its
@@ -81,7 +83,7 @@ pub const MAX_CHUNK_BUFFER_BYTES: u64 = 64 << 20;
 /// and later chunks get `rate x budget x` [`BUDGET_SAFETY`] rows, where the rate
 /// is the slowest of the last four measured. A chunk is a multiple of `unit` rows
 /// (a reduction's block; at least one), at most [`CHUNK_GROWTH`] times the
-/// previous one and at most `max` rows.
+/// largest one timed and at most `max` rows.
 #[derive(Clone, Debug)]
 pub struct ChunkSizer {
     budget_s: f64,
@@ -89,14 +91,14 @@ pub struct ChunkSizer {
     max: u64,
     first: u64,
     recent: VecDeque<f64>,
-    last: u64,
+    largest_timed: u64,
 }
 
 impl ChunkSizer {
     /// Every run starts afresh: a rate measured by an earlier run (another sink,
     /// other threads busy beside the device) is not trusted for this one.
     pub fn new(budget_s: f64, unit: u64, max: u64, first: u64) -> ChunkSizer {
-        ChunkSizer { budget_s, unit: unit.max(1), max: max.max(1), first: first.max(1), recent: VecDeque::new(), last: 0 }
+        ChunkSizer { budget_s, unit: unit.max(1), max: max.max(1), first: first.max(1), recent: VecDeque::new(), largest_timed: 0 }
     }
 
     /// Rows per second to size by: the slowest recent measurement.
@@ -110,16 +112,11 @@ impl ChunkSizer {
             None => self.first,
             Some(r) => {
                 let by_time = (r * self.budget_s * BUDGET_SAFETY).min(u64::MAX as f64 / 2.0) as u64;
-                if self.last > 0 { by_time.min(self.last.saturating_mul(CHUNK_GROWTH)) } else { by_time }
+                by_time.min(self.largest_timed.saturating_mul(CHUNK_GROWTH))
             }
         };
         let whole = (self.max / self.unit).max(1) * self.unit;
         ((want / self.unit).max(1) * self.unit).min(whole)
-    }
-
-    /// A chunk of `rows` was submitted.
-    pub fn submitted(&mut self, rows: u64) {
-        self.last = rows;
     }
 
     /// A chunk of `rows` took `seconds` from submission to completion.
@@ -128,6 +125,7 @@ impl ChunkSizer {
             self.recent.pop_front();
         }
         self.recent.push_back(rows as f64 / seconds.max(1e-6));
+        self.largest_timed = self.largest_timed.max(rows);
     }
 }
 
@@ -808,9 +806,6 @@ impl GpuBackend {
                     self.ctx.device.destroy();
                 }
                 pending.push_back(self.submit(src, &pipeline, slot, start, n, job)?);
-                if let Some(s) = sizer.as_mut() {
-                    s.submitted(n);
-                }
                 // The device computes this chunk while the previous one is decoded
                 // (once a chunk has been timed).
                 let untimed = sizer.as_ref().is_some_and(|s| s.rate().is_none());
@@ -1036,27 +1031,30 @@ mod tests {
         // 0.5 s budget, chunks of whole 100-row blocks, at most 1e6 rows, 4,096 first.
         let mut s = ChunkSizer::new(0.5, 100, 1_000_000, 4_096);
         assert_eq!(s.next(), 4_000, "the first size, cut to whole blocks");
-        s.submitted(4_000);
         // 4,000 rows in 0.1 s: 40,000 rows/s; half the budget is 10,000 rows.
         s.record(4_000, 0.1);
         assert_eq!(s.next(), 10_000);
-        s.submitted(10_000);
-        // Much faster rows: the growth cap (4 x 10,000), then the rate again.
+        // Much faster rows: the slowest recent rate rules while it is among the last four.
         s.record(10_000, 0.001);
         assert_eq!(s.next(), 10_000, "the slowest of the recent rates still rules");
         for _ in 0..3 {
             s.record(10_000, 0.001);
         }
-        assert_eq!(s.next(), 40_000, "at most four times the previous chunk");
-        s.submitted(40_000);
+        assert_eq!(s.next(), 40_000, "at most four times the largest chunk timed");
+        s.record(40_000, 0.004);
         assert_eq!(s.next(), 160_000);
-        s.submitted(1_000_000);
+        s.record(400_000, 0.04);
         assert_eq!(s.next(), 1_000_000, "never above the maximum");
         // A slow chunk: the next is sized by it at once.
         s.record(1_000, 1.0);
         assert_eq!(s.next(), 200, "1,000 rows/s x 0.25 s, cut to blocks");
         s.record(1, 10.0);
         assert_eq!(s.next(), 100, "never below one block");
+
+        // A fast first chunk does not size the next beyond four times its rows.
+        let mut s = ChunkSizer::new(0.5, 1, u64::MAX, 4_096);
+        s.record(4_096, 0.001);
+        assert_eq!(s.next(), 16_384);
 
         let s = ChunkSizer::new(0.5, 4_096, 1_000, 64);
         assert_eq!(s.next(), 4_096, "a block larger than the maximum is still whole");
