@@ -13,7 +13,9 @@
 //!   or infinite before it is written or reduced ([`nonfinite_outputs`]).
 //! - `MOATSWEEP_TEST_DEVICE_LOSS=N`: the GPU backend destroys its device
 //!   (`wgpu::Device::destroy`, as a driver reset would lose it) right before it
-//!   submits the N-th chunk of the process (from 1) ([`lose_device_now`]).
+//!   submits the N-th chunk of the process (from 1) ([`lose_device_now`]);
+//!   `MOATSWEEP_TEST_DEVICE_LOSS=alloc`: its chunk buffers ask for more than the
+//!   device's largest buffer, so that their allocation fails ([`oversize_buffers`]).
 //!
 //! So a kill lands at a chosen point of a run deterministically, not by racing a
 //! `sleep`.
@@ -94,10 +96,20 @@ pub fn nonfinite_outputs() -> &'static [(u64, String, f64)] {
 /// `MOATSWEEP_TEST_DEVICE_LOSS=N` asks for the device to be lost now (the N-th
 /// submission of the process, counted from 1).
 pub fn lose_device_now() -> bool {
-    static AT: OnceLock<Option<u64>> = OnceLock::new();
     static COUNT: AtomicU64 = AtomicU64::new(0);
-    let Some(n) = *AT.get_or_init(|| std::env::var("MOATSWEEP_TEST_DEVICE_LOSS").ok().and_then(|s| s.trim().parse().ok())) else {
+    let Some(n) = device_loss().as_deref().and_then(|s| s.parse::<u64>().ok()) else {
         return false;
     };
     COUNT.fetch_add(1, Ordering::SeqCst) + 1 == n
+}
+
+/// Whether `MOATSWEEP_TEST_DEVICE_LOSS=alloc` asks for chunk buffers beyond the
+/// device's largest buffer.
+pub fn oversize_buffers() -> bool {
+    device_loss().as_deref() == Some("alloc")
+}
+
+fn device_loss() -> &'static Option<String> {
+    static HOOK: OnceLock<Option<String>> = OnceLock::new();
+    HOOK.get_or_init(|| std::env::var("MOATSWEEP_TEST_DEVICE_LOSS").ok().map(|s| s.trim().to_string()))
 }

@@ -4,7 +4,8 @@
 //! `.partial` and checkpoint kept, so that `run --resume` finishes to the bytes of
 //! an uninterrupted run. The loss is provoked on lavapipe by the hidden test hook
 //! `MOATSWEEP_TEST_DEVICE_LOSS=N` (src/testhook.rs), which destroys the device
-//! (`wgpu::Device::destroy`) right before the N-th chunk is submitted. Skips
+//! (`wgpu::Device::destroy`) right before the N-th chunk is submitted, or makes
+//! the chunk buffers too large for the device (`=alloc`). Skips
 //! without an adapter unless MOATSWEEP_REQUIRE_GPU=1.
 
 mod common;
@@ -123,4 +124,28 @@ fn a_lost_device_ends_a_reduced_run_that_resumes_to_the_same_bytes() {
         return;
     }
     lose_and_resume(REDUCED, "sweep.reduced.csv", &["sweep.reduced.csv", "sweep.reduced.state"]);
+}
+
+/// Chunk buffers the device refuses (`MOATSWEEP_TEST_DEVICE_LOSS=alloc` asks for
+/// one beyond its `max_buffer_size`) end the run the same way, before any row:
+/// one message naming the adapter and the allocation, nothing left behind.
+#[test]
+fn an_allocation_the_device_refuses_ends_the_run_with_one_message() {
+    if !common::have_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("sweep.toml");
+    std::fs::write(&config, ROWS).unwrap();
+    let out = run(&config, &tmp.path().join("sweep.csv"), &[], Some("alloc"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one message: {stderr}");
+    assert!(stderr.starts_with("error: the GPU device of adapter \""), "{stderr}");
+    assert!(stderr.contains("\" could not allocate 2 sets of buffers for chunks of "), "{stderr}");
+    assert!(stderr.contains("greater than the maximum buffer size"), "{stderr}");
+    assert!(stderr.trim_end().ends_with("no rows were completed, so nothing was kept: run it again"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n != "sweep.toml").collect();
+    assert!(left.is_empty(), "{left:?}");
 }
