@@ -250,7 +250,8 @@ class Sweep:
         self.cfg = cfg
         axes = list(cfg["axes"].keys())
         if header[0] != "scenario" or header[1 : 1 + len(axes)] != axes:
-            raise ValueError(f"the rows' first columns are not scenario then the axes {axes}: {header[: 1 + len(axes)]}")
+            got = header[: 1 + len(axes)]
+            raise ValueError(f"the rows' first columns are not scenario then the axes {axes}: {got}")
         self.axes = axes
         self.col = {h: k for k, h in enumerate(header)}
         # Each axis's values in axis order: in grid order a value's first row
@@ -397,7 +398,8 @@ def expected_columns(sweep, solved):
         for p in profs:
             e[f"leader.{sweep.profile_label(p)}.share"] = sum(1 for s in ws if s["leader"] == p) / n
         for o in sweep.outputs:
-            e[f"leader.{o}.mean"] = mean_of([sweep.cell(s["table"][s["leader"]], o) for s in ws if s["leader"] is not None])
+            led = [s for s in ws if s["leader"] is not None]
+            e[f"leader.{o}.mean"] = mean_of([sweep.cell(s["table"][s["leader"]], o) for s in led])
             e[f"reference.{o}.mean"] = mean_of([sweep.cell(s["table"][ref], o) for s in ws])
         exp[g] = e
     return exp
@@ -464,12 +466,17 @@ def compare_reduced(t, name, sweep, exp, rheader, rrows):
     """Compares the reduced CSV's game columns with the peer's, group by group.
     Returns the number of cells compared."""
     groups = sweep.groups()
-    if not t.check(len(rrows) == len(groups), f"{name}: {len(rrows)} rows in the reduced CSV, expected {len(groups)} groups"):
+    if not t.check(
+        len(rrows) == len(groups), f"{name}: {len(rrows)} rows in the reduced CSV, expected {len(groups)} groups"
+    ):
         return 0
     rcol = {h: k for k, h in enumerate(rheader)}
     want_cols = list(exp[groups[0]].keys())
     game_cols = [h for h in rheader if h.split(".")[0] in ("nash", "leader", "reference")]
-    t.check(game_cols == want_cols, f"{name}: the reduced CSV's game columns {game_cols} are not, in this order, {want_cols}")
+    t.check(
+        game_cols == want_cols,
+        f"{name}: the reduced CSV's game columns {game_cols} are not, in this order, {want_cols}",
+    )
     t.check(
         rheader[: len(sweep.by)] == sweep.by,
         f"{name}: the reduced CSV does not start with the by axes {sweep.by}: {rheader[: len(sweep.by)]}",
@@ -512,7 +519,8 @@ def check_config(t, binary, config, tmp, rows_only=False):
     st = structure(sweep, solved)
     print(
         f"{name}: {len(sweep.shape)} players x {list(sweep.shape)} values, {st['worlds']} worlds in "
-        f"{len(sweep.groups())} groups; worlds with no/one/several pure equilibria {st['none']}/{st['one']}/{st['many']}; "
+        f"{len(sweep.groups())} groups; worlds with no/one/several pure equilibria "
+        f"{st['none']}/{st['one']}/{st['many']}; "
         f"leader outcome off the equilibria in {st['leader_off_nash']}, none in {st['leader_none']}; "
         f"worlds with ties {st['ties']}"
     )
@@ -523,7 +531,10 @@ def check_config(t, binary, config, tmp, rows_only=False):
     inexact = sum(1 for s in solved if not s["payoffs_exact"])
     t.check(inexact == 0, f"{name}: Gambit's payoffs differ from the CSV's rationals in {inexact} worlds")
     for k, want in EXPECT.get(name, {}).items():
-        t.check(st[k] >= want, f"{name}: {st[k]} worlds with {k}, expected at least {want}: the sweep lost a case the check is for")
+        t.check(
+            st[k] >= want,
+            f"{name}: {st[k]} worlds with {k}, expected at least {want}: the sweep lost a case the check is for",
+        )
     if rows_only:
         return sweep, solved
     exp = expected_columns(sweep, solved)
@@ -566,7 +577,9 @@ def self_test(t):
     k = payoff_key
     t.check(k("") < k("-inf") < k("-1e300") < k("0") < k("inf"), "payoff keys: empty < -inf < numbers < inf")
     t.check(k("NaN") == k(""), "payoff keys: NaN is an empty cell")
-    t.check(k("0.1")[1] == Fraction(1, 10) and k("-1.5e3")[1] == Fraction(-1500), "payoff keys: exact rationals of the text")
+    t.check(
+        k("0.1")[1] == Fraction(1, 10) and k("-1.5e3")[1] == Fraction(-1500), "payoff keys: exact rationals of the text"
+    )
     t.check(rational_payoffs([k(""), k("-inf"), k("2"), k("inf")]) == [0, 1, 2, 3], "rational payoffs keep the order")
 
     def game(shape, fn):
@@ -581,7 +594,7 @@ def self_test(t):
     mp = {(0, 0): (1, -1), (0, 1): (-1, 1), (1, 0): (-1, 1), (1, 1): (1, -1)}
     g = game((2, 2), lambda p: map(str, mp[p]))
     t.check(brute_nash(g, (2, 2)) == [], "matching pennies: no pure equilibrium")
-    t.check(leader_outcome(g, (2, 2)) == (0, 1), "matching pennies: leader loses either way, ties to its first commitment")
+    t.check(leader_outcome(g, (2, 2)) == (0, 1), "matching pennies: the leader loses either way: its first commitment")
     # Chicken (0 = swerve, 1 = straight): two mirror equilibria; the leader goes straight.
     ch = {(0, 0): (0, 0), (0, 1): (-1, 1), (1, 0): (1, -1), (1, 1): (-10, -10)}
     g = game((2, 2), lambda p: map(str, ch[p]))
@@ -618,9 +631,9 @@ def self_test(t):
         gn, same = gambit_nash(g, shape)
         t.check(same, "Gambit stores the exact rationals given")
         t.check(gn == brute_nash(g, shape), f"Gambit's equilibria {gn} equal the brute force's {brute_nash(g, shape)}")
-        for name, tab, sh in [("prisoner's dilemma", pd, (2, 2)), ("matching pennies", mp, (2, 2)), ("chicken", ch, (2, 2))]:
-            gg = game(sh, lambda p: map(str, tab[p]))
-            t.check(gambit_nash(gg, sh)[0] == brute_nash(gg, sh), f"Gambit on {name}")
+        for name, tab in [("prisoner's dilemma", pd), ("matching pennies", mp), ("chicken", ch)]:
+            gg = game((2, 2), lambda p: map(str, tab[p]))
+            t.check(gambit_nash(gg, (2, 2))[0] == brute_nash(gg, (2, 2)), f"Gambit on {name}")
     except ImportError:
         print("self-test: pygambit is not installed; its part skipped")
 
@@ -642,7 +655,8 @@ players = [
 ]
 """
     )
-    header = ["scenario", "model.ad_uplift", "firm.open.release_month", "firm.frontier_a.release_month", "npv.open", "npv.frontier_a"]
+    header = ["scenario", "model.ad_uplift", "firm.open.release_month", "firm.frontier_a.release_month"]
+    header += ["npv.open", "npv.frontier_a"]
     rows = []
     for r, (u, a, b) in enumerate(itertools.product(["0.01", "0.1"], ["0", "-1"], ["0", "-1"])):
         # chicken when uplift is 0.1, else releasing is dominated for both.
@@ -654,7 +668,8 @@ players = [
     sw = Sweep(cfg, header, rows)
     t.check(sw.shape == (2, 2) and sw.world_axes == ["model.ad_uplift"], "sweep: players' shape and world axes")
     t.check(sw.reference() == (1, 1), "sweep: the reference is never, never")
-    t.check([sw.profile_label(p) for p in profiles(sw.shape)] == ["0_0", "0_never", "never_0", "never_never"], "sweep: labels")
+    labels = [sw.profile_label(p) for p in profiles(sw.shape)]
+    t.check(labels == ["0_0", "0_never", "never_0", "never_never"], f"sweep: labels {labels}")
     solved = solve(sw, use_gambit=False)
     t.check([s["nash"] for s in solved] == [[(1, 1)], [(0, 1), (1, 0)]], "sweep: equilibria per world")
     exp = expected_columns(sw, solved)
@@ -671,10 +686,14 @@ players = [
     cols = list(exp[(0,)].keys())
     rheader = ["model.ad_uplift", "npv.open.mean"] + cols
     rrows = [[sw.values[0][g[0]], "0"] + [fmt(exp[g][c]) for c in cols] for g in sw.groups()]
-    t.check("leader.npv.open.mean" in cols and rrows[1][2 + cols.index("nash.many.share")] == "1", "reduced CSV: as written")
+    t.check(
+        "leader.npv.open.mean" in cols and rrows[1][2 + cols.index("nash.many.share")] == "1", "reduced CSV: as written"
+    )
     q = Quiet("fake")
     n = compare_reduced(q, "fake", sw, exp, rheader, rrows)
-    t.check(q.failed == 0 and n == 2 * len(cols), f"reduced CSV: its own values pass ({q.passed} passed, {q.failed} failed)")
+    t.check(
+        q.failed == 0 and n == 2 * len(cols), f"reduced CSV: its own values pass ({q.passed} passed, {q.failed} failed)"
+    )
     for what, col, change, fails in [
         ("a share", "nash.0_never.share", lambda x: "0.5", 1),
         ("a mean 1e-10 off", "leader.npv.open.mean", lambda x: repr(float(x) * (1 + 1e-10)), 1),
