@@ -2,7 +2,7 @@
 //! kernel on each chunk and leaves per segment (the rows of one group in one block,
 //! or one group's worlds in a block) the count, f32 mean, sum of squared deviations,
 //! min and max of every reduced output; with `best`, it first chooses each world's
-//! row. The host reads back those partials (and, for quantiles, one f32 per output
+//! row, or with `game` each world's equilibria and leader-follower outcome. The host reads back those partials (and, for quantiles, one f32 per output
 //! per row) instead of the rows, and adds them exactly to the reduction's state.
 //!
 //! The host builds each chunk's tables: the rows of every block sorted by group
@@ -77,8 +77,8 @@ impl Tables {
             push_runs(ks, &|k| groups[k as usize], 0, start, SegKind::Stats);
         }
         let (mut world_groups, mut worlds, world_base) = (Vec::new(), 0u32, items.len() as u32);
-        if let Some(best) = job.best {
-            let n = best.choices;
+        if let Some(wd) = &job.worlds {
+            let n = wd.rows;
             let per_block = b / n;
             let all_worlds = rows / n;
             let order: Vec<Vec<u32>> = (0..all_worlds.div_ceil(per_block))
@@ -95,7 +95,7 @@ impl Tables {
                 items.extend((0..n).map(|c| dispatch[w as usize * n + c]));
             }
             let ref_base = items.len() as u32;
-            items.extend(flat.iter().map(|&w| dispatch[w as usize * n + best.reference]));
+            items.extend(flat.iter().map(|&w| dispatch[w as usize * n + wd.reference]));
             world_groups = flat.iter().map(|&w| groups[w as usize * n]).collect();
             // Segments over the chosen rows (source 1: indices into the worlds buffer) and the reference rows.
             let mut offset = 0u32;
@@ -119,7 +119,7 @@ mod tests {
     fn segments_are_the_groups_of_each_block_in_row_order() {
         // 10 rows, blocks of 4, groups alternating 0 1 0 1 ...; dispatch reversed.
         let group = |p: u64| (p % 2) as u32;
-        let job = ReduceJob { outputs: Vec::new(), best: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
+        let job = ReduceJob { outputs: Vec::new(), worlds: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
         let dispatch: Vec<u32> = (0..10).rev().collect();
         let t = Tables::build(&job, 0, 10, &dispatch);
         let runs: Vec<(u32, u32, u32)> = t.info.iter().map(|s| (s.group, s.start, s.len)).collect();
@@ -129,10 +129,14 @@ mod tests {
     }
 }
 
+/// Bytes of the reduce shader's `Params` (16 words).
+pub const PARAMS_BYTES: u64 = 64;
+
 /// The reduce shader's pipelines (compiled once per device).
 pub struct Pipelines {
     layout: wgpu::BindGroupLayout,
     pub choose: wgpu::ComputePipeline,
+    pub game: wgpu::ComputePipeline,
     pub reduce: wgpu::ComputePipeline,
 }
 
@@ -171,11 +175,11 @@ impl Pipelines {
                 cache: None,
             })
         };
-        let (choose, reduce) = (pipeline("choose"), pipeline("reduce"));
+        let (choose, game, reduce) = (pipeline("choose"), pipeline("game"), pipeline("reduce"));
         if let Some(e) = pollster::block_on(scope.pop()) {
             anyhow::bail!("could not build the reduce pipelines: {e}");
         }
-        Ok(Pipelines { layout, choose, reduce })
+        Ok(Pipelines { layout, choose, game, reduce })
     }
 }
 
@@ -205,14 +209,16 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn of(t: &Tables, outputs: usize, qvals: bool, rows: u64) -> Sizes {
+    /// With `picks` the columns after the reduced outputs (the objective, or each
+    /// player's payoff) and `nash_words` per world (a game's equilibria).
+    pub fn of(t: &Tables, outputs: usize, picks: usize, nash_words: usize, qvals: bool, rows: u64) -> Sizes {
         let at_least = |b: u64| b.max(16).next_multiple_of(16);
         Sizes {
             items: at_least(4 * t.items.len() as u64),
             segs: at_least(16 * t.segs.len() as u64),
-            cols: at_least(16 * (outputs as u64 + 1)),
+            cols: at_least(16 * (outputs + picks.max(1)) as u64),
             partials: at_least(4 * (t.segs.len() * (outputs * PARTIAL_WORDS + 1)) as u64),
-            worlds: at_least(8 * t.worlds as u64),
+            worlds: at_least(4 * t.worlds as u64 * (2 + nash_words as u64)),
             qvals: at_least(if qvals { 4 * rows * outputs as u64 } else { 0 }),
         }
     }
@@ -254,7 +260,7 @@ pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot
     let partials = buffer("reduce partials", size.partials, U::STORAGE | U::COPY_SRC);
     let worlds = buffer("reduce worlds", size.worlds, U::STORAGE | U::COPY_SRC);
     let qvals = buffer("reduce values", size.qvals, U::STORAGE | U::COPY_SRC);
-    let params = buffer("reduce params", 48, U::UNIFORM | U::COPY_DST);
+    let params = buffer("reduce params", PARAMS_BYTES, U::UNIFORM | U::COPY_DST);
     let readback = buffer("reduce readback", size.partials + size.worlds + size.qvals, U::MAP_READ | U::COPY_DST);
     fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         wgpu::BindGroupEntry { binding, resource: buf.as_entire_binding() }
