@@ -37,10 +37,12 @@ values, last fastest) must carry exactly the game columns below, and:
 - `nash.none.share`, `nash.one.share`, `nash.many.share`, `nash.<profile>.share`
   for every profile, `leader.none.share` and `leader.<profile>.share` equal
   (parsed as floats, compared with ==) count / worlds of the group;
-- `leader.<output>.mean` and `reference.<output>.mean` for every reduced output
-  equal the mean of that output's cells at the leader outcome (at the reference
-  profile) over the group's worlds, empty cells skipped (an empty cell where no
-  value is left), to 1e-12 relative.
+- `leader.<output>.mean` for every reduced output, then `reference.<output>.mean`
+  for every reduced output (the order of `best.<output>.mean` and
+  `reference.<output>.mean`), equal the mean of that output's cells at the
+  leader outcome (at the reference profile) over the group's worlds (those with
+  a leader outcome), empty cells skipped (an empty cell where no value is
+  left), to 1e-12 relative.
 A profile is labelled by its players' values joined by `_`, each as the rows
 CSV writes its axis cell, `never` for -1 on a release-month axis.
 
@@ -420,9 +422,10 @@ def expected_columns(sweep, solved):
         e["leader.none.share"] = sum(1 for s in ws if s["leader"] is None) / n
         for p in profs:
             e[f"leader.{sweep.profile_label(p)}.share"] = sum(1 for s in ws if s["leader"] == p) / n
+        led = [s for s in ws if s["leader"] is not None]
         for o in sweep.outputs:
-            led = [s for s in ws if s["leader"] is not None]
             e[f"leader.{o}.mean"] = mean_of([sweep.cell(s["table"][s["leader"]], o) for s in led])
+        for o in sweep.outputs:
             e[f"reference.{o}.mean"] = mean_of([sweep.cell(s["table"][ref], o) for s in ws])
         exp[g] = e
     return exp
@@ -498,9 +501,11 @@ def compare_reduced(t, name, sweep, exp, rheader, rrows):
     rcol = {h: k for k, h in enumerate(rheader)}
     want_cols = list(exp[groups[0]].keys())
     game_cols = [h for h in rheader if h.split(".")[0] in ("nash", "leader", "reference")]
+    k = next((k for k, (x, y) in enumerate(zip(game_cols, want_cols)) if x != y), min(len(game_cols), len(want_cols)))
     t.check(
         game_cols == want_cols,
-        f"{name}: the reduced CSV's game columns {game_cols} are not, in this order, {want_cols}",
+        f"{name}: the reduced CSV's game columns differ from the peer's at game column {k}: "
+        f"moatsweep {game_cols[k : k + 3]}, peer {want_cols[k : k + 3]} ({len(game_cols)} and {len(want_cols)} in all)",
     )
     t.check(
         rheader[: len(sweep.by)] == sweep.by,
