@@ -4,6 +4,7 @@
     python scripts/game_check.py --self-test                  # this script's own parsing and solvers
     python scripts/game_check.py BINARY --rows CONFIG...      # a config's equilibria, from its rows alone
     python scripts/game_check.py BINARY --backend gpu         # the GPU's reduction against its own rows
+    python scripts/game_check.py BINARY --config CONFIG...    # other configs (2 to 4 players), the same check
 
 For a two-player and a three-player game (scripts/peer-configs/game2.toml and
 game3.toml), `BINARY run CONFIG --backend cpu --out TMP/x.csv` writes every row
@@ -47,10 +48,13 @@ A profile is labelled by its players' values joined by `_`, each as the rows
 CSV writes its axis cell, `never` for -1 on a release-month axis.
 
 Each config must also show the cases a game check is for (EXPECT below): worlds
-with no, one and several pure equilibria, and a leader outcome that is not an
-equilibrium of the simultaneous game; the check fails when the sweep no longer
-has them (a changed model or config would otherwise make it compare only the
-easy cases).
+with no, one and several pure equilibria, a leader outcome that is not an
+equilibrium of the simultaneous game, and exact ties between a player's values;
+the check fails when the sweep no longer has them (a changed model or config
+would otherwise make it compare only the easy cases). Before any of it, the
+self-test (--self-test) runs: the solvers on hand-made games with known
+answers, Gambit on them, and the comparison on a reduced CSV with planted
+errors.
 
 With `--backend gpu` the same runs use the GPU: its reduction must give the
 equilibria and leader outcomes of its own (f32) rows exactly, and the means to
@@ -790,8 +794,8 @@ def main():
         for config in args.config or [CONFIGS / name for name in EXPECT]:
             try:
                 check_config(t, binary, config, tmp)
-            except (ValueError, KeyError) as e:
-                t.check(False, f"{Path(config).name}: {e}")
+            except Exception as e:  # noqa: BLE001 (any error is this config's failure; the tally line stays last)
+                t.check(False, f"{Path(config).name}: {type(e).__name__}: {e}")
     t.finish()
 
 
