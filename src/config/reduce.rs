@@ -439,8 +439,9 @@ impl Checker<'_> {
                 &list.value.span,
                 "reduce.game.players",
                 format!(
-                    "the game has {} profiles per world, more than the {MAX_PROFILES} a world's payoff table may hold in memory (one device invocation solves each world): give the players fewer values",
-                    sizes.join(" x ")
+                    "the game has {} = {} profiles per world, more than the {MAX_PROFILES} a world's payoff table may hold in memory (one device invocation solves each world): give the players fewer values",
+                    sizes.join(" x "),
+                    game.players.iter().map(|p| p.values.len() as u128).product::<u128>()
                 ),
             ));
         }
