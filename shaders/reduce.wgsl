@@ -39,7 +39,9 @@ struct Params {
     players: u32,
     // Words of a world's equilibrium bitmask.
     nash_words: u32,
-    _pad0: u32,
+    // Segments 0..large (longer than SMALL items) take a workgroup each (`reduce`),
+    // the rest one invocation each (`reduce_small`).
+    large: u32,
     // Each player's number of strategies (profiles = their product = `choices`).
     sizes: vec4<u32>,
 }
@@ -215,13 +217,69 @@ fn tree(t: u32) {
     }
 }
 
-// One workgroup per segment: per column, two passes over its items (the mean,
-// then squared deviations from it).
+// A segment of at most this many items is reduced by one invocation
+// (`reduce_small`): a workgroup's barriers would cost more than its items.
+const SMALL: u32 = 32u;
+
+// One invocation per short segment: per column, two passes over its items in
+// order (the mean, then squared deviations from it).
+@compute @workgroup_size(64)
+fn reduce_small(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let sid = p.large + gid.y * p.pitch * WG + gid.x;
+    if (sid >= p.segments) {
+        return;
+    }
+    let s = segs[sid];
+    var cut = 0u;
+    if (s.x == 0u) {
+        for (var k = 0u; k < s.z; k++) {
+            cut = cut + kernel_out[item(s, k) * p.o_stride + 1u];
+        }
+    }
+    partials[p.segments * p.outputs * 5u + sid] = cut;
+    for (var j = 0u; j < p.outputs; j++) {
+        let c = cols[j];
+        var sum = 0.0;
+        var n = 0u;
+        var mn = 0.0;
+        var mx = 0.0;
+        for (var k = 0u; k < s.z; k++) {
+            let v = value(item(s, k), c);
+            if (p.qvals == 1u && s.x == 0u) {
+                qvals[(s.y + k) * p.outputs + j] = select(bitcast<f32>(0x7fc00000u), v.x, v.present);
+            }
+            if (v.present) {
+                mn = select(v.x, min(mn, v.x), n > 0u);
+                mx = select(v.x, max(mx, v.x), n > 0u);
+                sum = sum + v.x;
+                n = n + 1u;
+            }
+        }
+        let mean = select(0.0, sum / f32(max(n, 1u)), n > 0u);
+        var m2 = 0.0;
+        for (var k = 0u; k < s.z; k++) {
+            let v = value(item(s, k), c);
+            if (v.present) {
+                let d = v.x - mean;
+                m2 = m2 + d * d;
+            }
+        }
+        let at = (sid * p.outputs + j) * 5u;
+        partials[at] = n;
+        partials[at + 1u] = bitcast<u32>(mean);
+        partials[at + 2u] = bitcast<u32>(m2);
+        partials[at + 3u] = bitcast<u32>(mn);
+        partials[at + 4u] = bitcast<u32>(mx);
+    }
+}
+
+// One workgroup per segment longer than SMALL: per column, two passes over its
+// items (the mean, then squared deviations from it).
 @compute @workgroup_size(64)
 fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let sid = wid.y * p.pitch + wid.x;
     // Every invocation of the workgroup takes the same path (barriers below).
-    let live = sid < p.segments;
+    let live = sid < p.large;
     var s = vec4<u32>(0u, 0u, 0u, 0u);
     if (live) {
         s = segs[sid];

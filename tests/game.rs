@@ -64,7 +64,8 @@ fn player_axes(players: &[P]) -> String {
 
 /// A game config; `players_first` puts the players' axes before the worlds'.
 fn config(dir: &Path, name: &str, players: &[P], players_first: bool, rows: bool) -> PathBuf {
-    let axes = if players_first { format!("{}{WORLD_AXES}", player_axes(players)) } else { format!("{WORLD_AXES}{}", player_axes(players)) };
+    let axes =
+        if players_first { format!("{}{WORLD_AXES}", player_axes(players)) } else { format!("{WORLD_AXES}{}", player_axes(players)) };
     let list: Vec<String> = players.iter().map(|p| format!("{{ axis = \"{}\", payoff = \"{}\" }}", p.axis, p.payoff)).collect();
     let outputs: Vec<String> = OUTPUTS.iter().map(|o| format!("\"{o}\"")).collect();
     let path = dir.join(format!("{name}.toml"));
@@ -98,16 +99,21 @@ struct Group {
     at_ref: Vec<Vec<f64>>,
 }
 
+/// A world's rows by each player's strategy index.
+type WorldRows<'a> = BTreeMap<Vec<usize>, &'a Vec<Option<f64>>>;
+
 fn brute_force(rows: &Table, players: &[P]) -> Expected {
     let pcols: Vec<usize> = players.iter().map(|p| rows.col(p.axis)).collect();
     let world_cols: Vec<usize> = (0..rows.header.len())
-        .filter(|&c| rows.header[c].contains('.') && !pcols.contains(&c) && {
-            let h = &rows.header[c];
-            h.starts_with("model.") || h.starts_with("firm.")
+        .filter(|&c| {
+            rows.header[c].contains('.') && !pcols.contains(&c) && {
+                let h = &rows.header[c];
+                h.starts_with("model.") || h.starts_with("firm.")
+            }
         })
         .collect();
     // world key -> (strategy indices -> row)
-    let mut worlds: BTreeMap<Vec<u64>, BTreeMap<Vec<usize>, &Vec<Option<f64>>>> = BTreeMap::new();
+    let mut worlds: BTreeMap<Vec<u64>, WorldRows> = BTreeMap::new();
     for r in &rows.rows {
         let key: Vec<u64> = world_cols.iter().map(|&c| r[c].unwrap().to_bits()).collect();
         let strat: Vec<usize> = players
@@ -155,7 +161,8 @@ fn brute_force(rows: &Table, players: &[P]) -> Expected {
             *g.nash.entry(label(s)).or_default() += 1;
         }
         *g.leader.entry(leader.map_or("none".into(), |(s, _)| label(s))).or_default() += 1;
-        let reference: Vec<usize> = players.iter().map(|p| p.values.iter().position(|v| v.1 == "never").unwrap_or(p.values.len() - 1)).collect();
+        let reference: Vec<usize> =
+            players.iter().map(|p| p.values.iter().position(|v| v.1 == "never").unwrap_or(p.values.len() - 1)).collect();
         g.at_leader.resize(OUTPUTS.len(), Vec::new());
         g.at_ref.resize(OUTPUTS.len(), Vec::new());
         for (j, o) in OUTPUTS.iter().enumerate() {
@@ -172,7 +179,10 @@ fn brute_force(rows: &Table, players: &[P]) -> Expected {
 fn labels(players: &[P]) -> Vec<String> {
     let mut out = vec![String::new()];
     for (i, p) in players.iter().enumerate() {
-        out = out.iter().flat_map(|pre| p.values.iter().map(move |v| if i == 0 { v.1.to_string() } else { format!("{pre}_{}", v.1) })).collect();
+        out = out
+            .iter()
+            .flat_map(|pre| p.values.iter().map(move |v| if i == 0 { v.1.to_string() } else { format!("{pre}_{}", v.1) }))
+            .collect();
     }
     out
 }
@@ -191,7 +201,11 @@ fn check_against_rows(reduced: &Table, rows: &Table, players: &[P], rel: f64) ->
         }
         for l in labels(players) {
             assert_eq!(r[reduced.col(&format!("nash.{l}.share"))], Some(share(g.nash.get(&l).copied().unwrap_or(0))), "nash.{l}.share");
-            assert_eq!(r[reduced.col(&format!("leader.{l}.share"))], Some(share(g.leader.get(&l).copied().unwrap_or(0))), "leader.{l}.share");
+            assert_eq!(
+                r[reduced.col(&format!("leader.{l}.share"))],
+                Some(share(g.leader.get(&l).copied().unwrap_or(0))),
+                "leader.{l}.share"
+            );
         }
         assert_eq!(r[reduced.col("leader.none.share")], Some(share(g.leader.get("none").copied().unwrap_or(0))));
         for (j, o) in OUTPUTS.iter().enumerate() {
@@ -309,8 +323,14 @@ fn validate_prints_the_games_shape() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     // 6 x 3 x 2 world values; 3 x 2 x 3 profiles.
-    assert!(text.contains("game:     3 players, 3 x 2 x 3 = 18 profiles per world, 36 worlds; solved with the players' axes fastest"), "{text}");
-    assert!(text.contains("player 1: leads, maximizes npv.open over firm.open.release_month (3 values: 0, 12, never), reference never"), "{text}");
+    assert!(
+        text.contains("game:     3 players, 3 x 2 x 3 = 18 profiles per world, 36 worlds; solved with the players' axes fastest"),
+        "{text}"
+    );
+    assert!(
+        text.contains("player 1: leads, maximizes npv.open over firm.open.release_month (3 values: 0, 12, never), reference never"),
+        "{text}"
+    );
     assert!(text.contains("nash.never_0_2.0.share"), "{text}");
 }
 
@@ -335,7 +355,10 @@ fn the_devices_equilibria_equal_those_of_the_gpu_rows() {
         assert!(seen[1] > 0 && seen[2] > 0, "{name}: worlds by equilibria {seen:?}");
         // No rows read back, the players first (positions reordered), small chunks: the same bytes.
         let first = config(tmp.path(), &format!("{name}-first"), players, true, false);
-        assert!(gpu(&first, &tmp.path().join(format!("{name}-first.csv")), &[]) == with_rows, "{name}: the players' place changed the bytes");
+        assert!(
+            gpu(&first, &tmp.path().join(format!("{name}-first.csv")), &[]) == with_rows,
+            "{name}: the players' place changed the bytes"
+        );
         let small = gpu(&first, &tmp.path().join(format!("{name}-small.csv")), &["--chunk-rows", "1"]);
         assert!(small == with_rows, "{name}: one-block chunks changed the bytes");
     }

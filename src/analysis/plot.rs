@@ -508,7 +508,10 @@ where
                 let inset = |a: f64, b: f64| (a + (b - a) * 0.25, b - (b - a) * 0.25);
                 let (x0, x1) = inset(xe[i], xe[i + 1]);
                 let (y0, y1) = inset(ye[j], ye[j + 1]);
-                chart.draw_series([PathElement::new(vec![(x0, y0), (x1, y1)], mark_style), PathElement::new(vec![(x0, y1), (x1, y0)], mark_style)])?;
+                chart.draw_series([
+                    PathElement::new(vec![(x0, y0), (x1, y1)], mark_style),
+                    PathElement::new(vec![(x0, y1), (x1, y0)], mark_style),
+                ])?;
             }
         }
     }
@@ -682,10 +685,7 @@ fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::R
             used.sort_unstable();
             used.dedup();
             game_labels = used.iter().map(|&k| g.labels[k].clone()).collect();
-            marks = Some((
-                "several equilibria".to_string(),
-                several.chunks(ny).map(<[bool]>::to_vec).collect::<Vec<Vec<bool>>>(),
-            ));
+            marks = Some(("several equilibria".to_string(), several.chunks(ny).map(<[bool]>::to_vec).collect::<Vec<Vec<bool>>>()));
             modal.iter().map(|m| m.map_or(f64::NAN, |k| used.binary_search(&k).expect("a used category") as f64)).collect()
         }
         (Some(b), _, _) => {
@@ -880,7 +880,10 @@ where
                 let inset = |a: f64, b: f64| (a + (b - a) * 0.25, b - (b - a) * 0.25);
                 let (x0, x1) = inset(xe[i], xe[i + 1]);
                 let (y0, y1) = inset(ye[j], ye[j + 1]);
-                chart.draw_series([PathElement::new(vec![(x0, y0), (x1, y1)], mark_style), PathElement::new(vec![(x0, y1), (x1, y0)], mark_style)])?;
+                chart.draw_series([
+                    PathElement::new(vec![(x0, y0), (x1, y1)], mark_style),
+                    PathElement::new(vec![(x0, y1), (x1, y0)], mark_style),
+                ])?;
             }
         }
     }

@@ -392,7 +392,11 @@ impl Checker<'_> {
             }
             let get = |k: &str| pf.iter().find(|f| f.key == k);
             let Some(axis) = get("axis") else {
-                return Err(self.err(&item.span, "reduce.game.players.axis", "missing: name the player's strategy axis, e.g. axis = \"firm.open.release_month\""));
+                return Err(self.err(
+                    &item.span,
+                    "reduce.game.players.axis",
+                    "missing: name the player's strategy axis, e.g. axis = \"firm.open.release_month\"",
+                ));
             };
             let name = self.expect_str(&axis.value, "reduce.game.players.axis")?;
             let a = self.axis_named(name, &axis.value, "reduce.game.players.axis", plan)?;
@@ -400,14 +404,20 @@ impl Checker<'_> {
                 return Err(self.err(
                     &axis.value.span,
                     "reduce.game.players.axis",
-                    format!("{name} is also in reduce.by: a player's strategies are chosen within each world, so its axis cannot group rows too"),
+                    format!(
+                        "{name} is also in reduce.by: a player's strategies are chosen within each world, so its axis cannot group rows too"
+                    ),
                 ));
             }
             if players.iter().any(|p| p.axis == a) {
                 return Err(self.err(&axis.value.span, "reduce.game.players.axis", format!("{name} is the axis of two players")));
             }
             let Some(payoff) = get("payoff") else {
-                return Err(self.err(&item.span, "reduce.game.players.payoff", "missing: name the output the player maximizes, e.g. payoff = \"npv.open\""));
+                return Err(self.err(
+                    &item.span,
+                    "reduce.game.players.payoff",
+                    "missing: name the output the player maximizes, e.g. payoff = \"npv.open\"",
+                ));
             };
             let payoff_name = self.expect_str(&payoff.value, "reduce.game.players.payoff")?;
             let payoff = self.output_named(payoff_name, &payoff.value, "reduce.game.players.payoff", available)?;
@@ -415,7 +425,10 @@ impl Checker<'_> {
             let spec = plan.axes[a].param.spec;
             let reference = match get("reference") {
                 // Default: never, where the axis has it; else its last value.
-                None => values.iter().position(|&v| spec.kind == crate::model::params::Kind::Month && v == crate::model::NEVER as f64).unwrap_or(values.len() - 1),
+                None => values
+                    .iter()
+                    .position(|&v| spec.kind == crate::model::params::Kind::Month && v == crate::model::NEVER as f64)
+                    .unwrap_or(values.len() - 1),
                 Some(r) => {
                     let v = self.param_value(spec, &r.value, "reduce.game.players.reference")?;
                     let label = |x: f64| super::super::reduce::output::value_label(spec.kind, x);

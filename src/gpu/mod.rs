@@ -345,9 +345,15 @@ impl GpuBackend {
                     pass.set_pipeline(if matches!(wd.pick, Pick::Game { .. }) { &pipes.game } else { &pipes.choose });
                     pass.dispatch_workgroups(x, y, 1);
                 }
-                if !t.segs.is_empty() {
-                    let (x, y) = grid(t.segs.len() as u64);
+                if t.large > 0 {
+                    let (x, y) = grid(t.large as u64);
                     pass.set_pipeline(&pipes.reduce);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+                let small = t.segs.len() as u64 - t.large as u64;
+                if small > 0 {
+                    let (x, y) = grid(small.div_ceil(64));
+                    pass.set_pipeline(&pipes.reduce_small);
                     pass.dispatch_workgroups(x, y, 1);
                 }
             }
@@ -474,7 +480,7 @@ impl GpuBackend {
             t.world_base,
             players,
             nash_words as u32,
-            0,
+            t.large,
             sizes[0],
             sizes[1],
             sizes[2],

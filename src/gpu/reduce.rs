@@ -41,6 +41,8 @@ pub struct Tables {
     pub world_groups: Vec<u32>,
     pub worlds: u32,
     pub world_base: u32,
+    /// Segments 0..large are longer than [`SMALL`].
+    pub large: u32,
 }
 
 impl Tables {
@@ -107,9 +109,20 @@ impl Tables {
                 offset += ws.len() as u32;
             }
         }
-        Tables { items, segs, info, world_groups, worlds, world_base }
+        // Segments longer than SMALL first (a workgroup each), the short ones after
+        // (an invocation each); the host adds partials in any order, exactly.
+        let mut order: Vec<usize> = (0..segs.len()).collect();
+        order.sort_by_key(|&k| segs[k][2] <= SMALL);
+        let large = order.iter().take_while(|&&k| segs[k][2] > SMALL).count() as u32;
+        let segs = order.iter().map(|&k| segs[k]).collect();
+        let info = order.iter().map(|&k| info[k]).collect();
+        Tables { items, segs, info, world_groups, worlds, world_base, large }
     }
 }
+
+/// `shaders/reduce.wgsl`'s SMALL: a segment of at most this many items is reduced
+/// by one invocation, a longer one by a workgroup.
+pub const SMALL: u32 = 32;
 
 #[cfg(test)]
 mod tests {
@@ -138,6 +151,7 @@ pub struct Pipelines {
     pub choose: wgpu::ComputePipeline,
     pub game: wgpu::ComputePipeline,
     pub reduce: wgpu::ComputePipeline,
+    pub reduce_small: wgpu::ComputePipeline,
 }
 
 impl Pipelines {
@@ -175,11 +189,11 @@ impl Pipelines {
                 cache: None,
             })
         };
-        let (choose, game, reduce) = (pipeline("choose"), pipeline("game"), pipeline("reduce"));
+        let (choose, game, reduce, reduce_small) = (pipeline("choose"), pipeline("game"), pipeline("reduce"), pipeline("reduce_small"));
         if let Some(e) = pollster::block_on(scope.pop()) {
             anyhow::bail!("could not build the reduce pipelines: {e}");
         }
-        Ok(Pipelines { layout, choose, game, reduce })
+        Ok(Pipelines { layout, choose, game, reduce, reduce_small })
     }
 }
 

@@ -258,10 +258,28 @@ mod tests {
             let (a, b, c) = (q / 4, q / 2 % 2, q % 2);
             match (a, i) {
                 (0, 0) => 10.0,
-                (0, 1) => if b == c { 1.0 } else { -1.0 },
-                (0, 2) => if b == c { -1.0 } else { 1.0 },
+                (0, 1) => {
+                    if b == c {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
+                (0, 2) => {
+                    if b == c {
+                        -1.0
+                    } else {
+                        1.0
+                    }
+                }
                 (1, 0) => (b + c) as f64,
-                (1, _) => if b == c { 2.0 } else { 0.0 },
+                (1, _) => {
+                    if b == c {
+                        2.0
+                    } else {
+                        0.0
+                    }
+                }
                 _ => unreachable!(),
             }
         };
@@ -276,8 +294,20 @@ mod tests {
         // Nobody can commit to anything with followers in endless cycles.
         let cycle = |q: usize, i: usize| match i {
             0 => 0.0,
-            1 => if q / 2 % 2 == q % 2 { 1.0 } else { -1.0 },
-            _ => if q / 2 % 2 == q % 2 { -1.0 } else { 1.0 },
+            1 => {
+                if q / 2 % 2 == q % 2 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            }
+            _ => {
+                if q / 2 % 2 == q % 2 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            }
         };
         assert_eq!(solve(&[2, 2, 2], cycle).leader, None);
     }

@@ -285,9 +285,9 @@ impl Order {
         if axes.iter().enumerate().all(|(k, &a)| a == n - axes.len() + k) {
             return None;
         }
-        let digit = |a: usize| (plan.axes[a].values.len() as u64, plan.axis_stride(a));
+        let digit = |a: usize| (plan.axes[a].values.len(), plan.axis_stride(a));
         Some(Order {
-            unit: axes.iter().map(|&a| plan.axes[a].values.len() as u64).product(),
+            unit: axes.iter().map(|&a| plan.axes[a].values.len()).product(),
             moved: axes.iter().map(|&a| digit(a)).collect(),
             rest: (0..n).filter(|a| !axes.contains(a)).map(digit).collect(),
         })
@@ -328,7 +328,7 @@ impl ReducePlan {
         };
         let unit = match moved.is_empty() {
             true => plan.block_rows().max(1),
-            false => moved.iter().map(|&a| plan.axes[a].values.len() as u64).product(),
+            false => moved.iter().map(|&a| plan.axes[a].values.len()).product(),
         };
         let block_rows = unit * (BLOCK_ROWS / unit).max(1);
         let order = if moved.is_empty() { None } else { Order::new(plan, &moved) };

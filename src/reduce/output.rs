@@ -62,7 +62,10 @@ pub fn profile_labels(plan: &Plan, game: &super::game::Game) -> Vec<String> {
         .map(|p| {
             let spec = plan.axes[p.axis].param.spec;
             let integer = plan.axes[p.axis].is_integer();
-            p.values.iter().map(|&v| if spec.kind == Kind::Month && v == NEVER as f64 { "never".into() } else { axis_cell(v, integer) }).collect()
+            p.values
+                .iter()
+                .map(|&v| if spec.kind == Kind::Month && v == NEVER as f64 { "never".into() } else { axis_cell(v, integer) })
+                .collect()
         })
         .collect();
     (0..game.profiles())
