@@ -363,3 +363,31 @@ fn the_devices_equilibria_equal_those_of_the_gpu_rows() {
         assert!(small == with_rows, "{name}: one-block chunks changed the bytes");
     }
 }
+
+/// `configs/release-game.toml` says its market is the calibrated one of
+/// `configs/llm-market-2025.toml`: every model, firm and segment value the same.
+#[test]
+fn the_shipped_game_plays_in_the_calibrated_market() {
+    fn market(path: &str) -> BTreeMap<String, String> {
+        let text = std::fs::read_to_string(support::root().join(path)).unwrap();
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
+        let mut out = BTreeMap::new();
+        let mut put = |prefix: &str, t: &toml_edit::Table| {
+            for (k, v) in t.iter() {
+                let mut v = v.as_value().unwrap_or_else(|| panic!("{path}: {prefix}.{k}")).clone();
+                v.decor_mut().clear();
+                out.insert(format!("{prefix}.{k}"), v.to_string());
+            }
+        };
+        put("model", doc["model"].as_table().unwrap());
+        for key in ["firm", "segment"] {
+            for t in doc[key].as_array_of_tables().unwrap() {
+                put(&format!("{key}.{}", t["name"].as_str().unwrap()), t);
+            }
+        }
+        out
+    }
+    let game = market("configs/release-game.toml");
+    assert!(game.len() > 40, "{game:?}");
+    assert_eq!(game, market("configs/llm-market-2025.toml"));
+}
