@@ -391,3 +391,79 @@ fn the_shipped_game_plays_in_the_calibrated_market() {
     assert!(game.len() > 40, "{game:?}");
     assert_eq!(game, market("configs/llm-market-2025.toml"));
 }
+
+/// `plot --z nash` and `--z leader` draw per group the profile with the largest
+/// share (the first in profile order on a tie; `none` where more worlds have
+/// none), crossed where some world has several equilibria: the `--cells` file
+/// against the reduced CSV read here; `summarize` tables each group's
+/// equilibria; `--z nash` without `--y` is refused.
+#[test]
+fn plot_and_summarize_read_a_game() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "two", TWO, false, false);
+    // Two group axes: ad uplift and the platform revenue.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "by = [\"model.ad_uplift\"]",
+        "by = [\"model.ad_uplift\", \"firm.frontier_a.platform_revenue\"]",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = tmp.path().join("two.csv");
+    run(&cfg, &["--out", out.to_str().unwrap()]);
+    let reduced = tmp.path().join("two.reduced.csv");
+    let red = Table::read(&reduced);
+    let labels = labels(TWO);
+    for (z, prefix) in [("nash", "nash"), ("leader", "leader")] {
+        let cells = tmp.path().join(format!("{z}.cells.csv"));
+        let o = moatsweep()
+            .args(["plot"])
+            .arg(&reduced)
+            .args(["--x", "model.ad_uplift", "--y", "firm.frontier_a.platform_revenue", "--z", z, "--out"])
+            .arg(tmp.path().join(format!("{z}.svg")))
+            .arg("--cells")
+            .arg(&cells)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(&cells).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap(), format!("model.ad_uplift,firm.frontier_a.platform_revenue,{z},nash.many"));
+        let drawn: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(drawn.len(), red.rows.len(), "one cell per group");
+        let mut marked = 0;
+        for r in &red.rows {
+            let (x, y) = (r[red.col("model.ad_uplift")].unwrap(), r[red.col("firm.frontier_a.platform_revenue")].unwrap());
+            let cell = drawn.iter().find(|c| c[0].parse::<f64>().unwrap() == x && c[1].parse::<f64>().unwrap() == y).expect("the group's cell");
+            let mut want = ("", 0.0);
+            for l in labels.iter().map(String::as_str).chain(["none"]) {
+                let share = r[red.col(&format!("{prefix}.{l}.share"))].unwrap();
+                if share > want.1 {
+                    want = (l, share);
+                }
+            }
+            assert_eq!(cell[2], want.0, "{z} at ({x}, {y})");
+            let several = r[red.col("nash.many.share")].unwrap() > 0.0;
+            assert_eq!(cell[3], if several { "1" } else { "0" });
+            marked += several as usize;
+        }
+        assert!(marked > 0, "no group with several equilibria to mark");
+    }
+    let o = moatsweep().arg("plot").arg(&reduced).args(["--x", "model.ad_uplift", "--z", "nash"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--z nash draws a categorical heatmap and needs --y"));
+
+    let o = moatsweep().arg("summarize").arg(&reduced).args(["--output", "npv.open"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("game: firm.open.release_month (maximizing npv.open) x firm.frontier_a.release_month (maximizing npv.frontier_a)"), "{text}");
+    // Each group's block ends with its equilibria: check one against the CSV.
+    let r = &red.rows[0];
+    let pct = |name: &str| format!("{:.1}%", 100.0 * r[red.col(name)].unwrap());
+    let line = format!(
+        "worlds with no pure equilibrium {}, one {}, several {}",
+        pct("nash.none.share"),
+        pct("nash.one.share"),
+        pct("nash.many.share")
+    );
+    assert!(text.contains(&line), "{line} in {text}");
+    assert_eq!(text.matches("leader-follower outcome: ").count(), red.rows.len());
+}
