@@ -362,6 +362,23 @@ fn the_devices_equilibria_equal_those_of_the_gpu_rows() {
         let small = gpu(&first, &tmp.path().join(format!("{name}-small.csv")), &["--chunk-rows", "1"]);
         assert!(small == with_rows, "{name}: one-block chunks changed the bytes");
     }
+    // A game whose world one invocation cannot solve within llvmpipe's loop cap
+    // (6 x 6 x 6 x 6 profiles) is refused there, not solved wrong.
+    // (Where lavapipe is the only adapter, as in CI, the run takes it.)
+    let adapters = moatsweep::gpu::list_adapters();
+    if adapters.iter().all(|a| a.name.starts_with("llvmpipe")) {
+        let months = "{ values = [0, 3, 6, 9, 12, \"never\"] }";
+        let firms = ["open", "frontier_a", "frontier_b", "challenger"];
+        let axes: String = firms.iter().map(|f| format!("\"firm.{f}.release_month\" = {months}\n")).collect();
+        let players: Vec<String> = firms.iter().map(|f| format!("{{ axis = \"firm.{f}.release_month\", payoff = \"npv.{f}\" }}")).collect();
+        let cfg = tmp.path().join("big.toml");
+        std::fs::write(&cfg, format!("version = 1\n[model]\nmonths = 6\n[axes]\n{axes}[reduce]\n[reduce.game]\nplayers = [{}]\n", players.join(", "))).unwrap();
+        let o = moatsweep().args(["run", "--quiet", "--backend", "gpu"]).arg(&cfg).arg("--out").arg(tmp.path().join("big.csv")).output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("this game cannot run on llvmpipe: solving one world's payoff table (1296 profiles)"), "{err}");
+        assert!(!tmp.path().join("big.reduced.csv").exists());
+    }
 }
 
 /// `configs/release-game.toml` says its market is the calibrated one of

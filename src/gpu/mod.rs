@@ -713,12 +713,23 @@ impl DeviceReduce for GpuBackend {
     ) -> anyhow::Result<()> {
         // The reduce pass's loops, as llvmpipe counts them: per output two passes over a
         // segment (at most a block) and two trees, plus the cut-row count.
+        // Short segments (`reduce_small`): every item of a segment in one invocation.
         let per_segment = job.block_rows.div_ceil(64);
-        let iterations = job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment;
+        let small = reduce::SMALL as u64;
+        let iterations = (job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment).max(job.outputs.len() as u64 * (1 + 2 * small) + small);
         if self.is_llvmpipe() && iterations > LLVMPIPE_LOOP_CAP {
             bail!(
                 "this reduction cannot run on llvmpipe: its reduce pass may need {iterations} loop iterations in one invocation, above llvmpipe's {LLVMPIPE_LOOP_CAP}; reduce fewer outputs or use the CPU backend"
             );
+        }
+        if let Some(Pick::Game { sizes, .. }) = job.worlds.as_ref().map(|w| &w.pick) {
+            let iterations = reduce::game_loop_iterations(sizes);
+            if self.is_llvmpipe() && iterations > LLVMPIPE_LOOP_CAP {
+                bail!(
+                    "this game cannot run on llvmpipe: solving one world's payoff table ({} profiles) may need {iterations} loop iterations in one invocation, above llvmpipe's {LLVMPIPE_LOOP_CAP}; give the players fewer values or use the CPU backend",
+                    sizes.iter().product::<usize>()
+                );
+            }
         }
         self.run_chunks(src, rows, Some(job), |_, done| {
             let mut chunk = done.reduced.expect("a reduced chunk");

@@ -120,6 +120,18 @@ impl Tables {
     }
 }
 
+/// The loop iterations of `shaders/reduce.wgsl`'s `game` for one world of a game
+/// whose players have `sizes` strategies, at worst (llvmpipe ends an
+/// invocation's loops past a cap): clearing the bitmask, every profile's
+/// stability (a loop over the players and their deviations), and the leader's
+/// scan of each commitment's profiles (the followers' stability).
+pub fn game_loop_iterations(sizes: &[usize]) -> u64 {
+    let profiles: u64 = sizes.iter().map(|&n| n as u64).product();
+    let (k, total) = (sizes.len() as u64, sizes.iter().map(|&n| n as u64).sum::<u64>());
+    let n0 = sizes.first().map_or(0, |&n| n as u64);
+    profiles.div_ceil(32) + profiles * (1 + k + total) + n0 + profiles * (1 + k + total - n0)
+}
+
 /// `shaders/reduce.wgsl`'s SMALL: a segment of at most this many items is reduced
 /// by one invocation, a longer one by a workgroup.
 pub const SMALL: u32 = 32;
@@ -127,6 +139,14 @@ pub const SMALL: u32 = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_games_loops_are_counted_as_the_shader_runs_them() {
+        // 4 x 4: 1 bitmask word; 16 profiles x (1 + 2 + 8); the leader: 4 commitments,
+        // 16 profiles x (1 + 2 + 4) followers' checks.
+        assert_eq!(game_loop_iterations(&[4, 4]), 1 + 16 * 11 + 4 + 16 * 7);
+        assert!(game_loop_iterations(&[6, 6, 6, 6]) > 65_535);
+    }
 
     #[test]
     fn segments_are_the_groups_of_each_block_in_row_order() {
