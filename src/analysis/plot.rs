@@ -11,7 +11,8 @@
 //! A reduced CSV (see [`super::reduced`]) has one row per group: any of its
 //! columns is drawn over one or two of its group axes, `--z best` as a
 //! categorical heatmap of the modal best value with a legend of every value,
-//! and `--z delta.<output>` as best minus reference. `--cells FILE` writes
+//! and `--z delta.<output>` as best minus reference; a game's `--z nash` and
+//! `--z leader` as categorical heatmaps of the modal profile. `--cells FILE` writes
 //! the cells drawn as CSV, for either kind of file.
 //!
 //! A firm's exit month (`--z exit_month.<firm>`, -1 when it survived) is
@@ -50,7 +51,7 @@ pub struct PlotArgs {
     /// Axis column along the vertical axis: draws a heatmap (without it, lines).
     #[arg(long, value_name = "AXIS")]
     pub y: Option<String>,
-    /// Output column to show (colour of a heatmap, height of the lines). Of a reduced CSV: any of its columns, `best` (the modal best value, a categorical heatmap) or `delta.<output>` (best minus reference mean).
+    /// Output column to show (colour of a heatmap, height of the lines). Of a reduced CSV: any of its columns, `best` (the modal best value, a categorical heatmap) or `delta.<output>` (best minus reference mean); of a game's: `nash` (the modal equilibrium profile) or `leader` (the modal leader-follower outcome), categorical heatmaps crossed where some world has several equilibria, or `delta.<output>` (leader minus reference mean).
     #[arg(long, value_name = "OUTPUT")]
     pub z: String,
     /// Lines only: one line per value of this axis.

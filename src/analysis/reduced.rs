@@ -202,7 +202,7 @@ impl Reduced {
     }
 
     /// Every name [`Reduced::column`] accepts, in order: the file's
-    /// columns after the axes, then `best` and `delta.<output>`.
+    /// columns after the axes, then `best` (or `nash` and `leader`) and `delta.<output>`.
     pub fn column_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.stat_columns().to_vec();
         if self.best.is_some() {
