@@ -23,7 +23,7 @@ struct Params {
     worlds: u32,
     // Reduced outputs (columns of `cols`; the objective is column `outputs`).
     outputs: u32,
-    // Values of the choice axis (rows per world).
+    // Rows per world: values of the choice axis, or a game's profiles.
     choices: u32,
     // 1: maximize the objective, 0: minimize.
     maximize: u32,
@@ -35,10 +35,19 @@ struct Params {
     qvals: u32,
     // Where the worlds' rows start in `items` (n choices per world).
     world_base: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // A game's players (its payoffs are columns `outputs`.. of `cols`), 0 without one.
+    players: u32,
+    // Words of a world's equilibrium bitmask.
+    nash_words: u32,
+    // Segments 0..large (longer than SMALL items) take a workgroup each (`reduce`),
+    // the rest one invocation each (`reduce_small`).
+    large: u32,
+    // Each player's number of strategies (profiles = their product = `choices`).
+    sizes: vec4<u32>,
 }
+
+// A world without a picked row (a game without a leader-follower outcome).
+const NO_ROW: u32 = 0xffffffffu;
 
 // A segment: (source: 0 = `items`, 1 = the chosen rows in `worlds`; start; len; _).
 // A column: (word, kind: 0 value, 1 price (empty when not offered), 2 exited (exit month >= 0); firm; _).
@@ -47,7 +56,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> segs: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> cols: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> partials: array<u32>;
-// worlds[w]: the dispatch position of world w's chosen row; worlds[n + w]: its index.
+// worlds[w]: the dispatch position of world w's chosen row; worlds[n + w]: its index;
+// for a game, from 2n: each world's equilibria, nash_words words (bit q % 32 of word q / 32).
 @group(0) @binding(5) var<storage, read_write> worlds: array<u32>;
 @group(0) @binding(6) var<storage, read_write> qvals: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
@@ -60,6 +70,9 @@ struct Value {
 }
 
 fn value(pos: u32, c: vec4<u32>) -> Value {
+    if (pos == NO_ROW) {
+        return Value(0.0, false);
+    }
     let base = pos * p.o_stride;
     let w = kernel_out[base + c.x];
     let x = bitcast<f32>(w);
@@ -102,6 +115,78 @@ fn choose(@builtin(global_invocation_id) gid: vec3<u32>) {
     worlds[p.worlds + w] = best;
 }
 
+// The release game (src/reduce/game.rs, the same rules in f32): one invocation per
+// world, whose profiles are the world's rows in profile order (the first player
+// slowest). A payoff that is absent (an empty cell, NaN) is worse than any number.
+fn gains(a: Value, b: Value) -> bool {
+    return a.present && (!b.present || a.x > b.x);
+}
+
+fn payoff(base: u32, q: u32, i: u32) -> Value {
+    return value(items[base + q], cols[p.outputs + i]);
+}
+
+// Whether no player from `first` on gains by changing its own strategy alone in profile q.
+fn stable(base: u32, q: u32, first: u32) -> bool {
+    var stride = p.choices;
+    for (var i = 0u; i < p.players; i++) {
+        let n = p.sizes[i];
+        stride = stride / n;
+        if (i < first) {
+            continue;
+        }
+        let own = payoff(base, q, i);
+        let start = q - (q / stride % n) * stride;
+        for (var a = 0u; a < n; a++) {
+            if (gains(payoff(base, start + a * stride, i), own)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+@compute @workgroup_size(64)
+fn game(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let w = gid.y * p.pitch * WG + gid.x;
+    if (w >= p.worlds) {
+        return;
+    }
+    let n = p.choices;
+    let base = p.world_base + w * n;
+    let bits = 2u * p.worlds + w * p.nash_words;
+    for (var k = 0u; k < p.nash_words; k++) {
+        worlds[bits + k] = 0u;
+    }
+    for (var q = 0u; q < n; q++) {
+        if (stable(base, q, 0u)) {
+            worlds[bits + q / 32u] = worlds[bits + q / 32u] | (1u << (q % 32u));
+        }
+    }
+    // The leader commits to c; the others play the first equilibrium of the rest.
+    let block = n / p.sizes[0];
+    var leader = NO_ROW;
+    var lead = Value(0.0, false);
+    for (var c = 0u; c < p.sizes[0]; c++) {
+        for (var q = c * block; q < (c + 1u) * block; q++) {
+            if (stable(base, q, 1u)) {
+                let v = payoff(base, q, 0u);
+                if (leader == NO_ROW || gains(v, lead)) {
+                    leader = q;
+                    lead = v;
+                }
+                break;
+            }
+        }
+    }
+    var pos = NO_ROW;
+    if (leader != NO_ROW) {
+        pos = items[base + leader];
+    }
+    worlds[w] = pos;
+    worlds[p.worlds + w] = leader;
+}
+
 var<workgroup> t_sum: array<f32, 64>;
 var<workgroup> t_cut: atomic<u32>;
 var<workgroup> t_n: array<u32, 64>;
@@ -132,13 +217,69 @@ fn tree(t: u32) {
     }
 }
 
-// One workgroup per segment: per column, two passes over its items (the mean,
-// then squared deviations from it).
+// A segment of at most this many items is reduced by one invocation
+// (`reduce_small`): a workgroup's barriers would cost more than its items.
+const SMALL: u32 = 32u;
+
+// One invocation per short segment: per column, two passes over its items in
+// order (the mean, then squared deviations from it).
+@compute @workgroup_size(64)
+fn reduce_small(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let sid = p.large + gid.y * p.pitch * WG + gid.x;
+    if (sid >= p.segments) {
+        return;
+    }
+    let s = segs[sid];
+    var cut = 0u;
+    if (s.x == 0u) {
+        for (var k = 0u; k < s.z; k++) {
+            cut = cut + kernel_out[item(s, k) * p.o_stride + 1u];
+        }
+    }
+    partials[p.segments * p.outputs * 5u + sid] = cut;
+    for (var j = 0u; j < p.outputs; j++) {
+        let c = cols[j];
+        var sum = 0.0;
+        var n = 0u;
+        var mn = 0.0;
+        var mx = 0.0;
+        for (var k = 0u; k < s.z; k++) {
+            let v = value(item(s, k), c);
+            if (p.qvals == 1u && s.x == 0u) {
+                qvals[(s.y + k) * p.outputs + j] = select(bitcast<f32>(0x7fc00000u), v.x, v.present);
+            }
+            if (v.present) {
+                mn = select(v.x, min(mn, v.x), n > 0u);
+                mx = select(v.x, max(mx, v.x), n > 0u);
+                sum = sum + v.x;
+                n = n + 1u;
+            }
+        }
+        let mean = select(0.0, sum / f32(max(n, 1u)), n > 0u);
+        var m2 = 0.0;
+        for (var k = 0u; k < s.z; k++) {
+            let v = value(item(s, k), c);
+            if (v.present) {
+                let d = v.x - mean;
+                m2 = m2 + d * d;
+            }
+        }
+        let at = (sid * p.outputs + j) * 5u;
+        partials[at] = n;
+        partials[at + 1u] = bitcast<u32>(mean);
+        partials[at + 2u] = bitcast<u32>(m2);
+        partials[at + 3u] = bitcast<u32>(mn);
+        partials[at + 4u] = bitcast<u32>(mx);
+    }
+}
+
+// One workgroup per segment longer than SMALL: per column, two passes over its
+// items (the mean, then squared deviations from it).
 @compute @workgroup_size(64)
 fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let sid = wid.y * p.pitch + wid.x;
     // Every invocation of the workgroup takes the same path (barriers below).
-    let live = sid < p.segments;
+    let live = sid < p.large;
     var s = vec4<u32>(0u, 0u, 0u, 0u);
     if (live) {
         s = segs[sid];

@@ -411,15 +411,21 @@ mod tests {
     fn resolved_config_writes_what_the_json_builder_wrote() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
         // Configs shipped after the untyped builders were removed (the calibrated
-        // market of model version 3) have no builder's bytes to compare with; they
-        // are checked to read back, below.
-        let (plans, later): (Vec<_>, Vec<_>) = plans().into_iter().partition(|(name, ..)| !name.contains("llm-market-2025"));
+        // market of model version 3, the release game) have no builder's bytes to
+        // compare with; they are checked to read back, below.
+        let later_configs = ["llm-market-2025", "release-game"];
+        let (plans, later): (Vec<_>, Vec<_>) = plans().into_iter().partition(|(name, ..)| !later_configs.iter().any(|c| name.contains(c)));
         assert_eq!(plans.len(), 16);
-        assert_eq!(later.len(), 2);
-        for (name, plan, _, output) in later {
+        assert_eq!(later.len(), 3);
+        for (name, plan, reduce_plan, output) in later {
             let typed = plan.resolved(Some(output));
             let text = serde_json::to_string_pretty(&typed).unwrap();
             assert_eq!(serde_json::from_str::<super::provenance::ResolvedConfig>(&text).unwrap(), typed, "{name}");
+            if let Some(r) = reduce_plan {
+                let spec = r.spec(&plan);
+                let text = serde_json::to_string_pretty(&spec).unwrap();
+                assert_eq!(serde_json::from_str::<super::provenance::ReduceSpec>(&text).unwrap(), spec, "{name}");
+            }
         }
         for (name, plan, reduce_plan, output) in plans {
             let stem = Path::new(&name).file_stem().unwrap().to_string_lossy().into_owned();

@@ -130,6 +130,59 @@ fn the_device_reduction_equals_the_statistics_of_the_gpu_rows() {
     }
 }
 
+/// Groups of 4 rows: the device reduces each (block, group) segment of at most
+/// 32 rows with one invocation (`reduce_small`) instead of a workgroup; its
+/// statistics must be those of the GPU's rows as well.
+#[test]
+fn short_segments_reduce_to_the_statistics_of_the_gpu_rows() {
+    if !have_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain.toml");
+    std::fs::write(&plain, format!("version = 1\n[sweep]\nname = \"g\"\n{AXES}")).unwrap();
+    let rows_csv = tmp.path().join("rows.csv");
+    run(&plain, &["--backend", "gpu", "--verify", "0", "--out", rows_csv.to_str().unwrap()]);
+    let cfg = tmp.path().join("small.toml");
+    let outs: Vec<String> = OUTPUTS.iter().map(|o| format!("\"{o}\"")).collect();
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[sweep]\nname = \"g\"\n{AXES}[reduce]\nby = [\"model.ad_uplift\", \"firm.challenger.funding\", \"firm.challenger.train_spend\"]\noutputs = [{}]\n\
+             stats = [\"mean\", \"std\", \"min\", \"max\", \"count\", \"q50\"]\n",
+            outs.join(", ")
+        ),
+    )
+    .unwrap();
+    run(&cfg, &["--backend", "gpu", "--out", tmp.path().join("g.csv").to_str().unwrap()]);
+    let rows = Table::read(&rows_csv);
+    let gpu = Table::read(&tmp.path().join("g.reduced.csv"));
+    assert_eq!(gpu.rows.len(), 3 * 4 * 40);
+    let keys = ["model.ad_uplift", "firm.challenger.funding", "firm.challenger.train_spend"];
+    for g in &gpu.rows {
+        let group: Vec<&Vec<Option<f64>>> = rows.rows.iter().filter(|r| keys.iter().all(|k| r[rows.col(k)] == g[gpu.col(k)])).collect();
+        assert_eq!(group.len(), 4, "one row per release month");
+        for name in OUTPUTS {
+            let xs = values(&rows, &group, name);
+            let cell = |stat: &str| g[gpu.col(&format!("{name}.{stat}"))];
+            let n = xs.len() as f64;
+            assert_eq!(cell("count"), Some(n), "{name}.count");
+            if xs.is_empty() {
+                continue;
+            }
+            let mean = xs.iter().sum::<f64>() / n;
+            let scale = xs.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-30);
+            assert_eq!(cell("min"), Some(xs.iter().cloned().fold(f64::INFINITY, f64::min)), "{name}.min");
+            assert_eq!(cell("max"), Some(xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max)), "{name}.max");
+            assert!((cell("mean").unwrap() - mean).abs() <= 1e-6 * scale, "{name}.mean {} vs {mean}", cell("mean").unwrap());
+            if xs.len() > 1 {
+                let std = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+                assert!((cell("std").unwrap() - std).abs() <= 1e-5 * scale, "{name}.std {} vs {std}", cell("std").unwrap());
+            }
+        }
+    }
+}
+
 fn long_config(dir: &Path) -> PathBuf {
     let path = dir.join("long.toml");
     std::fs::write(

@@ -11,7 +11,8 @@
 //! A reduced CSV (see [`super::reduced`]) has one row per group: any of its
 //! columns is drawn over one or two of its group axes, `--z best` as a
 //! categorical heatmap of the modal best value with a legend of every value,
-//! and `--z delta.<output>` as best minus reference. `--cells FILE` writes
+//! and `--z delta.<output>` as best minus reference; a game's `--z nash` and
+//! `--z leader` as categorical heatmaps of the modal profile. `--cells FILE` writes
 //! the cells drawn as CSV, for either kind of file.
 //!
 //! A firm's exit month (`--z exit_month.<firm>`, -1 when it survived) is
@@ -50,7 +51,7 @@ pub struct PlotArgs {
     /// Axis column along the vertical axis: draws a heatmap (without it, lines).
     #[arg(long, value_name = "AXIS")]
     pub y: Option<String>,
-    /// Output column to show (colour of a heatmap, height of the lines). Of a reduced CSV: any of its columns, `best` (the modal best value, a categorical heatmap) or `delta.<output>` (best minus reference mean).
+    /// Output column to show (colour of a heatmap, height of the lines). Of a reduced CSV: any of its columns, `best` (the modal best value, a categorical heatmap) or `delta.<output>` (best minus reference mean); of a game's: `nash` (the modal equilibrium profile) or `leader` (the modal leader-follower outcome), categorical heatmaps crossed where some world has several equilibria, or `delta.<output>` (leader minus reference mean).
     #[arg(long, value_name = "OUTPUT")]
     pub z: String,
     /// Lines only: one line per value of this axis.
@@ -253,6 +254,9 @@ struct Figure {
     values: Vec<Vec<f64>>,
     /// A categorical heatmap's categories (values are indices into them), with their title.
     categories: Option<(String, Vec<String>)>,
+    /// Cells marked with a cross, and what the mark means (a game's cells where
+    /// some world has several equilibria).
+    marks: Option<(String, Vec<Vec<bool>>)>,
 }
 
 /// `moatsweep plot`: reads the CSV, aggregates, draws, writes the image.
@@ -371,6 +375,7 @@ fn figure(csv: &SweepFile, args: &PlotArgs, x: AxisView, second: Option<AxisView
         heatmap: args.y.is_some(),
         values,
         categories: None,
+        marks: None,
     }
 }
 
@@ -496,6 +501,21 @@ where
         let (xe, ye) = (&xe, &ye);
         column.iter().enumerate().map(move |(j, &v)| Rectangle::new([(xe[i], ye[j]), (xe[i + 1], ye[j + 1])], colour(v).filled()))
     }))?;
+    // A cross over each marked cell, inset from its edges.
+    let mark_style = WHITE.stroke_width(layout.px(2.0).max(1));
+    if let Some((_, marks)) = &figure.marks {
+        for (i, column) in marks.iter().enumerate() {
+            for (j, _) in column.iter().enumerate().filter(|(_, m)| **m) {
+                let inset = |a: f64, b: f64| (a + (b - a) * 0.25, b - (b - a) * 0.25);
+                let (x0, x1) = inset(xe[i], xe[i + 1]);
+                let (y0, y1) = inset(ye[j], ye[j + 1]);
+                chart.draw_series([
+                    PathElement::new(vec![(x0, y0), (x1, y1)], mark_style),
+                    PathElement::new(vec![(x0, y1), (x1, y0)], mark_style),
+                ])?;
+            }
+        }
+    }
 
     // The colour bar: the same height as the plotting area, labelled on its right.
     let frame = Frame::new(layout);
@@ -616,6 +636,20 @@ fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::R
         ))
         .into());
     }
+    // `--z nash` or `--z leader`: whether the leader's shares are shown.
+    let game = match z {
+        Column::Nash => Some(false),
+        Column::Leader => Some(true),
+        _ => None,
+    };
+    if let (Some(leader), None) = (game, &args.y) {
+        let what = if leader { "leader" } else { "nash" };
+        return Err(InputError(format!(
+            "--z {what} draws a categorical heatmap and needs --y (for lines, use a share column such as {what}.{}.share, or nash.many.share)",
+            csv.game().and_then(|g| g.labels.first()).map_or("<profile>", String::as_str)
+        ))
+        .into());
+    }
     let (path, svg) = image_path(args)?;
     if csv.rows().is_empty() {
         return Err(InputError(format!("{} has no groups to plot", args.csv.display())).into());
@@ -632,8 +666,30 @@ fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::R
         };
         i * ny + j
     };
-    let flat: Vec<f64> = match best {
-        Some(b) => {
+    let mut marks = None;
+    let mut game_labels = Vec::new();
+    let flat: Vec<f64> = match (best, game, csv.game()) {
+        (_, Some(leader), Some(g)) => {
+            // Shares added over the groups a cell combines; the modal profile (or none).
+            let mut sums = vec![vec![0.0; g.labels.len()]; x.pos.len() * ny];
+            let mut several = vec![false; x.pos.len() * ny];
+            for row in csv.rows() {
+                let cell = cell_of(row);
+                for (sum, s) in sums[cell].iter_mut().zip(csv.game_shares(row, leader)) {
+                    *sum += s;
+                }
+                several[cell] |= row[g.many_col].is_some_and(|s| s > 0.0);
+            }
+            let modal: Vec<Option<usize>> = sums.iter().map(|s| reduced::modal(s).map(|(k, _)| k)).collect();
+            // Only the categories drawn, in profile order, in the legend.
+            let mut used: Vec<usize> = modal.iter().flatten().copied().collect();
+            used.sort_unstable();
+            used.dedup();
+            game_labels = used.iter().map(|&k| g.labels[k].clone()).collect();
+            marks = Some(("several equilibria".to_string(), several.chunks(ny).map(<[bool]>::to_vec).collect::<Vec<Vec<bool>>>()));
+            modal.iter().map(|m| m.map_or(f64::NAN, |k| used.binary_search(&k).expect("a used category") as f64)).collect()
+        }
+        (Some(b), _, _) => {
             let mut sums = vec![vec![0.0; b.labels.len()]; x.pos.len() * ny];
             for row in csv.rows() {
                 for (sum, s) in sums[cell_of(row)].iter_mut().zip(csv.shares(row)) {
@@ -642,7 +698,7 @@ fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::R
             }
             sums.iter().map(|s| reduced::modal(s).map_or(f64::NAN, |(k, _)| k as f64)).collect()
         }
-        None => {
+        _ => {
             let mut cells: Vec<Cell> = (0..x.pos.len() * ny).map(|_| Cell::default()).collect();
             for row in csv.rows() {
                 if let Some(v) = csv.value(row, z) {
@@ -656,8 +712,21 @@ fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::R
 
     let shown = [Some(&x), second.as_ref()].map(|a| a.map(|a| a.scale.name.as_str()));
     let others: Vec<&str> = csv.axes().iter().map(String::as_str).filter(|a| !shown.contains(&Some(*a))).collect();
-    let (title, subtitle) = match best {
-        Some(b) => {
+    let (title, subtitle) = match (best, game, csv.game()) {
+        (_, Some(leader), Some(g)) => {
+            let players = g.players.iter().map(|p| p.split('.').nth(1).unwrap_or(p)).collect::<Vec<_>>().join(" x ");
+            let (what, how) = if leader {
+                ("leader-follower outcome", format!("{} moves first; per group, the outcome in the most worlds", g.players[0]))
+            } else {
+                ("pure Nash equilibrium", "per group, the profile that is an equilibrium in the most worlds".to_string())
+            };
+            let mut subtitle = format!("{how}; crossed: several equilibria in some worlds");
+            if !others.is_empty() {
+                subtitle += &format!("; shares added over {}", others.join(", "));
+            }
+            (format!("{}: {what} of {players}", csv.sweep_name()), Some(subtitle))
+        }
+        (Some(b), _, _) => {
             let objective = b.objective.as_ref().map_or(String::new(), |o| format!(" ({o})"));
             let mut subtitle = "per group, the value that is best in the most worlds".to_string();
             if !others.is_empty() {
@@ -665,7 +734,7 @@ fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::R
             }
             (format!("{}: best {}{objective}", csv.sweep_name(), b.axis), Some(subtitle))
         }
-        None => {
+        _ => {
             let what = match z {
                 Column::Delta(b, r) => format!("{} = {} - {}", args.z, csv.column_name(b), csv.column_name(r)),
                 _ => args.z.clone(),
@@ -683,7 +752,12 @@ fn run_reduced(args: &PlotArgs, csv: Reduced, out: &mut impl Write) -> anyhow::R
         second,
         heatmap: args.y.is_some(),
         values,
-        categories: best.map(|b| (b.axis.rsplit('.').next().unwrap_or(&b.axis).to_string(), b.labels.clone())),
+        categories: match (best, csv.game().filter(|_| game.is_some())) {
+            (_, Some(g)) => Some((g.players.iter().map(|p| p.split('.').nth(1).unwrap_or(p)).collect::<Vec<_>>().join("_"), game_labels)),
+            (Some(b), None) => Some((b.axis.rsplit('.').next().unwrap_or(&b.axis).to_string(), b.labels.clone())),
+            (None, None) => None,
+        },
+        marks,
     };
     write_image(&path, svg, &figure, args.width, args.height)?;
     if let Some(cells) = &args.cells {
@@ -741,6 +815,9 @@ fn write_cells(path: &std::path::Path, args: &PlotArgs, figure: &Figure) -> anyh
     let mut header = vec![figure.x.scale.name.clone()];
     header.extend(figure.second.as_ref().map(|s| s.scale.name.clone()));
     header.push(args.z.clone());
+    if figure.marks.is_some() {
+        header.push("nash.many".into());
+    }
     w.write_record(&header)?;
     let number = crate::reduce::output::number;
     for (i, column) in figure.values.iter().enumerate() {
@@ -752,6 +829,9 @@ fn write_cells(path: &std::path::Path, args: &PlotArgs, figure: &Figure) -> anyh
                 (Some((_, labels)), false) => labels[v as usize].clone(),
                 (None, false) => number(v),
             });
+            if let Some((_, marks)) = &figure.marks {
+                record.push(if marks[i][j] { "1" } else { "0" }.into());
+            }
             w.write_record(&record)?;
         }
     }
@@ -770,13 +850,16 @@ where
     let (w, _) = area.dim_in_pixel();
     let (main, legend) = area.split_horizontally(w - layout.px(150.0));
     let mut chart = heatmap_chart(&main, figure, layout)?;
-    let n_months = labels.iter().filter(|l| *l != "never").count();
+    let n_months = labels.iter().filter(|l| *l != "never" && *l != "none").count();
     let mut k_month = 0;
     let colours: Vec<RGBColor> = labels
         .iter()
         .map(|l| {
             if l == "never" {
                 RGBColor(50, 50, 50)
+            } else if l == "none" {
+                // A game's cells without an equilibrium (or leader outcome).
+                RGBColor(150, 150, 150)
             } else {
                 k_month += 1;
                 category_colour(k_month - 1, n_months)
@@ -790,6 +873,21 @@ where
         let (xe, ye) = (&xe, &ye);
         column.iter().enumerate().map(move |(j, &v)| Rectangle::new([(xe[i], ye[j]), (xe[i + 1], ye[j + 1])], colour(v).filled()))
     }))?;
+    // A cross over each marked cell, inset from its edges.
+    let mark_style = WHITE.stroke_width(layout.px(2.0).max(1));
+    if let Some((_, marks)) = &figure.marks {
+        for (i, column) in marks.iter().enumerate() {
+            for (j, _) in column.iter().enumerate().filter(|(_, m)| **m) {
+                let inset = |a: f64, b: f64| (a + (b - a) * 0.25, b - (b - a) * 0.25);
+                let (x0, x1) = inset(xe[i], xe[i + 1]);
+                let (y0, y1) = inset(ye[j], ye[j + 1]);
+                chart.draw_series([
+                    PathElement::new(vec![(x0, y0), (x1, y1)], mark_style),
+                    PathElement::new(vec![(x0, y1), (x1, y0)], mark_style),
+                ])?;
+            }
+        }
+    }
 
     let frame = Frame::new(layout);
     let line_h = layout.px(22.0) as i32;
@@ -802,6 +900,13 @@ where
         ty += line_h;
         legend.draw(&Rectangle::new([(x0, ty), (x0 + side, ty + side)], c.filled()))?;
         legend.draw(&Text::new(label, (x0 + side + layout.px(8.0) as i32, ty), layout.font(13.0)))?;
+    }
+    if let Some((meaning, _)) = figure.marks.as_ref().filter(|(_, m)| m.iter().flatten().any(|&m| m)) {
+        ty += line_h;
+        legend.draw(&Rectangle::new([(x0, ty), (x0 + side, ty + side)], RGBColor(120, 120, 120).filled()))?;
+        legend.draw(&PathElement::new(vec![(x0 + 2, ty + 2), (x0 + side - 2, ty + side - 2)], mark_style))?;
+        legend.draw(&PathElement::new(vec![(x0 + 2, ty + side - 2), (x0 + side - 2, ty + 2)], mark_style))?;
+        legend.draw(&Text::new(meaning.clone(), (x0 + side + layout.px(8.0) as i32, ty), layout.font(11.0)))?;
     }
     Ok(())
 }

@@ -10,7 +10,11 @@
 //! Besides its own columns, a reduced CSV with `best` offers two derived ones:
 //! `best` (the modal best value of a group: the value with the largest
 //! `best.<value>.share`, the first in axis order on a tie) and
-//! `delta.<output>` (`best.<output>.mean - reference.<output>.mean`).
+//! `delta.<output>` (`best.<output>.mean - reference.<output>.mean`). One with
+//! `[reduce.game]` (`nash.*` and `leader.*` columns) offers `nash` (the modal
+//! equilibrium profile: the profile that is an equilibrium in the most worlds,
+//! or `none` when more worlds have none) and `leader` (the modal leader-follower
+//! outcome), and `delta.<output>` (`leader.<output>.mean - reference.<output>.mean`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,7 +23,7 @@ use super::sweep_file::{Provenance, SweepFile, is_stat_column};
 use super::{AxisScale, Grouping, is_never};
 use crate::InputError;
 use crate::config::error::suggest;
-use crate::sweep::provenance::BestSpec;
+use crate::sweep::provenance::{BestSpec, GameSpec};
 
 /// The `[reduce.best]` part of a reduced CSV.
 pub struct BestColumns {
@@ -35,6 +39,23 @@ pub struct BestColumns {
     pub share_cols: Vec<usize>,
 }
 
+/// The `[reduce.game]` part of a reduced CSV.
+pub struct GameColumns {
+    /// The players' axes (from the manifest; `player 1`, ... without one), the leader first.
+    pub players: Vec<String>,
+    /// Their payoffs, when the manifest says.
+    pub payoffs: Vec<String>,
+    /// Every profile's label (`0_never`), in profile order, then `none`.
+    pub labels: Vec<String>,
+    /// The columns of `nash.<profile>.share` per profile, then `nash.none.share`.
+    pub nash_cols: Vec<usize>,
+    /// The columns of `leader.<profile>.share` per profile, then `leader.none.share`.
+    pub leader_cols: Vec<usize>,
+    /// `nash.one.share` and `nash.many.share`.
+    pub one_col: usize,
+    pub many_col: usize,
+}
+
 /// A column to show: one of the file's, or a derived one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Column {
@@ -42,8 +63,12 @@ pub enum Column {
     Cell(usize),
     /// The modal best value (an index into [`BestColumns::labels`]).
     Best,
-    /// `best.<output>.mean - reference.<output>.mean`: the columns of both.
+    /// `best.<output>.mean - reference.<output>.mean` (or `leader.` for a game): the columns of both.
     Delta(usize, usize),
+    /// A game's modal equilibrium profile (an index into [`GameColumns::labels`]).
+    Nash,
+    /// A game's modal leader-follower outcome (an index into [`GameColumns::labels`]).
+    Leader,
 }
 
 /// A reduced CSV, read whole (its header and manifest by [`SweepFile`]).
@@ -52,6 +77,7 @@ pub struct Reduced {
     /// Every row's cells, `None` where empty.
     rows: Vec<Vec<Option<f64>>>,
     best: Option<BestColumns>,
+    game: Option<GameColumns>,
 }
 
 impl Reduced {
@@ -84,7 +110,21 @@ impl Reduced {
                 share_cols,
             }
         });
-        Ok(Reduced { file, rows, best })
+        let game = read_game(&file)?;
+        Ok(Reduced { file, rows, best, game })
+    }
+
+    pub fn game(&self) -> Option<&GameColumns> {
+        self.game.as_ref()
+    }
+
+    /// A game's shares of each profile, then of `none`, in `row`: of the worlds
+    /// where it is an equilibrium, or (`leader`) whose leader-follower outcome it is.
+    pub fn game_shares(&self, row: &[Option<f64>], leader: bool) -> Vec<f64> {
+        self.game.as_ref().map_or(Vec::new(), |g| {
+            let cols = if leader { &g.leader_cols } else { &g.nash_cols };
+            cols.iter().map(|&c| row[c].unwrap_or(0.0)).collect()
+        })
     }
 
     /// The file it was read from.
@@ -162,13 +202,16 @@ impl Reduced {
     }
 
     /// Every name [`Reduced::column`] accepts, in order: the file's
-    /// columns after the axes, then `best` and `delta.<output>`.
+    /// columns after the axes, then `best` (or `nash` and `leader`) and `delta.<output>`.
     pub fn column_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.stat_columns().to_vec();
         if self.best.is_some() {
             names.push("best".into());
-            names.extend(self.deltas().into_iter().map(|(o, _, _)| format!("delta.{o}")));
         }
+        if self.game.is_some() {
+            names.extend(["nash".into(), "leader".into()]);
+        }
+        names.extend(self.deltas().into_iter().map(|(o, _, _)| format!("delta.{o}")));
         names
     }
 
@@ -177,7 +220,8 @@ impl Reduced {
         self.stat_columns()
             .iter()
             .filter_map(|c| {
-                let o = c.strip_prefix("best.")?.strip_suffix(".mean")?;
+                let prefix = if self.game.is_some() { "leader." } else { "best." };
+                let o = c.strip_prefix(prefix)?.strip_suffix(".mean")?;
                 Some((o.to_string(), self.find_column(c)?, self.find_column(&format!("reference.{o}.mean"))?))
             })
             .collect()
@@ -188,15 +232,16 @@ impl Reduced {
         if let Some(i) = self.find_column(name) {
             return Ok(Column::Cell(i));
         }
-        if self.best.is_some() {
-            if name == "best" {
-                return Ok(Column::Best);
-            }
-            if let Some(o) = name.strip_prefix("delta.")
-                && let Some((_, b, r)) = self.deltas().into_iter().find(|(d, _, _)| d == o)
-            {
-                return Ok(Column::Delta(b, r));
-            }
+        match name {
+            "best" if self.best.is_some() => return Ok(Column::Best),
+            "nash" if self.game.is_some() => return Ok(Column::Nash),
+            "leader" if self.game.is_some() => return Ok(Column::Leader),
+            _ => {}
+        }
+        if let Some(o) = name.strip_prefix("delta.")
+            && let Some((_, b, r)) = self.deltas().into_iter().find(|(d, _, _)| d == o)
+        {
+            return Ok(Column::Delta(b, r));
         }
         let valid = self.column_names();
         let problem = if self.axes().iter().any(|a| a == name) {
@@ -212,6 +257,8 @@ impl Reduced {
         match column {
             Column::Cell(i) => row[i],
             Column::Best => self.modal(row).map(|(k, _)| k as f64),
+            Column::Nash => modal(&self.game_shares(row, false)).map(|(k, _)| k as f64),
+            Column::Leader => modal(&self.game_shares(row, true)).map(|(k, _)| k as f64),
             Column::Delta(b, r) => Some(row[b]? - row[r]?),
         }
     }
@@ -255,6 +302,44 @@ impl Reduced {
     pub fn slot(&self, scale: &AxisScale, row: &[Option<f64>], col: usize) -> usize {
         scale.slot(row[col].expect("axis cells are checked on reading"))
     }
+}
+
+/// The `[reduce.game]` columns of `file`, if it has them (`nash.none.share`
+/// names a game's file); each profile's `nash.` and `leader.` columns must both
+/// be there.
+fn read_game(file: &SweepFile) -> anyhow::Result<Option<GameColumns>> {
+    let columns = file.header();
+    let find = |name: &str| columns.iter().position(|c| c == name);
+    let Some(none) = find("nash.none.share") else { return Ok(None) };
+    let missing = |name: &str| InputError(format!("{}: a game's file without a column {name}", file.path().display()));
+    let one_col = find("nash.one.share").ok_or_else(|| missing("nash.one.share"))?;
+    let many_col = find("nash.many.share").ok_or_else(|| missing("nash.many.share"))?;
+    let leader_none = find("leader.none.share").ok_or_else(|| missing("leader.none.share"))?;
+    let mut labels = Vec::new();
+    let (mut nash_cols, mut leader_cols) = (Vec::new(), Vec::new());
+    for (i, c) in columns.iter().enumerate() {
+        let Some(l) = c.strip_prefix("nash.").and_then(|c| c.strip_suffix(".share")) else { continue };
+        if ["none", "one", "many"].contains(&l) {
+            continue;
+        }
+        let leader = find(&format!("leader.{l}.share")).ok_or_else(|| missing(&format!("leader.{l}.share")))?;
+        labels.push(l.to_string());
+        nash_cols.push(i);
+        leader_cols.push(leader);
+    }
+    labels.push("none".into());
+    nash_cols.push(none);
+    leader_cols.push(leader_none);
+    let spec: Option<&GameSpec> = file.manifest().and_then(Provenance::reduce).and_then(|r| r.game.as_ref());
+    let players = match spec {
+        Some(g) => g.players.iter().map(|p| p.axis.clone()).collect(),
+        None => {
+            let k = labels.first().map_or(0, |l| l.split('_').count());
+            (1..=k).map(|i| format!("player {i}")).collect()
+        }
+    };
+    let payoffs = spec.map_or(Vec::new(), |g| g.players.iter().map(|p| p.payoff.clone()).collect());
+    Ok(Some(GameColumns { players, payoffs, labels, nash_cols, leader_cols, one_col, many_col }))
 }
 
 /// The index and value of the largest positive share, the first on a tie.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::reduced::Reduced;
+use super::reduced::{self, Reduced};
 use super::{AxisScale, Stats, SweepFile, fmt_number};
 use crate::InputError;
 
@@ -275,10 +275,12 @@ fn run_reduced(args: &SummarizeArgs, csv: Reduced, out: &mut impl Write) -> anyh
     let mut heads: Vec<String> = stats.iter().map(|s| s.to_string()).collect();
     let mut cols: Vec<Vec<Option<usize>>> =
         outputs.iter().map(|o| stats.iter().map(|s| csv.find_column(&format!("{o}.{s}"))).collect()).collect();
-    if csv.best().is_some() {
-        heads.extend(["best".to_string(), "reference".to_string()]);
+    // The means at the chosen value (best) or the leader-follower outcome (game), and at the reference.
+    let at = if csv.game().is_some() { Some("leader") } else { csv.best().map(|_| "best") };
+    if let Some(at) = at {
+        heads.extend([at.to_string(), "reference".to_string()]);
         for (o, c) in outputs.iter().zip(&mut cols) {
-            c.extend(["best", "reference"].map(|p| csv.find_column(&format!("{p}.{o}.mean"))));
+            c.extend([at, "reference"].map(|p| csv.find_column(&format!("{p}.{o}.mean"))));
         }
     }
     let scales: Vec<AxisScale> = (0..csv.axes().len()).map(|c| csv.scale(c)).collect();
@@ -294,12 +296,15 @@ fn run_reduced(args: &SummarizeArgs, csv: Reduced, out: &mut impl Write) -> anyh
         let mut header: Vec<String> = csv.axes().to_vec();
         for o in &outputs {
             header.extend(heads.iter().map(|h| match h.as_str() {
-                "best" | "reference" => format!("{h}.{o}.mean"),
+                "best" | "leader" | "reference" => format!("{h}.{o}.mean"),
                 s => format!("{o}.{s}"),
             }));
         }
         if csv.best().is_some() {
             header.extend(["best".to_string(), "best.share".to_string()]);
+        }
+        if csv.game().is_some() {
+            header.extend(["nash.one.share", "nash.many.share", "nash", "nash.share", "leader", "leader.share"].map(String::from));
         }
         w.write_record(&header)?;
         for row in csv.rows() {
@@ -309,6 +314,15 @@ fn run_reduced(args: &SummarizeArgs, csv: Reduced, out: &mut impl Write) -> anyh
                 match csv.modal(row) {
                     Some((k, share)) => record.extend([b.labels[k].clone(), number(share)]),
                     None => record.extend([String::new(), String::new()]),
+                }
+            }
+            if let Some(g) = csv.game() {
+                record.extend([g.one_col, g.many_col].map(|c| row[c].map_or(String::new(), number)));
+                for leader in [false, true] {
+                    match reduced::modal(&csv.game_shares(row, leader)) {
+                        Some((k, share)) => record.extend([g.labels[k].clone(), number(share)]),
+                        None => record.extend([String::new(), String::new()]),
+                    }
                 }
             }
             w.write_record(&record)?;
@@ -333,6 +347,23 @@ fn run_reduced(args: &SummarizeArgs, csv: Reduced, out: &mut impl Write) -> anyh
             out,
             "best: per world, the {} value{objective}; \"best\" and \"reference\" are the outputs' means at the best value and at the reference{reference}",
             b.axis
+        )?;
+    }
+    if let Some(g) = csv.game() {
+        let players: Vec<String> = g
+            .players
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match g.payoffs.get(i) {
+                Some(pay) => format!("{p} (maximizing {pay})"),
+                None => p.clone(),
+            })
+            .collect();
+        writeln!(out, "game: {}; profiles are their values in this order, joined by _", players.join(" x "))?;
+        writeln!(
+            out,
+            "\"leader\" and \"reference\" are the outputs' means at the leader-follower outcome ({} moves first) and at the reference profile",
+            g.players[0]
         )?;
     }
     let name_w = outputs.iter().map(|o| o.len()).max().unwrap_or(0).max("output".len());
@@ -369,6 +400,26 @@ fn run_reduced(args: &SummarizeArgs, csv: Reduced, out: &mut impl Write) -> anyh
                 }
                 None => writeln!(out, "  best {}: - (no worlds)", b.axis)?,
             }
+        }
+        if let Some(g) = csv.game() {
+            let pct = |v: Option<f64>| format!("{:.1}%", 100.0 * v.unwrap_or(0.0));
+            let listed = |shares: Vec<f64>| {
+                let mut v: Vec<(usize, f64)> = shares.into_iter().enumerate().filter(|&(_, s)| s > 0.0).collect();
+                v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                v.iter().map(|&(k, s)| format!("{} {}", g.labels[k], pct(Some(s)))).collect::<Vec<_>>().join(", ")
+            };
+            let none = *g.nash_cols.last().expect("the none column");
+            writeln!(
+                out,
+                "  worlds with no pure equilibrium {}, one {}, several {}",
+                pct(row[none]),
+                pct(row[g.one_col]),
+                pct(row[g.many_col])
+            )?;
+            let nash = listed(csv.game_shares(row, false)[..g.labels.len() - 1].to_vec());
+            writeln!(out, "  equilibria (share of worlds where each is one): {}", if nash.is_empty() { "-".into() } else { nash })?;
+            let leader = listed(csv.game_shares(row, true));
+            writeln!(out, "  leader-follower outcome: {}", if leader.is_empty() { "- (no worlds)".into() } else { leader })?;
         }
     }
     Ok(())

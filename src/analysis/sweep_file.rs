@@ -270,12 +270,17 @@ pub struct SweepFile {
 pub(crate) fn is_stat_column(c: &str) -> bool {
     !c.starts_with("best.")
         && !c.starts_with("reference.")
+        && !c.starts_with("leader.")
+        && !c.starts_with("nash.")
         && c.rsplit_once('.').is_some_and(|(_, s)| crate::reduce::Stat::parse(s).is_some())
 }
 
-/// `best.<value>.share`, `best.<output>.mean`, `reference.<output>.mean`: a reduced file's `[reduce.best]` column.
+/// `best.<value>.share`, `best.<output>.mean`, `reference.<output>.mean`: a
+/// reduced file's `[reduce.best]` column; `nash.<...>.share`, `leader.<...>.share`
+/// and `leader.<output>.mean`: a `[reduce.game]` column.
 pub(crate) fn is_best_column(c: &str) -> bool {
-    c.starts_with("reference.") || (c.starts_with("best.") && (c.ends_with(".share") || c.ends_with(".mean")))
+    c.starts_with("reference.")
+        || (["best.", "leader.", "nash."].iter().any(|p| c.starts_with(p)) && (c.ends_with(".share") || c.ends_with(".mean")))
 }
 
 impl SweepFile {
@@ -997,5 +1002,7 @@ mod tests {
         assert!(!is_stat_column("model.ad_uplift") && !is_stat_column("firm.challenger.funding"));
         assert!(!is_stat_column("best.npv.open.mean") && is_best_column("best.npv.open.mean"));
         assert!(is_best_column("best.never.share") && is_best_column("reference.npv.open.mean"));
+        assert!(!is_stat_column("leader.npv.open.mean") && is_best_column("leader.npv.open.mean"));
+        assert!(is_best_column("nash.0_never.share") && is_best_column("leader.none.share") && !is_stat_column("nash.many.share"));
     }
 }

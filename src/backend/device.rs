@@ -19,22 +19,45 @@ pub enum Source {
     Exited(usize),
 }
 
-/// The strategy map's choice, as the device makes it per world.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceBest {
-    /// The value maximized (or minimized).
-    pub objective: Source,
-    pub maximize: bool,
-    /// The choice axis's values per world (a world's rows are consecutive positions).
-    pub choices: usize,
-    /// Index of the reference value among them.
+/// Worlds whose rows the device reads together (a world's rows are consecutive
+/// positions): per world it picks one row (the strategy map's choice, the game's
+/// leader-follower outcome) and, for a game, its equilibria.
+#[derive(Clone, Debug)]
+pub struct DeviceWorlds {
+    /// Rows per world: the choice axis's values, or the game's profiles.
+    pub rows: usize,
+    /// Index of the reference row among them.
     pub reference: usize,
+    pub pick: Pick,
 }
+
+/// What the device makes of a world's rows.
+#[derive(Clone, Debug)]
+pub enum Pick {
+    /// `[reduce.best]`: the first row whose objective is largest (or smallest).
+    Best { objective: Source, maximize: bool },
+    /// `[reduce.game]` (`crate::reduce::game`): each player's payoff and number of
+    /// strategies; the pure equilibria and the leader-follower outcome.
+    Game { payoffs: Vec<Source>, sizes: Vec<usize> },
+}
+
+impl DeviceWorlds {
+    /// Words of a world's equilibrium bitmask (one bit per profile; 0 for `best`).
+    pub fn nash_words(&self) -> usize {
+        match self.pick {
+            Pick::Best { .. } => 0,
+            Pick::Game { .. } => self.rows.div_ceil(32),
+        }
+    }
+}
+
+/// A world without a picked row (a game without a leader-follower outcome).
+pub const NO_ROW: u32 = u32::MAX;
 
 /// What a device reduces in a run.
 pub struct ReduceJob<'a> {
     pub outputs: Vec<Source>,
-    pub best: Option<DeviceBest>,
+    pub worlds: Option<DeviceWorlds>,
     /// Read back every output's value per row too (for the quantile sketches).
     pub quantiles: bool,
     /// Read back the rows as well (`rows = true`).
@@ -53,7 +76,8 @@ pub const PARTIAL_WORDS: usize = 5;
 pub enum SegKind {
     /// Every row of the group in the block.
     Stats,
-    /// The chosen row of each of the group's worlds in the block.
+    /// The picked row of each of the group's worlds in the block (the choice,
+    /// the leader-follower outcome).
     Best,
     /// The reference row of each of those worlds.
     Reference,
@@ -78,9 +102,13 @@ pub struct DeviceChunk {
     pub partials: Vec<u32>,
     /// Rows of the chunk whose loops the driver cut short (the run fails on any).
     pub cut_rows: u64,
-    /// Per world (in the tables' order): its group, and the index of the value chosen.
+    /// Per world (in the tables' order): its group, and the index of the row
+    /// picked ([`NO_ROW`]: none).
     pub world_groups: Vec<u32>,
     pub choices: Vec<u32>,
+    /// Per world, for a game: its equilibria as a bitmask over profiles
+    /// ([`DeviceWorlds::nash_words`] words, bit q % 32 of word q / 32).
+    pub nash: Vec<u32>,
     /// With quantiles: `rows x outputs` values of the Stats items, in item order (NaN: empty).
     pub qvals: Vec<f32>,
     /// With `want_rows`: the rows.

@@ -319,7 +319,13 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, dispatch_budg
             rp.groups,
             rp.outputs.len(),
             rp.stats.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
-            if rp.best.is_some() { ", best" } else { "" }
+            if rp.best.is_some() {
+                ", best"
+            } else if rp.game.is_some() {
+                ", game"
+            } else {
+                ""
+            }
         )?;
         for (b, (label, _)) in backends.iter_mut().zip(&results) {
             let r = measure_reduced(b.as_mut(), &plan, rp, rows)?;

@@ -142,6 +142,33 @@ fn validate_reduce(plan: &Plan, rp: &crate::reduce::ReducePlan, output: &Path, o
             if rp.reorders() { "; solved with the choice axis fastest" } else { "" }
         )?;
     }
+    if let Some(g) = &rp.game {
+        let sizes: Vec<String> = g.players.iter().map(|p| p.values.len().to_string()).collect();
+        writeln!(
+            out,
+            "  game:     {} players, {} = {} profiles per world, {} worlds{}",
+            g.players.len(),
+            sizes.join(" x "),
+            g.profiles(),
+            plan.rows / g.profiles() as u64,
+            if rp.reorders() { "; solved with the players' axes fastest" } else { "" }
+        )?;
+        for (i, p) in g.players.iter().enumerate() {
+            let kind = plan.axes[p.axis].param.spec.kind;
+            let label = |x: f64| crate::reduce::output::value_label(kind, x);
+            writeln!(
+                out,
+                "  player {}: {} maximizes {} over {} ({} values: {}), reference {}",
+                i + 1,
+                if i == 0 { "leads," } else { "follows," },
+                p.payoff.name,
+                p.path,
+                p.values.len(),
+                p.values.iter().map(|&x| label(x)).collect::<Vec<_>>().join(", "),
+                label(p.values[p.reference])
+            )?;
+        }
+    }
     writeln!(out, "  blocks:   {} rows (runs, shards and --rows cut only whole blocks)", rp.block_rows)?;
     writeln!(out, "  state:    at most {:.1} MB", rp.state_bytes() as f64 / 1e6)?;
     let reduced = crate::reduce::output::reduced_path(output);

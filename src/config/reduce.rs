@@ -5,12 +5,15 @@ use super::error::{quoted, suggest};
 use super::tree::{Entry, Node, Spanned};
 use super::{Checker, get};
 use crate::config::ConfigError;
+use crate::reduce::game::{Game, MAX_PLAYERS, MAX_PROFILES, Player};
 use crate::reduce::{
     Best, GroupAxis, Grouping, MAX_STATE_BYTES, ReducePlan, ReducedOutput, STAT_NAMES, Stat, available_outputs, value_grouping,
 };
 use crate::sweep::{AxisValues, Design, Plan};
 
-const REDUCE_KEYS: &[&str] = &["by", "outputs", "stats", "rows", "best"];
+const REDUCE_KEYS: &[&str] = &["by", "outputs", "stats", "rows", "best", "game"];
+const GAME_KEYS: &[&str] = &["players"];
+const PLAYER_KEYS: &[&str] = &["axis", "payoff", "reference"];
 const BY_KEYS: &[&str] = &["axis", "bins"];
 const BEST_KEYS: &[&str] = &["axis", "maximize", "minimize", "reference"];
 /// Statistics when `stats` is not given.
@@ -53,6 +56,33 @@ impl Checker<'_> {
             Some(e) => Some(self.reduce_best(e, plan, &by, &available)?),
             None => None,
         };
+        let game = match field("game") {
+            Some(e) => Some(self.reduce_game(e, plan, &by, &available)?),
+            None => None,
+        };
+        if let (Some(_), Some(g)) = (&best, field("game")) {
+            return Err(self.err(
+                &g.key_span,
+                "reduce.game",
+                "give [reduce.best] or [reduce.game], not both: best is one player's choice with every other axis fixed, a game's players choose together",
+            ));
+        }
+        if let (true, Some(g)) = (rows, &game) {
+            let n = plan.axes.len();
+            let k = g.players.len();
+            if g.players.iter().enumerate().any(|(i, p)| p.axis != n - k + i) {
+                let e = field("rows").expect("rows = true was given");
+                let names: Vec<&str> = g.players.iter().map(|p| p.path.as_str()).collect();
+                return Err(self.err(
+                    &e.key_span,
+                    "reduce.rows",
+                    format!(
+                        "rows = true with [reduce.game] needs the players' axes last in [axes], in player order ({}), so that rows are solved in row order; move them, or drop rows",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
         if let (true, Some(b)) = (rows, &best)
             && b.axis + 1 != plan.axes.len()
         {
@@ -66,7 +96,7 @@ impl Checker<'_> {
                     ),
                 ));
         }
-        let rp = ReducePlan::new(plan, by, outputs, stats, rows, best);
+        let rp = ReducePlan::new(plan, by, outputs, stats, rows, best, game);
         let bytes = rp.state_bytes();
         if bytes > MAX_STATE_BYTES || rp.groups > u32::MAX as u64 {
             let span = field("by").map_or(section.key_span.clone(), |e| e.key_span.clone());
@@ -312,5 +342,122 @@ impl Checker<'_> {
             }
         };
         Ok(Best { axis: a, path: name.to_string(), values, objective, maximize, reference })
+    }
+
+    fn reduce_game(&self, e: &Entry, plan: &Plan, by: &[GroupAxis], available: &[ReducedOutput]) -> Result<Game, ConfigError> {
+        let fields = self.expect_table(&e.value, "reduce.game")?;
+        for f in fields {
+            if !GAME_KEYS.contains(&f.key.as_str()) {
+                return Err(self.unknown_key(f, "reduce.game", GAME_KEYS));
+            }
+        }
+        if !matches!(plan.design, Design::Grid) {
+            return Err(self.err(
+                &e.key_span,
+                "reduce.game",
+                format!(
+                    "a game needs a grid design (every profile of the players' values in every world); this sweep's design is {}",
+                    plan.design.name()
+                ),
+            ));
+        }
+        let Some(list) = fields.iter().find(|f| f.key == "players") else {
+            return Err(self.err(
+                &e.key_span,
+                "reduce.game.players",
+                "missing: list the players, e.g. players = [{ axis = \"firm.open.release_month\", payoff = \"npv.open\" }, { axis = \"firm.frontier_a.release_month\", payoff = \"npv.frontier_a\" }]",
+            ));
+        };
+        let items = self.array(list, "reduce.game.players", "player")?;
+        if !(2..=MAX_PLAYERS).contains(&items.len()) {
+            return Err(self.err(
+                &list.value.span,
+                "reduce.game.players",
+                format!("a game has 2 to {MAX_PLAYERS} players; this one lists {}", items.len()),
+            ));
+        }
+        let mut players: Vec<Player> = Vec::new();
+        for item in items {
+            let Node::Table(pf) = &item.node else {
+                return Err(self.err(
+                    &item.span,
+                    "reduce.game.players",
+                    format!("expected {{ axis = \"<axis path>\", payoff = \"<output>\" }}, found {}", item.node.type_name()),
+                ));
+            };
+            for f in pf {
+                if !PLAYER_KEYS.contains(&f.key.as_str()) {
+                    return Err(self.unknown_key(f, "reduce.game.players", PLAYER_KEYS));
+                }
+            }
+            let get = |k: &str| pf.iter().find(|f| f.key == k);
+            let Some(axis) = get("axis") else {
+                return Err(self.err(
+                    &item.span,
+                    "reduce.game.players.axis",
+                    "missing: name the player's strategy axis, e.g. axis = \"firm.open.release_month\"",
+                ));
+            };
+            let name = self.expect_str(&axis.value, "reduce.game.players.axis")?;
+            let a = self.axis_named(name, &axis.value, "reduce.game.players.axis", plan)?;
+            if by.iter().any(|g| g.axis == a) {
+                return Err(self.err(
+                    &axis.value.span,
+                    "reduce.game.players.axis",
+                    format!(
+                        "{name} is also in reduce.by: a player's strategies are chosen within each world, so its axis cannot group rows too"
+                    ),
+                ));
+            }
+            if players.iter().any(|p| p.axis == a) {
+                return Err(self.err(&axis.value.span, "reduce.game.players.axis", format!("{name} is the axis of two players")));
+            }
+            let Some(payoff) = get("payoff") else {
+                return Err(self.err(
+                    &item.span,
+                    "reduce.game.players.payoff",
+                    "missing: name the output the player maximizes, e.g. payoff = \"npv.open\"",
+                ));
+            };
+            let payoff_name = self.expect_str(&payoff.value, "reduce.game.players.payoff")?;
+            let payoff = self.output_named(payoff_name, &payoff.value, "reduce.game.players.payoff", available)?;
+            let values: Vec<f64> = (0..plan.axes[a].values.len()).map(|i| plan.axes[a].values.value(i)).collect();
+            let spec = plan.axes[a].param.spec;
+            let reference = match get("reference") {
+                // Default: never, where the axis has it; else its last value.
+                None => values
+                    .iter()
+                    .position(|&v| spec.kind == crate::model::params::Kind::Month && v == crate::model::NEVER as f64)
+                    .unwrap_or(values.len() - 1),
+                Some(r) => {
+                    let v = self.param_value(spec, &r.value, "reduce.game.players.reference")?;
+                    let label = |x: f64| super::super::reduce::output::value_label(spec.kind, x);
+                    values.iter().position(|&x| x == v).ok_or_else(|| {
+                        let shown: Vec<String> = values.iter().map(|&x| label(x)).collect();
+                        self.err(
+                            &r.value.span,
+                            "reduce.game.players.reference",
+                            format!("{} is not a value of {name}; its values are: {}", label(v), shown.join(", ")),
+                        )
+                    })?
+                }
+            };
+            players.push(Player { axis: a, path: name.to_string(), values, payoff, reference });
+        }
+        let game = Game { players };
+        let profiles = game.players.iter().try_fold(1usize, |n, p| n.checked_mul(p.values.len()));
+        if profiles.is_none_or(|n| n > MAX_PROFILES) {
+            let sizes: Vec<String> = game.players.iter().map(|p| p.values.len().to_string()).collect();
+            return Err(self.err(
+                &list.value.span,
+                "reduce.game.players",
+                format!(
+                    "the game has {} = {} profiles per world, more than the {MAX_PROFILES} a world's payoff table may hold in memory (one device invocation solves each world): give the players fewer values",
+                    sizes.join(" x "),
+                    game.players.iter().map(|p| p.values.len() as u128).product::<u128>()
+                ),
+            ));
+        }
+        Ok(game)
     }
 }

@@ -26,7 +26,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail};
 use rayon::prelude::*;
 
-use crate::backend::device::{DeviceReduce, DeviceSink, ReduceJob};
+use crate::backend::device::{DeviceReduce, DeviceSink, DeviceWorlds, Pick, ReduceJob};
 use crate::backend::{Backend, BackendInfo, ChunkSink, Outcomes, ScenarioSource, TransferStats};
 #[cfg(test)]
 use crate::model::Out;
@@ -263,6 +263,7 @@ struct InFlight {
 struct ReducedInFlight {
     tables: reduce::Tables,
     outputs: usize,
+    nash_words: usize,
     quantiles: bool,
     mapped: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>,
 }
@@ -470,28 +471,37 @@ impl GpuBackend {
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("reduce"), timestamp_writes: None });
                 pass.set_bind_group(0, &b.bind_group, &[]);
-                if t.worlds > 0 {
+                if let (true, Some(wd)) = (t.worlds > 0, &job.worlds) {
                     let (x, y) = grid((t.worlds as u64).div_ceil(64));
-                    pass.set_pipeline(&pipes.choose);
+                    pass.set_pipeline(if matches!(wd.pick, Pick::Game { .. }) { &pipes.game } else { &pipes.choose });
                     pass.dispatch_workgroups(x, y, 1);
                 }
-                if !t.segs.is_empty() {
-                    let (x, y) = grid(t.segs.len() as u64);
+                if t.large > 0 {
+                    let (x, y) = grid(t.large as u64);
                     pass.set_pipeline(&pipes.reduce);
                     pass.dispatch_workgroups(x, y, 1);
                 }
+                let small = t.segs.len() as u64 - t.large as u64;
+                if small > 0 {
+                    let (x, y) = grid(small.div_ceil(64));
+                    pass.set_pipeline(&pipes.reduce_small);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
             }
-            let (partial_bytes, choice_bytes, qval_bytes) = reduce_bytes(&t, j, job.quantiles);
+            let nash_words = job.worlds.as_ref().map_or(0, DeviceWorlds::nash_words);
+            let (partial_bytes, choice_bytes, qval_bytes) = reduce_bytes(&t, j, nash_words, job.quantiles);
             if partial_bytes > 0 {
                 enc.copy_buffer_to_buffer(&b.partials, 0, &b.readback, 0, partial_bytes);
             }
             if choice_bytes > 0 {
-                enc.copy_buffer_to_buffer(&b.worlds, choice_bytes, &b.readback, partial_bytes, choice_bytes);
+                // The worlds buffer: [picked rows' positions | picked indices | equilibria]; the last two come back.
+                enc.copy_buffer_to_buffer(&b.worlds, 4 * t.worlds as u64, &b.readback, partial_bytes, choice_bytes);
             }
             if qval_bytes > 0 {
                 enc.copy_buffer_to_buffer(&b.qvals, 0, &b.readback, partial_bytes + choice_bytes, qval_bytes);
             }
-            reduced = Some(ReducedInFlight { tables: t, outputs: j, quantiles: job.quantiles, mapped: Arc::new(Mutex::new(None)) });
+            reduced =
+                Some(ReducedInFlight { tables: t, outputs: j, nash_words, quantiles: job.quantiles, mapped: Arc::new(Mutex::new(None)) });
         }
         let rows_back = job.is_none_or(|j| j.want_rows);
         if rows_back {
@@ -517,7 +527,7 @@ impl GpuBackend {
         }
         if let Some(r) = &reduced {
             let (_, b) = s.reduce.as_ref().expect("sized by prepare_reduce");
-            let (p, c, qv) = reduce_bytes(&r.tables, r.outputs, r.quantiles);
+            let (p, c, qv) = reduce_bytes(&r.tables, r.outputs, r.nash_words, r.quantiles);
             read_back += p + c + qv;
             let mapped = r.mapped.clone();
             if p + c + qv == 0 {
@@ -559,7 +569,12 @@ impl GpuBackend {
         };
         let t = reduce::Tables::build(job, first_row, rows as usize, &dispatch);
         let j = job.outputs.len();
-        let need = reduce::Sizes::of(&t, j, job.quantiles, rows);
+        let picks = match job.worlds.as_ref().map(|w| &w.pick) {
+            Some(Pick::Game { payoffs, .. }) => payoffs.len(),
+            _ => 1,
+        };
+        let nash_words = job.worlds.as_ref().map_or(0, DeviceWorlds::nash_words);
+        let need = reduce::Sizes::of(&t, j, picks, nash_words, job.quantiles, rows);
         let pipes = self.ctx.reduce.as_ref().expect("built above");
         reduce::ensure(&self.ctx.device, pipes, &s.outputs, &mut s.reduce, need);
         let (_, b) = s.reduce.as_ref().expect("sized above");
@@ -570,22 +585,44 @@ impl GpuBackend {
         if !t.segs.is_empty() {
             q.write_buffer(&b.segs, 0, bytemuck::cast_slice(&t.segs));
         }
+        // The reduced outputs' columns, then the objective (`best`) or each player's payoff (`game`).
         let mut cols: Vec<[u32; 4]> = job.outputs.iter().copied().map(reduce::column).collect();
-        cols.push(job.best.map_or([0; 4], |bst| reduce::column(bst.objective)));
+        let (mut maximize, mut sizes) = (0, [1u32; 4]);
+        match job.worlds.as_ref().map(|w| &w.pick) {
+            None => cols.push([0; 4]),
+            Some(Pick::Best { objective, maximize: m }) => {
+                cols.push(reduce::column(*objective));
+                maximize = *m as u32;
+            }
+            Some(Pick::Game { payoffs, sizes: n }) => {
+                cols.extend(payoffs.iter().copied().map(reduce::column));
+                for (d, &n) in sizes.iter_mut().zip(n) {
+                    *d = n as u32;
+                }
+            }
+        }
         q.write_buffer(&b.cols, 0, bytemuck::cast_slice(&cols));
-        let params: [u32; 12] = [
+        let players = match job.worlds.as_ref().map(|w| &w.pick) {
+            Some(Pick::Game { payoffs, .. }) => payoffs.len() as u32,
+            _ => 0,
+        };
+        let params: [u32; 16] = [
             t.segs.len() as u32,
             t.worlds,
             j as u32,
-            job.best.map_or(0, |bst| bst.choices as u32),
-            job.best.is_some_and(|bst| bst.maximize) as u32,
+            job.worlds.as_ref().map_or(0, |w| w.rows as u32),
+            maximize,
             layout::out_stride(nf) as u32,
             per_dim as u32,
             job.quantiles as u32,
             t.world_base,
-            0,
-            0,
-            0,
+            players,
+            nash_words as u32,
+            t.large,
+            sizes[0],
+            sizes[1],
+            sizes[2],
+            sizes[3],
         ];
         q.write_buffer(&b.params, 0, bytemuck::cast_slice(&params));
         Ok(t)
@@ -677,8 +714,8 @@ impl GpuBackend {
             None => None,
             Some(r) => {
                 let (_, b) = s.reduce.as_ref().expect("a reduced chunk has reduce buffers");
-                let (p, c, q) = reduce_bytes(&r.tables, r.outputs, r.quantiles);
-                let (partials, choices, qvals) = if p + c + q == 0 {
+                let (p, c, q) = reduce_bytes(&r.tables, r.outputs, r.nash_words, r.quantiles);
+                let (partials, mut choices, qvals) = if p + c + q == 0 {
                     (Vec::new(), Vec::new(), Vec::new())
                 } else {
                     let view = b.readback.get_mapped_range(..p + c + q).map_err(|e| anyhow!("could not map the GPU's partials: {e}"))?;
@@ -687,6 +724,8 @@ impl GpuBackend {
                     let qv: Vec<f32> = bytemuck::cast_slice::<u32, f32>(&words[p + c..]).to_vec();
                     (words[..p].to_vec(), words[p..p + c].to_vec(), qv)
                 };
+                // A game's equilibria follow the picked indices.
+                let nash = choices.split_off((r.tables.worlds as usize).min(choices.len()));
                 if p + c + q > 0 {
                     b.readback.unmap();
                 }
@@ -708,6 +747,7 @@ impl GpuBackend {
                     cut_rows,
                     world_groups: r.tables.world_groups,
                     choices,
+                    nash,
                     qvals,
                     outcomes: None,
                 })
@@ -851,12 +891,23 @@ impl DeviceReduce for GpuBackend {
     ) -> anyhow::Result<()> {
         // The reduce pass's loops, as llvmpipe counts them: per output two passes over a
         // segment (at most a block) and two trees, plus the cut-row count.
+        // Short segments (`reduce_small`): every item of a segment in one invocation.
         let per_segment = job.block_rows.div_ceil(64);
-        let iterations = job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment;
+        let small = reduce::SMALL as u64;
+        let iterations = (job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment).max(job.outputs.len() as u64 * (1 + 2 * small) + small);
         if self.is_llvmpipe() && iterations > LLVMPIPE_LOOP_CAP {
             bail!(
                 "this reduction cannot run on llvmpipe: its reduce pass may need {iterations} loop iterations in one invocation, above llvmpipe's {LLVMPIPE_LOOP_CAP}; reduce fewer outputs or use the CPU backend"
             );
+        }
+        if let Some(Pick::Game { sizes, .. }) = job.worlds.as_ref().map(|w| &w.pick) {
+            let iterations = reduce::game_loop_iterations(sizes);
+            if self.is_llvmpipe() && iterations > LLVMPIPE_LOOP_CAP {
+                bail!(
+                    "this game cannot run on llvmpipe: solving one world's payoff table ({} profiles) may need {iterations} loop iterations in one invocation, above llvmpipe's {LLVMPIPE_LOOP_CAP}; give the players fewer values or use the CPU backend",
+                    sizes.iter().product::<usize>()
+                );
+            }
         }
         self.run_chunks(src, rows, Some(job), |_, done| {
             let mut chunk = done.reduced.expect("a reduced chunk");
@@ -868,11 +919,11 @@ impl DeviceReduce for GpuBackend {
 
 /// Bytes read back per chunk by the reduce passes: partials (with the cut-row counts),
 /// the worlds' choices, and the values for quantiles.
-fn reduce_bytes(t: &reduce::Tables, outputs: usize, quantiles: bool) -> (u64, u64, u64) {
+fn reduce_bytes(t: &reduce::Tables, outputs: usize, nash_words: usize, quantiles: bool) -> (u64, u64, u64) {
     let stats_items = t.info.iter().filter(|i| i.kind == reduce::SegKind::Stats).map(|i| i.len as u64).sum::<u64>();
     (
         4 * (t.segs.len() * (outputs * reduce::PARTIAL_WORDS + 1)) as u64,
-        4 * t.worlds as u64,
+        4 * t.worlds as u64 * (1 + nash_words as u64),
         if quantiles { 4 * stats_items * outputs as u64 } else { 0 },
     )
 }

@@ -2,7 +2,7 @@
 //! kernel on each chunk and leaves per segment (the rows of one group in one block,
 //! or one group's worlds in a block) the count, f32 mean, sum of squared deviations,
 //! min and max of every reduced output; with `best`, it first chooses each world's
-//! row. The host reads back those partials (and, for quantiles, one f32 per output
+//! row, or with `game` each world's equilibria and leader-follower outcome. The host reads back those partials (and, for quantiles, one f32 per output
 //! per row) instead of the rows, and adds them exactly to the reduction's state.
 //!
 //! The host builds each chunk's tables: the rows of every block sorted by group
@@ -41,6 +41,8 @@ pub struct Tables {
     pub world_groups: Vec<u32>,
     pub worlds: u32,
     pub world_base: u32,
+    /// Segments 0..large are longer than [`SMALL`].
+    pub large: u32,
 }
 
 impl Tables {
@@ -77,8 +79,8 @@ impl Tables {
             push_runs(ks, &|k| groups[k as usize], 0, start, SegKind::Stats);
         }
         let (mut world_groups, mut worlds, world_base) = (Vec::new(), 0u32, items.len() as u32);
-        if let Some(best) = job.best {
-            let n = best.choices;
+        if let Some(wd) = &job.worlds {
+            let n = wd.rows;
             let per_block = b / n;
             let all_worlds = rows / n;
             let order: Vec<Vec<u32>> = (0..all_worlds.div_ceil(per_block))
@@ -95,7 +97,7 @@ impl Tables {
                 items.extend((0..n).map(|c| dispatch[w as usize * n + c]));
             }
             let ref_base = items.len() as u32;
-            items.extend(flat.iter().map(|&w| dispatch[w as usize * n + best.reference]));
+            items.extend(flat.iter().map(|&w| dispatch[w as usize * n + wd.reference]));
             world_groups = flat.iter().map(|&w| groups[w as usize * n]).collect();
             // Segments over the chosen rows (source 1: indices into the worlds buffer) and the reference rows.
             let mut offset = 0u32;
@@ -107,19 +109,50 @@ impl Tables {
                 offset += ws.len() as u32;
             }
         }
-        Tables { items, segs, info, world_groups, worlds, world_base }
+        // Segments longer than SMALL first (a workgroup each), the short ones after
+        // (an invocation each); the host adds partials in any order, exactly.
+        let mut order: Vec<usize> = (0..segs.len()).collect();
+        order.sort_by_key(|&k| segs[k][2] <= SMALL);
+        let large = order.iter().take_while(|&&k| segs[k][2] > SMALL).count() as u32;
+        let segs = order.iter().map(|&k| segs[k]).collect();
+        let info = order.iter().map(|&k| info[k]).collect();
+        Tables { items, segs, info, world_groups, worlds, world_base, large }
     }
 }
+
+/// The loop iterations of `shaders/reduce.wgsl`'s `game` for one world of a game
+/// whose players have `sizes` strategies, at worst (llvmpipe ends an
+/// invocation's loops past a cap): clearing the bitmask, every profile's
+/// stability (a loop over the players and their deviations), and the leader's
+/// scan of each commitment's profiles (the followers' stability).
+pub fn game_loop_iterations(sizes: &[usize]) -> u64 {
+    let profiles: u64 = sizes.iter().map(|&n| n as u64).product();
+    let (k, total) = (sizes.len() as u64, sizes.iter().map(|&n| n as u64).sum::<u64>());
+    let n0 = sizes.first().map_or(0, |&n| n as u64);
+    profiles.div_ceil(32) + profiles * (1 + k + total) + n0 + profiles * (1 + k + total - n0)
+}
+
+/// `shaders/reduce.wgsl`'s SMALL: a segment of at most this many items is reduced
+/// by one invocation, a longer one by a workgroup.
+pub const SMALL: u32 = 32;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn a_games_loops_are_counted_as_the_shader_runs_them() {
+        // 4 x 4: 1 bitmask word; 16 profiles x (1 + 2 + 8); the leader: 4 commitments,
+        // 16 profiles x (1 + 2 + 4) followers' checks.
+        assert_eq!(game_loop_iterations(&[4, 4]), 1 + 16 * 11 + 4 + 16 * 7);
+        assert!(game_loop_iterations(&[6, 6, 6, 6]) > 65_535);
+    }
+
+    #[test]
     fn segments_are_the_groups_of_each_block_in_row_order() {
         // 10 rows, blocks of 4, groups alternating 0 1 0 1 ...; dispatch reversed.
         let group = |p: u64| (p % 2) as u32;
-        let job = ReduceJob { outputs: Vec::new(), best: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
+        let job = ReduceJob { outputs: Vec::new(), worlds: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
         let dispatch: Vec<u32> = (0..10).rev().collect();
         let t = Tables::build(&job, 0, 10, &dispatch);
         let runs: Vec<(u32, u32, u32)> = t.info.iter().map(|s| (s.group, s.start, s.len)).collect();
@@ -129,11 +162,16 @@ mod tests {
     }
 }
 
+/// Bytes of the reduce shader's `Params` (16 words).
+pub const PARAMS_BYTES: u64 = 64;
+
 /// The reduce shader's pipelines (compiled once per device).
 pub struct Pipelines {
     layout: wgpu::BindGroupLayout,
     pub choose: wgpu::ComputePipeline,
+    pub game: wgpu::ComputePipeline,
     pub reduce: wgpu::ComputePipeline,
+    pub reduce_small: wgpu::ComputePipeline,
 }
 
 impl Pipelines {
@@ -171,11 +209,11 @@ impl Pipelines {
                 cache: None,
             })
         };
-        let (choose, reduce) = (pipeline("choose"), pipeline("reduce"));
+        let (choose, game, reduce, reduce_small) = (pipeline("choose"), pipeline("game"), pipeline("reduce"), pipeline("reduce_small"));
         if let Some(e) = pollster::block_on(scope.pop()) {
             anyhow::bail!("could not build the reduce pipelines: {e}");
         }
-        Ok(Pipelines { layout, choose, reduce })
+        Ok(Pipelines { layout, choose, game, reduce, reduce_small })
     }
 }
 
@@ -205,14 +243,16 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn of(t: &Tables, outputs: usize, qvals: bool, rows: u64) -> Sizes {
+    /// With `picks` the columns after the reduced outputs (the objective, or each
+    /// player's payoff) and `nash_words` per world (a game's equilibria).
+    pub fn of(t: &Tables, outputs: usize, picks: usize, nash_words: usize, qvals: bool, rows: u64) -> Sizes {
         let at_least = |b: u64| b.max(16).next_multiple_of(16);
         Sizes {
             items: at_least(4 * t.items.len() as u64),
             segs: at_least(16 * t.segs.len() as u64),
-            cols: at_least(16 * (outputs as u64 + 1)),
+            cols: at_least(16 * (outputs + picks.max(1)) as u64),
             partials: at_least(4 * (t.segs.len() * (outputs * PARTIAL_WORDS + 1)) as u64),
-            worlds: at_least(8 * t.worlds as u64),
+            worlds: at_least(4 * t.worlds as u64 * (2 + nash_words as u64)),
             qvals: at_least(if qvals { 4 * rows * outputs as u64 } else { 0 }),
         }
     }
@@ -254,7 +294,7 @@ pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot
     let partials = buffer("reduce partials", size.partials, U::STORAGE | U::COPY_SRC);
     let worlds = buffer("reduce worlds", size.worlds, U::STORAGE | U::COPY_SRC);
     let qvals = buffer("reduce values", size.qvals, U::STORAGE | U::COPY_SRC);
-    let params = buffer("reduce params", 48, U::UNIFORM | U::COPY_DST);
+    let params = buffer("reduce params", PARAMS_BYTES, U::UNIFORM | U::COPY_DST);
     let readback = buffer("reduce readback", size.partials + size.worlds + size.qvals, U::MAP_READ | U::COPY_DST);
     fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         wgpu::BindGroupEntry { binding, resource: buf.as_entire_binding() }

@@ -22,16 +22,17 @@
 //! and nothing is held per world, wherever the choice axis stands in the config.
 
 pub mod best;
+pub mod game;
 pub mod output;
 pub mod sketch;
 pub mod state;
 pub mod stats;
 
 use crate::backend::ScenarioSource;
-use crate::backend::device::{DeviceBest, ReduceJob};
+use crate::backend::device::{DeviceWorlds, Pick, ReduceJob};
 use crate::model::outputs::{self, OutKind, Scope};
 use crate::model::{Out, Outcome, Scenario};
-use crate::sweep::provenance::{BestOrder, BestSpec, Bins, ByAxis, Goal, ReduceSpec};
+use crate::sweep::provenance::{BestOrder, BestSpec, Bins, ByAxis, GameOrder, GameSpec, Goal, PlayerSpec, ReduceSpec};
 use crate::sweep::{AxisValues, Design, Plan};
 
 /// Rows per reduction block: runs of a reduced sweep are cut only on whole blocks
@@ -251,21 +252,61 @@ pub struct ReducePlan {
     /// Also write every row.
     pub rows: bool,
     pub best: Option<Best>,
+    /// `[reduce.game]`: the release game (never with `best`).
+    pub game: Option<game::Game>,
     /// Number of groups: the product of the `by` axes' slots.
     pub groups: u64,
     /// Rows per block (see [`BLOCK_ROWS`]).
     pub block_rows: u64,
-    /// With `best`: positions p map to rows with the choice axis fastest.
+    /// With `best` or `game`: positions p map to rows with the choice axis, or the
+    /// players' axes, fastest.
     order: Option<Order>,
 }
 
-/// The position order of a reduction with `best`: the grid with the choice axis
-/// (n values, row stride s) moved to the fastest place. Position p is world
-/// w = p / n, choice c = p % n, and row (w / s) s n + c s + w % s.
-#[derive(Clone, Copy, Debug)]
+/// The position order of a reduction whose worlds are solved together: the grid
+/// with some axes (the choice axis; the players' axes, in player order) moved to
+/// the fastest places. Position p is world w = p / unit and, within it, the
+/// moved axes' values q = p % unit; each is a mixed-radix number (last digit
+/// fastest) over the other axes, in plan order, and the moved axes.
+#[derive(Clone, Debug)]
 struct Order {
-    n: u64,
-    stride: u64,
+    unit: u64,
+    /// (values, row stride) of the moved axes, in order.
+    moved: Vec<(u64, u64)>,
+    /// (values, row stride) of the other axes, in plan order.
+    rest: Vec<(u64, u64)>,
+}
+
+impl Order {
+    /// The order that moves `axes` of `plan` to the fastest places, or None
+    /// where they already are there (positions are rows).
+    fn new(plan: &Plan, axes: &[usize]) -> Option<Order> {
+        let n = plan.axes.len();
+        if axes.iter().enumerate().all(|(k, &a)| a == n - axes.len() + k) {
+            return None;
+        }
+        let digit = |a: usize| (plan.axes[a].values.len(), plan.axis_stride(a));
+        Some(Order {
+            unit: axes.iter().map(|&a| plan.axes[a].values.len()).product(),
+            moved: axes.iter().map(|&a| digit(a)).collect(),
+            rest: (0..n).filter(|a| !axes.contains(a)).map(digit).collect(),
+        })
+    }
+
+    #[inline]
+    fn row(&self, p: u64) -> u64 {
+        let (mut w, mut q) = (p / self.unit, p % self.unit);
+        let mut row = 0;
+        for &(n, s) in self.moved.iter().rev() {
+            row += q % n * s;
+            q /= n;
+        }
+        for &(n, s) in self.rest.iter().rev() {
+            row += w % n * s;
+            w /= n;
+        }
+        row
+    }
 }
 
 impl ReducePlan {
@@ -277,30 +318,39 @@ impl ReducePlan {
         stats: Vec<Stat>,
         rows: bool,
         best: Option<Best>,
+        game: Option<game::Game>,
     ) -> ReducePlan {
         let groups = by.iter().map(GroupAxis::slots).product();
-        let design_block = plan.block_rows().max(1);
-        let unit = match &best {
-            Some(b) => b.values.len() as u64,
-            None => design_block,
+        let moved: Vec<usize> = match (&best, &game) {
+            (Some(b), _) => vec![b.axis],
+            (None, Some(g)) => g.players.iter().map(|p| p.axis).collect(),
+            (None, None) => Vec::new(),
+        };
+        let unit = match moved.is_empty() {
+            true => plan.block_rows().max(1),
+            false => moved.iter().map(|&a| plan.axes[a].values.len()).product(),
         };
         let block_rows = unit * (BLOCK_ROWS / unit).max(1);
-        let order = best.as_ref().and_then(|b| {
-            let stride = plan.axis_stride(b.axis);
-            (stride != 1).then_some(Order { n: b.values.len() as u64, stride })
-        });
-        ReducePlan { by, outputs, stats, rows, best, groups, block_rows, order }
+        let order = if moved.is_empty() { None } else { Order::new(plan, &moved) };
+        ReducePlan { by, outputs, stats, rows, best, game, groups, block_rows, order }
+    }
+
+    /// Positions per world: the choice axis's values with `best`, the profiles
+    /// with `game`, else 1.
+    pub fn world_rows(&self) -> usize {
+        match (&self.best, &self.game) {
+            (Some(b), _) => b.values.len(),
+            (None, Some(g)) => g.profiles(),
+            (None, None) => 1,
+        }
     }
 
     /// The row solved at position `p`.
     #[inline]
     pub fn row(&self, p: u64) -> u64 {
-        match self.order {
+        match &self.order {
             None => p,
-            Some(Order { n, stride: s }) => {
-                let (w, c) = (p / n, p % n);
-                (w / s) * s * n + c * s + w % s
-            }
+            Some(o) => o.row(p),
         }
     }
 
@@ -342,12 +392,19 @@ impl ReducePlan {
     pub fn device_job<'a>(&self, group: &'a (dyn Fn(u64) -> u32 + Sync)) -> ReduceJob<'a> {
         ReduceJob {
             outputs: self.outputs.iter().map(|o| o.source).collect(),
-            best: self.best.as_ref().map(|b| DeviceBest {
-                objective: b.objective.source,
-                maximize: b.maximize,
-                choices: b.values.len(),
-                reference: b.reference,
-            }),
+            worlds: match (&self.best, &self.game) {
+                (Some(b), _) => Some(DeviceWorlds {
+                    rows: b.values.len(),
+                    reference: b.reference,
+                    pick: Pick::Best { objective: b.objective.source, maximize: b.maximize },
+                }),
+                (None, Some(g)) => Some(DeviceWorlds {
+                    rows: g.profiles(),
+                    reference: g.reference_profile(),
+                    pick: Pick::Game { payoffs: g.players.iter().map(|p| p.payoff.source).collect(), sizes: g.sizes() },
+                }),
+                (None, None) => None,
+            },
             quantiles: self.quantiles(),
             want_rows: self.rows,
             block_rows: self.block_rows,
@@ -362,6 +419,9 @@ impl ReducePlan {
         let mut per_group = 64 + j * (MOMENTS_BYTES + sketch);
         if let Some(b) = &self.best {
             per_group += 8 * b.values.len() as u64 + 2 * j * MOMENTS_BYTES;
+        }
+        if let Some(g) = &self.game {
+            per_group += 32 + 16 * g.profiles() as u64 + 2 * j * MOMENTS_BYTES;
         }
         self.groups.saturating_mul(per_group)
     }
@@ -390,8 +450,26 @@ impl ReducePlan {
                 values: b.values.iter().map(|&x| value(x)).collect(),
             }
         });
+        let game = self.game.as_ref().map(|g| GameSpec {
+            order: if self.reorders() { GameOrder::PlayersFastest } else { GameOrder::Rows },
+            players: g
+                .players
+                .iter()
+                .map(|p| {
+                    let spec = plan.axes[p.axis].param.spec;
+                    let value = |x: f64| crate::sweep::value_json(spec, x, true);
+                    PlayerSpec {
+                        axis: p.path.clone(),
+                        payoff: p.payoff.name.clone(),
+                        reference: value(p.values[p.reference]),
+                        values: p.values.iter().map(|&x| value(x)).collect(),
+                    }
+                })
+                .collect(),
+        });
         ReduceSpec {
             best,
+            game,
             block_rows: self.block_rows,
             by,
             groups: self.groups,

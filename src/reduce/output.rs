@@ -54,6 +54,25 @@ fn axis_cell(v: f64, integer: bool) -> String {
     String::from_utf8(buf).expect("a formatted number is ASCII")
 }
 
+/// Every profile's label of a game, in profile order (see the module's comment).
+pub fn profile_labels(plan: &Plan, game: &super::game::Game) -> Vec<String> {
+    let labels: Vec<Vec<String>> = game
+        .players
+        .iter()
+        .map(|p| {
+            let spec = plan.axes[p.axis].param.spec;
+            let integer = plan.axes[p.axis].is_integer();
+            p.values
+                .iter()
+                .map(|&v| if spec.kind == Kind::Month && v == NEVER as f64 { "never".into() } else { axis_cell(v, integer) })
+                .collect()
+        })
+        .collect();
+    (0..game.profiles())
+        .map(|q| game.strategies(q).iter().zip(&labels).map(|(&s, l)| l[s].as_str()).collect::<Vec<_>>().join("_"))
+        .collect()
+}
+
 /// The reduced CSV's header.
 pub fn header(plan: &Plan, rp: &ReducePlan) -> Vec<String> {
     let mut h: Vec<String> = rp.by.iter().map(|a| a.path.clone()).collect();
@@ -66,6 +85,15 @@ pub fn header(plan: &Plan, rp: &ReducePlan) -> Vec<String> {
         let kind = plan.axes[b.axis].param.spec.kind;
         h.extend(b.values.iter().map(|&v| format!("best.{}.share", value_label(kind, v))));
         h.extend(rp.outputs.iter().map(|o| format!("best.{}.mean", o.name)));
+        h.extend(rp.outputs.iter().map(|o| format!("reference.{}.mean", o.name)));
+    }
+    if let Some(g) = &rp.game {
+        let labels = profile_labels(plan, g);
+        h.extend(["nash.none.share", "nash.one.share", "nash.many.share"].map(String::from));
+        h.extend(labels.iter().map(|l| format!("nash.{l}.share")));
+        h.push("leader.none.share".into());
+        h.extend(labels.iter().map(|l| format!("leader.{l}.share")));
+        h.extend(rp.outputs.iter().map(|o| format!("leader.{}.mean", o.name)));
         h.extend(rp.outputs.iter().map(|o| format!("reference.{}.mean", o.name)));
     }
     h
@@ -90,6 +118,11 @@ pub fn csv_bytes(plan: &Plan, rp: &ReducePlan, state: &ReduceState) -> Vec<u8> {
             rec.extend((0..b.values.len()).map(|k| cell(bs.share(k))));
             rec.extend(bs.at_best.iter().map(|m| cell(m.mean())));
             rec.extend(bs.at_ref.iter().map(|m| cell(m.mean())));
+        }
+        if let Some(gs) = &st.game {
+            rec.extend(gs.counts.iter().chain(&gs.nash).map(|&c| cell(gs.share(c))));
+            rec.extend(std::iter::once(&gs.leader_none).chain(&gs.leader).map(|&c| cell(gs.share(c))));
+            rec.extend(gs.at_leader.iter().chain(&gs.at_ref).map(|m| cell(m.mean())));
         }
         w.write_record(&rec).expect("writing to memory");
     }

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use super::best::{BestState, choose};
+use super::game::{self, GameState};
 use super::sketch::Sketch;
 use super::stats::{ExactSum, MeanAcc, Moments};
 use super::{ReducePlan, Stat};
-use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, SegKind};
+use crate::backend::device::{DeviceChunk, NO_ROW, PARTIAL_WORDS, SegKind};
 use crate::backend::{ChunkSink, Outcomes};
 use crate::model::Outcome;
 use crate::sweep::Plan;
@@ -24,6 +25,7 @@ pub struct GroupState {
     /// Per reduced output, when a quantile is asked for (else empty).
     pub sketches: Vec<Sketch>,
     pub best: Option<BestState>,
+    pub game: Option<GameState>,
 }
 
 impl GroupState {
@@ -33,6 +35,7 @@ impl GroupState {
             moments: vec![Moments::default(); j],
             sketches: if rp.quantiles() { vec![Sketch::default(); j] } else { Vec::new() },
             best: rp.best.as_ref().map(|b| BestState::new(b.values.len(), j)),
+            game: rp.game.as_ref().map(|g| GameState::new(g.profiles(), j)),
         }
     }
 
@@ -44,6 +47,9 @@ impl GroupState {
             a.merge(b);
         }
         if let (Some(a), Some(b)) = (self.best.as_mut(), o.best.as_ref()) {
+            a.merge(b);
+        }
+        if let (Some(a), Some(b)) = (self.game.as_mut(), o.game.as_ref()) {
             a.merge(b);
         }
     }
@@ -120,6 +126,21 @@ impl ReduceState {
                     }
                 }
             }
+            // Only a game's state has this part (so other states' bytes are as before).
+            if let Some(gs) = &g.game {
+                put_u64(&mut w, gs.worlds);
+                for &c in &gs.counts {
+                    put_u64(&mut w, c);
+                }
+                put_u64(&mut w, gs.nash.len() as u64);
+                for &c in gs.nash.iter().chain(&gs.leader) {
+                    put_u64(&mut w, c);
+                }
+                put_u64(&mut w, gs.leader_none);
+                for m in gs.at_leader.iter().chain(&gs.at_ref) {
+                    put_mean(&mut w, m);
+                }
+            }
         }
         w
     }
@@ -185,7 +206,24 @@ impl ReduceState {
                 }
                 _ => return Err("its strategy map differs from the reduction's".into()),
             };
-            groups.push(GroupState { moments, sketches, best });
+            let game = match &rp.game {
+                None => None,
+                Some(gm) => {
+                    let worlds = r.u64()?;
+                    let counts = [r.u64()?, r.u64()?, r.u64()?];
+                    let profiles = r.u64()?;
+                    if profiles != gm.profiles() as u64 {
+                        return Err("its game differs from the reduction's".into());
+                    }
+                    let nash = (0..profiles).map(|_| r.u64()).collect::<Result<_, _>>()?;
+                    let leader = (0..profiles).map(|_| r.u64()).collect::<Result<_, _>>()?;
+                    let leader_none = r.u64()?;
+                    let at_leader = (0..j).map(|_| r.mean()).collect::<Result<_, _>>()?;
+                    let at_ref = (0..j).map(|_| r.mean()).collect::<Result<_, _>>()?;
+                    Some(GameState { worlds, counts, nash, leader_none, leader, at_leader, at_ref })
+                }
+            };
+            groups.push(GroupState { moments, sketches, best, game });
         }
         if r.at != bytes.len() {
             return Err("it has bytes after its end".into());
@@ -286,7 +324,7 @@ impl<'p> Reducer<'p> {
             rows = all;
         }
         let start = self.durable;
-        let unit = self.rp.best.as_ref().map_or(1, |b| b.values.len());
+        let unit = self.rp.world_rows();
         let whole = rows.len() / unit * unit;
         self.pending = rows.split_off(whole);
         let (plan, rp) = (self.plan, self.rp);
@@ -342,10 +380,12 @@ impl Reducer<'_> {
             for o in 0..j {
                 let w = &c.partials[(k * j + o) * PARTIAL_WORDS..][..PARTIAL_WORDS];
                 let f = |i: usize| f32::from_bits(w[i]);
-                match seg.kind {
-                    SegKind::Stats => st.moments[o].add_block(w[0], f(1), f(2), f(3), f(4)),
-                    SegKind::Best => st.best.as_mut().expect("best").at_best[o].add_block(w[0], f(1)),
-                    SegKind::Reference => st.best.as_mut().expect("best").at_ref[o].add_block(w[0], f(1)),
+                match (seg.kind, st.game.as_mut()) {
+                    (SegKind::Stats, _) => st.moments[o].add_block(w[0], f(1), f(2), f(3), f(4)),
+                    (SegKind::Best, Some(gs)) => gs.at_leader[o].add_block(w[0], f(1)),
+                    (SegKind::Reference, Some(gs)) => gs.at_ref[o].add_block(w[0], f(1)),
+                    (SegKind::Best, None) => st.best.as_mut().expect("best").at_best[o].add_block(w[0], f(1)),
+                    (SegKind::Reference, None) => st.best.as_mut().expect("best").at_ref[o].add_block(w[0], f(1)),
                 }
             }
             if seg.kind == SegKind::Stats && !st.sketches.is_empty() {
@@ -356,10 +396,25 @@ impl Reducer<'_> {
                 }
             }
         }
-        for (&g, &choice) in c.world_groups.iter().zip(&c.choices) {
-            let b = self.state.groups[g as usize].best.as_mut().expect("best");
-            b.worlds += 1;
-            b.choices[choice as usize] += 1;
+        match &self.rp.game {
+            Some(gm) => {
+                let (profiles, words) = (gm.profiles(), gm.profiles().div_ceil(32));
+                anyhow::ensure!(c.nash.len() == c.choices.len() * words, "the device's equilibria do not fit its worlds");
+                for (k, (&g, &leader)) in c.world_groups.iter().zip(&c.choices).enumerate() {
+                    let bits = &c.nash[k * words..][..words];
+                    let nash = (0..profiles).filter(|&q| bits[q / 32] >> (q % 32) & 1 == 1);
+                    anyhow::ensure!(leader == NO_ROW || (leader as usize) < profiles, "the device's leader outcome is out of range");
+                    let gs = self.state.groups[g as usize].game.as_mut().expect("game");
+                    gs.add_world(nash, (leader != NO_ROW).then_some(leader as usize));
+                }
+            }
+            None => {
+                for (&g, &choice) in c.world_groups.iter().zip(&c.choices) {
+                    let b = self.state.groups[g as usize].best.as_mut().expect("best");
+                    b.worlds += 1;
+                    b.choices[choice as usize] += 1;
+                }
+            }
         }
         self.durable = c.first + c.rows;
         Ok(())
@@ -385,6 +440,15 @@ fn add_world(rp: &ReducePlan, st: &mut GroupState, world: &[Outcome<f64>]) {
         for (j, out) in rp.outputs.iter().enumerate() {
             bs.at_best[j].add(out.value(&world[c]));
             bs.at_ref[j].add(out.value(&world[b.reference]));
+        }
+    }
+    if let (Some(gm), Some(gs)) = (&rp.game, st.game.as_mut()) {
+        let sol = game::solve(&gm.sizes(), |q, i| gm.players[i].payoff.value(&world[q]));
+        gs.add_world(sol.nash.iter().copied(), sol.leader);
+        let reference = &world[gm.reference_profile()];
+        for (j, out) in rp.outputs.iter().enumerate() {
+            gs.at_leader[j].add(sol.leader.map_or(f64::NAN, |q| out.value(&world[q])));
+            gs.at_ref[j].add(out.value(reference));
         }
     }
 }

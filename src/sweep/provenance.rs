@@ -365,6 +365,9 @@ pub struct ReduceSpec {
     pub best: Option<BestSpec>,
     pub block_rows: u64,
     pub by: Vec<ByAxis>,
+    /// `[reduce.game]`, when the reduction is a game.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub game: Option<GameSpec>,
     pub groups: u64,
     pub outputs: Vec<String>,
     /// Whether every row was also written.
@@ -491,6 +494,38 @@ impl From<BestSpec> for RawBest {
     }
 }
 
+/// `[reduce.game]` as resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GameSpec {
+    pub order: GameOrder,
+    /// The players, in order (the first is the leader).
+    pub players: Vec<PlayerSpec>,
+}
+
+/// One player of a game as resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlayerSpec {
+    /// Its strategy axis's path.
+    pub axis: String,
+    /// The output it maximizes.
+    pub payoff: String,
+    /// Its reference value (as `values` writes it).
+    pub reference: ParamValue,
+    /// Its strategies, in axis order (`"never"` for -1).
+    pub values: Vec<ParamValue>,
+}
+
+/// The order in which a game's rows were solved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GameOrder {
+    /// The players' axes moved to the fastest places, in player order.
+    #[serde(rename = "players fastest")]
+    PlayersFastest,
+    /// The rows in their own order (the players' axes are already the last).
+    #[serde(rename = "rows")]
+    Rows,
+}
+
 /// The GPU adapter that solved a sweep (defined with the backends).
 pub use crate::backend::AdapterInfo;
 
@@ -600,6 +635,7 @@ mod tests {
         let spec = ReduceSpec {
             best: Some(best),
             block_rows: 4096,
+            game: None,
             by: vec![ByAxis { axis: "a".into(), bins: Some(Bins { bins: 5, log: true }) }, ByAxis { axis: "b".into(), bins: None }],
             groups: 10,
             outputs: vec!["npv.open".into()],
