@@ -249,11 +249,8 @@ fn two_and_three_player_games_equal_a_brute_force_over_the_rows() {
     }
 }
 
-#[test]
-fn game_bytes_do_not_depend_on_threads_chunks_shards_or_resume() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // About 40,000 rows: 4,536 worlds of 9 profiles (blocks of 4,095 rows).
+/// About 40,000 rows: 4,536 worlds of 9 profiles (blocks of 4,095 rows).
+fn long_config(dir: &Path) -> PathBuf {
     let cfg = dir.join("long.toml");
     std::fs::write(
         &cfg,
@@ -267,6 +264,14 @@ fn game_bytes_do_not_depend_on_threads_chunks_shards_or_resume() {
          [reduce.game]\nplayers = [{ axis = \"firm.open.release_month\", payoff = \"npv.open\" }, { axis = \"firm.frontier_a.release_month\", payoff = \"npv.frontier_a\", reference = 0 }]\n",
     )
     .unwrap();
+    cfg
+}
+
+#[test]
+fn game_bytes_do_not_depend_on_threads_chunks_shards_or_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cfg = long_config(dir);
     let path = |n: &str| dir.join(n).to_str().unwrap().to_string();
     run(&cfg, &["--out", &path("full.csv")]);
     let full = std::fs::read(dir.join("full.reduced.csv")).unwrap();
@@ -362,6 +367,25 @@ fn the_devices_equilibria_equal_those_of_the_gpu_rows() {
         let small = gpu(&first, &tmp.path().join(format!("{name}-small.csv")), &["--chunk-rows", "1"]);
         assert!(small == with_rows, "{name}: one-block chunks changed the bytes");
     }
+    // 40,824 rows in 3 shards of whole blocks, merged: the bytes of one run.
+    let long = long_config(tmp.path());
+    let full = gpu(&long, &tmp.path().join("long.csv"), &[]);
+    let mut shards = Vec::new();
+    for i in 0..3 {
+        let o = moatsweep()
+            .args(["run", "--quiet", "--backend", "gpu", "--shard", &format!("{i}/3")])
+            .arg(&long)
+            .arg("--out")
+            .arg(tmp.path().join("s.csv"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        shards.push(tmp.path().join(format!("s.shard-{i}-of-3.reduced.csv")));
+    }
+    let merged = tmp.path().join("merged.reduced.csv");
+    let m = moatsweep().arg("merge").arg(&merged).args(&shards).output().unwrap();
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    assert!(std::fs::read(&merged).unwrap() == full, "merged GPU shards changed the bytes");
     // A game whose world one invocation cannot solve within llvmpipe's loop cap
     // (6 x 6 x 6 x 6 profiles) is refused there, not solved wrong.
     // (Where lavapipe is the only adapter, as in CI, the run takes it.)
@@ -372,8 +396,18 @@ fn the_devices_equilibria_equal_those_of_the_gpu_rows() {
         let axes: String = firms.iter().map(|f| format!("\"firm.{f}.release_month\" = {months}\n")).collect();
         let players: Vec<String> = firms.iter().map(|f| format!("{{ axis = \"firm.{f}.release_month\", payoff = \"npv.{f}\" }}")).collect();
         let cfg = tmp.path().join("big.toml");
-        std::fs::write(&cfg, format!("version = 1\n[model]\nmonths = 6\n[axes]\n{axes}[reduce]\n[reduce.game]\nplayers = [{}]\n", players.join(", "))).unwrap();
-        let o = moatsweep().args(["run", "--quiet", "--backend", "gpu"]).arg(&cfg).arg("--out").arg(tmp.path().join("big.csv")).output().unwrap();
+        std::fs::write(
+            &cfg,
+            format!("version = 1\n[model]\nmonths = 6\n[axes]\n{axes}[reduce]\n[reduce.game]\nplayers = [{}]\n", players.join(", ")),
+        )
+        .unwrap();
+        let o = moatsweep()
+            .args(["run", "--quiet", "--backend", "gpu"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(tmp.path().join("big.csv"))
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(1));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("this game cannot run on llvmpipe: solving one world's payoff table (1296 profiles)"), "{err}");
@@ -419,10 +453,9 @@ fn plot_and_summarize_read_a_game() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), "two", TWO, false, false);
     // Two group axes: ad uplift and the platform revenue.
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "by = [\"model.ad_uplift\"]",
-        "by = [\"model.ad_uplift\", \"firm.frontier_a.platform_revenue\"]",
-    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("by = [\"model.ad_uplift\"]", "by = [\"model.ad_uplift\", \"firm.frontier_a.platform_revenue\"]");
     std::fs::write(&cfg, text).unwrap();
     let out = tmp.path().join("two.csv");
     run(&cfg, &["--out", out.to_str().unwrap()]);
@@ -449,7 +482,8 @@ fn plot_and_summarize_read_a_game() {
         let mut marked = 0;
         for r in &red.rows {
             let (x, y) = (r[red.col("model.ad_uplift")].unwrap(), r[red.col("firm.frontier_a.platform_revenue")].unwrap());
-            let cell = drawn.iter().find(|c| c[0].parse::<f64>().unwrap() == x && c[1].parse::<f64>().unwrap() == y).expect("the group's cell");
+            let cell =
+                drawn.iter().find(|c| c[0].parse::<f64>().unwrap() == x && c[1].parse::<f64>().unwrap() == y).expect("the group's cell");
             let mut want = ("", 0.0);
             for l in labels.iter().map(String::as_str).chain(["none"]) {
                 let share = r[red.col(&format!("{prefix}.{l}.share"))].unwrap();
@@ -471,7 +505,10 @@ fn plot_and_summarize_read_a_game() {
     let o = moatsweep().arg("summarize").arg(&reduced).args(["--output", "npv.open"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("game: firm.open.release_month (maximizing npv.open) x firm.frontier_a.release_month (maximizing npv.frontier_a)"), "{text}");
+    assert!(
+        text.contains("game: firm.open.release_month (maximizing npv.open) x firm.frontier_a.release_month (maximizing npv.frontier_a)"),
+        "{text}"
+    );
     // Each group's block ends with its equilibria: check one against the CSV.
     let r = &red.rows[0];
     let pct = |name: &str| format!("{:.1}%", 100.0 * r[red.col(name)].unwrap());
@@ -483,4 +520,27 @@ fn plot_and_summarize_read_a_game() {
     );
     assert!(text.contains(&line), "{line} in {text}");
     assert_eq!(text.matches("leader-follower outcome: ").count(), red.rows.len());
+}
+
+/// More shards than blocks: some shards are empty and one holds every block;
+/// each keeps its shard's name, so `merge` finds them all and gives one run's
+/// bytes. (A shard that covered every row used to be written under the whole
+/// sweep's name, and merge could not find it.)
+#[test]
+fn more_shards_than_blocks_merge_to_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "two", TWO, false, false);
+    let path = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    run(&cfg, &["--out", &path("full.csv")]);
+    let full = std::fs::read(tmp.path().join("full.reduced.csv")).unwrap();
+    let mut shards = Vec::new();
+    for i in 0..3 {
+        run(&cfg, &["--out", &path("s.csv"), "--shard", &format!("{i}/3")]);
+        shards.push(tmp.path().join(format!("s.shard-{i}-of-3.reduced.csv")));
+    }
+    assert!(!tmp.path().join("s.reduced.csv").exists(), "a shard wrote the whole sweep's file");
+    let merged = tmp.path().join("merged.reduced.csv");
+    let m = moatsweep().arg("merge").arg(&merged).args(&shards).output().unwrap();
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    assert!(std::fs::read(&merged).unwrap() == full, "merged shards differ from one run");
 }

@@ -297,7 +297,11 @@ impl Job {
             format = f;
             output = f.with_extension(&output);
         }
-        let selection = if rows == (0..plan.rows) { RowSelection::All } else { opts.rows };
+        // A shard keeps its name even where it covers every row (more shards than
+        // blocks leave some shards empty and one with every block), so that `merge`
+        // finds every shard it expects.
+        let shard = matches!(opts.rows, RowSelection::Shard(..));
+        let selection = if rows == (0..plan.rows) && !shard { RowSelection::All } else { opts.rows };
         let output = selection.output(opts.out.as_ref().unwrap_or(&output));
         Ok(Job { plan, config_path: config_path.to_path_buf(), config_sha256: sha256, rows, output, format, reduce })
     }

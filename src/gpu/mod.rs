@@ -894,7 +894,8 @@ impl DeviceReduce for GpuBackend {
         // Short segments (`reduce_small`): every item of a segment in one invocation.
         let per_segment = job.block_rows.div_ceil(64);
         let small = reduce::SMALL as u64;
-        let iterations = (job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment).max(job.outputs.len() as u64 * (1 + 2 * small) + small);
+        let iterations =
+            (job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment).max(job.outputs.len() as u64 * (1 + 2 * small) + small);
         if self.is_llvmpipe() && iterations > LLVMPIPE_LOOP_CAP {
             bail!(
                 "this reduction cannot run on llvmpipe: its reduce pass may need {iterations} loop iterations in one invocation, above llvmpipe's {LLVMPIPE_LOOP_CAP}; reduce fewer outputs or use the CPU backend"
