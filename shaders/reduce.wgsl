@@ -217,6 +217,72 @@ fn tree(t: u32) {
     }
 }
 
+// What items first, first + step, ... of segment s hold of column j: their
+// sum, count, min and max (each thread of `reduce` takes every WG-th item,
+// `reduce_small` takes them all). With quantiles, a stat segment's values are
+// also written to `qvals`; empty cells travel as a NaN pattern the host skips.
+struct Part {
+    sum: f32,
+    n: u32,
+    mn: f32,
+    mx: f32,
+}
+
+fn part(s: vec4<u32>, j: u32, first: u32, step: u32) -> Part {
+    let c = cols[j];
+    var r = Part(0.0, 0u, 0.0, 0.0);
+    for (var k = first; k < s.z; k += step) {
+        let v = value(item(s, k), c);
+        if (p.qvals == 1u && s.x == 0u) {
+            qvals[(s.y + k) * p.outputs + j] = select(bitcast<f32>(0x7fc00000u), v.x, v.present);
+        }
+        if (v.present) {
+            r.mn = select(v.x, min(r.mn, v.x), r.n > 0u);
+            r.mx = select(v.x, max(r.mx, v.x), r.n > 0u);
+            r.sum = r.sum + v.x;
+            r.n = r.n + 1u;
+        }
+    }
+    return r;
+}
+
+// The squared deviations from `mean` of the same items' values of column j.
+fn squares(s: vec4<u32>, j: u32, mean: f32, first: u32, step: u32) -> f32 {
+    let c = cols[j];
+    var m2 = 0.0;
+    for (var k = first; k < s.z; k += step) {
+        let v = value(item(s, k), c);
+        if (v.present) {
+            let d = v.x - mean;
+            m2 = m2 + d * d;
+        }
+    }
+    return m2;
+}
+
+// Rows among the same items of a stat segment whose loops the driver cut short
+// (the kernel's O_LOOPS_CUT word): the host fails the run on any, as it does
+// when it reads rows back.
+fn cut_rows(s: vec4<u32>, first: u32, step: u32) -> u32 {
+    var cut = 0u;
+    if (s.x == 0u) {
+        for (var k = first; k < s.z; k += step) {
+            cut = cut + kernel_out[item(s, k) * p.o_stride + 1u];
+        }
+    }
+    return cut;
+}
+
+// Segment sid's partial of column j.
+fn write_partial(sid: u32, j: u32, n: u32, mean: f32, m2: f32, mn: f32, mx: f32) {
+    let at = (sid * p.outputs + j) * 5u;
+    partials[at] = n;
+    partials[at + 1u] = bitcast<u32>(mean);
+    partials[at + 2u] = bitcast<u32>(m2);
+    partials[at + 3u] = bitcast<u32>(mn);
+    partials[at + 4u] = bitcast<u32>(mx);
+}
+
 // A segment of at most this many items is reduced by one invocation
 // (`reduce_small`): a workgroup's barriers would cost more than its items.
 const SMALL: u32 = 32u;
@@ -230,46 +296,11 @@ fn reduce_small(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let s = segs[sid];
-    var cut = 0u;
-    if (s.x == 0u) {
-        for (var k = 0u; k < s.z; k++) {
-            cut = cut + kernel_out[item(s, k) * p.o_stride + 1u];
-        }
-    }
-    partials[p.segments * p.outputs * 5u + sid] = cut;
+    partials[p.segments * p.outputs * 5u + sid] = cut_rows(s, 0u, 1u);
     for (var j = 0u; j < p.outputs; j++) {
-        let c = cols[j];
-        var sum = 0.0;
-        var n = 0u;
-        var mn = 0.0;
-        var mx = 0.0;
-        for (var k = 0u; k < s.z; k++) {
-            let v = value(item(s, k), c);
-            if (p.qvals == 1u && s.x == 0u) {
-                qvals[(s.y + k) * p.outputs + j] = select(bitcast<f32>(0x7fc00000u), v.x, v.present);
-            }
-            if (v.present) {
-                mn = select(v.x, min(mn, v.x), n > 0u);
-                mx = select(v.x, max(mx, v.x), n > 0u);
-                sum = sum + v.x;
-                n = n + 1u;
-            }
-        }
-        let mean = select(0.0, sum / f32(max(n, 1u)), n > 0u);
-        var m2 = 0.0;
-        for (var k = 0u; k < s.z; k++) {
-            let v = value(item(s, k), c);
-            if (v.present) {
-                let d = v.x - mean;
-                m2 = m2 + d * d;
-            }
-        }
-        let at = (sid * p.outputs + j) * 5u;
-        partials[at] = n;
-        partials[at + 1u] = bitcast<u32>(mean);
-        partials[at + 2u] = bitcast<u32>(m2);
-        partials[at + 3u] = bitcast<u32>(mn);
-        partials[at + 4u] = bitcast<u32>(mx);
+        let r = part(s, j, 0u, 1u);
+        let mean = select(0.0, r.sum / f32(max(r.n, 1u)), r.n > 0u);
+        write_partial(sid, j, r.n, mean, squares(s, j, mean, 0u, 1u), r.mn, r.mx);
     }
 }
 
@@ -284,46 +315,21 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     if (live) {
         s = segs[sid];
     }
-    // Rows whose loops the driver cut short (the kernel's O_LOOPS_CUT word): the
-    // host fails the run on any, as it does when it reads rows back.
     if (t == 0u) {
         atomicStore(&t_cut, 0u);
     }
     workgroupBarrier();
-    var cut = 0u;
-    if (s.x == 0u) {
-        for (var k = t; k < s.z; k += WG) {
-            cut = cut + kernel_out[item(s, k) * p.o_stride + 1u];
-        }
-    }
-    atomicAdd(&t_cut, cut);
+    atomicAdd(&t_cut, cut_rows(s, t, WG));
     workgroupBarrier();
     if (t == 0u && live) {
         partials[p.segments * p.outputs * 5u + sid] = atomicLoad(&t_cut);
     }
     for (var j = 0u; j < p.outputs; j++) {
-        let c = cols[j];
-        var sum = 0.0;
-        var n = 0u;
-        var mn = 0.0;
-        var mx = 0.0;
-        for (var k = t; k < s.z; k += WG) {
-            let v = value(item(s, k), c);
-            if (p.qvals == 1u && s.x == 0u) {
-                // Empty cells travel as a NaN pattern the host skips.
-                qvals[(s.y + k) * p.outputs + j] = select(bitcast<f32>(0x7fc00000u), v.x, v.present);
-            }
-            if (v.present) {
-                mn = select(v.x, min(mn, v.x), n > 0u);
-                mx = select(v.x, max(mx, v.x), n > 0u);
-                sum = sum + v.x;
-                n = n + 1u;
-            }
-        }
-        t_sum[t] = sum;
-        t_n[t] = n;
-        t_min[t] = mn;
-        t_max[t] = mx;
+        let r = part(s, j, t, WG);
+        t_sum[t] = r.sum;
+        t_n[t] = r.n;
+        t_min[t] = r.mn;
+        t_max[t] = r.mx;
         workgroupBarrier();
         tree(t);
         let total = t_n[0];
@@ -331,25 +337,12 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
         let lo = t_min[0];
         let hi = t_max[0];
         workgroupBarrier();
-        var m2 = 0.0;
-        for (var k = t; k < s.z; k += WG) {
-            let v = value(item(s, k), c);
-            if (v.present) {
-                let d = v.x - mean;
-                m2 = m2 + d * d;
-            }
-        }
-        t_sum[t] = m2;
+        t_sum[t] = squares(s, j, mean, t, WG);
         t_n[t] = 0u;
         workgroupBarrier();
         tree(t);
         if (t == 0u && live) {
-            let at = (sid * p.outputs + j) * 5u;
-            partials[at] = total;
-            partials[at + 1u] = bitcast<u32>(mean);
-            partials[at + 2u] = bitcast<u32>(t_sum[0]);
-            partials[at + 3u] = bitcast<u32>(lo);
-            partials[at + 4u] = bitcast<u32>(hi);
+            write_partial(sid, j, total, mean, t_sum[0], lo, hi);
         }
         workgroupBarrier();
     }

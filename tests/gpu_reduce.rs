@@ -42,16 +42,22 @@ fn values(t: &Table, rows: &[&Vec<Option<f64>>], name: &str) -> Vec<f64> {
     }
 }
 
+/// The GPU's rows of the sweep of `AXES` (no reduction), in `dir/rows.csv`.
+fn gpu_rows(dir: &Path) -> PathBuf {
+    let plain = dir.join("plain.toml");
+    std::fs::write(&plain, format!("version = 1\n[sweep]\nname = \"g\"\n{AXES}")).unwrap();
+    let rows_csv = dir.join("rows.csv");
+    run(&plain, &["--backend", "gpu", "--verify", "0", "--out", rows_csv.to_str().unwrap()]);
+    rows_csv
+}
+
 #[test]
 fn the_device_reduction_equals_the_statistics_of_the_gpu_rows() {
     if !have_gpu() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let plain = tmp.path().join("plain.toml");
-    std::fs::write(&plain, format!("version = 1\n[sweep]\nname = \"g\"\n{AXES}")).unwrap();
-    let rows_csv = tmp.path().join("rows.csv");
-    run(&plain, &["--backend", "gpu", "--verify", "0", "--out", rows_csv.to_str().unwrap()]);
+    let rows_csv = gpu_rows(tmp.path());
     let cfg = tmp.path().join("reduced.toml");
     let outs: Vec<String> = OUTPUTS.iter().map(|o| format!("\"{o}\"")).collect();
     std::fs::write(
@@ -139,10 +145,7 @@ fn short_segments_reduce_to_the_statistics_of_the_gpu_rows() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let plain = tmp.path().join("plain.toml");
-    std::fs::write(&plain, format!("version = 1\n[sweep]\nname = \"g\"\n{AXES}")).unwrap();
-    let rows_csv = tmp.path().join("rows.csv");
-    run(&plain, &["--backend", "gpu", "--verify", "0", "--out", rows_csv.to_str().unwrap()]);
+    let rows_csv = gpu_rows(tmp.path());
     let cfg = tmp.path().join("small.toml");
     let outs: Vec<String> = OUTPUTS.iter().map(|o| format!("\"{o}\"")).collect();
     std::fs::write(

@@ -254,8 +254,8 @@ struct Figure {
     values: Vec<Vec<f64>>,
     /// A categorical heatmap's categories (values are indices into them), with their title.
     categories: Option<(String, Vec<String>)>,
-    /// Cells marked with a cross, and what the mark means (a game's cells where
-    /// some world has several equilibria).
+    /// Cells of a categorical heatmap marked with a cross, and what the mark
+    /// means (a game's cells where some world has several equilibria).
     marks: Option<(String, Vec<Vec<bool>>)>,
 }
 
@@ -501,21 +501,6 @@ where
         let (xe, ye) = (&xe, &ye);
         column.iter().enumerate().map(move |(j, &v)| Rectangle::new([(xe[i], ye[j]), (xe[i + 1], ye[j + 1])], colour(v).filled()))
     }))?;
-    // A cross over each marked cell, inset from its edges.
-    let mark_style = WHITE.stroke_width(layout.px(2.0).max(1));
-    if let Some((_, marks)) = &figure.marks {
-        for (i, column) in marks.iter().enumerate() {
-            for (j, _) in column.iter().enumerate().filter(|(_, m)| **m) {
-                let inset = |a: f64, b: f64| (a + (b - a) * 0.25, b - (b - a) * 0.25);
-                let (x0, x1) = inset(xe[i], xe[i + 1]);
-                let (y0, y1) = inset(ye[j], ye[j + 1]);
-                chart.draw_series([
-                    PathElement::new(vec![(x0, y0), (x1, y1)], mark_style),
-                    PathElement::new(vec![(x0, y1), (x1, y0)], mark_style),
-                ])?;
-            }
-        }
-    }
 
     // The colour bar: the same height as the plotting area, labelled on its right.
     let frame = Frame::new(layout);
