@@ -5,6 +5,7 @@ use super::error::{quoted, suggest};
 use super::tree::{Entry, Node, Spanned};
 use super::{Checker, get};
 use crate::config::ConfigError;
+use crate::model::params::ParamSpec;
 use crate::reduce::game::{Game, MAX_PLAYERS, MAX_PROFILES, Player};
 use crate::reduce::{
     Best, GroupAxis, Grouping, MAX_STATE_BYTES, ReducePlan, ReducedOutput, STAT_NAMES, Stat, available_outputs, value_grouping,
@@ -322,26 +323,20 @@ impl Checker<'_> {
         let spec = plan.axes[a].param.spec;
         let reference = match field("reference") {
             None => values.len() - 1,
-            Some(r) => {
-                let v = self.param_value(spec, &r.value, "reduce.best.reference")?;
-                match values.iter().position(|&x| x == v) {
-                    Some(k) => k,
-                    None => {
-                        let shown: Vec<String> = values.iter().map(|&x| super::super::reduce::output::value_label(spec.kind, x)).collect();
-                        return Err(self.err(
-                            &r.value.span,
-                            "reduce.best.reference",
-                            format!(
-                                "{} is not a value of {name}; its values are: {}",
-                                super::super::reduce::output::value_label(spec.kind, v),
-                                shown.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
+            Some(r) => self.value_index(spec, &r.value, "reduce.best.reference", name, &values)?,
         };
         Ok(Best { axis: a, path: name.to_string(), values, objective, maximize, reference })
+    }
+
+    /// The index of the value `item` gives among an axis's `values` (axis `name`),
+    /// or an error at `key` listing them.
+    fn value_index(&self, spec: &ParamSpec, item: &Spanned, key: &str, name: &str, values: &[f64]) -> Result<usize, ConfigError> {
+        let v = self.param_value(spec, item, key)?;
+        let label = |x: f64| super::super::reduce::output::value_label(spec.kind, x);
+        values.iter().position(|&x| x == v).ok_or_else(|| {
+            let shown: Vec<String> = values.iter().map(|&x| label(x)).collect();
+            self.err(&item.span, key, format!("{} is not a value of {name}; its values are: {}", label(v), shown.join(", ")))
+        })
     }
 
     fn reduce_game(&self, e: &Entry, plan: &Plan, by: &[GroupAxis], available: &[ReducedOutput]) -> Result<Game, ConfigError> {
@@ -429,18 +424,7 @@ impl Checker<'_> {
                     .iter()
                     .position(|&v| spec.kind == crate::model::params::Kind::Month && v == crate::model::NEVER as f64)
                     .unwrap_or(values.len() - 1),
-                Some(r) => {
-                    let v = self.param_value(spec, &r.value, "reduce.game.players.reference")?;
-                    let label = |x: f64| super::super::reduce::output::value_label(spec.kind, x);
-                    values.iter().position(|&x| x == v).ok_or_else(|| {
-                        let shown: Vec<String> = values.iter().map(|&x| label(x)).collect();
-                        self.err(
-                            &r.value.span,
-                            "reduce.game.players.reference",
-                            format!("{} is not a value of {name}; its values are: {}", label(v), shown.join(", ")),
-                        )
-                    })?
-                }
+                Some(r) => self.value_index(spec, &r.value, "reduce.game.players.reference", name, &values)?,
             };
             players.push(Player { axis: a, path: name.to_string(), values, payoff, reference });
         }
