@@ -334,6 +334,45 @@ impl GpuBackend {
         r
     }
 
+    /// The parameter words the device makes from `program` for positions
+    /// `first..first + rows` (the expansion pass alone, read back), to compare
+    /// with the host's packing (tests and `scripts/device-check.sh`).
+    pub fn expand_only(&mut self, program: Vec<u32>, n_firms: usize, n_segments: usize, first: u64, rows: u64) -> anyhow::Result<Vec<u32>> {
+        let loaded = expand::Loaded::new(&self.ctx, program)?;
+        self.ctx.ensure_slots(RING, rows, n_firms, n_segments)?;
+        let s = &self.ctx.slots[0];
+        let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
+        let gx = groups.min(self.ctx.limits.max_compute_workgroups_per_dimension as u64);
+        let pitch = gx * WORKGROUP_SIZE as u64;
+        self.ctx.queue.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, first as u32, (first >> 32) as u32]));
+        let bytes = rows * layout::param_stride(n_firms, n_segments) as u64 * 4;
+        let readback = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("expand readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind = loaded.bind_group(&self.ctx.device, s);
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("expand only") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("expand"), timestamp_writes: None });
+            pass.set_pipeline(&loaded.pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(gx as u32, groups.div_ceil(gx) as u32, 1);
+        }
+        enc.copy_buffer_to_buffer(&s.params, 0, &readback, 0, bytes);
+        self.ctx.queue.submit([enc.finish()]);
+        readback.map_async(wgpu::MapMode::Read, .., |_| {});
+        let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+        self.ctx.check_errors()?;
+        let words = {
+            let view = readback.get_mapped_range(..).map_err(|e| anyhow!("could not map the expanded parameters: {e}"))?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        readback.unmap();
+        Ok(words)
+    }
+
     /// Rows per chunk for one shape and horizon when they are fixed:
     /// [`GpuOptions::chunk_rows`] if set, else [`DEFAULT_CHUNK_ROWS`] cut to
     /// [`DEFAULT_CHUNK_ROW_MONTHS`] / `months`; either way capped by
