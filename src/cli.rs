@@ -180,6 +180,10 @@ the same run.")]
         /// GPU both ways when the plan allows the device.
         #[arg(long, value_enum, default_value_t = ExpandChoice::Auto)]
         expand: ExpandChoice,
+        /// Scenarios per CPU measurement (default: --rows), to measure a fast GPU
+        /// at many rows without waiting for the CPU as long.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        cpu_rows: Option<u64>,
     },
     /// Join shards (or row blocks) of one sweep into one CSV with its manifest.
     #[command(after_help = "\

@@ -290,9 +290,22 @@ fn mode_label(b: &dyn Backend, mode: Expand) -> String {
     }
 }
 
+/// Scenarios per measurement, per backend.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows {
+    pub gpu: u64,
+    pub cpu: u64,
+}
+
+impl Rows {
+    fn of(&self, b: &dyn Backend) -> u64 {
+        if b.info().kind == crate::backend::BackendKind::Gpu { self.gpu } else { self.cpu }
+    }
+}
+
 pub fn bench(
     config_path: &Path,
-    rows: u64,
+    rows: Rows,
     adapter: Option<&str>,
     dispatch_budget: f64,
     expand: ExpandChoice,
@@ -303,9 +316,10 @@ pub fn bench(
     let m = &plan.base.model;
     writeln!(
         out,
-        "bench: {} ({} rows per measurement; {} months, {} firms, {} segments; {} host threads)",
+        "bench: {} ({} rows per GPU measurement, {} per CPU one; {} months, {} firms, {} segments; {} host threads)",
         config_path.display(),
-        rows,
+        rows.gpu,
+        rows.cpu,
         m.months,
         plan.base.n_firms,
         plan.base.n_segments,
@@ -341,7 +355,8 @@ pub fn bench(
                 b.set_device_rows((mode == Expand::Device).then(|| rows_program.clone().expect("checked")))?;
             }
             let label = mode_label(b.as_ref(), mode);
-            let m = measure(b.as_mut(), &plan, rows)?;
+            let n = rows.of(b.as_ref());
+            let m = measure(b.as_mut(), &plan, n)?;
             let kernel = m.kernel.map_or(String::new(), |k| format!("   kernel only {k:>12.0} scenarios/s"));
             writeln!(
                 out,
@@ -387,7 +402,8 @@ pub fn bench(
                     b.set_device_rows((mode == Expand::Device).then(|| program.clone().expect("checked")))?;
                 }
                 let label = mode_label(b.as_ref(), mode);
-                let r = measure_reduced(b.as_mut(), &plan, rp, rows)?;
+                let n = rows.of(b.as_ref());
+                let r = measure_reduced(b.as_mut(), &plan, rp, n)?;
                 let kernel = r.kernel.map_or(String::new(), |k| {
                     format!(" = {:.1}% of kernel only in the same run ({k:.0} scenarios/s)", 100.0 * r.end_to_end / k)
                 });

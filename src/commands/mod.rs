@@ -93,7 +93,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Validate { config } => inspect::validate(&config, &mut stdout)?,
         Command::Scenario { config, index, set } => inspect::scenario(&config, index, &set, &mut stdout)?,
-        Command::Bench { config, rows, adapter, dispatch_budget, expand } => {
+        Command::Bench { config, rows, adapter, dispatch_budget, expand, cpu_rows } => {
+            let rows = bench::Rows { gpu: rows, cpu: cpu_rows.unwrap_or(rows) };
             bench::bench(&config, rows, adapter.as_deref(), dispatch_budget, expand, &mut stdout)?
         }
         Command::Params { outputs: false } => inspect::params_table(&mut stdout)?,
