@@ -341,10 +341,8 @@ pub fn bench(
     if let Err(why) = &rows_program {
         writeln!(out, "gpu: rows made on the host only ({why})")?;
     }
-    if expand == ExpandChoice::Device {
-        if let Err(why) = &rows_program {
-            anyhow::bail!("--expand device: {why}");
-        }
+    if let (ExpandChoice::Device, Err(why)) = (expand, &rows_program) {
+        anyhow::bail!("--expand device: {why}");
     }
     let mut results = Vec::new();
     // Per device measurement, printed last: bytes, host CPU and kernel time per scenario.
