@@ -100,6 +100,68 @@ impl Field {
     }
 }
 
+/// How a field turns the parameters it reads into its f64 value before the
+/// rounding to f32 (for the device's expansion, `super::expand`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldFn {
+    Value,
+    Ln,
+    Ln1p,
+    /// A field of [`DERIVED`], by name.
+    Derived(&'static str),
+}
+
+/// One word of a scenario's parameter vector: how its value is made and the
+/// parameters (table row, firm or segment index) it reads, in the order of the
+/// derived field's inputs.
+#[derive(Clone)]
+pub struct FieldReads {
+    pub word: usize,
+    pub how: FieldFn,
+    pub reads: Vec<(&'static ParamSpec, usize)>,
+}
+
+/// What every word of a scenario's vector reads (shape `n_firms` x `n_segments`).
+pub fn field_reads(n_firms: usize, n_segments: usize) -> Vec<FieldReads> {
+    let l = param_layout();
+    let mut out = Vec::new();
+    let mut push = |fields: &[Field], index: usize| {
+        for f in fields {
+            let (how, reads) = match f.source {
+                Source::Param(p) => {
+                    let how = match p.gpu {
+                        Gpu::Value => FieldFn::Value,
+                        Gpu::Ln => FieldFn::Ln,
+                        Gpu::Ln1p => FieldFn::Ln1p,
+                        Gpu::Derived => unreachable!("derived parameters are not fields"),
+                    };
+                    (how, vec![(p, index)])
+                }
+                Source::Derived(d) => {
+                    let reads = d
+                        .inputs
+                        .iter()
+                        .map(|&(g, name)| {
+                            let spec = crate::model::params::spec(g, name).expect("a derived field reads rows of the table");
+                            (spec, if g == d.group { index } else { 0 })
+                        })
+                        .collect();
+                    (FieldFn::Derived(d.name), reads)
+                }
+            };
+            out.push(FieldReads { word: out.len(), how, reads });
+        }
+    };
+    push(&l.header, 0);
+    for i in 0..n_firms {
+        push(&l.firm, i);
+    }
+    for k in 0..n_segments {
+        push(&l.segment, k);
+    }
+    out
+}
+
 /// The three parameter blocks.
 pub struct ParamLayout {
     /// Model and scaling parameters: the header of each scenario's vector.
