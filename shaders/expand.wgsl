@@ -24,7 +24,10 @@
 //   its own code, so it needs no arithmetic here at all.
 //
 // The generated constants (record layouts, op and map codes) replace the
-// `// @expand-layout` line; f64.wgsl is put in front of this file.
+// `// @expand-layout` line; f64.wgsl is put in front of this file. They also
+// specialise the pass for one plan: its design (`DESIGN`) and which maps and ops
+// it uses (`USE_*`), so that a driver compiles only those paths (llvmpipe takes
+// tens of seconds to compile every path of the software binary64 inlined).
 
 // @expand-layout
 
@@ -213,18 +216,20 @@ fn f64_trunc_u32(a: vec2<u32>) -> u32 {
 
 // The unit coordinate of `row` on axis `a` for the sampled designs (not morris).
 fn unit_of(row: vec2<u32>, a: u32, at: u32) -> vec2<u32> {
-    let design = plan[H_DESIGN];
-    if (design == DESIGN_RANDOM) {
+    if (DESIGN == DESIGN_RANDOM) {
         return draw_unit(row, a, 0u);
     }
-    if (design == DESIGN_LHS) {
+    if (DESIGN == DESIGN_LHS) {
         let n = word64(H_SAMPLES);
         let stratum = permute(row, n, word64(at + A_PERM_KEY), plan[at + A_PERM_HALF]);
         let s = f64_from_u64(stratum.x, stratum.y);
         return f64_div(f64_add(s, draw_unit(row, a, 2u)), f64_from_u64(n.x, n.y));
     }
-    if (design == DESIGN_SOBOL) {
+    if (DESIGN == DESIGN_SOBOL) {
         return sobol(row.x, a);
+    }
+    if (DESIGN != DESIGN_SALTELLI) {
+        return F64_ONE;
     }
     // Saltelli: block row s picks A or B per axis; base point = row / block.
     let k = plan[H_K];
@@ -268,9 +273,9 @@ fn make_axis(position: vec2<u32>, row: vec2<u32>, a: u32) {
     let map = plan[at + A_MAP];
     let len = plan[at + A_LEN];
     var i = 0u;
-    if (map == MAP_GRID) {
+    if (DESIGN == DESIGN_GRID) {
         i = divmod64(divmod64(position, word64(at + A_STRIDE))[0], vec2<u32>(len, 0u))[1].x;
-    } else if (map == MAP_LEVEL) {
+    } else if (DESIGN == DESIGN_MORRIS) {
         i = morris_level(row, a);
     } else {
         let u = unit_of(row, a, at);
@@ -278,7 +283,7 @@ fn make_axis(position: vec2<u32>, row: vec2<u32>, a: u32) {
             // values[floor(u n)], the last for u n >= n - 1 (lists and integer axes).
             i = min(f64_trunc_u32(f64_floor(f64_mul(u, word64(at + A_C1)))), len - 1u);
         } else {
-            var v: vec2<u32>;
+            var v = word64(at + A_HI);
             if (plan[at + A_CLAMP] == 1u && !f64_lt(u, F64_ONE)) {
                 v = word64(at + A_HI);
             } else if (map == MAP_LINEAR) {
@@ -286,7 +291,7 @@ fn make_axis(position: vec2<u32>, row: vec2<u32>, a: u32) {
             } else if (map == MAP_INTEGERS) {
                 // lo + min(floor(u n), hi - lo), for integer axes too long for a table.
                 v = f64_add(word64(at + A_C0), f64_min(f64_floor(f64_mul(u, word64(at + A_C1))), word64(at + A_HI)));
-            } else {
+            } else if (USE_EXP) {
                 v = f64_exp(f64_add(word64(at + A_C0), f64_mul(word64(at + A_C1), u)));
             }
             value[a] = v;
@@ -318,19 +323,22 @@ fn field(at: u32) -> u32 {
         return plan[plan[at + O_TABLE] + i];
     }
     let x = input(at + O_A);
-    var y: vec2<u32>;
-    if (kind == OP_VALUE) {
-        y = x;
-    } else if (kind == OP_LN) {
-        y = f64_ln(x);
-    } else if (kind == OP_LN1P) {
-        y = f64_ln1p(x);
-    } else if (kind == OP_LN_SERVE) {
-        y = f64_ln(f64_mul(F64_2E6, x));
-    } else if (kind == OP_LN_GAP) {
-        y = f64_ln(f64_sub(x, input(at + O_B)));
-    } else {
-        y = f64_ln(f64_div(f64_div(x, input(at + O_B)), F64_SIX));
+    var y = x;
+    if (USE_LN || USE_LN1P) {
+        // The argument of the log, then one call (llvmpipe inlines every call site).
+        var arg = x;
+        if (kind == OP_LN_SERVE) {
+            arg = f64_mul(F64_2E6, x);
+        } else if (kind == OP_LN_GAP) {
+            arg = f64_sub(x, input(at + O_B));
+        } else if (kind == OP_LN_C6) {
+            arg = f64_div(f64_div(x, input(at + O_B)), F64_SIX);
+        }
+        if (USE_LN1P && kind == OP_LN1P) {
+            y = f64_ln1p(arg);
+        } else if (USE_LN && kind != OP_VALUE && kind != OP_LN1P) {
+            y = f64_ln(arg);
+        }
     }
     return f64_to_f32_bits(y);
 }

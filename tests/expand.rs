@@ -101,3 +101,64 @@ fn reordered_positions_of_best_and_game_are_made_as_the_host_packs_them() {
     );
     compare(&mut gpu, "game", &game, &[0..46_656]);
 }
+
+/// The axes of the sampled designs: a uniform real, a list of months with
+/// `never`, a short integer range (a table) and a long one (computed), a list of reals.
+const SAMPLED_AXES: &str = r#"
+[model]
+months = 3
+[axes]
+"model.ad_uplift" = { uniform = [0.0, 0.1] }
+"firm.open.release_month" = { values = [0, 6, "never"] }
+"model.generation_months" = { integers = [1, 24] }
+"model.max_iter" = { integers = [1, 100000] }
+"firm.challenger.brand" = { values = [-0.5, 0.25, 1.0] }
+"firm.open.funding" = { uniform = [1e9, 1e11] }
+"#;
+
+fn sampled(design: &str) -> String {
+    format!("[sweep]\nname = \"s\"\n{design}\n{SAMPLED_AXES}")
+}
+
+#[test]
+fn random_rows_are_made_as_the_host_packs_them() {
+    let Some(mut gpu) = gpu() else { return };
+    let n = compare(&mut gpu, "random", &sampled("design = \"random\"\nsamples = 1048576\nseed = 11"), &[0..1 << 20]);
+    assert_eq!(n, 1 << 20);
+    // Beyond 2^24 rows (f32 holds integers exactly only below it) and near 2^32.
+    let big = sampled("design = \"random\"\nsamples = 8589934592\nseed = 5");
+    compare(&mut gpu, "random-big", &big, &[(1 << 24) - 4096..(1 << 24) + 4096, (1 << 32) - 2048..(1 << 32) + 2048]);
+}
+
+#[test]
+fn lhs_rows_are_made_as_the_host_packs_them() {
+    let Some(mut gpu) = gpu() else { return };
+    compare(&mut gpu, "lhs", &sampled("design = \"lhs\"\nsamples = 1048576\nseed = 3"), &[0..1 << 20]);
+    // A sample count that is not a power of 4: the permutation walks its cycles.
+    compare(&mut gpu, "lhs-odd", &sampled("design = \"lhs\"\nsamples = 1000003\nseed = 4"), &[0..65536, 1_000_003 - 4096..1_000_003]);
+}
+
+#[test]
+fn sobol_rows_are_made_as_the_host_packs_them() {
+    let Some(mut gpu) = gpu() else { return };
+    compare(&mut gpu, "sobol", &sampled("design = \"sobol\"\nsamples = 1048576\nseed = 9"), &[0..1 << 20]);
+    // Beyond 2^24 points: the direction numbers' high bits.
+    let big = sampled("design = \"sobol\"\nsamples = 67108864\nseed = 2");
+    compare(&mut gpu, "sobol-big", &big, &[(1 << 24) - 4096..(1 << 24) + 4096, (1 << 26) - 4096..1 << 26]);
+}
+
+#[test]
+fn saltelli_rows_are_made_as_the_host_packs_them() {
+    let Some(mut gpu) = gpu() else { return };
+    // 6 axes: blocks of 8 rows, or 14 with second order.
+    compare(&mut gpu, "saltelli", &sampled("design = \"saltelli\"\nsamples = 131072\nseed = 7"), &[0..1 << 20]);
+    compare(&mut gpu, "saltelli-2", &sampled("design = \"saltelli\"\nsamples = 8192\nsecond_order = true\nseed = 1"), &[0..8192 * 14]);
+}
+
+#[test]
+fn morris_rows_are_made_as_the_host_packs_them() {
+    let Some(mut gpu) = gpu() else { return };
+    // 6 axes: trajectories of 7 rows.
+    let n = compare(&mut gpu, "morris", &sampled("design = \"morris\"\ntrajectories = 149797\nlevels = 6\nseed = 8"), &[0..149_797 * 7]);
+    assert!(n >= 1 << 20);
+}

@@ -247,7 +247,9 @@ pub struct GpuBackend {
     last_dispatch: Option<(u64, f64)>,
     /// While set, each chunk's scenarios are made on the device from this plan
     /// ([`expand`]) instead of packed and uploaded.
-    device_rows: Option<expand::Loaded>,
+    device_rows: Option<Arc<expand::Loaded>>,
+    /// Programs built so far, with their passes (a pass is compiled once per program).
+    programs: Vec<(Vec<u32>, Arc<expand::Loaded>)>,
 }
 
 /// A chunk submitted and not yet handed to the sink.
@@ -299,6 +301,7 @@ impl GpuBackend {
             prev_done: None,
             last_dispatch: None,
             device_rows: None,
+            programs: Vec::new(),
         })
     }
 
@@ -338,7 +341,7 @@ impl GpuBackend {
     /// `first..first + rows` (the expansion pass alone, read back), to compare
     /// with the host's packing (tests and `scripts/device-check.sh`).
     pub fn expand_only(&mut self, program: Vec<u32>, n_firms: usize, n_segments: usize, first: u64, rows: u64) -> anyhow::Result<Vec<u32>> {
-        let loaded = expand::Loaded::new(&self.ctx, program)?;
+        let loaded = self.load(program)?;
         self.ctx.ensure_slots(RING, rows, n_firms, n_segments)?;
         let s = &self.ctx.slots[0];
         let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
@@ -371,6 +374,16 @@ impl GpuBackend {
         };
         readback.unmap();
         Ok(words)
+    }
+
+    /// The pass of `program`, built on its first use.
+    fn load(&mut self, program: Vec<u32>) -> anyhow::Result<Arc<expand::Loaded>> {
+        if let Some((_, l)) = self.programs.iter().find(|(w, _)| *w == program) {
+            return Ok(l.clone());
+        }
+        let loaded = Arc::new(expand::Loaded::new(&self.ctx, program.clone())?);
+        self.programs.push((program, loaded.clone()));
+        Ok(loaded)
     }
 
     /// Rows per chunk for one shape and horizon when they are fixed:
@@ -1077,7 +1090,7 @@ impl Backend for GpuBackend {
     /// The rows made on the device: the plan's words uploaded once ([`expand`]).
     fn set_device_rows(&mut self, program: Option<Vec<u32>>) -> anyhow::Result<()> {
         self.device_rows = match program {
-            Some(words) => Some(expand::Loaded::new(&self.ctx, words)?),
+            Some(words) => Some(self.load(words)?),
             None => None,
         };
         Ok(())
