@@ -102,8 +102,9 @@ fn reordered_positions_of_best_and_game_are_made_as_the_host_packs_them() {
     compare(&mut gpu, "game", &game, &[0..46_656]);
 }
 
-/// The axes of the sampled designs: a uniform real, a list of months with
-/// `never`, a short integer range (a table) and a long one (computed), a list of reals.
+/// The axes of the sampled designs, on 2^20 rows: uniform and log-uniform reals,
+/// a list of months with `never`, a short integer range (a table) and a long one
+/// (computed), a list of reals.
 const SAMPLED_AXES: &str = r#"
 [model]
 months = 3
@@ -113,8 +114,30 @@ months = 3
 "model.generation_months" = { integers = [1, 24] }
 "model.max_iter" = { integers = [1, 100000] }
 "firm.challenger.brand" = { values = [-0.5, 0.25, 1.0] }
-"firm.open.funding" = { uniform = [1e9, 1e11] }
+"firm.open.funding" = { loguniform = [1e9, 1e11] }
 "#;
+
+/// Continuous axes of parameters the kernel gets as logs and ln(1 + x), and of
+/// the derived fields' inputs, alone (ln_serve), two together (ln_loss_gap) and
+/// one with a list (ln_c6): each row takes several software logs (their
+/// divisions loop over quotient bits, slow on llvmpipe), so these run on 2^13
+/// rows per design.
+const LOG_AXES: &str = r#"
+"model.discount" = { uniform = [0.9, 0.999] }
+"firm.open.spend_growth" = { uniform = [-0.5, 3.0] }
+"firm.open.data_tokens" = { loguniform = [1e12, 1e14] }
+"model.infer_usd_per_flop" = { loguniform = [1e-20, 1e-17] }
+"scaling.E" = { uniform = [1.6, 1.9] }
+"scaling.loss_ref" = { uniform = [2.0, 2.6] }
+"firm.challenger.train_spend" = { loguniform = [1e8, 2e9] }
+"model.train_usd_per_flop" = { values = [1e-18, 1.4e-18, 3e-18] }
+"#;
+
+/// Every design's rows with the log axes too.
+fn logs(gpu: &mut GpuBackend, design: &str, rows: u64) {
+    let text = format!("[sweep]\nname = \"l\"\n{design}\n{SAMPLED_AXES}{LOG_AXES}");
+    assert_eq!(compare(gpu, "logs", &text, &[0..rows]), rows);
+}
 
 fn sampled(design: &str) -> String {
     format!("[sweep]\nname = \"s\"\n{design}\n{SAMPLED_AXES}")
@@ -125,6 +148,7 @@ fn random_rows_are_made_as_the_host_packs_them() {
     let Some(mut gpu) = gpu() else { return };
     let n = compare(&mut gpu, "random", &sampled("design = \"random\"\nsamples = 1048576\nseed = 11"), &[0..1 << 20]);
     assert_eq!(n, 1 << 20);
+    logs(&mut gpu, "design = \"random\"\nsamples = 8192\nseed = 12", 1 << 13);
     // Beyond 2^24 rows (f32 holds integers exactly only below it) and near 2^32.
     let big = sampled("design = \"random\"\nsamples = 8589934592\nseed = 5");
     compare(&mut gpu, "random-big", &big, &[(1 << 24) - 4096..(1 << 24) + 4096, (1 << 32) - 2048..(1 << 32) + 2048]);
@@ -135,6 +159,7 @@ fn lhs_rows_are_made_as_the_host_packs_them() {
     let Some(mut gpu) = gpu() else { return };
     compare(&mut gpu, "lhs", &sampled("design = \"lhs\"\nsamples = 1048576\nseed = 3"), &[0..1 << 20]);
     // A sample count that is not a power of 4: the permutation walks its cycles.
+    logs(&mut gpu, "design = \"lhs\"\nsamples = 8192\nseed = 13", 1 << 13);
     compare(&mut gpu, "lhs-odd", &sampled("design = \"lhs\"\nsamples = 1000003\nseed = 4"), &[0..65536, 1_000_003 - 4096..1_000_003]);
 }
 
@@ -142,6 +167,7 @@ fn lhs_rows_are_made_as_the_host_packs_them() {
 fn sobol_rows_are_made_as_the_host_packs_them() {
     let Some(mut gpu) = gpu() else { return };
     compare(&mut gpu, "sobol", &sampled("design = \"sobol\"\nsamples = 1048576\nseed = 9"), &[0..1 << 20]);
+    logs(&mut gpu, "design = \"sobol\"\nsamples = 8192\nseed = 14", 1 << 13);
     // Beyond 2^24 points: the direction numbers' high bits.
     let big = sampled("design = \"sobol\"\nsamples = 67108864\nseed = 2");
     compare(&mut gpu, "sobol-big", &big, &[(1 << 24) - 4096..(1 << 24) + 4096, (1 << 26) - 4096..1 << 26]);
@@ -153,6 +179,8 @@ fn saltelli_rows_are_made_as_the_host_packs_them() {
     // 6 axes: blocks of 8 rows, or 14 with second order.
     compare(&mut gpu, "saltelli", &sampled("design = \"saltelli\"\nsamples = 131072\nseed = 7"), &[0..1 << 20]);
     compare(&mut gpu, "saltelli-2", &sampled("design = \"saltelli\"\nsamples = 8192\nsecond_order = true\nseed = 1"), &[0..8192 * 14]);
+    // 14 axes: blocks of 16 rows.
+    logs(&mut gpu, "design = \"saltelli\"\nsamples = 512\nseed = 15", 1 << 13);
 }
 
 #[test]
@@ -161,4 +189,6 @@ fn morris_rows_are_made_as_the_host_packs_them() {
     // 6 axes: trajectories of 7 rows.
     let n = compare(&mut gpu, "morris", &sampled("design = \"morris\"\ntrajectories = 149797\nlevels = 6\nseed = 8"), &[0..149_797 * 7]);
     assert!(n >= 1 << 20);
+    // 14 axes: trajectories of 15 rows (levels are tables: no software log per row).
+    logs(&mut gpu, "design = \"morris\"\ntrajectories = 547\nlevels = 4\nseed = 16", 547 * 15);
 }

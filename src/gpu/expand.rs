@@ -322,9 +322,6 @@ pub fn program(e: &Expansion) -> Result<Vec<u32>, String> {
                 w.0[at + A_CLAMP] = 1;
                 (Map::Linear, Vec::new())
             }
-            (_, &AxisValues::LogUniform { .. }) if !LOGS_ON_DEVICE => {
-                return Err(format!("axis {} is log-uniform, whose exp the device does not make yet", axis.path));
-            }
             (_, &AxisValues::LogUniform { lo, hi }) => {
                 w.put_f64(at + A_C0, lo.ln());
                 w.put_f64(at + A_C1, hi.ln() - lo.ln());
@@ -414,9 +411,6 @@ pub fn program(e: &Expansion) -> Result<Vec<u32>, String> {
             FieldFn::Derived("ln_c6") => (Op::LnC6, vec![0, 1]),
             FieldFn::Derived(name) => return Err(format!("the kernel's field {name} has no device op")),
         };
-        if kind != Op::Value && !crate::gpu::expand::LOGS_ON_DEVICE {
-            return Err(format!("axis {} feeds a logarithm the device does not make yet", plan.axes[dep[0]].path));
-        }
         op[O_KIND] = kind as u32;
         for (slot, &r) in [O_A, O_B].iter().zip(&inputs) {
             match by[r] {
@@ -531,11 +525,6 @@ impl Loaded {
         })
     }
 }
-
-/// Whether the host's logs and exp for the kernel's parameters are moatsweep's
-/// own (the same operations the device runs); until then fields that need them
-/// are made on the host.
-pub const LOGS_ON_DEVICE: bool = false;
 
 #[cfg(test)]
 mod tests {
