@@ -5,6 +5,11 @@
 // every reduced output. The host reads back those partials instead of the rows
 // and adds them exactly to the group's state (src/reduce/stats.rs).
 //
+// With quantiles (`p.qvals`), each Stats segment also counts, per output, how many
+// of its values fall in each bucket of the host's DDSketch (src/reduce/sketch.rs),
+// and appends (bucket key, count) words to `qvals` (see `q_key`, `q_large`,
+// `q_small`); the host adds the counts to its sketches, in any order.
+//
 // Everything is deterministic for a given segment: each thread walks its items in
 // order, the workgroup combines the 64 threads in a fixed tree, and a segment's
 // items are the block's rows of its group in row order, whatever the chunk.
@@ -31,7 +36,7 @@ struct Params {
     o_stride: u32,
     // Workgroups per row of the 2D dispatch grid.
     pitch: u32,
-    // 1: also write every stat item's values to `qvals` (quantiles, on the host).
+    // 1: also count each Stats segment's sketch buckets into `qvals`.
     qvals: u32,
     // Where the worlds' rows start in `items` (n choices per world).
     world_base: u32,
@@ -49,7 +54,8 @@ struct Params {
 // A world without a picked row (a game without a leader-follower outcome).
 const NO_ROW: u32 = 0xffffffffu;
 
-// A segment: (source: 0 = `items`, 1 = the chosen rows in `worlds`; start; len; _).
+// A segment: (source: 0 = `items`, 1 = the chosen rows in `worlds`; start; len;
+// 1 for a Stats segment, whose quantile buckets are counted, else 0).
 // A column: (word, kind: 0 value, 1 price (empty when not offered), 2 exited (exit month >= 0); firm; _).
 @group(0) @binding(0) var<storage, read> kernel_out: array<u32>;
 @group(0) @binding(1) var<storage, read> items: array<u32>;
@@ -59,8 +65,13 @@ const NO_ROW: u32 = 0xffffffffu;
 // worlds[w]: the dispatch position of world w's chosen row; worlds[n + w]: its index;
 // for a game, from 2n: each world's equilibria, nash_words words (bit q % 32 of word q / 32).
 @group(0) @binding(5) var<storage, read_write> worlds: array<u32>;
-@group(0) @binding(6) var<storage, read_write> qvals: array<f32>;
+// qvals[0]: the words used after it; then runs of a header and its entries.
+@group(0) @binding(6) var<storage, read_write> qvals: array<atomic<u32>>;
 @group(0) @binding(7) var<uniform> p: Params;
+// The sketch's thresholds (src/reduce/sketch.rs, `DeviceBuckets`): entry k is the
+// smallest positive f32 (as bits) of the k-th bucket that f32 values reach, rising;
+// padded with 0xffffffff to Q_TABLE entries.
+@group(0) @binding(8) var<storage, read> q_thr: array<u32>;
 
 // The value of column `c` in the scenario at dispatch position `pos`, and whether
 // it is present (an empty cell is not).
@@ -219,8 +230,7 @@ fn tree(t: u32) {
 
 // What items first, first + step, ... of segment s hold of column j: their
 // sum, count, min and max (each thread of `reduce` takes every WG-th item,
-// `reduce_small` takes them all). With quantiles, a stat segment's values are
-// also written to `qvals`; empty cells travel as a NaN pattern the host skips.
+// `reduce_small` takes them all).
 struct Part {
     sum: f32,
     n: u32,
@@ -233,9 +243,6 @@ fn part(s: vec4<u32>, j: u32, first: u32, step: u32) -> Part {
     var r = Part(0.0, 0u, 0.0, 0.0);
     for (var k = first; k < s.z; k += step) {
         let v = value(item(s, k), c);
-        if (p.qvals == 1u && s.x == 0u) {
-            qvals[(s.y + k) * p.outputs + j] = select(bitcast<f32>(0x7fc00000u), v.x, v.present);
-        }
         if (v.present) {
             r.mn = select(v.x, min(r.mn, v.x), r.n > 0u);
             r.mx = select(v.x, max(r.mx, v.x), r.n > 0u);
@@ -301,6 +308,9 @@ fn reduce_small(@builtin(global_invocation_id) gid: vec3<u32>) {
         let r = part(s, j, 0u, 1u);
         let mean = select(0.0, r.sum / f32(max(r.n, 1u)), r.n > 0u);
         write_partial(sid, j, r.n, mean, squares(s, j, mean, 0u, 1u), r.mn, r.mx);
+        if (p.qvals == 1u && s.w == 1u) {
+            q_small(s, j, sid);
+        }
     }
 }
 
@@ -345,5 +355,214 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             write_partial(sid, j, total, mean, t_sum[0], lo, hi);
         }
         workgroupBarrier();
+        if (p.qvals == 1u && s.w == 1u) {
+            q_large(s, j, sid, t);
+        }
+    }
+}
+
+// ---- Quantiles: each Stats segment's DDSketch bucket counts, per output ----
+//
+// A value's key: NONE when it is not counted (an empty cell, NaN), 0 for a zero
+// (either sign), 1 + k for a positive value in the k-th bucket of `q_thr`, and
+// Q_NEG + k for a negative one by |x|. The bucket is the host's, exactly: the
+// host's bucket is a nondecreasing step function of a positive f32's bits, and
+// `q_thr` holds the first bits of each step (built and checked by the host, see
+// src/reduce/sketch.rs); positive floats order as their bits do, so the bucket of
+// bits a is the last entry <= a, which the fixed binary search below finds
+// (q_thr[0] is 1, the smallest positive pattern). No float arithmetic is involved.
+//
+// What goes back: per segment and output, runs in `qvals` of a header word
+// (Q_HEADER | sid * outputs + output) and entries (key << Q_COUNT_BITS | count),
+// each run's room taken with one atomicAdd on qvals[0]. Runs land in any order and
+// one key may appear in several runs: the host adds the counts (its sketch's
+// collapse does not depend on order).
+
+const Q_TABLE: u32 = 16384u;
+const Q_NEG: u32 = 16385u;
+const NONE: u32 = 0xffffffffu;
+const Q_HEADER: u32 = 0x80000000u;
+const Q_COUNT_BITS: u32 = 15u;
+const Q_MAX_COUNT: u32 = 32767u;
+// Keys counted per pass of `q_large` (a window of consecutive keys).
+const Q_WINDOW: u32 = 2048u;
+// Passes of `q_large` before what is left goes back one entry per value.
+const Q_PASSES: u32 = 4u;
+
+fn q_key(v: Value) -> u32 {
+    let bits = bitcast<u32>(v.x);
+    let a = bits & 0x7fffffffu;
+    if (!v.present || a > 0x7f800000u) {
+        return NONE;
+    }
+    if (a == 0u) {
+        return 0u;
+    }
+    // Unrolled (no loop for llvmpipe's cap to count): the largest i with q_thr[i] <= a.
+    var i = 0u;
+    i = select(i, i + 8192u, q_thr[i + 8192u] <= a);
+    i = select(i, i + 4096u, q_thr[i + 4096u] <= a);
+    i = select(i, i + 2048u, q_thr[i + 2048u] <= a);
+    i = select(i, i + 1024u, q_thr[i + 1024u] <= a);
+    i = select(i, i + 512u, q_thr[i + 512u] <= a);
+    i = select(i, i + 256u, q_thr[i + 256u] <= a);
+    i = select(i, i + 128u, q_thr[i + 128u] <= a);
+    i = select(i, i + 64u, q_thr[i + 64u] <= a);
+    i = select(i, i + 32u, q_thr[i + 32u] <= a);
+    i = select(i, i + 16u, q_thr[i + 16u] <= a);
+    i = select(i, i + 8u, q_thr[i + 8u] <= a);
+    i = select(i, i + 4u, q_thr[i + 4u] <= a);
+    i = select(i, i + 2u, q_thr[i + 2u] <= a);
+    i = select(i, i + 1u, q_thr[i + 1u] <= a);
+    return select(1u, Q_NEG, bits >= 0x80000000u) + i;
+}
+
+// Takes room for a run of n entries after its header; returns the first entry's word.
+fn q_reserve(n: u32, header: u32) -> u32 {
+    let at = atomicAdd(&qvals[0], n + 1u) + 1u;
+    atomicStore(&qvals[at], header);
+    return at + 1u;
+}
+
+// One invocation's segment (at most SMALL items): the distinct keys and their
+// counts in private arrays, then one run.
+fn q_small(s: vec4<u32>, j: u32, sid: u32) {
+    let c = cols[j];
+    var keys: array<u32, 32>;
+    var counts: array<u32, 32>;
+    var m = 0u;
+    for (var k = 0u; k < s.z; k++) {
+        let key = q_key(value(item(s, k), c));
+        if (key == NONE) {
+            continue;
+        }
+        var u = 0u;
+        for (; u < m; u++) {
+            if (keys[u] == key) {
+                break;
+            }
+        }
+        if (u == m) {
+            keys[m] = key;
+            counts[m] = 0u;
+            m++;
+        }
+        counts[u] = counts[u] + 1u;
+    }
+    if (m == 0u) {
+        return;
+    }
+    let at = q_reserve(m, Q_HEADER | (sid * p.outputs + j));
+    for (var u = 0u; u < m; u++) {
+        atomicStore(&qvals[at + u], (keys[u] << Q_COUNT_BITS) | counts[u]);
+    }
+}
+
+var<workgroup> q_hist: array<atomic<u32>, 2048>;
+var<workgroup> q_min: atomic<u32>;
+var<workgroup> q_n: atomic<u32>;
+var<workgroup> q_lo: u32;
+var<workgroup> q_at: u32;
+
+// The smallest key >= lo among the items this thread takes (NONE: none).
+fn q_first(s: vec4<u32>, c: vec4<u32>, lo: u32, t: u32) -> u32 {
+    var first = NONE;
+    for (var k = t; k < s.z; k += WG) {
+        let key = q_key(value(item(s, k), c));
+        if (key != NONE && key >= lo) {
+            first = min(first, key);
+        }
+    }
+    return first;
+}
+
+// A workgroup's segment: passes over its items, each counting the keys of a window
+// [lo, lo + Q_WINDOW) in workgroup memory (integer atomics: the counts do not
+// depend on the threads' order), the next window starting at the smallest key
+// left. A segment's values span a few windows at most (a window is 2048 buckets,
+// 18 decades); after Q_PASSES passes what is left goes back one entry per value.
+fn q_large(s: vec4<u32>, j: u32, sid: u32, t: u32) {
+    let c = cols[j];
+    let header = Q_HEADER | (sid * p.outputs + j);
+    if (t == 0u) {
+        atomicStore(&q_min, NONE);
+    }
+    workgroupBarrier();
+    atomicMin(&q_min, q_first(s, c, 0u, t));
+    workgroupBarrier();
+    if (t == 0u) {
+        q_lo = atomicLoad(&q_min);
+    }
+    var lo = workgroupUniformLoad(&q_lo);
+    // Each thread's share of the window: Q_WINDOW / WG consecutive keys.
+    let span = Q_WINDOW / WG;
+    for (var pass = 0u; pass < Q_PASSES && lo != NONE; pass++) {
+        for (var i = t * span; i < (t + 1u) * span; i++) {
+            atomicStore(&q_hist[i], 0u);
+        }
+        if (t == 0u) {
+            atomicStore(&q_min, NONE);
+            atomicStore(&q_n, 0u);
+        }
+        workgroupBarrier();
+        var next = NONE;
+        for (var k = t; k < s.z; k += WG) {
+            let key = q_key(value(item(s, k), c));
+            if (key != NONE && key >= lo) {
+                if (key - lo < Q_WINDOW) {
+                    atomicAdd(&q_hist[key - lo], 1u);
+                } else {
+                    next = min(next, key);
+                }
+            }
+        }
+        atomicMin(&q_min, next);
+        workgroupBarrier();
+        // Entries of this thread's keys (a count above Q_MAX_COUNT takes several).
+        var n = 0u;
+        for (var i = t * span; i < (t + 1u) * span; i++) {
+            n += (atomicLoad(&q_hist[i]) + Q_MAX_COUNT - 1u) / Q_MAX_COUNT;
+        }
+        let mine = atomicAdd(&q_n, n);
+        workgroupBarrier();
+        if (t == 0u) {
+            q_at = q_reserve(atomicLoad(&q_n), header);
+            q_lo = atomicLoad(&q_min);
+        }
+        var at = workgroupUniformLoad(&q_at) + mine;
+        for (var i = t * span; i < (t + 1u) * span; i++) {
+            var left = atomicLoad(&q_hist[i]);
+            for (; left > 0u; at++) {
+                let e = min(left, Q_MAX_COUNT);
+                atomicStore(&qvals[at], ((lo + i) << Q_COUNT_BITS) | e);
+                left -= e;
+            }
+        }
+        lo = workgroupUniformLoad(&q_lo);
+    }
+    if (lo != NONE) {
+        // Keys >= lo are left: one entry (count 1) per value.
+        if (t == 0u) {
+            atomicStore(&q_n, 0u);
+        }
+        workgroupBarrier();
+        var n = 0u;
+        for (var k = t; k < s.z; k += WG) {
+            let key = q_key(value(item(s, k), c));
+            n += select(0u, 1u, key != NONE && key >= lo);
+        }
+        let mine = atomicAdd(&q_n, n);
+        workgroupBarrier();
+        if (t == 0u) {
+            q_at = q_reserve(atomicLoad(&q_n), header);
+        }
+        var at = workgroupUniformLoad(&q_at) + mine;
+        for (var k = t; k < s.z; k += WG) {
+            let key = q_key(value(item(s, k), c));
+            if (key != NONE && key >= lo) {
+                atomicStore(&qvals[at], (key << Q_COUNT_BITS) | 1u);
+                at++;
+            }
+        }
     }
 }
