@@ -496,7 +496,7 @@ fn q_large(s: vec4<u32>, j: u32, sid: u32, t: u32) {
     var lo = workgroupUniformLoad(&q_lo);
     // Each thread's share of the window: Q_WINDOW / WG consecutive keys.
     let span = Q_WINDOW / WG;
-    for (var pass = 0u; pass < Q_PASSES && lo != NONE; pass++) {
+    for (var round = 0u; round < Q_PASSES && lo != NONE; round++) {
         for (var i = t * span; i < (t + 1u) * span; i++) {
             atomicStore(&q_hist[i], 0u);
         }

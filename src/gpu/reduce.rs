@@ -380,7 +380,7 @@ pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot
     let cols = buffer("reduce columns", size.cols, U::STORAGE | U::COPY_DST);
     let partials = buffer("reduce partials", size.partials, U::STORAGE | U::COPY_SRC);
     let worlds = buffer("reduce worlds", size.worlds, U::STORAGE | U::COPY_SRC);
-    let qvals = buffer("reduce values", size.qvals, U::STORAGE | U::COPY_SRC);
+    let qvals = buffer("sketch counts", size.qvals, U::STORAGE | U::COPY_SRC | U::COPY_DST);
     let params = buffer("reduce params", PARAMS_BYTES, U::UNIFORM | U::COPY_DST);
     let readback = buffer("reduce readback", size.partials + size.worlds + size.qvals, U::MAP_READ | U::COPY_DST);
     fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
