@@ -49,6 +49,9 @@ struct Params {
     large: u32,
     // Each player's number of strategies (profiles = their product = `choices`).
     sizes: vec4<u32>,
+    // The sketch's table (`q_key`): the entry of bucket 0 for normal f32 (an i32),
+    // 1 / ln gamma (f32 bits), the entries in use, 0.
+    q: vec4<u32>,
 }
 
 // A world without a picked row (a game without a leader-follower outcome).
@@ -369,25 +372,30 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
 // host's bucket is a nondecreasing step function of a positive f32's bits, and
 // `q_thr` holds the first bits of each step (built and checked by the host, see
 // src/reduce/sketch.rs); positive floats order as their bits do, so the bucket of
-// bits a is the last entry <= a, which the fixed binary search below finds
-// (q_thr[0] is 1, the smallest positive pattern). No float arithmetic is involved.
+// bits a is the entry k with q_thr[k] <= a < q_thr[k + 1]. `q_key` guesses k
+// from f32's log and accepts the guess only where those two comparisons hold;
+// otherwise (a subnormal, infinity, a guess off by more than one) a binary search
+// over the table finds it. Either way the answer rests on integer comparisons
+// with the host's thresholds alone.
 //
-// What goes back: per segment and output, runs in `qvals` of a header word
-// (Q_HEADER | sid * outputs + output) and entries (key << Q_COUNT_BITS | count),
-// each run's room taken with one atomicAdd on qvals[0]. Runs land in any order and
-// one key may appear in several runs: the host adds the counts (its sketch's
-// collapse does not depend on order).
+// What goes back: per segment, output and tile of Q_TILE items, runs in `qvals`
+// of a header word (Q_HEADER | sid * outputs + output) and entries (key <<
+// Q_COUNT_BITS | count), each run's room taken with one atomicAdd on qvals[0].
+// Runs land in any order and one key may appear in several runs: the host adds
+// the counts (its sketch's collapse does not depend on order).
 
 const Q_TABLE: u32 = 16384u;
 const Q_NEG: u32 = 16385u;
 const NONE: u32 = 0xffffffffu;
 const Q_HEADER: u32 = 0x80000000u;
 const Q_COUNT_BITS: u32 = 15u;
-const Q_MAX_COUNT: u32 = 32767u;
-// Keys counted per pass of `q_large` (a window of consecutive keys).
-const Q_WINDOW: u32 = 2048u;
-// Passes of `q_large` before what is left goes back one entry per value.
-const Q_PASSES: u32 = 4u;
+// Items whose keys a workgroup keeps at once (two 16-bit keys a word).
+const Q_TILE: u32 = 4096u;
+// Keys counted per pass of `q_large` (a window of consecutive keys: 1024 buckets,
+// about 9 decades).
+const Q_WINDOW: u32 = 1024u;
+// Passes of `q_large` per tile before what is left goes back one entry per value.
+const Q_PASSES: u32 = 6u;
 
 fn q_key(v: Value) -> u32 {
     let bits = bitcast<u32>(v.x);
@@ -398,22 +406,44 @@ fn q_key(v: Value) -> u32 {
     if (a == 0u) {
         return 0u;
     }
-    // Unrolled (no loop for llvmpipe's cap to count): the largest i with q_thr[i] <= a.
     var i = 0u;
-    i = select(i, i + 8192u, q_thr[i + 8192u] <= a);
-    i = select(i, i + 4096u, q_thr[i + 4096u] <= a);
-    i = select(i, i + 2048u, q_thr[i + 2048u] <= a);
-    i = select(i, i + 1024u, q_thr[i + 1024u] <= a);
-    i = select(i, i + 512u, q_thr[i + 512u] <= a);
-    i = select(i, i + 256u, q_thr[i + 256u] <= a);
-    i = select(i, i + 128u, q_thr[i + 128u] <= a);
-    i = select(i, i + 64u, q_thr[i + 64u] <= a);
-    i = select(i, i + 32u, q_thr[i + 32u] <= a);
-    i = select(i, i + 16u, q_thr[i + 16u] <= a);
-    i = select(i, i + 8u, q_thr[i + 8u] <= a);
-    i = select(i, i + 4u, q_thr[i + 4u] <= a);
-    i = select(i, i + 2u, q_thr[i + 2u] <= a);
-    i = select(i, i + 1u, q_thr[i + 1u] <= a);
+    var found = false;
+    if (a >= 0x00800000u && a < 0x7f800000u) {
+        // A normal value: its entry guessed from f32's log, then checked.
+        let guess = i32(ceil(log(bitcast<f32>(a)) * bitcast<f32>(p.q.y))) + bitcast<i32>(p.q.x);
+        let k = u32(clamp(guess, 1, i32(p.q.z) - 2));
+        let t0 = q_thr[k];
+        let t1 = q_thr[k + 1u];
+        if (a < t0) {
+            i = k - 1u;
+            found = q_thr[i] <= a;
+        } else if (a < t1) {
+            i = k;
+            found = true;
+        } else {
+            i = k + 1u;
+            found = a < q_thr[k + 2u];
+        }
+    }
+    if (!found) {
+        // Unrolled (no loop for llvmpipe's cap to count): the largest i with
+        // q_thr[i] <= a (q_thr[0] is 1, the smallest positive pattern).
+        i = 0u;
+        i = select(i, i + 8192u, q_thr[i + 8192u] <= a);
+        i = select(i, i + 4096u, q_thr[i + 4096u] <= a);
+        i = select(i, i + 2048u, q_thr[i + 2048u] <= a);
+        i = select(i, i + 1024u, q_thr[i + 1024u] <= a);
+        i = select(i, i + 512u, q_thr[i + 512u] <= a);
+        i = select(i, i + 256u, q_thr[i + 256u] <= a);
+        i = select(i, i + 128u, q_thr[i + 128u] <= a);
+        i = select(i, i + 64u, q_thr[i + 64u] <= a);
+        i = select(i, i + 32u, q_thr[i + 32u] <= a);
+        i = select(i, i + 16u, q_thr[i + 16u] <= a);
+        i = select(i, i + 8u, q_thr[i + 8u] <= a);
+        i = select(i, i + 4u, q_thr[i + 4u] <= a);
+        i = select(i, i + 2u, q_thr[i + 2u] <= a);
+        i = select(i, i + 1u, q_thr[i + 1u] <= a);
+    }
     return select(1u, Q_NEG, bits >= 0x80000000u) + i;
 }
 
@@ -458,111 +488,127 @@ fn q_small(s: vec4<u32>, j: u32, sid: u32) {
     }
 }
 
-var<workgroup> q_hist: array<atomic<u32>, 2048>;
+// The keys of a tile: thread t's m-th item (tile item m * WG + t) in half m % 2 of
+// word (m / 2) * WG + t, so that each word is one thread's; 0xffff is NONE.
+var<workgroup> q_keys: array<u32, 2048>;
+var<workgroup> q_hist: array<atomic<u32>, 1024>;
 var<workgroup> q_min: atomic<u32>;
 var<workgroup> q_n: atomic<u32>;
 var<workgroup> q_lo: u32;
 var<workgroup> q_at: u32;
 
-// The smallest key >= lo among the items this thread takes (NONE: none).
-fn q_first(s: vec4<u32>, c: vec4<u32>, lo: u32, t: u32) -> u32 {
-    var first = NONE;
-    for (var k = t; k < s.z; k += WG) {
-        let key = q_key(value(item(s, k), c));
-        if (key != NONE && key >= lo) {
-            first = min(first, key);
-        }
+fn q_put(m: u32, t: u32, key: u32) {
+    let w = (m / 2u) * WG + t;
+    let k16 = min(key, 0xffffu);
+    if (m % 2u == 0u) {
+        q_keys[w] = k16 | 0xffff0000u;
+    } else {
+        q_keys[w] = (q_keys[w] & 0xffffu) | (k16 << 16u);
     }
-    return first;
 }
 
-// A workgroup's segment: passes over its items, each counting the keys of a window
-// [lo, lo + Q_WINDOW) in workgroup memory (integer atomics: the counts do not
-// depend on the threads' order), the next window starting at the smallest key
-// left. A segment's values span a few windows at most (a window is 2048 buckets,
-// 18 decades); after Q_PASSES passes what is left goes back one entry per value.
+fn q_get(m: u32, t: u32) -> u32 {
+    let k16 = (q_keys[(m / 2u) * WG + t] >> (16u * (m % 2u))) & 0xffffu;
+    return select(k16, NONE, k16 == 0xffffu);
+}
+
+// A workgroup's segment, a tile of Q_TILE items at a time: each thread keys its
+// items once, then passes over the keys count those of a window [lo, lo +
+// Q_WINDOW) in workgroup memory (integer atomics: the counts do not depend on the
+// threads' order), the next window starting at the smallest key left. After
+// Q_PASSES passes what is left goes back one entry per value.
 fn q_large(s: vec4<u32>, j: u32, sid: u32, t: u32) {
     let c = cols[j];
     let header = Q_HEADER | (sid * p.outputs + j);
-    if (t == 0u) {
-        atomicStore(&q_min, NONE);
-    }
-    workgroupBarrier();
-    atomicMin(&q_min, q_first(s, c, 0u, t));
-    workgroupBarrier();
-    if (t == 0u) {
-        q_lo = atomicLoad(&q_min);
-    }
-    var lo = workgroupUniformLoad(&q_lo);
     // Each thread's share of the window: Q_WINDOW / WG consecutive keys.
     let span = Q_WINDOW / WG;
-    for (var round = 0u; round < Q_PASSES && lo != NONE; round++) {
-        for (var i = t * span; i < (t + 1u) * span; i++) {
-            atomicStore(&q_hist[i], 0u);
-        }
+    for (var tile = 0u; tile < s.z; tile += Q_TILE) {
+        let end = min(s.z, tile + Q_TILE);
         if (t == 0u) {
             atomicStore(&q_min, NONE);
-            atomicStore(&q_n, 0u);
         }
         workgroupBarrier();
-        var next = NONE;
-        for (var k = t; k < s.z; k += WG) {
-            let key = q_key(value(item(s, k), c));
-            if (key != NONE && key >= lo) {
-                if (key - lo < Q_WINDOW) {
-                    atomicAdd(&q_hist[key - lo], 1u);
-                } else {
-                    next = min(next, key);
+        var first = NONE;
+        var mine = 0u;
+        for (; tile + mine * WG + t < end; mine++) {
+            let key = q_key(value(item(s, tile + mine * WG + t), c));
+            q_put(mine, t, key);
+            first = min(first, key);
+        }
+        atomicMin(&q_min, first);
+        workgroupBarrier();
+        if (t == 0u) {
+            q_lo = atomicLoad(&q_min);
+        }
+        var lo = workgroupUniformLoad(&q_lo);
+        for (var round = 0u; round < Q_PASSES && lo != NONE; round++) {
+            for (var i = t * span; i < (t + 1u) * span; i++) {
+                atomicStore(&q_hist[i], 0u);
+            }
+            if (t == 0u) {
+                atomicStore(&q_min, NONE);
+                atomicStore(&q_n, 0u);
+            }
+            workgroupBarrier();
+            var next = NONE;
+            for (var m = 0u; m < mine; m++) {
+                let key = q_get(m, t);
+                if (key != NONE && key >= lo) {
+                    if (key - lo < Q_WINDOW) {
+                        atomicAdd(&q_hist[key - lo], 1u);
+                    } else {
+                        next = min(next, key);
+                    }
+                }
+            }
+            atomicMin(&q_min, next);
+            workgroupBarrier();
+            var n = 0u;
+            for (var i = t * span; i < (t + 1u) * span; i++) {
+                n += select(0u, 1u, atomicLoad(&q_hist[i]) > 0u);
+            }
+            let before = atomicAdd(&q_n, n);
+            workgroupBarrier();
+            if (t == 0u) {
+                q_at = q_reserve(atomicLoad(&q_n), header);
+                q_lo = atomicLoad(&q_min);
+            }
+            var at = workgroupUniformLoad(&q_at) + before;
+            for (var i = t * span; i < (t + 1u) * span; i++) {
+                let count = atomicLoad(&q_hist[i]);
+                if (count > 0u) {
+                    atomicStore(&qvals[at], ((lo + i) << Q_COUNT_BITS) | count);
+                    at++;
+                }
+            }
+            lo = workgroupUniformLoad(&q_lo);
+        }
+        if (lo != NONE) {
+            // Keys >= lo are left: one entry (count 1) per value.
+            if (t == 0u) {
+                atomicStore(&q_n, 0u);
+            }
+            workgroupBarrier();
+            var n = 0u;
+            for (var m = 0u; m < mine; m++) {
+                let key = q_get(m, t);
+                n += select(0u, 1u, key != NONE && key >= lo);
+            }
+            let before = atomicAdd(&q_n, n);
+            workgroupBarrier();
+            if (t == 0u) {
+                q_at = q_reserve(atomicLoad(&q_n), header);
+            }
+            var at = workgroupUniformLoad(&q_at) + before;
+            for (var m = 0u; m < mine; m++) {
+                let key = q_get(m, t);
+                if (key != NONE && key >= lo) {
+                    atomicStore(&qvals[at], (key << Q_COUNT_BITS) | 1u);
+                    at++;
                 }
             }
         }
-        atomicMin(&q_min, next);
+        // The next tile's keys overwrite these only after every thread is done.
         workgroupBarrier();
-        // Entries of this thread's keys (a count above Q_MAX_COUNT takes several).
-        var n = 0u;
-        for (var i = t * span; i < (t + 1u) * span; i++) {
-            n += (atomicLoad(&q_hist[i]) + Q_MAX_COUNT - 1u) / Q_MAX_COUNT;
-        }
-        let mine = atomicAdd(&q_n, n);
-        workgroupBarrier();
-        if (t == 0u) {
-            q_at = q_reserve(atomicLoad(&q_n), header);
-            q_lo = atomicLoad(&q_min);
-        }
-        var at = workgroupUniformLoad(&q_at) + mine;
-        for (var i = t * span; i < (t + 1u) * span; i++) {
-            var left = atomicLoad(&q_hist[i]);
-            for (; left > 0u; at++) {
-                let e = min(left, Q_MAX_COUNT);
-                atomicStore(&qvals[at], ((lo + i) << Q_COUNT_BITS) | e);
-                left -= e;
-            }
-        }
-        lo = workgroupUniformLoad(&q_lo);
-    }
-    if (lo != NONE) {
-        // Keys >= lo are left: one entry (count 1) per value.
-        if (t == 0u) {
-            atomicStore(&q_n, 0u);
-        }
-        workgroupBarrier();
-        var n = 0u;
-        for (var k = t; k < s.z; k += WG) {
-            let key = q_key(value(item(s, k), c));
-            n += select(0u, 1u, key != NONE && key >= lo);
-        }
-        let mine = atomicAdd(&q_n, n);
-        workgroupBarrier();
-        if (t == 0u) {
-            q_at = q_reserve(atomicLoad(&q_n), header);
-        }
-        var at = workgroupUniformLoad(&q_at) + mine;
-        for (var k = t; k < s.z; k += WG) {
-            let key = q_key(value(item(s, k), c));
-            if (key != NONE && key >= lo) {
-                atomicStore(&qvals[at], (key << Q_COUNT_BITS) | 1u);
-                at++;
-            }
-        }
     }
 }

@@ -618,7 +618,8 @@ impl GpuBackend {
             Some(Pick::Game { payoffs, .. }) => payoffs.len() as u32,
             _ => 0,
         };
-        let params: [u32; 16] = [
+        let table = crate::reduce::sketch::device_buckets()?;
+        let params: [u32; 20] = [
             t.segs.len() as u32,
             t.worlds,
             j as u32,
@@ -635,6 +636,10 @@ impl GpuBackend {
             sizes[1],
             sizes[2],
             sizes[3],
+            table.shift as u32,
+            table.inv_ln_gamma.to_bits(),
+            table.buckets.len() as u32,
+            0,
         ];
         q.write_buffer(&b.params, 0, bytemuck::cast_slice(&params));
         Ok(t)

@@ -126,35 +126,39 @@ impl Tables {
 
     /// The most words the quantile passes may write for `outputs` outputs: the
     /// count word, and per Stats segment and output at most one entry per item
-    /// (counts above [`SKETCH_MAX_COUNT`] take several, but a value is in one
-    /// entry's count only) and a header per pass and for the rest.
+    /// and, per tile of [`SKETCH_TILE`] items, a header per pass and one for the rest.
     pub fn sketch_words(&self, outputs: usize) -> u64 {
         let runs = (SKETCH_PASSES + 1) as u64;
-        let per_output: u64 = self.info.iter().filter(|i| i.kind == SegKind::Stats).map(|i| i.len as u64 + runs).sum();
+        let per_output: u64 = self
+            .info
+            .iter()
+            .filter(|i| i.kind == SegKind::Stats)
+            .map(|i| i.len as u64 + runs * (i.len as u64).div_ceil(SKETCH_TILE as u64).max(1))
+            .sum();
         1 + per_output * outputs as u64
     }
 }
 
-/// `shaders/reduce.wgsl`'s Q_PASSES: windows of keys a workgroup counts before
-/// what is left goes back one entry per value.
-pub const SKETCH_PASSES: u32 = 4;
+/// `shaders/reduce.wgsl`'s Q_TILE: items a workgroup keys at once (so that a
+/// count stays below 2^SKETCH_COUNT_BITS).
+pub const SKETCH_TILE: u32 = 4096;
+/// `shaders/reduce.wgsl`'s Q_PASSES: windows of keys a workgroup counts per tile
+/// before what is left goes back one entry per value.
+pub const SKETCH_PASSES: u32 = 6;
 /// `shaders/reduce.wgsl`'s Q_WINDOW: keys counted per pass.
-pub const SKETCH_WINDOW: u32 = 2048;
-/// `shaders/reduce.wgsl`'s Q_MAX_COUNT: the largest count of one entry.
-pub const SKETCH_MAX_COUNT: u32 = (1 << crate::backend::device::SKETCH_COUNT_BITS) - 1;
+pub const SKETCH_WINDOW: u32 = 1024;
 
 /// The loop iterations of the quantile passes per output for one invocation at
 /// worst (llvmpipe ends an invocation's loops past a cap), with segments of at
-/// most `block_rows` items. A workgroup's thread (`q_large`): the first key, then
-/// per pass clearing, counting, sizing and writing its part of the window (a
-/// count above the largest entry's takes more writes), then the rest twice. One
-/// invocation's short segment (`q_small`): every item against the distinct keys
-/// found before it, then their entries.
+/// most `block_rows` items. A workgroup's thread (`q_large`), per tile: keying its
+/// items, then per pass clearing, counting, sizing and writing its part of the
+/// window, then the rest twice. One invocation's short segment (`q_small`): every
+/// item against the distinct keys found before it, then their entries.
 pub fn sketch_loop_iterations(block_rows: u64) -> u64 {
-    let per_thread = block_rows.div_ceil(64);
+    let tiles = block_rows.div_ceil(SKETCH_TILE as u64).max(1);
+    let per_thread = (SKETCH_TILE / 64) as u64;
     let span = (SKETCH_WINDOW / 64) as u64;
-    let large =
-        per_thread + SKETCH_PASSES as u64 * (span + per_thread + span + 2 * span + block_rows / SKETCH_MAX_COUNT as u64) + 2 * per_thread;
+    let large = tiles * (1 + per_thread + SKETCH_PASSES as u64 * (3 * span + per_thread) + 2 * per_thread);
     let small = SMALL as u64;
     let small = small + small * (small - 1) / 2 + small;
     large.max(small)
@@ -199,8 +203,8 @@ mod tests {
         assert_eq!(runs, [(0, 0, 2), (1, 2, 2), (0, 4, 2), (1, 6, 2), (0, 8, 1), (1, 9, 1)]);
         // Stats segments are marked for the quantile passes.
         assert!(t.segs.iter().all(|s| s[3] == 1));
-        // Room for the count word, then per output 10 items and 5 runs per segment.
-        assert_eq!(t.sketch_words(2), 1 + 2 * (10 + 6 * 5));
+        // Room for the count word, then per output 10 items and 7 runs per segment.
+        assert_eq!(t.sketch_words(2), 1 + 2 * (10 + 6 * 7));
         // Block 0's group 0 holds rows 0 and 2 (dispatch positions 9 and 7), in row order.
         assert_eq!(&t.items[..4], &[9, 7, 8, 6]);
     }
@@ -223,7 +227,8 @@ mod shader_tests {
         };
         assert_eq!(konst("Q_PASSES"), SKETCH_PASSES as u64);
         assert_eq!(konst("Q_WINDOW"), SKETCH_WINDOW as u64);
-        assert_eq!(konst("Q_MAX_COUNT"), SKETCH_MAX_COUNT as u64);
+        assert_eq!(konst("Q_TILE"), SKETCH_TILE as u64);
+        assert!(SKETCH_TILE < 1 << crate::backend::device::SKETCH_COUNT_BITS);
         assert_eq!(konst("Q_COUNT_BITS"), crate::backend::device::SKETCH_COUNT_BITS as u64);
         assert_eq!(konst("Q_TABLE"), crate::reduce::sketch::DEVICE_TABLE as u64);
         assert_eq!(konst("Q_NEG"), crate::reduce::sketch::DEVICE_NEGATIVE as u64);
@@ -232,8 +237,8 @@ mod shader_tests {
     }
 }
 
-/// Bytes of the reduce shader's `Params` (16 words).
-pub const PARAMS_BYTES: u64 = 64;
+/// Bytes of the reduce shader's `Params` (20 words).
+pub const PARAMS_BYTES: u64 = 80;
 
 /// The reduce shader's pipelines (compiled once per device).
 pub struct Pipelines {

@@ -74,6 +74,11 @@ fn f32_index(bits: u32) -> i32 {
 pub struct DeviceBuckets {
     pub thresholds: Vec<u32>,
     pub buckets: Vec<i32>,
+    /// The entry of bucket b, for the buckets of normal f32, is b + shift: the
+    /// device guesses b from b's formula in f32 (with `inv_ln_gamma`, 1 / ln gamma
+    /// as f32) and checks the guess against the thresholds before it takes it.
+    pub shift: i32,
+    pub inv_ln_gamma: f32,
 }
 
 /// Device sketch keys (`shaders/reduce.wgsl`): 0 a zero, 1 + k a positive value of
@@ -114,8 +119,11 @@ fn build() -> Result<DeviceBuckets, String> {
     if thresholds.len() > DEVICE_TABLE {
         return Err(format!("{} buckets do not fit the device's table of {DEVICE_TABLE}", thresholds.len()));
     }
+    // The smallest normal f32's entry, from which buckets rise one by one.
+    let first_normal = thresholds.partition_point(|&t| t <= 0x0080_0000) - 1;
+    let shift = first_normal as i32 - buckets[first_normal];
     thresholds.resize(DEVICE_TABLE, u32::MAX);
-    Ok(DeviceBuckets { thresholds, buckets })
+    Ok(DeviceBuckets { thresholds, buckets, shift, inv_ln_gamma: (1.0 / ln_gamma()) as f32 })
 }
 
 impl DeviceBuckets {
@@ -342,7 +350,13 @@ mod tests {
         assert_eq!(t.buckets[0], index(1.4012984643e-45));
         assert_eq!(t.buckets[n - 2], index(f32::MAX as f64));
         assert_eq!(t.buckets[n - 1], index(f64::MAX));
-        assert!(n > 9000 && n <= DEVICE_TABLE, "{n} buckets");
+        assert!(n > 9000 && n < DEVICE_TABLE, "{n} buckets");
+        // From the smallest normal f32 to the largest finite one, entry k is bucket
+        // k - shift (the device's guess), and no bucket is skipped.
+        let normal = t.thresholds.partition_point(|&u| u <= 0x0080_0000) - 1;
+        for k in normal..n - 1 {
+            assert_eq!(t.buckets[k], k as i32 - t.shift, "entry {k}");
+        }
         let mut tried = 0;
         // Random patterns (every positive finite f32 and infinity), each threshold and
         // its neighbours, and the ends of the range.
