@@ -587,7 +587,7 @@ impl GpuBackend {
         if job.quantiles {
             // The sketch counts: read back room for what the chunks so far wrote per
             // row, with a margin; `finish` fetches the rest if a chunk writes more.
-            let guess = (b.sketch_per_row * rows as f64 * 1.25).ceil() as u64 + 16 * j as u64 + 1;
+            let guess = (pipes.sketch_per_row * rows as f64 * 1.5).ceil() as u64 + 16 * j as u64 + 1;
             t.sketch_cap = guess.min(t.sketch_words(j));
             q.write_buffer(&b.qvals, 0, bytemuck::bytes_of(&0u32));
         }
@@ -777,15 +777,17 @@ impl GpuBackend {
 
     /// The sketch runs of a chunk from the first words of its sketch buffer (its
     /// count word, then as many words as were read back): the words beyond those
-    /// are fetched now, in a copy of their own. Also sizes the slot's next read-back.
+    /// are fetched now, in a copy of their own. Also sizes the next chunks' read-back.
     fn sketch_counts(&mut self, slot: usize, r: &ReducedInFlight, mut head: Vec<u32>, rows: u64) -> anyhow::Result<Vec<u32>> {
         let used = head.first().copied().unwrap_or(0) as u64;
         let have = head.len() as u64;
         if 1 + used > r.tables.sketch_words(r.outputs) {
             bail!("the GPU wrote {used} words of quantile counts, more than their buffer holds");
         }
-        let (_, b) = self.ctx.slots[slot].reduce.as_mut().expect("a reduced chunk has reduce buffers");
-        b.sketch_per_row = b.sketch_per_row.max((1 + used) as f64 / rows.max(1) as f64);
+        if let Some(p) = self.ctx.reduce.as_mut() {
+            p.sketch_per_row = p.sketch_per_row.max((1 + used) as f64 / rows.max(1) as f64);
+        }
+        let (_, b) = self.ctx.slots[slot].reduce.as_ref().expect("a reduced chunk has reduce buffers");
         if 1 + used > have {
             // The rest, from the same slot's buffer (no later chunk has used the slot yet).
             let bytes = 4 * (1 + used - have);

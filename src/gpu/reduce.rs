@@ -249,6 +249,9 @@ pub struct Pipelines {
     pub game: wgpu::ComputePipeline,
     pub reduce: wgpu::ComputePipeline,
     pub reduce_small: wgpu::ComputePipeline,
+    /// The most sketch words per row a chunk has written on this device so far: the
+    /// next chunks' read-back room is sized by it.
+    pub sketch_per_row: f64,
 }
 
 impl Pipelines {
@@ -300,7 +303,7 @@ impl Pipelines {
                 usage: wgpu::BufferUsages::STORAGE,
             },
         );
-        Ok(Pipelines { layout, thresholds, choose, game, reduce, reduce_small })
+        Ok(Pipelines { layout, thresholds, choose, game, reduce, reduce_small, sketch_per_row: 0.0 })
     }
 }
 
@@ -317,9 +320,6 @@ pub struct Buffers {
     /// partials, then choices, then the first words of qvals.
     pub readback: wgpu::Buffer,
     pub bind_group: wgpu::BindGroup,
-    /// The most sketch words per row a chunk has written so far (the next chunk's
-    /// read-back room is sized by it).
-    pub sketch_per_row: f64,
 }
 
 /// Bytes each reduce buffer needs for one chunk.
@@ -375,7 +375,6 @@ pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot
         return;
     }
     let size = slot.as_ref().map_or(need, |(have, _)| have.max(&need));
-    let sketch_per_row = slot.as_ref().map_or(0.0, |(_, b)| b.sketch_per_row);
     use wgpu::BufferUsages as U;
     let buffer = |label: &str, size: u64, usage| {
         device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
@@ -406,5 +405,5 @@ pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot
             entry(8, &p.thresholds),
         ],
     });
-    *slot = Some((size, Buffers { items, segs, cols, partials, worlds, qvals, params, readback, bind_group, sketch_per_row }));
+    *slot = Some((size, Buffers { items, segs, cols, partials, worlds, qvals, params, readback, bind_group }));
 }
