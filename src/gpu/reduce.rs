@@ -142,6 +142,9 @@ impl Tables {
 /// `shaders/reduce.wgsl`'s Q_TILE: items a workgroup keys at once (so that a
 /// count stays below 2^SKETCH_COUNT_BITS).
 pub const SKETCH_TILE: u32 = 4096;
+// A tile's counts fit an entry's count bits.
+const _: () = assert!(SKETCH_TILE < 1 << crate::backend::device::SKETCH_COUNT_BITS);
+
 /// `shaders/reduce.wgsl`'s Q_PASSES: windows of keys a workgroup counts per tile
 /// before what is left goes back one entry per value.
 pub const SKETCH_PASSES: u32 = 6;
@@ -228,7 +231,6 @@ mod shader_tests {
         assert_eq!(konst("Q_PASSES"), SKETCH_PASSES as u64);
         assert_eq!(konst("Q_WINDOW"), SKETCH_WINDOW as u64);
         assert_eq!(konst("Q_TILE"), SKETCH_TILE as u64);
-        assert!(SKETCH_TILE < 1 << crate::backend::device::SKETCH_COUNT_BITS);
         assert_eq!(konst("Q_COUNT_BITS"), crate::backend::device::SKETCH_COUNT_BITS as u64);
         assert_eq!(konst("Q_TABLE"), crate::reduce::sketch::DEVICE_TABLE as u64);
         assert_eq!(konst("Q_NEG"), crate::reduce::sketch::DEVICE_NEGATIVE as u64);

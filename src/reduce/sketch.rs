@@ -361,7 +361,7 @@ mod tests {
         // Random patterns (every positive finite f32 and infinity), each threshold and
         // its neighbours, and the ends of the range.
         let edges = t.thresholds[..n].iter().flat_map(|&u| [u.saturating_sub(1).max(1), u, u + 1]);
-        for u in bits(2_000_000).map(|b| b & 0x7fff_ffff).filter(|&u| u >= 1 && u <= 0x7f80_0000).chain(edges).chain([
+        for u in bits(2_000_000).map(|b| b & 0x7fff_ffff).filter(|u| (1..=0x7f80_0000).contains(u)).chain(edges).chain([
             1,
             2,
             0x7f7f_ffff,
