@@ -234,18 +234,29 @@ fn tree(t: u32) {
 // What items first, first + step, ... of segment s hold of column j: their
 // sum, count, min and max (each thread of `reduce` takes every WG-th item,
 // `reduce_small` takes them all).
+// With `keys` (a workgroup's thread, quantiles of a Stats segment), also the
+// sketch keys of its items of the segment's first tile, kept for `q_large` in
+// `q_keys` (the thread's `keyed`-th item), and the smallest of them.
 struct Part {
     sum: f32,
     n: u32,
     mn: f32,
     mx: f32,
+    keyed: u32,
+    least: u32,
 }
 
-fn part(s: vec4<u32>, j: u32, first: u32, step: u32) -> Part {
+fn part(s: vec4<u32>, j: u32, first: u32, step: u32, keys: bool) -> Part {
     let c = cols[j];
-    var r = Part(0.0, 0u, 0.0, 0.0);
+    var r = Part(0.0, 0u, 0.0, 0.0, 0u, NONE);
     for (var k = first; k < s.z; k += step) {
         let v = value(item(s, k), c);
+        if (keys && k < Q_TILE) {
+            let key = q_key(v);
+            q_put(r.keyed, first, key);
+            r.least = min(r.least, key);
+            r.keyed++;
+        }
         if (v.present) {
             r.mn = select(v.x, min(r.mn, v.x), r.n > 0u);
             r.mx = select(v.x, max(r.mx, v.x), r.n > 0u);
@@ -308,7 +319,7 @@ fn reduce_small(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = segs[sid];
     partials[p.segments * p.outputs * 5u + sid] = cut_rows(s, 0u, 1u);
     for (var j = 0u; j < p.outputs; j++) {
-        let r = part(s, j, 0u, 1u);
+        let r = part(s, j, 0u, 1u, false);
         let mean = select(0.0, r.sum / f32(max(r.n, 1u)), r.n > 0u);
         write_partial(sid, j, r.n, mean, squares(s, j, mean, 0u, 1u), r.mn, r.mx);
         if (p.qvals == 1u && s.w == 1u) {
@@ -338,7 +349,8 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
         partials[p.segments * p.outputs * 5u + sid] = atomicLoad(&t_cut);
     }
     for (var j = 0u; j < p.outputs; j++) {
-        let r = part(s, j, t, WG);
+        let quantiles = p.qvals == 1u && s.w == 1u;
+        let r = part(s, j, t, WG, quantiles);
         t_sum[t] = r.sum;
         t_n[t] = r.n;
         t_min[t] = r.mn;
@@ -358,8 +370,8 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             write_partial(sid, j, total, mean, t_sum[0], lo, hi);
         }
         workgroupBarrier();
-        if (p.qvals == 1u && s.w == 1u) {
-            q_large(s, j, sid, t);
+        if (quantiles) {
+            q_large(s, j, sid, t, r.keyed, r.least);
         }
     }
 }
@@ -513,11 +525,11 @@ fn q_get(m: u32, t: u32) -> u32 {
 }
 
 // A workgroup's segment, a tile of Q_TILE items at a time: each thread keys its
-// items once, then passes over the keys count those of a window [lo, lo +
+// items once (those of the first tile in `part`, as it reads their values), then passes over the keys count those of a window [lo, lo +
 // Q_WINDOW) in workgroup memory (integer atomics: the counts do not depend on the
 // threads' order), the next window starting at the smallest key left. After
 // Q_PASSES passes what is left goes back one entry per value.
-fn q_large(s: vec4<u32>, j: u32, sid: u32, t: u32) {
+fn q_large(s: vec4<u32>, j: u32, sid: u32, t: u32, keyed: u32, least: u32) {
     let c = cols[j];
     let header = Q_HEADER | (sid * p.outputs + j);
     // Each thread's share of the window: Q_WINDOW / WG consecutive keys.
@@ -528,12 +540,17 @@ fn q_large(s: vec4<u32>, j: u32, sid: u32, t: u32) {
             atomicStore(&q_min, NONE);
         }
         workgroupBarrier();
-        var first = NONE;
-        var mine = 0u;
-        for (; tile + mine * WG + t < end; mine++) {
-            let key = q_key(value(item(s, tile + mine * WG + t), c));
-            q_put(mine, t, key);
-            first = min(first, key);
+        // The first tile's keys are `part`'s.
+        var first = least;
+        var mine = keyed;
+        if (tile > 0u) {
+            first = NONE;
+            mine = 0u;
+            for (; tile + mine * WG + t < end; mine++) {
+                let key = q_key(value(item(s, tile + mine * WG + t), c));
+                q_put(mine, t, key);
+                first = min(first, key);
+            }
         }
         atomicMin(&q_min, first);
         workgroupBarrier();
