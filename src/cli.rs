@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::engine::{BackendChoice, RowSelection};
+use crate::engine::{BackendChoice, ExpandChoice, RowSelection};
 
 /// The most threads `--threads` may ask for: more only adds start-up time and
 /// memory (a machine's thousands of threads were once spawned and never used).
@@ -106,6 +106,12 @@ run then exits with status 1, after its files are complete, unless
         /// for about 2 s). Ignored with --chunk-rows.
         #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget, allow_negative_numbers = true)]
         dispatch_budget: f64,
+        /// GPU: where the scenarios are made. `device` uploads only the plan and
+        /// makes every row on the GPU, bit for bit as the host would (grid, random,
+        /// lhs, sobol, saltelli and morris designs); `host` packs and uploads each
+        /// row; `auto` takes the device where the plan allows it.
+        #[arg(long, value_enum, default_value_t = ExpandChoice::Auto)]
+        expand: ExpandChoice,
         /// Write the rows as CSV or Parquet (default: the config's [output] format, else csv).
         #[arg(long, value_enum, value_name = "FORMAT")]
         format: Option<crate::output::OutputFormat>,
@@ -170,6 +176,14 @@ the same run.")]
         /// GPU: seconds one submission may take (as for `run`).
         #[arg(long, value_name = "SECONDS", default_value_t = crate::gpu::DEFAULT_DISPATCH_BUDGET_S, value_parser = parse_dispatch_budget, allow_negative_numbers = true)]
         dispatch_budget: f64,
+        /// GPU: where the scenarios are made (as for `run`); bench measures the
+        /// GPU both ways when the plan allows the device.
+        #[arg(long, value_enum, default_value_t = ExpandChoice::Auto)]
+        expand: ExpandChoice,
+        /// Scenarios per CPU measurement (default: --rows), to measure a fast GPU
+        /// at many rows without waiting for the CPU as long.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        cpu_rows: Option<u64>,
     },
     /// Join shards (or row blocks) of one sweep into one CSV with its manifest.
     #[command(after_help = "\

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod cputime;
 pub mod design;
+pub mod detmath;
 pub mod engine;
 pub mod gpu;
 pub mod interrupt;

@@ -99,7 +99,9 @@ impl AxisValues {
             AxisValues::Uniform { hi, .. } | AxisValues::LogUniform { hi, .. } if u >= 1.0 => hi,
             AxisValues::List(ref v) => v[((u * v.len() as f64) as usize).min(v.len() - 1)],
             AxisValues::Uniform { lo, hi } | AxisValues::Range { lo, hi, .. } => lo + (hi - lo) * u,
-            AxisValues::LogUniform { lo, hi } | AxisValues::Logspace { lo, hi, .. } => (lo.ln() + (hi.ln() - lo.ln()) * u).exp(),
+            AxisValues::LogUniform { lo, hi } | AxisValues::Logspace { lo, hi, .. } => {
+                crate::detmath::exp(lo.ln() + (hi.ln() - lo.ln()) * u)
+            }
             AxisValues::Integers { lo, hi } => lo + (u * (hi - lo + 1.0)).floor().min(hi - lo),
         }
     }

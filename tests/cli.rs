@@ -482,9 +482,11 @@ fn bench(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
 }
 
 /// `bench` with its smallest row count: a header naming the config and the shape of
-/// its scenarios, a rate line for the CPU, and one for the GPU where an adapter
-/// exists (a software one, lavapipe, counts: bench measures any adapter), with the
-/// ratio of the two printed rates; without an adapter it says the GPU was not measured.
+/// its scenarios, a rate line for the CPU, and, where an adapter exists (a software
+/// one, lavapipe, counts: bench measures any adapter), one for the GPU with its
+/// rows packed on the host and one with them made on the device (quickstart is a
+/// grid), each with the ratio of the printed rates; without an adapter it says the
+/// GPU was not measured.
 #[test]
 fn bench_prints_a_rate_for_the_cpu_and_any_gpu() {
     for env in [&[][..], &[("WGPU_BACKEND", "none")]] {
@@ -492,7 +494,7 @@ fn bench_prints_a_rate_for_the_cpu_and_any_gpu() {
         let lines = bench(&["--rows", "1"], env);
         // configs/quickstart.toml: 36 months and the default 4 firms and 3 segments (docs/model.md section 6).
         assert!(
-            lines[0].starts_with("bench: configs/quickstart.toml (1 rows per measurement; 36 months, 4 firms, 3 segments; "),
+            lines[0].starts_with("bench: configs/quickstart.toml (1 rows per GPU measurement, 1 per CPU one; 36 months, 4 firms, 3 segments; "),
             "{lines:?}"
         );
         assert!(lines[0].ends_with(" host threads)"), "{lines:?}");
@@ -505,24 +507,29 @@ fn bench_prints_a_rate_for_the_cpu_and_any_gpu() {
         }
         let cpu = bench_line(&lines[1]);
         assert!(cpu.label.starts_with("cpu f64 x"), "{lines:?}");
-        assert_eq!(lines.len(), 5, "{lines:?}");
-        let g = bench_line(&lines[2]);
-        assert!(g.label.starts_with("gpu ") && g.label.ends_with("(f32)"), "{lines:?}");
-        let ratio = lines[3].strip_prefix(&format!("ratio {} / {}: compute ", g.label, cpu.label)).unwrap_or_else(|| panic!("{lines:?}"));
-        let (c, e) = ratio.split_once("x, end to end ").unwrap();
-        let (c, e): (f64, f64) = (c.parse().unwrap(), e.strip_suffix('x').unwrap().parse().unwrap());
-        assert!(ratio_of_printed(c, g.compute, cpu.compute, 2), "compute ratio {c} of {} / {}", g.compute, cpu.compute);
-        assert!(ratio_of_printed(e, g.end_to_end, cpu.end_to_end, 2), "end-to-end ratio {e} of {} / {}", g.end_to_end, cpu.end_to_end);
-        // Last, what the GPU's end-to-end run moved: one row in one chunk uploads its
-        // parameters and the chunk's 16-byte uniform, and reads back its outputs (and
-        // 16 bytes of timestamps where the adapter has them).
-        let cost = lines[4].strip_prefix(&format!("{} end to end (CSV): ", g.label)).unwrap_or_else(|| panic!("{lines:?}"));
-        let (nf, ns) = (4, 3);
-        let ts = if moatsweep::gpu::list_adapters()[0].timestamp_query { 16.0 } else { 0.0 };
-        assert_eq!(bytes_after(cost, "uploaded "), (4 * moatsweep::gpu::layout::param_stride(nf, ns) + 16) as f64, "{cost}");
-        assert_eq!(bytes_after(cost, "read back "), (4 * moatsweep::gpu::layout::out_stride(nf)) as f64 + ts, "{cost}");
-        assert!(cost.contains(" us (process ") && cost.contains("longest dispatch "), "{cost}");
-        assert!(cost.ends_with(" of budget 0.5 s (1 submissions)"), "{cost}");
+        assert_eq!(lines.len(), 8, "{lines:?}");
+        for (k, mode) in ["host rows", "device rows"].iter().enumerate() {
+            let g = bench_line(&lines[2 + k]);
+            assert!(g.label.starts_with("gpu ") && g.label.ends_with(&format!("(f32) {mode}")), "{lines:?}");
+            let ratio =
+                lines[4 + k].strip_prefix(&format!("ratio {} / {}: compute ", g.label, cpu.label)).unwrap_or_else(|| panic!("{lines:?}"));
+            let (c, e) = ratio.split_once("x, end to end ").unwrap();
+            let (c, e): (f64, f64) = (c.parse().unwrap(), e.strip_suffix('x').unwrap().parse().unwrap());
+            assert!(ratio_of_printed(c, g.compute, cpu.compute, 2), "compute ratio {c} of {} / {}", g.compute, cpu.compute);
+            assert!(ratio_of_printed(e, g.end_to_end, cpu.end_to_end, 2), "end-to-end ratio {e} of {} / {}", g.end_to_end, cpu.end_to_end);
+            // Last, what the GPU's end-to-end runs moved: one row in one chunk uploads
+            // its parameters (host rows; device rows upload none, their plan went up
+            // once before the run) and the chunk's 16-byte uniform, and reads back its
+            // outputs (and 16 bytes of timestamps where the adapter has them).
+            let cost = lines[6 + k].strip_prefix(&format!("{} end to end (CSV): ", g.label)).unwrap_or_else(|| panic!("{lines:?}"));
+            let (nf, ns) = (4, 3);
+            let ts = if moatsweep::gpu::list_adapters()[0].timestamp_query { 16.0 } else { 0.0 };
+            let params = if k == 0 { 4 * moatsweep::gpu::layout::param_stride(nf, ns) } else { 0 };
+            assert_eq!(bytes_after(cost, "uploaded "), (params + 16) as f64, "{cost}");
+            assert_eq!(bytes_after(cost, "read back "), (4 * moatsweep::gpu::layout::out_stride(nf)) as f64 + ts, "{cost}");
+            assert!(cost.contains(" us (process ") && cost.contains("longest dispatch "), "{cost}");
+            assert!(cost.ends_with(" of budget 0.5 s (1 submissions)"), "{cost}");
+        }
     }
 }
 
@@ -539,7 +546,8 @@ fn bytes_after(line: &str, key: &str) -> f64 {
 fn bench_of_a_reduced_config_measures_the_reduction() {
     let gpu = common::have_gpu();
     let lines = bench(&["tests/configs/strategy-map-small.toml", "--rows", "1"], &[]);
-    let backends = if gpu { 2 } else { 1 };
+    // The CPU; the GPU with host rows and with device rows.
+    let backends = if gpu { 3 } else { 1 };
     let at = lines.iter().position(|l| l.starts_with("reduce: ")).unwrap_or_else(|| panic!("{lines:?}"));
     // by ad uplift (5 steps) x funding (4 steps); the six outputs and five stats it lists.
     assert!(lines[at].starts_with("reduce: 20 groups x 6 outputs (mean, std, min, max, count), best; the kernel writes "), "{}", lines[at]);
@@ -565,17 +573,19 @@ fn bench_of_a_reduced_config_measures_the_reduction() {
     assert_eq!(rates.len(), 3, "{host}");
     assert!(rates.iter().all(|r| *r > 0.0 && r.is_finite()), "{host}");
     if gpu {
-        // Last, the GPU's bytes per scenario, end to end and reduced (with one row, a
-        // block's partials outweigh the row: nothing is said about their sizes).
-        let gpu_label = &labels[1];
-        let e2e = lines[at + 2 + backends].strip_prefix(&format!("{gpu_label} end to end (CSV): ")).unwrap_or_else(|| panic!("{lines:?}"));
-        let red = lines[at + 3 + backends].strip_prefix(&format!("{gpu_label} reduced: ")).unwrap_or_else(|| panic!("{lines:?}"));
-        for line in [e2e, red] {
+        // Last, each GPU measurement's bytes per scenario, end to end then reduced
+        // (with one row, a block's partials outweigh the row: nothing is said about
+        // their sizes).
+        let costs = &lines[at + 2 + backends..];
+        assert_eq!(costs.len(), 4, "{lines:?}");
+        for (k, what) in ["end to end (CSV)", "end to end (CSV)", "reduced", "reduced"].iter().enumerate() {
+            let gpu_label = &labels[1 + k % 2];
+            let line = costs[k].strip_prefix(&format!("{gpu_label} {what}: ")).unwrap_or_else(|| panic!("{lines:?}"));
             assert!(bytes_after(line, "uploaded ") > 0.0 && bytes_after(line, "read back ") > 0.0, "{line}");
             assert!(line.contains("longest dispatch "), "{line}");
         }
     }
-    assert_eq!(lines.len(), at + 2 + backends + if gpu { 2 } else { 0 }, "{lines:?}");
+    assert_eq!(lines.len(), at + 2 + backends + if gpu { 4 } else { 0 }, "{lines:?}");
 }
 
 /// `adapters` prints one line per adapter wgpu finds (name, backend, type, software

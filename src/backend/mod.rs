@@ -151,6 +151,15 @@ pub trait Backend {
     fn device_reduce(&mut self) -> Option<&mut dyn device::DeviceReduce> {
         None
     }
+    /// Makes the scenarios of the next runs on the device from `program` (the
+    /// words `crate::gpu::expand::program` writes), or packs them on the host
+    /// again (None); an error for a backend without a device.
+    fn set_device_rows(&mut self, program: Option<Vec<u32>>) -> anyhow::Result<()> {
+        match program {
+            None => Ok(()),
+            Some(_) => anyhow::bail!("this backend has no device to make rows on"),
+        }
+    }
     /// What went to and came from a device since the last call (and resets it);
     /// None for a backend without one.
     fn take_transfer_stats(&mut self) -> Option<TransferStats> {
@@ -158,9 +167,21 @@ pub trait Backend {
     }
 }
 
+/// Where a GPU run's scenarios were made (`run --expand`): packed on the host
+/// and uploaded, or made on the device from the plan (`crate::gpu::expand`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expand {
+    #[default]
+    Host,
+    Device,
+}
+
 /// A device backend's traffic and dispatch times over some runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct TransferStats {
+    /// Where the scenarios were made.
+    pub expand: Expand,
     /// Bytes written to the device: parameters, reduce tables, uniforms.
     pub uploaded_bytes: u64,
     /// Bytes copied back from the device: rows, partials, timestamps.

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::device::{DeviceChunk, DeviceSink};
-use crate::backend::{Backend, ChunkSink, Outcomes, ScenarioSource, TransferStats};
-use crate::engine::backend_label;
+use crate::backend::{Backend, ChunkSink, Expand, Outcomes, ScenarioSource, TransferStats};
+use crate::engine::{ExpandChoice, backend_label, device_program};
 use crate::gpu::reduce::Tables;
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::model::Scenario;
@@ -265,15 +265,61 @@ pub fn host_rates(plan: &Plan, rp: &ReducePlan) -> anyhow::Result<HostRates> {
     })
 }
 
-pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, dispatch_budget: f64, out: &mut impl Write) -> anyhow::Result<()> {
+/// The ways a backend is measured: the CPU once; the GPU with its rows packed on
+/// the host and, where the plan allows, made on the device (`--expand`).
+fn modes(b: &dyn Backend, expand: ExpandChoice, device_ok: bool) -> Vec<Expand> {
+    if b.info().kind != crate::backend::BackendKind::Gpu {
+        return vec![Expand::Host];
+    }
+    let mut m = Vec::new();
+    if expand != ExpandChoice::Device {
+        m.push(Expand::Host);
+    }
+    if expand != ExpandChoice::Host && device_ok {
+        m.push(Expand::Device);
+    }
+    m
+}
+
+fn mode_label(b: &dyn Backend, mode: Expand) -> String {
+    let label = backend_label(b);
+    match (b.info().kind, mode) {
+        (crate::backend::BackendKind::Gpu, Expand::Host) => format!("{label} host rows"),
+        (crate::backend::BackendKind::Gpu, Expand::Device) => format!("{label} device rows"),
+        _ => label,
+    }
+}
+
+/// Scenarios per measurement, per backend.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows {
+    pub gpu: u64,
+    pub cpu: u64,
+}
+
+impl Rows {
+    fn of(&self, b: &dyn Backend) -> u64 {
+        if b.info().kind == crate::backend::BackendKind::Gpu { self.gpu } else { self.cpu }
+    }
+}
+
+pub fn bench(
+    config_path: &Path,
+    rows: Rows,
+    adapter: Option<&str>,
+    dispatch_budget: f64,
+    expand: ExpandChoice,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let loaded = config::load(config_path)?;
     let plan = loaded.plan;
     let m = &plan.base.model;
     writeln!(
         out,
-        "bench: {} ({} rows per measurement; {} months, {} firms, {} segments; {} host threads)",
+        "bench: {} ({} rows per GPU measurement, {} per CPU one; {} months, {} firms, {} segments; {} host threads)",
         config_path.display(),
-        rows,
+        rows.gpu,
+        rows.cpu,
         m.months,
         plan.base.n_firms,
         plan.base.n_segments,
@@ -289,27 +335,44 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, dispatch_budg
         Ok(g) => backends.push(Box::new(g)),
         Err(e) => writeln!(out, "gpu: not measured ({e:#})")?,
     }
+    // The device's programs: rows cycle over the plan (positions of the reduction).
+    let rows_program = device_program(&plan, None, Some(plan.rows));
+    let reduced_program = loaded.reduce.as_ref().map(|rp| device_program(&plan, Some(rp), Some(plan.rows)));
+    if let Err(why) = &rows_program {
+        writeln!(out, "gpu: rows made on the host only ({why})")?;
+    }
+    if let (ExpandChoice::Device, Err(why)) = (expand, &rows_program) {
+        anyhow::bail!("--expand device: {why}");
+    }
     let mut results = Vec::new();
     // Per device measurement, printed last: bytes, host CPU and kernel time per scenario.
     let mut costs = Vec::new();
     for b in backends.iter_mut() {
-        let label = backend_label(b.as_ref());
-        let m = measure(b.as_mut(), &plan, rows)?;
-        let kernel = m.kernel.map_or(String::new(), |k| format!("   kernel only {k:>12.0} scenarios/s"));
-        writeln!(
-            out,
-            "{label:<40} compute {:>10.0} scenarios/s   end to end (CSV, {:.1} MB) {:>10.0} scenarios/s{kernel}",
-            m.compute,
-            m.csv_bytes as f64 / 1e6,
-            m.end_to_end
-        )?;
-        if let Some(line) = m.host.line() {
-            costs.push(format!("{label} end to end (CSV): {line}"));
+        for mode in modes(b.as_ref(), expand, rows_program.is_ok()) {
+            if b.info().kind == crate::backend::BackendKind::Gpu {
+                b.set_device_rows((mode == Expand::Device).then(|| rows_program.clone().expect("checked")))?;
+            }
+            let label = mode_label(b.as_ref(), mode);
+            let n = rows.of(b.as_ref());
+            let m = measure(b.as_mut(), &plan, n)?;
+            let kernel = m.kernel.map_or(String::new(), |k| format!("   kernel only {k:>12.0} scenarios/s"));
+            writeln!(
+                out,
+                "{label:<40} compute {:>10.0} scenarios/s   end to end (CSV, {:.1} MB) {:>10.0} scenarios/s{kernel}",
+                m.compute,
+                m.csv_bytes as f64 / 1e6,
+                m.end_to_end
+            )?;
+            if let Some(line) = m.host.line() {
+                costs.push(format!("{label} end to end (CSV): {line}"));
+            }
+            results.push((label, m));
         }
-        results.push((label, m));
     }
-    if let [(cpu, c), (gpu, g)] = results.as_slice() {
-        writeln!(out, "ratio {gpu} / {cpu}: compute {:.2}x, end to end {:.2}x", g.compute / c.compute, g.end_to_end / c.end_to_end)?;
+    if let Some(((cpu, c), gpus)) = results.split_first() {
+        for (gpu, g) in gpus {
+            writeln!(out, "ratio {gpu} / {cpu}: compute {:.2}x, end to end {:.2}x", g.compute / c.compute, g.end_to_end / c.end_to_end)?;
+        }
     }
     if let Some(rp) = &loaded.reduce {
         let row_bytes = 4 * crate::gpu::layout::out_stride(plan.base.n_firms);
@@ -327,17 +390,28 @@ pub fn bench(config_path: &Path, rows: u64, adapter: Option<&str>, dispatch_budg
                 ""
             }
         )?;
-        for (b, (label, _)) in backends.iter_mut().zip(&results) {
-            let r = measure_reduced(b.as_mut(), &plan, rp, rows)?;
-            let kernel = r.kernel.map_or(String::new(), |k| {
-                format!(" = {:.1}% of kernel only in the same run ({k:.0} scenarios/s)", 100.0 * r.end_to_end / k)
-            });
-            let back = r.read_back_per_scenario.map_or(String::new(), |b| {
-                format!("   read back {b:.3} B per scenario ({:.0}x less than the rows)", row_bytes as f64 / b.max(1e-12))
-            });
-            writeln!(out, "{label:<40} reduced end to end {:>10.0} scenarios/s{kernel}{back}", r.end_to_end)?;
-            if let Some(line) = r.host.line() {
-                costs.push(format!("{label} reduced: {line}"));
+        let program = reduced_program.expect("a reduced plan has one");
+        if let Err(why) = &program {
+            writeln!(out, "gpu: reduced rows made on the host only ({why})")?;
+        }
+        for b in backends.iter_mut() {
+            for mode in modes(b.as_ref(), expand, program.is_ok()) {
+                if b.info().kind == crate::backend::BackendKind::Gpu {
+                    b.set_device_rows((mode == Expand::Device).then(|| program.clone().expect("checked")))?;
+                }
+                let label = mode_label(b.as_ref(), mode);
+                let n = rows.of(b.as_ref());
+                let r = measure_reduced(b.as_mut(), &plan, rp, n)?;
+                let kernel = r.kernel.map_or(String::new(), |k| {
+                    format!(" = {:.1}% of kernel only in the same run ({k:.0} scenarios/s)", 100.0 * r.end_to_end / k)
+                });
+                let back = r.read_back_per_scenario.map_or(String::new(), |b| {
+                    format!("   read back {b:.3} B per scenario ({:.0}x less than the rows)", row_bytes as f64 / b.max(1e-12))
+                });
+                writeln!(out, "{label:<40} reduced end to end {:>10.0} scenarios/s{kernel}{back}", r.end_to_end)?;
+                if let Some(line) = r.host.line() {
+                    costs.push(format!("{label} reduced: {line}"));
+                }
             }
         }
         let h = host_rates(&plan, rp)?;

@@ -46,6 +46,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             quiet,
             chunk_rows,
             dispatch_budget,
+            expand,
             format,
             allow_nonfinite,
         } => {
@@ -68,6 +69,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     quiet,
                     chunk_rows,
                     dispatch_budget: Some(dispatch_budget),
+                    expand,
                     format,
                     allow_nonfinite,
                 },
@@ -91,8 +93,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Validate { config } => inspect::validate(&config, &mut stdout)?,
         Command::Scenario { config, index, set } => inspect::scenario(&config, index, &set, &mut stdout)?,
-        Command::Bench { config, rows, adapter, dispatch_budget } => {
-            bench::bench(&config, rows, adapter.as_deref(), dispatch_budget, &mut stdout)?
+        Command::Bench { config, rows, adapter, dispatch_budget, expand, cpu_rows } => {
+            let rows = bench::Rows { gpu: rows, cpu: cpu_rows.unwrap_or(rows) };
+            bench::bench(&config, rows, adapter.as_deref(), dispatch_budget, expand, &mut stdout)?
         }
         Command::Params { outputs: false } => inspect::params_table(&mut stdout)?,
         Command::Params { outputs: true } => inspect::outputs_table(&mut stdout)?,

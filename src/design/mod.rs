@@ -52,6 +52,12 @@ impl Permutation {
         Permutation { n, half_bits, key: mix64(key) }
     }
 
+    /// The mixed key and the half width of the Feistel network (the device's
+    /// expansion evaluates the same network, `shaders/expand.wgsl`).
+    pub fn parts(&self) -> (u64, u32) {
+        (self.key, self.half_bits)
+    }
+
     fn feistel(&self, x: u64) -> u64 {
         let mask = (1u64 << self.half_bits) - 1;
         let (mut l, mut r) = (x >> self.half_bits, x & mask);

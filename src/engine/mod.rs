@@ -50,6 +50,18 @@ pub enum BackendChoice {
     Gpu,
 }
 
+/// Where a GPU run makes its scenarios (`--expand`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExpandChoice {
+    /// On the device where the design allows it, else on the host.
+    #[default]
+    Auto,
+    /// Packed on the host and uploaded, row by row.
+    Host,
+    /// On the device from the plan; an error where the plan does not allow it.
+    Device,
+}
+
 /// Which rows of the sweep a run computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowSelection {
@@ -204,6 +216,8 @@ pub struct RunOptions {
     pub chunk_rows: Option<u64>,
     /// `--dispatch-budget`: seconds one GPU submission may take (default 0.5).
     pub dispatch_budget: Option<f64>,
+    /// `--expand`: where a GPU run makes its scenarios.
+    pub expand: ExpandChoice,
     /// `--format`: CSV or Parquet, over the config's `[output] format`.
     pub format: Option<OutputFormat>,
     /// `--allow-nonfinite`: a run with NaN or infinite output values exits 0
@@ -256,6 +270,35 @@ pub fn make_backend(
             }
         },
     }
+}
+
+/// Has a GPU backend make the job's scenarios on the device (`--expand`): where
+/// `choice` allows it and the plan can be made there ([`crate::gpu::expand::program`]).
+pub fn expand_on_device(job: &Job, backend: &mut dyn Backend, choice: ExpandChoice) -> anyhow::Result<()> {
+    let on_gpu = backend.info().kind == crate::backend::BackendKind::Gpu;
+    let program = match (choice, on_gpu) {
+        (ExpandChoice::Host, _) => return Ok(()),
+        (ExpandChoice::Device, false) => anyhow::bail!("--expand device: this run is on the CPU backend, which has no device to make rows on"),
+        (ExpandChoice::Auto, false) => return Ok(()),
+        (_, true) => device_program(&job.plan, job.reduce.as_ref(), None),
+    };
+    match program {
+        Ok(words) => backend.set_device_rows(Some(words)),
+        Err(why) if choice == ExpandChoice::Device => {
+            anyhow::bail!("--expand device: {why}, so this plan's rows cannot be made on the device; --expand host packs them on the host")
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+/// The device program of `plan`'s positions (reordered by `reduce`; repeating
+/// every `period` positions), or why there is none.
+pub fn device_program(plan: &Plan, reduce: Option<&ReducePlan>, period: Option<u64>) -> Result<Vec<u32>, String> {
+    let position_strides = reduce.and_then(|rp| rp.position_strides(plan));
+    if position_strides.is_some() && plan.design.name() != "grid" {
+        return Err(format!("a reduction reorders the rows of this {} design", plan.design.name()));
+    }
+    crate::gpu::expand::program(&crate::gpu::expand::Expansion { plan, position_strides, period })
 }
 
 /// A label for the progress line and the summary.
@@ -456,6 +499,7 @@ pub fn run(config_path: &Path, opts: &RunOptions, command: Vec<String>) -> anyho
     let t0 = Instant::now();
     let job = Job::load(config_path, opts)?;
     let mut backend = make_backend(opts.backend, opts.chunk_rows, opts.dispatch_budget, opts.adapter.as_deref(), opts.quiet)?;
+    expand_on_device(&job, backend.as_mut(), opts.expand)?;
     let info = backend.info();
     if info.precision == Precision::F32 {
         warn_f32_tolerance(&job.plan, opts.quiet);

@@ -399,7 +399,7 @@ impl Context {
             d.create_buffer(&wgpu::BufferDescriptor { label: Some(&format!("moat {label} {k}")), size, usage, mapped_at_creation: false })
         };
         use wgpu::BufferUsages as U;
-        let params = buffer("params", param_bytes, U::STORAGE | U::COPY_DST);
+        let params = buffer("params", param_bytes, U::STORAGE | U::COPY_DST | U::COPY_SRC);
         let outputs = buffer("outputs", out_bytes, U::STORAGE | U::COPY_SRC | U::COPY_DST);
         let uniform = buffer("chunk", 16, U::UNIFORM | U::COPY_DST);
         let ts_offset = out_bytes.next_multiple_of(8);

@@ -10,7 +10,8 @@
 //! fields (model and scaling), then `n_firms` blocks of [`ParamLayout::firm`]
 //! fields, then `n_segments` blocks of [`ParamLayout::segment`] fields. Each
 //! parameter is sent as its table row's [`Gpu`] form says: its value, its log or
-//! ln(1 + value), computed on the host in f64 and rounded once to f32; parameters
+//! ln(1 + value), computed on the host in f64 (logs by [`crate::detmath`], which
+//! the device's expansion repeats bit for bit) and rounded once to f32; parameters
 //! marked [`Gpu::Derived`] reach the kernel only through a field of [`DERIVED`].
 //! Integers (months, max_iter, release_month) are sent as f32 values, exact below
 //! 2^24 (the validated ranges stop at 100,000); never as raw bits, which a device
@@ -25,6 +26,7 @@
 use std::fmt::Write;
 use std::sync::OnceLock;
 
+use crate::detmath;
 use crate::model::Scenario;
 use crate::model::outputs::{self, N_FIRM_OUTPUTS, N_SCENARIO_OUTPUTS, Out, Outcome};
 use crate::model::params::{Gpu, Group, PARAMS, ParamSpec};
@@ -48,21 +50,22 @@ pub static DERIVED: &[Derived] = &[
         group: Group::Model,
         name: "ln_serve",
         inputs: &[(Group::Model, "infer_usd_per_flop")],
-        value: |sc, _| (2.0 * 1e6 * sc.model.infer_usd_per_flop).ln(),
+        value: |sc, _| detmath::ln(2.0 * 1e6 * sc.model.infer_usd_per_flop),
     },
     // q0 = ln(loss_ref - E) - ln R: loss_ref - E is a difference of nearby values.
     Derived {
         group: Group::Scaling,
         name: "ln_loss_gap",
         inputs: &[(Group::Scaling, "E"), (Group::Scaling, "loss_ref")],
-        value: |sc, _| (sc.scaling.loss_ref - sc.scaling.e).ln(),
+        value: |sc, _| detmath::ln(sc.scaling.loss_ref - sc.scaling.e),
     },
     // ln(C/6) of the first generation: spend near 1e9 over a price near 1e-18.
     Derived {
         group: Group::Firm,
         name: "ln_c6",
         inputs: &[(Group::Firm, "train_spend"), (Group::Model, "train_usd_per_flop")],
-        value: |sc, i| crate::model::scaling::TrainInputs::first_generation(&sc.model, &sc.scaling, &sc.firms[i]).ln_c6(),
+        // TrainInputs::ln_c6's quotient, with moatsweep's own log.
+        value: |sc, i| detmath::ln(sc.firms[i].train_spend / sc.model.train_usd_per_flop / 6.0),
     },
 ];
 
@@ -90,14 +93,76 @@ impl Field {
                 let v = (p.get)(sc, idx);
                 match p.gpu {
                     Gpu::Value => v,
-                    Gpu::Ln => v.ln(),
-                    Gpu::Ln1p => v.ln_1p(),
+                    Gpu::Ln => detmath::ln(v),
+                    Gpu::Ln1p => detmath::ln_1p(v),
                     Gpu::Derived => unreachable!("derived parameters are not fields"),
                 }
             }
             Source::Derived(d) => (d.value)(sc, idx),
         }
     }
+}
+
+/// How a field turns the parameters it reads into its f64 value before the
+/// rounding to f32 (for the device's expansion, `super::expand`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldFn {
+    Value,
+    Ln,
+    Ln1p,
+    /// A field of [`DERIVED`], by name.
+    Derived(&'static str),
+}
+
+/// One word of a scenario's parameter vector: how its value is made and the
+/// parameters (table row, firm or segment index) it reads, in the order of the
+/// derived field's inputs.
+#[derive(Clone)]
+pub struct FieldReads {
+    pub word: usize,
+    pub how: FieldFn,
+    pub reads: Vec<(&'static ParamSpec, usize)>,
+}
+
+/// What every word of a scenario's vector reads (shape `n_firms` x `n_segments`).
+pub fn field_reads(n_firms: usize, n_segments: usize) -> Vec<FieldReads> {
+    let l = param_layout();
+    let mut out = Vec::new();
+    let mut push = |fields: &[Field], index: usize| {
+        for f in fields {
+            let (how, reads) = match f.source {
+                Source::Param(p) => {
+                    let how = match p.gpu {
+                        Gpu::Value => FieldFn::Value,
+                        Gpu::Ln => FieldFn::Ln,
+                        Gpu::Ln1p => FieldFn::Ln1p,
+                        Gpu::Derived => unreachable!("derived parameters are not fields"),
+                    };
+                    (how, vec![(p, index)])
+                }
+                Source::Derived(d) => {
+                    let reads = d
+                        .inputs
+                        .iter()
+                        .map(|&(g, name)| {
+                            let spec = crate::model::params::spec(g, name).expect("a derived field reads rows of the table");
+                            (spec, if g == d.group { index } else { 0 })
+                        })
+                        .collect();
+                    (FieldFn::Derived(d.name), reads)
+                }
+            };
+            out.push(FieldReads { word: out.len(), how, reads });
+        }
+    };
+    push(&l.header, 0);
+    for i in 0..n_firms {
+        push(&l.firm, i);
+    }
+    for k in 0..n_segments {
+        push(&l.segment, k);
+    }
+    out
 }
 
 /// The three parameter blocks.

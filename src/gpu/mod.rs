@@ -13,6 +13,7 @@
 
 pub mod bind;
 pub mod context;
+pub mod expand;
 pub mod layout;
 pub mod reduce;
 pub mod source;
@@ -244,6 +245,11 @@ pub struct GpuBackend {
     prev_done: Option<Instant>,
     /// The last finished chunk's rows and seconds from submission to completion.
     last_dispatch: Option<(u64, f64)>,
+    /// While set, each chunk's scenarios are made on the device from this plan
+    /// ([`expand`]) instead of packed and uploaded.
+    device_rows: Option<Arc<expand::Loaded>>,
+    /// Programs built so far, with their passes (a pass is compiled once per program).
+    programs: Vec<(Vec<u32>, Arc<expand::Loaded>)>,
 }
 
 /// A chunk submitted and not yet handed to the sink.
@@ -294,6 +300,8 @@ impl GpuBackend {
             longest_dispatch_s: 0.0,
             prev_done: None,
             last_dispatch: None,
+            device_rows: None,
+            programs: Vec::new(),
         })
     }
 
@@ -329,6 +337,55 @@ impl GpuBackend {
         r
     }
 
+    /// The parameter words the device makes from `program` for positions
+    /// `first..first + rows` (the expansion pass alone, read back), to compare
+    /// with the host's packing (tests and `scripts/device-check.sh`).
+    pub fn expand_only(&mut self, program: Vec<u32>, n_firms: usize, n_segments: usize, first: u64, rows: u64) -> anyhow::Result<Vec<u32>> {
+        let loaded = self.load(program)?;
+        self.ctx.ensure_slots(RING, rows, n_firms, n_segments)?;
+        let s = &self.ctx.slots[0];
+        let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
+        let gx = groups.min(self.ctx.limits.max_compute_workgroups_per_dimension as u64);
+        let pitch = gx * WORKGROUP_SIZE as u64;
+        self.ctx.queue.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, first as u32, (first >> 32) as u32]));
+        let bytes = rows * layout::param_stride(n_firms, n_segments) as u64 * 4;
+        let readback = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("expand readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind = loaded.bind_group(&self.ctx.device, s);
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("expand only") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("expand"), timestamp_writes: None });
+            pass.set_pipeline(&loaded.pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(gx as u32, groups.div_ceil(gx) as u32, 1);
+        }
+        enc.copy_buffer_to_buffer(&s.params, 0, &readback, 0, bytes);
+        self.ctx.queue.submit([enc.finish()]);
+        readback.map_async(wgpu::MapMode::Read, .., |_| {});
+        let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+        self.ctx.check_errors()?;
+        let words = {
+            let view = readback.get_mapped_range(..).map_err(|e| anyhow!("could not map the expanded parameters: {e}"))?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        readback.unmap();
+        Ok(words)
+    }
+
+    /// The pass of `program`, built on its first use.
+    fn load(&mut self, program: Vec<u32>) -> anyhow::Result<Arc<expand::Loaded>> {
+        if let Some((_, l)) = self.programs.iter().find(|(w, _)| *w == program) {
+            return Ok(l.clone());
+        }
+        let loaded = Arc::new(expand::Loaded::new(&self.ctx, program.clone())?);
+        self.programs.push((program, loaded.clone()));
+        Ok(loaded)
+    }
+
     /// Rows per chunk for one shape and horizon when they are fixed:
     /// [`GpuOptions::chunk_rows`] if set, else [`DEFAULT_CHUNK_ROWS`] cut to
     /// [`DEFAULT_CHUNK_ROW_MONTHS`] / `months`; either way capped by
@@ -362,24 +419,11 @@ impl GpuBackend {
         Some(ChunkSizer::new(self.budget_s, unit, max, first))
     }
 
-    /// Packs, uploads and submits one chunk into slot `slot`.
-    fn submit(
-        &mut self,
-        src: &dyn ScenarioSource,
-        pipeline: &wgpu::ComputePipeline,
-        slot: usize,
-        first_row: u64,
-        rows: u64,
-        job: Option<&reduce::ReduceJob>,
-    ) -> anyhow::Result<InFlight> {
+    /// Packs the scenarios of rows `first_row..first_row + rows` on host threads
+    /// and uploads them into slot `slot` (in the dispatch order of `coherent_order`).
+    fn pack_chunk(&mut self, src: &dyn ScenarioSource, slot: usize, first_row: u64, rows: u64) -> anyhow::Result<()> {
         let (nf, ns) = (src.n_firms(), src.n_segments());
         let stride = layout::param_stride(nf, ns);
-        if self.poison {
-            let need = self.ctx.slots[slot].out_bytes;
-            if self.ctx.poison.as_ref().is_none_or(|p| p.size() < need) {
-                self.ctx.poison = Some(self.ctx.poison_buffer(need));
-            }
-        }
         let s = &mut self.ctx.slots[slot];
         s.host_params.resize(rows as usize * stride, 0.0);
         let bad_shape = AtomicU64::new(u64::MAX);
@@ -427,12 +471,40 @@ impl GpuBackend {
         let q = &self.ctx.queue;
         let upload = if s.order.is_empty() { &s.host_params } else { &s.host_sorted };
         q.write_buffer(&s.params, 0, bytemuck::cast_slice(upload));
+        Ok(())
+    }
+
+    /// Submits one chunk into slot `slot`: its scenarios packed and uploaded, or made on the device.
+    fn submit(
+        &mut self,
+        src: &dyn ScenarioSource,
+        pipeline: &wgpu::ComputePipeline,
+        slot: usize,
+        first_row: u64,
+        rows: u64,
+        job: Option<&reduce::ReduceJob>,
+    ) -> anyhow::Result<InFlight> {
+        let nf = src.n_firms();
+        if self.poison {
+            let need = self.ctx.slots[slot].out_bytes;
+            if self.ctx.poison.as_ref().is_none_or(|p| p.size() < need) {
+                self.ctx.poison = Some(self.ctx.poison_buffer(need));
+            }
+        }
+        if self.device_rows.is_some() {
+            self.ctx.slots[slot].order.clear();
+        } else {
+            self.pack_chunk(src, slot, first_row, rows)?;
+        }
+        let s = &self.ctx.slots[slot];
+        let q = &self.ctx.queue;
         let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
         let per_dim = self.ctx.limits.max_compute_workgroups_per_dimension as u64;
         let gx = groups.min(per_dim);
         let gy = groups.div_ceil(gx);
         let pitch = gx * WORKGROUP_SIZE as u64;
-        q.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, 0, 0]));
+        q.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, first_row as u32, (first_row >> 32) as u32]));
+        let expand_bind = self.device_rows.as_ref().map(|d| d.bind_group(&self.ctx.device, s));
 
         let per_dim = self.ctx.limits.max_compute_workgroups_per_dimension as u64;
         let tables = match job {
@@ -455,6 +527,12 @@ impl GpuBackend {
                     end_of_pass_write_index: Some(1),
                 }),
             });
+            // The scenarios made on the device first (the kernel's time includes them).
+            if let (Some(d), Some(bind)) = (&self.device_rows, &expand_bind) {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, bind, &[]);
+                pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+            }
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &s.bind_group, &[]);
             pass.dispatch_workgroups(gx as u32, gy as u32, 1);
@@ -1079,8 +1157,18 @@ impl Backend for GpuBackend {
         Some(self)
     }
 
+    /// The rows made on the device: the plan's words uploaded once ([`expand`]).
+    fn set_device_rows(&mut self, program: Option<Vec<u32>>) -> anyhow::Result<()> {
+        self.device_rows = match program {
+            Some(words) => Some(self.load(words)?),
+            None => None,
+        };
+        Ok(())
+    }
+
     fn take_transfer_stats(&mut self) -> Option<TransferStats> {
         let stats = TransferStats {
+            expand: if self.device_rows.is_some() { crate::backend::Expand::Device } else { crate::backend::Expand::Host },
             uploaded_bytes: self.ctx.queue.uploaded.swap(0, Ordering::Relaxed),
             read_back_bytes: std::mem::take(&mut self.read_back_bytes),
             dispatches: std::mem::take(&mut self.dispatches),

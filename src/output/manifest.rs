@@ -69,6 +69,10 @@ pub struct Manifest {
     /// Total GPU kernel time (timestamp queries), where the adapter has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_time_s: Option<f64>,
+    /// A GPU run: where its scenarios were made, `host` (packed and uploaded) or
+    /// `device` (from the plan, `run --expand`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expand: Option<crate::backend::Expand>,
     /// A GPU run: bytes written to the device (parameters, reduce tables,
     /// uniforms) by this run (a resumed run: since it resumed). Absent for a CPU run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +226,7 @@ impl Manifest {
             merged_from: None,
             verify: content.verify,
             kernel_time_s: f.kernel_time_s,
+            expand: f.transfer.map(|t| t.expand),
             uploaded_bytes: f.transfer.map(|t| t.uploaded_bytes),
             read_back_bytes: f.transfer.map(|t| t.read_back_bytes),
             longest_dispatch_s: f.transfer.map(|t| t.longest_dispatch_s),
@@ -276,6 +281,8 @@ impl Manifest {
                     .collect(),
             ),
             kernel_time_s: manifests().map(|m| m.kernel_time_s).sum::<Option<f64>>(),
+            // One mode where every part agrees on it.
+            expand: manifests().map(|m| m.expand).reduce(|a, b| if a == b { a } else { None }).flatten(),
             uploaded_bytes: manifests().map(|m| m.uploaded_bytes).sum::<Option<u64>>(),
             read_back_bytes: manifests().map(|m| m.read_back_bytes).sum::<Option<u64>>(),
             longest_dispatch_s: manifests().map(|m| m.longest_dispatch_s).reduce(|a, b| Some(a?.max(b?))).flatten(),

@@ -321,11 +321,7 @@ impl ReducePlan {
         game: Option<game::Game>,
     ) -> ReducePlan {
         let groups = by.iter().map(GroupAxis::slots).product();
-        let moved: Vec<usize> = match (&best, &game) {
-            (Some(b), _) => vec![b.axis],
-            (None, Some(g)) => g.players.iter().map(|p| p.axis).collect(),
-            (None, None) => Vec::new(),
-        };
+        let moved = moved_axes(&best, &game);
         let unit = match moved.is_empty() {
             true => plan.block_rows().max(1),
             false => moved.iter().map(|&a| plan.axes[a].values.len()).product(),
@@ -357,6 +353,22 @@ impl ReducePlan {
     /// Whether positions are not rows.
     pub fn reorders(&self) -> bool {
         self.order.is_some()
+    }
+
+    /// Where positions are not rows: each grid axis's stride in positions (its
+    /// value at position p is (p / stride) % len), for the device to make the
+    /// scenario of a position. None where positions are rows.
+    pub fn position_strides(&self, plan: &Plan) -> Option<Vec<u64>> {
+        self.order.as_ref()?;
+        let moved = moved_axes(&self.best, &self.game);
+        let mut strides = vec![0; plan.axes.len()];
+        let mut s = 1;
+        let rest = (0..plan.axes.len()).filter(|a| !moved.contains(a));
+        for a in moved.iter().copied().rev().chain(rest.rev()) {
+            strides[a] = s;
+            s *= plan.axes[a].values.len();
+        }
+        Some(strides)
     }
 
     /// The group of the row at position `p`.
@@ -477,6 +489,16 @@ impl ReducePlan {
             rows: self.rows,
             stats: self.stats.iter().map(|s| s.name()).collect(),
         }
+    }
+}
+
+/// The axes a reduction moves to the fastest places: the choice axis of `best`,
+/// the players' axes of `game`, in order.
+fn moved_axes(best: &Option<Best>, game: &Option<game::Game>) -> Vec<usize> {
+    match (best, game) {
+        (Some(b), _) => vec![b.axis],
+        (None, Some(g)) => g.players.iter().map(|p| p.axis).collect(),
+        (None, None) => Vec::new(),
     }
 }
 
