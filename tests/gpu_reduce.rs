@@ -10,6 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use common::have_gpu;
+use moatsweep::reduce::sketch::Sketch;
 use support::{Table, moatsweep};
 
 const ALPHA: f64 = 0.01;
@@ -183,6 +184,68 @@ fn short_segments_reduce_to_the_statistics_of_the_gpu_rows() {
                 assert!((cell("std").unwrap() - std).abs() <= 1e-5 * scale, "{name}.std {} vs {std}", cell("std").unwrap());
             }
         }
+    }
+}
+
+/// The device counts each segment's sketch buckets and the host adds the counts
+/// (issue 21): every quantile must be exactly what the host's own sketch
+/// (`Sketch::add` on each f32 value, read as f64) gives for the GPU's rows, with
+/// segments reduced by a workgroup (groups of 160 rows) and by one invocation
+/// (groups of 4 rows), over values of both signs, zeros and empty cells.
+#[test]
+fn device_quantiles_are_the_host_sketch_of_the_gpu_rows() {
+    if !have_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rows_csv = gpu_rows(tmp.path());
+    let rows = Table::read(&rows_csv);
+    let outputs =
+        ["npv.open", "share.open", "price.open", "exit_month.challenger", "exited.challenger", "npv.challenger", "price.challenger"];
+    let all: Vec<&Vec<Option<f64>>> = rows.rows.iter().collect();
+    // What the data holds, so that the test covers it.
+    let every: Vec<f64> = outputs.iter().flat_map(|o| values(&rows, &all, o)).collect();
+    assert!(every.iter().any(|&x| x < 0.0) && every.contains(&0.0) && every.iter().any(|&x| x > 0.0));
+    assert!(outputs.iter().any(|o| values(&rows, &all, o).len() < all.len()), "no empty cell in the GPU's rows");
+    let quoted: Vec<String> = outputs.iter().map(|o| format!("\"{o}\"")).collect();
+    for (name, by, size) in [
+        ("large", "\"model.ad_uplift\", \"firm.challenger.funding\"", 160),
+        ("small", "\"model.ad_uplift\", \"firm.challenger.funding\", \"firm.challenger.train_spend\"", 4),
+    ] {
+        let cfg = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "version = 1\n[sweep]\nname = \"g\"\n{AXES}[reduce]\nby = [{by}]\noutputs = [{}]\n\
+                 stats = [\"min\", \"max\", \"count\", \"q05\", \"q50\", \"q95\"]\n",
+                quoted.join(", ")
+            ),
+        )
+        .unwrap();
+        let out = tmp.path().join(format!("{name}.csv"));
+        run(&cfg, &["--backend", "gpu", "--out", out.to_str().unwrap()]);
+        let gpu = Table::read(&tmp.path().join(format!("{name}.reduced.csv")));
+        let keys: Vec<&str> = by.split(", ").map(|k| k.trim_matches('"')).collect();
+        let mut checked = 0;
+        for g in &gpu.rows {
+            let group: Vec<&Vec<Option<f64>>> = rows.rows.iter().filter(|r| keys.iter().all(|k| r[rows.col(k)] == g[gpu.col(k)])).collect();
+            assert_eq!(group.len(), size);
+            for o in outputs {
+                let xs = values(&rows, &group, o);
+                let cell = |stat: &str| g[gpu.col(&format!("{o}.{stat}"))];
+                assert_eq!(cell("count"), Some(xs.len() as f64), "{name} {o}.count");
+                let mut sketch = Sketch::default();
+                for &x in &xs {
+                    sketch.add(x);
+                }
+                let (lo, hi) = (xs.iter().cloned().fold(f64::INFINITY, f64::min), xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+                for (stat, q) in [("q05", 0.05), ("q50", 0.5), ("q95", 0.95)] {
+                    assert_eq!(cell(stat), sketch.quantile(q, lo, hi), "{name} {o}.{stat}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, gpu.rows.len() * outputs.len() * 3);
     }
 }
 

@@ -58,7 +58,7 @@ pub const NO_ROW: u32 = u32::MAX;
 pub struct ReduceJob<'a> {
     pub outputs: Vec<Source>,
     pub worlds: Option<DeviceWorlds>,
-    /// Read back every output's value per row too (for the quantile sketches).
+    /// Count the quantile sketches' buckets too (see [`DeviceChunk::qvals`]).
     pub quantiles: bool,
     /// Read back the rows as well (`rows = true`).
     pub want_rows: bool,
@@ -70,6 +70,11 @@ pub struct ReduceJob<'a> {
 
 /// Words of one segment's partial per output: count, mean, m2, min, max.
 pub const PARTIAL_WORDS: usize = 5;
+
+/// The mark of a header word in [`DeviceChunk::qvals`].
+pub const SKETCH_HEADER: u32 = 1 << 31;
+/// Bits of an entry's count in [`DeviceChunk::qvals`] (the key is above them).
+pub const SKETCH_COUNT_BITS: u32 = 15;
 
 /// What a segment's partials are of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +93,7 @@ pub enum SegKind {
 pub struct SegInfo {
     pub group: u32,
     pub kind: SegKind,
-    /// For Stats segments: its first item (rows of `qvals`), and its length.
+    /// Its first item in the chunk's tables, and its length.
     pub start: u32,
     pub len: u32,
 }
@@ -109,8 +114,14 @@ pub struct DeviceChunk {
     /// Per world, for a game: its equilibria as a bitmask over profiles
     /// ([`DeviceWorlds::nash_words`] words, bit q % 32 of word q / 32).
     pub nash: Vec<u32>,
-    /// With quantiles: `rows x outputs` values of the Stats items, in item order (NaN: empty).
-    pub qvals: Vec<f32>,
+    /// With quantiles: the Stats segments' sketch bucket counts, as runs of words,
+    /// in no particular order (the counts only add up). A run opens with a header
+    /// ([`SKETCH_HEADER`] | segment x outputs + output) and holds entries (key <<
+    /// [`SKETCH_COUNT_BITS`] | count): `count` values of that segment and output
+    /// fell in the bucket of `key` (`crate::reduce::sketch::DEVICE_NEGATIVE`: 0 a
+    /// zero, then the positive buckets, then the negative ones). Empty cells and
+    /// NaN are not counted.
+    pub qvals: Vec<u32>,
     /// With `want_rows`: the rows.
     pub outcomes: Option<Outcomes>,
 }

@@ -645,18 +645,30 @@ impl GpuBackend {
             }
             d
         };
-        let t = reduce::Tables::build(job, first_row, rows as usize, &dispatch);
+        let mut t = reduce::Tables::build(job, first_row, rows as usize, &dispatch);
         let j = job.outputs.len();
+        if job.quantiles && t.segs.len() as u64 * j as u64 >= reduce::SKETCH_HEADER as u64 {
+            bail!(
+                "a chunk of {rows} rows has too many (segment, output) pairs for the GPU's quantile counts; use fewer outputs or the CPU backend"
+            );
+        }
         let picks = match job.worlds.as_ref().map(|w| &w.pick) {
             Some(Pick::Game { payoffs, .. }) => payoffs.len(),
             _ => 1,
         };
         let nash_words = job.worlds.as_ref().map_or(0, DeviceWorlds::nash_words);
-        let need = reduce::Sizes::of(&t, j, picks, nash_words, job.quantiles, rows);
+        let need = reduce::Sizes::of(&t, j, picks, nash_words, job.quantiles);
         let pipes = self.ctx.reduce.as_ref().expect("built above");
         reduce::ensure(&self.ctx.device, pipes, &s.outputs, &mut s.reduce, need);
         let (_, b) = s.reduce.as_ref().expect("sized above");
         let q = &self.ctx.queue;
+        if job.quantiles {
+            // The sketch counts: read back room for what the chunks so far wrote per
+            // row, with a margin; `finish` fetches the rest if a chunk writes more.
+            let guess = (pipes.sketch_per_row * rows as f64 * 1.5).ceil() as u64 + 16 * j as u64 + 1;
+            t.sketch_cap = guess.min(t.sketch_words(j));
+            q.write_buffer(&b.qvals, 0, bytemuck::bytes_of(&0u32));
+        }
         if !t.items.is_empty() {
             q.write_buffer(&b.items, 0, bytemuck::cast_slice(&t.items));
         }
@@ -684,7 +696,8 @@ impl GpuBackend {
             Some(Pick::Game { payoffs, .. }) => payoffs.len() as u32,
             _ => 0,
         };
-        let params: [u32; 16] = [
+        let table = crate::reduce::sketch::device_buckets()?;
+        let params: [u32; 20] = [
             t.segs.len() as u32,
             t.worlds,
             j as u32,
@@ -701,6 +714,10 @@ impl GpuBackend {
             sizes[1],
             sizes[2],
             sizes[3],
+            table.shift as u32,
+            table.inv_ln_gamma.to_bits(),
+            table.buckets.len() as u32,
+            0,
         ];
         q.write_buffer(&b.params, 0, bytemuck::cast_slice(&params));
         Ok(t)
@@ -793,19 +810,21 @@ impl GpuBackend {
             Some(r) => {
                 let (_, b) = s.reduce.as_ref().expect("a reduced chunk has reduce buffers");
                 let (p, c, q) = reduce_bytes(&r.tables, r.outputs, r.nash_words, r.quantiles);
-                let (partials, mut choices, qvals) = if p + c + q == 0 {
+                let (partials, mut choices, mut qvals) = if p + c + q == 0 {
                     (Vec::new(), Vec::new(), Vec::new())
                 } else {
                     let view = b.readback.get_mapped_range(..p + c + q).map_err(|e| anyhow!("could not map the GPU's partials: {e}"))?;
                     let words: &[u32] = bytemuck::cast_slice(&view[..]);
                     let (p, c) = ((p / 4) as usize, (c / 4) as usize);
-                    let qv: Vec<f32> = bytemuck::cast_slice::<u32, f32>(&words[p + c..]).to_vec();
-                    (words[..p].to_vec(), words[p..p + c].to_vec(), qv)
+                    (words[..p].to_vec(), words[p..p + c].to_vec(), words[p + c..].to_vec())
                 };
                 // A game's equilibria follow the picked indices.
                 let nash = choices.split_off((r.tables.worlds as usize).min(choices.len()));
                 if p + c + q > 0 {
                     b.readback.unmap();
+                }
+                if r.quantiles {
+                    qvals = self.sketch_counts(f.slot, &r, qvals, f.rows)?;
                 }
                 let n = r.tables.segs.len();
                 let cut_rows = partials.get(n * r.outputs * reduce::PARTIAL_WORDS..).map_or(0, |w| w.iter().map(|&x| x as u64).sum());
@@ -832,6 +851,55 @@ impl GpuBackend {
             }
         };
         Ok(Finished { first: f.first_row, outcomes, reduced })
+    }
+
+    /// The sketch runs of a chunk from the first words of its sketch buffer (its
+    /// count word, then as many words as were read back): the words beyond those
+    /// are fetched now, in a copy of their own. Also sizes the next chunks' read-back.
+    fn sketch_counts(&mut self, slot: usize, r: &ReducedInFlight, mut head: Vec<u32>, rows: u64) -> anyhow::Result<Vec<u32>> {
+        let used = head.first().copied().unwrap_or(0) as u64;
+        let have = head.len() as u64;
+        if 1 + used > r.tables.sketch_words(r.outputs) {
+            bail!("the GPU wrote {used} words of quantile counts, more than their buffer holds");
+        }
+        if let Some(p) = self.ctx.reduce.as_mut() {
+            p.sketch_per_row = p.sketch_per_row.max((1 + used) as f64 / rows.max(1) as f64);
+        }
+        let (_, b) = self.ctx.slots[slot].reduce.as_ref().expect("a reduced chunk has reduce buffers");
+        if 1 + used > have {
+            // The rest, from the same slot's buffer (no later chunk has used the slot yet).
+            let bytes = 4 * (1 + used - have);
+            let dev = &self.ctx.device;
+            let rest = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("sketch rest"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sketch rest") });
+            enc.copy_buffer_to_buffer(&b.qvals, 4 * have, &rest, 0, bytes);
+            let submission = self.ctx.queue.submit([enc.finish()]);
+            let mapped: MapFlag = Arc::new(Mutex::new(None));
+            let flag = mapped.clone();
+            rest.slice(..).map_async(wgpu::MapMode::Read, move |m| *flag.lock().unwrap() = Some(m));
+            dev.poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
+                .map_err(|e| self.ctx.failure(format!("was lost or timed out ({e})")))?;
+            self.ctx.check_errors()?;
+            match mapped.lock().unwrap().take() {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(self.ctx.failure(format!("could not map its results back ({e})"))),
+                None => bail!("the GPU's quantile counts were not mapped back"),
+            }
+            {
+                let view = rest.slice(..).get_mapped_range().map_err(|e| anyhow!("could not map the GPU's quantile counts: {e}"))?;
+                head.extend_from_slice(bytemuck::cast_slice(&view[..]));
+            }
+            rest.unmap();
+            self.read_back_bytes += bytes;
+        }
+        head.truncate(1 + used as usize);
+        head.remove(0);
+        Ok(head)
     }
 
     /// Checks a source's shape and (on llvmpipe) its loop count, builds its
@@ -972,8 +1040,10 @@ impl DeviceReduce for GpuBackend {
         // Short segments (`reduce_small`): every item of a segment in one invocation.
         let per_segment = job.block_rows.div_ceil(64);
         let small = reduce::SMALL as u64;
-        let iterations =
-            (job.outputs.len() as u64 * (2 * per_segment + 14) + per_segment).max(job.outputs.len() as u64 * (1 + 2 * small) + small);
+        // With quantiles, each output's bucket counts too (`reduce::sketch_loop_iterations`).
+        let sketch = if job.quantiles { reduce::sketch_loop_iterations(job.block_rows) } else { 0 };
+        let iterations = (job.outputs.len() as u64 * (2 * per_segment + 14 + sketch) + per_segment)
+            .max(job.outputs.len() as u64 * (1 + 2 * small + sketch) + small);
         if self.is_llvmpipe() && iterations > LLVMPIPE_LOOP_CAP {
             bail!(
                 "this reduction cannot run on llvmpipe: its reduce pass may need {iterations} loop iterations in one invocation, above llvmpipe's {LLVMPIPE_LOOP_CAP}; reduce fewer outputs or use the CPU backend"
@@ -996,14 +1066,14 @@ impl DeviceReduce for GpuBackend {
     }
 }
 
-/// Bytes read back per chunk by the reduce passes: partials (with the cut-row counts),
-/// the worlds' choices, and the values for quantiles.
+/// Bytes read back per chunk by the reduce passes, with the chunk: partials (with
+/// the cut-row counts), the worlds' choices, and the first words of the quantile
+/// counts (`finish` fetches any beyond them on its own).
 fn reduce_bytes(t: &reduce::Tables, outputs: usize, nash_words: usize, quantiles: bool) -> (u64, u64, u64) {
-    let stats_items = t.info.iter().filter(|i| i.kind == reduce::SegKind::Stats).map(|i| i.len as u64).sum::<u64>();
     (
         4 * (t.segs.len() * (outputs * reduce::PARTIAL_WORDS + 1)) as u64,
         4 * t.worlds as u64 * (1 + nash_words as u64),
-        if quantiles { 4 * stats_items * outputs as u64 } else { 0 },
+        if quantiles { 4 * t.sketch_cap } else { 0 },
     )
 }
 

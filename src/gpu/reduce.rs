@@ -2,8 +2,10 @@
 //! kernel on each chunk and leaves per segment (the rows of one group in one block,
 //! or one group's worlds in a block) the count, f32 mean, sum of squared deviations,
 //! min and max of every reduced output; with `best`, it first chooses each world's
-//! row, or with `game` each world's equilibria and leader-follower outcome. The host reads back those partials (and, for quantiles, one f32 per output
-//! per row) instead of the rows, and adds them exactly to the reduction's state.
+//! row, or with `game` each world's equilibria and leader-follower outcome. With
+//! quantiles it also counts each Stats segment's sketch buckets per output. The
+//! host reads back those partials and counts instead of the rows, and adds them
+//! exactly to the reduction's state.
 //!
 //! The host builds each chunk's tables: the rows of every block sorted by group
 //! (stably, so in row order within a group) as dispatch positions, the worlds
@@ -17,7 +19,7 @@ use super::bind::{storage, uniform};
 use super::layout;
 use super::source::REDUCE_SOURCE;
 use crate::backend::device::Source;
-pub use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, ReduceJob, SegInfo, SegKind};
+pub use crate::backend::device::{DeviceChunk, PARTIAL_WORDS, ReduceJob, SKETCH_HEADER, SegInfo, SegKind};
 use crate::model::Out;
 
 /// A column of the reduce shader: (word, kind, firm, 0).
@@ -35,7 +37,7 @@ pub fn column(source: Source) -> [u32; 4] {
 pub struct Tables {
     /// [stat items (rows) | world rows (choices per world) | reference rows (one per world)], as dispatch positions.
     pub items: Vec<u32>,
-    /// Per segment (source, start, len, 0).
+    /// Per segment (source, start, len, 1 for Stats segments, else 0).
     pub segs: Vec<[u32; 4]>,
     pub info: Vec<SegInfo>,
     pub world_groups: Vec<u32>,
@@ -43,6 +45,9 @@ pub struct Tables {
     pub world_base: u32,
     /// Segments 0..large are longer than [`SMALL`].
     pub large: u32,
+    /// With quantiles: the words of the sketch buffer read back (its count word,
+    /// then room for runs; see [`sketch_words`]).
+    pub sketch_cap: u64,
 }
 
 impl Tables {
@@ -68,7 +73,7 @@ impl Tables {
             while at < keys.len() {
                 let g = group_of(keys[at]);
                 let len = keys[at..].iter().take_while(|&&k| group_of(k) == g).count();
-                segs.push([source, start + at as u32, len as u32, 0]);
+                segs.push([source, start + at as u32, len as u32, (kind == SegKind::Stats) as u32]);
                 info.push(SegInfo { group: g, kind, start: start + at as u32, len: len as u32 });
                 at += len;
             }
@@ -116,8 +121,50 @@ impl Tables {
         let large = order.iter().take_while(|&&k| segs[k][2] > SMALL).count() as u32;
         let segs = order.iter().map(|&k| segs[k]).collect();
         let info = order.iter().map(|&k| info[k]).collect();
-        Tables { items, segs, info, world_groups, worlds, world_base, large }
+        Tables { items, segs, info, world_groups, worlds, world_base, large, sketch_cap: 0 }
     }
+
+    /// The most words the quantile passes may write for `outputs` outputs: the
+    /// count word, and per Stats segment and output at most one entry per item
+    /// and, per tile of [`SKETCH_TILE`] items, a header per pass and one for the rest.
+    pub fn sketch_words(&self, outputs: usize) -> u64 {
+        let runs = (SKETCH_PASSES + 1) as u64;
+        let per_output: u64 = self
+            .info
+            .iter()
+            .filter(|i| i.kind == SegKind::Stats)
+            .map(|i| i.len as u64 + runs * (i.len as u64).div_ceil(SKETCH_TILE as u64).max(1))
+            .sum();
+        1 + per_output * outputs as u64
+    }
+}
+
+/// `shaders/reduce.wgsl`'s Q_TILE: items a workgroup keys at once (so that a
+/// count stays below 2^SKETCH_COUNT_BITS).
+pub const SKETCH_TILE: u32 = 4096;
+// A tile's counts fit an entry's count bits.
+const _: () = assert!(SKETCH_TILE < 1 << crate::backend::device::SKETCH_COUNT_BITS);
+
+/// `shaders/reduce.wgsl`'s Q_PASSES: windows of keys a workgroup counts per tile
+/// before what is left goes back one entry per value.
+pub const SKETCH_PASSES: u32 = 6;
+/// `shaders/reduce.wgsl`'s Q_WINDOW: keys counted per pass.
+pub const SKETCH_WINDOW: u32 = 1024;
+
+/// The loop iterations of the quantile passes per output for one invocation at
+/// worst (llvmpipe ends an invocation's loops past a cap), with segments of at
+/// most `block_rows` items. A workgroup's thread (`q_large`), per tile: keying its
+/// items, then per pass clearing, counting, sizing and writing its part of the
+/// window, then the rest twice. One invocation's short segment (`q_small`): every
+/// item against the distinct keys found before it, then their entries.
+pub fn sketch_loop_iterations(block_rows: u64) -> u64 {
+    let tiles = block_rows.div_ceil(SKETCH_TILE as u64).max(1);
+    let per_thread = (SKETCH_TILE / 64) as u64;
+    let span = (SKETCH_WINDOW / 64) as u64;
+    let large = tiles * (1 + per_thread + SKETCH_PASSES as u64 * (3 * span + per_thread) + 2 * per_thread);
+    let small = SMALL as u64;
+    let small = small + small * (small - 1) / 2 + small;
+    large.max(small)
 }
 
 /// The loop iterations of `shaders/reduce.wgsl`'s `game` for one world of a game
@@ -157,21 +204,56 @@ mod tests {
         let t = Tables::build(&job, 0, 10, &dispatch);
         let runs: Vec<(u32, u32, u32)> = t.info.iter().map(|s| (s.group, s.start, s.len)).collect();
         assert_eq!(runs, [(0, 0, 2), (1, 2, 2), (0, 4, 2), (1, 6, 2), (0, 8, 1), (1, 9, 1)]);
+        // Stats segments are marked for the quantile passes.
+        assert!(t.segs.iter().all(|s| s[3] == 1));
+        // Room for the count word, then per output 10 items and 7 runs per segment.
+        assert_eq!(t.sketch_words(2), 1 + 2 * (10 + 6 * 7));
         // Block 0's group 0 holds rows 0 and 2 (dispatch positions 9 and 7), in row order.
         assert_eq!(&t.items[..4], &[9, 7, 8, 6]);
     }
 }
 
-/// Bytes of the reduce shader's `Params` (16 words).
-pub const PARAMS_BYTES: u64 = 64;
+#[cfg(test)]
+mod shader_tests {
+    use super::*;
+
+    /// The constants the host and `shaders/reduce.wgsl` share, read from the shader.
+    #[test]
+    fn the_quantile_constants_match_the_shader() {
+        let konst = |name: &str| -> u64 {
+            let line = REDUCE_SOURCE.lines().find(|l| l.starts_with(&format!("const {name}: u32 = "))).unwrap_or_else(|| panic!("{name}"));
+            let v = line.split('=').nth(1).unwrap().trim().trim_end_matches(';').trim_end_matches('u');
+            match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+                None => v.parse().unwrap(),
+            }
+        };
+        assert_eq!(konst("Q_PASSES"), SKETCH_PASSES as u64);
+        assert_eq!(konst("Q_WINDOW"), SKETCH_WINDOW as u64);
+        assert_eq!(konst("Q_TILE"), SKETCH_TILE as u64);
+        assert_eq!(konst("Q_COUNT_BITS"), crate::backend::device::SKETCH_COUNT_BITS as u64);
+        assert_eq!(konst("Q_TABLE"), crate::reduce::sketch::DEVICE_TABLE as u64);
+        assert_eq!(konst("Q_NEG"), crate::reduce::sketch::DEVICE_NEGATIVE as u64);
+        assert_eq!(konst("Q_HEADER"), crate::backend::device::SKETCH_HEADER as u64);
+        assert_eq!(konst("SMALL"), SMALL as u64);
+    }
+}
+
+/// Bytes of the reduce shader's `Params` (20 words).
+pub const PARAMS_BYTES: u64 = 80;
 
 /// The reduce shader's pipelines (compiled once per device).
 pub struct Pipelines {
     layout: wgpu::BindGroupLayout,
+    /// The sketch's thresholds (`crate::reduce::sketch::DeviceBuckets`).
+    thresholds: wgpu::Buffer,
     pub choose: wgpu::ComputePipeline,
     pub game: wgpu::ComputePipeline,
     pub reduce: wgpu::ComputePipeline,
     pub reduce_small: wgpu::ComputePipeline,
+    /// The most sketch words per row a chunk has written on this device so far: the
+    /// next chunks' read-back room is sized by it.
+    pub sketch_per_row: f64,
 }
 
 impl Pipelines {
@@ -187,6 +269,7 @@ impl Pipelines {
                 storage(5, false),
                 storage(6, false),
                 uniform(7),
+                storage(8, true),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -213,7 +296,16 @@ impl Pipelines {
         if let Some(e) = pollster::block_on(scope.pop()) {
             anyhow::bail!("could not build the reduce pipelines: {e}");
         }
-        Ok(Pipelines { layout, choose, game, reduce, reduce_small })
+        let table = crate::reduce::sketch::device_buckets()?;
+        let thresholds = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("sketch thresholds"),
+                contents: bytemuck::cast_slice(&table.thresholds),
+                usage: wgpu::BufferUsages::STORAGE,
+            },
+        );
+        Ok(Pipelines { layout, thresholds, choose, game, reduce, reduce_small, sketch_per_row: 0.0 })
     }
 }
 
@@ -224,9 +316,10 @@ pub struct Buffers {
     pub cols: wgpu::Buffer,
     pub partials: wgpu::Buffer,
     pub worlds: wgpu::Buffer,
+    /// The quantile passes' count word and runs.
     pub qvals: wgpu::Buffer,
     pub params: wgpu::Buffer,
-    /// partials, then choices, then qvals.
+    /// partials, then choices, then the first words of qvals.
     pub readback: wgpu::Buffer,
     pub bind_group: wgpu::BindGroup,
 }
@@ -245,7 +338,7 @@ pub struct Sizes {
 impl Sizes {
     /// With `picks` the columns after the reduced outputs (the objective, or each
     /// player's payoff) and `nash_words` per world (a game's equilibria).
-    pub fn of(t: &Tables, outputs: usize, picks: usize, nash_words: usize, qvals: bool, rows: u64) -> Sizes {
+    pub fn of(t: &Tables, outputs: usize, picks: usize, nash_words: usize, qvals: bool) -> Sizes {
         let at_least = |b: u64| b.max(16).next_multiple_of(16);
         Sizes {
             items: at_least(4 * t.items.len() as u64),
@@ -253,7 +346,7 @@ impl Sizes {
             cols: at_least(16 * (outputs + picks.max(1)) as u64),
             partials: at_least(4 * (t.segs.len() * (outputs * PARTIAL_WORDS + 1)) as u64),
             worlds: at_least(4 * t.worlds as u64 * (2 + nash_words as u64)),
-            qvals: at_least(if qvals { 4 * rows * outputs as u64 } else { 0 }),
+            qvals: at_least(if qvals { 4 * t.sketch_words(outputs) } else { 0 }),
         }
     }
 
@@ -293,7 +386,7 @@ pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot
     let cols = buffer("reduce columns", size.cols, U::STORAGE | U::COPY_DST);
     let partials = buffer("reduce partials", size.partials, U::STORAGE | U::COPY_SRC);
     let worlds = buffer("reduce worlds", size.worlds, U::STORAGE | U::COPY_SRC);
-    let qvals = buffer("reduce values", size.qvals, U::STORAGE | U::COPY_SRC);
+    let qvals = buffer("sketch counts", size.qvals, U::STORAGE | U::COPY_SRC | U::COPY_DST);
     let params = buffer("reduce params", PARAMS_BYTES, U::UNIFORM | U::COPY_DST);
     let readback = buffer("reduce readback", size.partials + size.worlds + size.qvals, U::MAP_READ | U::COPY_DST);
     fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
@@ -311,6 +404,7 @@ pub fn ensure(device: &wgpu::Device, p: &Pipelines, outputs: &wgpu::Buffer, slot
             entry(5, &worlds),
             entry(6, &qvals),
             entry(7, &params),
+            entry(8, &p.thresholds),
         ],
     });
     *slot = Some((size, Buffers { items, segs, cols, partials, worlds, qvals, params, readback, bind_group }));

@@ -12,7 +12,7 @@ use super::game::{self, GameState};
 use super::sketch::Sketch;
 use super::stats::{ExactSum, MeanAcc, Moments};
 use super::{ReducePlan, Stat};
-use crate::backend::device::{DeviceChunk, NO_ROW, PARTIAL_WORDS, SegKind};
+use crate::backend::device::{DeviceChunk, NO_ROW, PARTIAL_WORDS, SKETCH_COUNT_BITS, SKETCH_HEADER, SegKind};
 use crate::backend::{ChunkSink, Outcomes};
 use crate::model::Outcome;
 use crate::sweep::Plan;
@@ -364,9 +364,35 @@ impl<'p> Reducer<'p> {
 }
 
 impl Reducer<'_> {
+    /// Adds the bucket counts of a chunk's quantile sketches (see [`DeviceChunk::qvals`]).
+    fn add_device_sketches(&mut self, c: &DeviceChunk) -> anyhow::Result<()> {
+        if c.qvals.is_empty() {
+            return Ok(());
+        }
+        let table = crate::reduce::sketch::device_buckets()?;
+        let j = self.rp.outputs.len().max(1);
+        let mut at: Option<(usize, usize)> = None;
+        for &w in &c.qvals {
+            if w & SKETCH_HEADER != 0 {
+                let pair = (w & !SKETCH_HEADER) as usize;
+                let seg = c.segments.get(pair / j).filter(|s| s.kind == SegKind::Stats && pair % j < self.rp.outputs.len());
+                let seg = seg.ok_or_else(|| anyhow::anyhow!("the device returned quantile counts of a segment it does not have"))?;
+                at = Some((seg.group as usize, pair % j));
+            } else {
+                let (g, o) = at.ok_or_else(|| anyhow::anyhow!("the device returned quantile counts without their segment"))?;
+                let sketch = self.state.groups[g]
+                    .sketches
+                    .get_mut(o)
+                    .ok_or_else(|| anyhow::anyhow!("quantile counts for a reduction without quantiles"))?;
+                sketch.add_device(table, w >> SKETCH_COUNT_BITS, (w & ((1 << SKETCH_COUNT_BITS) - 1)) as u64)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a chunk reduced on the GPU: each segment's partials exactly (f32 mean and
     /// m2 of its rows, see [`Moments::add_block`]), the worlds' choices, and the
-    /// values read back for the quantile sketches.
+    /// bucket counts of the quantile sketches.
     pub fn add_device(&mut self, c: &DeviceChunk) -> anyhow::Result<()> {
         anyhow::ensure!(
             c.first == self.next() && self.pending.is_empty(),
@@ -388,14 +414,8 @@ impl Reducer<'_> {
                     (SegKind::Reference, None) => st.best.as_mut().expect("best").at_ref[o].add_block(w[0], f(1)),
                 }
             }
-            if seg.kind == SegKind::Stats && !st.sketches.is_empty() {
-                for item in seg.start as usize..(seg.start + seg.len) as usize {
-                    for (o, s) in st.sketches.iter_mut().enumerate() {
-                        s.add(c.qvals[item * j + o] as f64);
-                    }
-                }
-            }
         }
+        self.add_device_sketches(c)?;
         match &self.rp.game {
             Some(gm) => {
                 let (profiles, words) = (gm.profiles(), gm.profiles().div_ceil(32));
