@@ -52,6 +52,9 @@ struct Params {
     // The sketch's table (`q_key`): the entry of bucket 0 for normal f32 (an i32),
     // 1 / ln gamma (f32 bits), the entries in use, 0.
     q: vec4<u32>,
+    // 1 where `items` is not uploaded because it is implicit (`item_at`), the
+    // reference row's index in a world, where the reference rows start, 0.
+    implicit: vec4<u32>,
 }
 
 // A world without a picked row (a game without a leader-follower outcome).
@@ -115,7 +118,7 @@ fn choose(@builtin(global_invocation_id) gid: vec3<u32>) {
     var best_v = 0.0;
     var found = false;
     for (var c = 0u; c < p.choices; c++) {
-        let v = value(items[base + c], obj);
+        let v = value(item_at(base + c), obj);
         if (v.present) {
             let better = select((v.x < best_v), (v.x > best_v), p.maximize == 1u);
             if (!found || better) {
@@ -125,7 +128,7 @@ fn choose(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    worlds[w] = items[base + best];
+    worlds[w] = item_at(base + best);
     worlds[p.worlds + w] = best;
 }
 
@@ -137,7 +140,7 @@ fn gains(a: Value, b: Value) -> bool {
 }
 
 fn payoff(base: u32, q: u32, i: u32) -> Value {
-    return value(items[base + q], cols[p.outputs + i]);
+    return value(item_at(base + q), cols[p.outputs + i]);
 }
 
 // Whether no player from `first` on gains by changing its own strategy alone in profile q.
@@ -195,7 +198,7 @@ fn game(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var pos = NO_ROW;
     if (leader != NO_ROW) {
-        pos = items[base + leader];
+        pos = item_at(base + leader);
     }
     worlds[w] = pos;
     worlds[p.worlds + w] = leader;
@@ -207,11 +210,28 @@ var<workgroup> t_n: array<u32, 64>;
 var<workgroup> t_min: array<f32, 64>;
 var<workgroup> t_max: array<f32, 64>;
 
+// Entry i of `items`. Where the host found the table implicit (the chunk's rows
+// in position order, each block's rows already in group order, so its worlds
+// too) it uploads none and the entry is computed: stat item i is position i,
+// world w's rows are positions w n .. w n + n - 1, its reference row w n + ref.
+fn item_at(i: u32) -> u32 {
+    if (p.implicit.x == 0u) {
+        return items[i];
+    }
+    if (i < p.world_base) {
+        return i;
+    }
+    if (i < p.implicit.z) {
+        return i - p.world_base;
+    }
+    return (i - p.implicit.z) * p.choices + p.implicit.y;
+}
+
 fn item(s: vec4<u32>, k: u32) -> u32 {
     if (s.x == 1u) {
         return worlds[s.y + k];
     }
-    return items[s.y + k];
+    return item_at(s.y + k);
 }
 
 // Combines the 64 threads' (sum, n, min, max) in a fixed tree.

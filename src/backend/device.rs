@@ -66,6 +66,9 @@ pub struct ReduceJob<'a> {
     pub block_rows: u64,
     /// The group of a position.
     pub group: &'a (dyn Fn(u64) -> u32 + Sync),
+    /// The group is constant on aligned runs of this many positions (1: known
+    /// for no longer run), so the host asks `group` once per run.
+    pub group_run: u64,
 }
 
 /// Words of one segment's partial per output: count, mean, m2, min, max.

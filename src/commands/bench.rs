@@ -189,7 +189,7 @@ impl DeviceSink for CountingSink<'_> {
 pub fn measure_reduced(backend: &mut dyn Backend, plan: &Plan, rp: &ReducePlan, rows: u64) -> anyhow::Result<ReducedMeasurement> {
     let src = Cycle(plan, Some(rp));
     let group = |p: u64| rp.group(plan, p % plan.rows);
-    let job = crate::backend::device::ReduceJob { want_rows: false, ..rp.device_job(&group) };
+    let job = crate::backend::device::ReduceJob { want_rows: false, ..rp.device_job(plan, &group) };
     let go = |backend: &mut dyn Backend, n: u64| -> anyhow::Result<u64> {
         let reducer = Reducer::new(plan, rp, ReduceState::new(rp), 0);
         match backend.device_reduce() {
@@ -256,7 +256,7 @@ pub fn host_rates(plan: &Plan, rp: &ReducePlan) -> anyhow::Result<HostRates> {
             std::hint::black_box(&buf);
         });
         let group = |p: u64| rp.group(plan, p % plan.rows);
-        let job = crate::backend::device::ReduceJob { want_rows: false, ..rp.device_job(&group) };
+        let job = crate::backend::device::ReduceJob { want_rows: false, ..rp.device_job(plan, &group) };
         let dispatch: Vec<u32> = (0..n as u32).collect();
         let tables = time(&mut || {
             std::hint::black_box(Tables::build(&job, 0, n as usize, &dispatch));

@@ -99,7 +99,7 @@ impl JobKind for Reduced {
             Some(device) => {
                 let plan = &job.plan;
                 let group = move |p: u64| rp.group(plan, p);
-                device.run_reduced(&src, rows, &rp.device_job(&group), driver)
+                device.run_reduced(&src, rows, &rp.device_job(plan, &group), driver)
             }
             None => backend.run(&src, rows, driver),
         }

@@ -697,7 +697,7 @@ impl GpuBackend {
             _ => 0,
         };
         let table = crate::reduce::sketch::device_buckets()?;
-        let params: [u32; 20] = [
+        let params: [u32; 24] = [
             t.segs.len() as u32,
             t.worlds,
             j as u32,
@@ -717,6 +717,10 @@ impl GpuBackend {
             table.shift as u32,
             table.inv_ln_gamma.to_bits(),
             table.buckets.len() as u32,
+            0,
+            t.implicit as u32,
+            job.worlds.as_ref().map_or(0, |w| w.reference as u32),
+            t.ref_base,
             0,
         ];
         q.write_buffer(&b.params, 0, bytemuck::cast_slice(&params));

@@ -35,8 +35,15 @@ pub fn column(source: Source) -> [u32; 4] {
 
 /// A chunk's tables for the reduce passes.
 pub struct Tables {
-    /// [stat items (rows) | world rows (choices per world) | reference rows (one per world)], as dispatch positions.
+    /// [stat items (rows) | world rows (choices per world) | reference rows (one per world)], as dispatch positions;
+    /// empty where the table is implicit.
     pub items: Vec<u32>,
+    /// Whether `items` is implicit (`shaders/reduce.wgsl`'s `item_at`): the chunk's
+    /// rows dispatched in position order and each block's rows already in group
+    /// order, so that item i is position i and the worlds follow one another.
+    pub implicit: bool,
+    /// Where the reference rows start in `items`.
+    pub ref_base: u32,
     /// Per segment (source, start, len, 1 for Stats segments, else 0).
     pub segs: Vec<[u32; 4]>,
     pub info: Vec<SegInfo>,
@@ -55,7 +62,15 @@ impl Tables {
     /// boundary), with `dispatch[k]` the dispatch position of position `first + k`.
     pub fn build(job: &ReduceJob, first: u64, rows: usize, dispatch: &[u32]) -> Tables {
         let b = job.block_rows as usize;
-        let groups: Vec<u32> = (0..rows).into_par_iter().map(|k| (job.group)(first + k as u64)).collect();
+        // The group is constant on aligned runs of `group_run` positions: one call per run.
+        let r = job.group_run.max(1);
+        let (run0, run1) = (first / r, (first + rows.max(1) as u64 - 1) / r);
+        let groups: Vec<u32> = if run1 - run0 < rows as u64 {
+            let of_run: Vec<u32> = (run0..=run1).into_par_iter().map(|q| (job.group)((q * r).max(first))).collect();
+            (0..rows).into_par_iter().map(|k| of_run[((first + k as u64) / r - run0) as usize]).collect()
+        } else {
+            (0..rows).into_par_iter().map(|k| (job.group)(first + k as u64)).collect()
+        };
         // Per block: its rows sorted by group (stable: row order within a group).
         let sorted: Vec<Vec<u32>> = (0..rows.div_ceil(b))
             .into_par_iter()
@@ -84,6 +99,7 @@ impl Tables {
             push_runs(ks, &|k| groups[k as usize], 0, start, SegKind::Stats);
         }
         let (mut world_groups, mut worlds, world_base) = (Vec::new(), 0u32, items.len() as u32);
+        let mut ref_base = world_base;
         if let Some(wd) = &job.worlds {
             let n = wd.rows;
             let per_block = b / n;
@@ -101,7 +117,7 @@ impl Tables {
             for &w in &flat {
                 items.extend((0..n).map(|c| dispatch[w as usize * n + c]));
             }
-            let ref_base = items.len() as u32;
+            ref_base = items.len() as u32;
             items.extend(flat.iter().map(|&w| dispatch[w as usize * n + wd.reference]));
             world_groups = flat.iter().map(|&w| groups[w as usize * n]).collect();
             // Segments over the chosen rows (source 1: indices into the worlds buffer) and the reference rows.
@@ -121,7 +137,14 @@ impl Tables {
         let large = order.iter().take_while(|&&k| segs[k][2] > SMALL).count() as u32;
         let segs = order.iter().map(|&k| segs[k]).collect();
         let info = order.iter().map(|&k| info[k]).collect();
-        Tables { items, segs, info, world_groups, worlds, world_base, large, sketch_cap: 0 }
+        // Rows dispatched in position order and each block's already in group order:
+        // the shader computes every item, none is uploaded.
+        let implicit = dispatch.iter().enumerate().all(|(k, &d)| d as usize == k)
+            && (0..rows.div_ceil(b)).into_par_iter().all(|blk| groups[blk * b..((blk + 1) * b).min(rows)].windows(2).all(|w| w[0] <= w[1]));
+        if implicit {
+            items.clear();
+        }
+        Tables { items, implicit, ref_base, segs, info, world_groups, worlds, world_base, large, sketch_cap: 0 }
     }
 
     /// The most words the quantile passes may write for `outputs` outputs: the
@@ -199,7 +222,8 @@ mod tests {
     fn segments_are_the_groups_of_each_block_in_row_order() {
         // 10 rows, blocks of 4, groups alternating 0 1 0 1 ...; dispatch reversed.
         let group = |p: u64| (p % 2) as u32;
-        let job = ReduceJob { outputs: Vec::new(), worlds: None, quantiles: false, want_rows: false, block_rows: 4, group: &group };
+        let job =
+            ReduceJob { outputs: Vec::new(), worlds: None, quantiles: false, want_rows: false, block_rows: 4, group: &group, group_run: 1 };
         let dispatch: Vec<u32> = (0..10).rev().collect();
         let t = Tables::build(&job, 0, 10, &dispatch);
         let runs: Vec<(u32, u32, u32)> = t.info.iter().map(|s| (s.group, s.start, s.len)).collect();
@@ -240,7 +264,7 @@ mod shader_tests {
 }
 
 /// Bytes of the reduce shader's `Params` (20 words).
-pub const PARAMS_BYTES: u64 = 80;
+pub const PARAMS_BYTES: u64 = 96;
 
 /// The reduce shader's pipelines (compiled once per device).
 pub struct Pipelines {

@@ -400,8 +400,22 @@ impl ReducePlan {
         self.stats.iter().any(|s| matches!(s, Stat::Quantile(_)))
     }
 
-    /// What a device reduces of this plan, with `group` the group of a position.
-    pub fn device_job<'a>(&self, group: &'a (dyn Fn(u64) -> u32 + Sync)) -> ReduceJob<'a> {
+    /// Positions over which the group stays the same, from a multiple of it on:
+    /// every position without `by`; with grid axes only, the smallest stride in
+    /// positions among them (each slower one's is a multiple of it); else 1.
+    pub fn group_run(&self, plan: &Plan) -> u64 {
+        if self.by.is_empty() {
+            return plan.rows.max(1);
+        }
+        if !matches!(plan.design, Design::Grid) || !self.by.iter().all(|a| matches!(a.grouping, Grouping::Grid { .. })) {
+            return 1;
+        }
+        let strides = self.position_strides(plan);
+        self.by.iter().map(|a| strides.as_ref().map_or(plan.axis_stride(a.axis), |s| s[a.axis])).min().unwrap_or(1).max(1)
+    }
+
+    /// What a device reduces of `plan`, with `group` the group of a position.
+    pub fn device_job<'a>(&self, plan: &Plan, group: &'a (dyn Fn(u64) -> u32 + Sync)) -> ReduceJob<'a> {
         ReduceJob {
             outputs: self.outputs.iter().map(|o| o.source).collect(),
             worlds: match (&self.best, &self.game) {
@@ -421,6 +435,7 @@ impl ReducePlan {
             want_rows: self.rows,
             block_rows: self.block_rows,
             group,
+            group_run: self.group_run(plan),
         }
     }
 
