@@ -494,7 +494,8 @@ fn bench_prints_a_rate_for_the_cpu_and_any_gpu() {
         let lines = bench(&["--rows", "1"], env);
         // configs/quickstart.toml: 36 months and the default 4 firms and 3 segments (docs/model.md section 6).
         assert!(
-            lines[0].starts_with("bench: configs/quickstart.toml (1 rows per GPU measurement, 1 per CPU one; 36 months, 4 firms, 3 segments; "),
+            lines[0]
+                .starts_with("bench: configs/quickstart.toml (1 rows per GPU measurement, 1 per CPU one; 36 months, 4 firms, 3 segments; "),
             "{lines:?}"
         );
         assert!(lines[0].ends_with(" host threads)"), "{lines:?}");

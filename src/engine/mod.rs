@@ -278,7 +278,9 @@ pub fn expand_on_device(job: &Job, backend: &mut dyn Backend, choice: ExpandChoi
     let on_gpu = backend.info().kind == crate::backend::BackendKind::Gpu;
     let program = match (choice, on_gpu) {
         (ExpandChoice::Host, _) => return Ok(()),
-        (ExpandChoice::Device, false) => anyhow::bail!("--expand device: this run is on the CPU backend, which has no device to make rows on"),
+        (ExpandChoice::Device, false) => {
+            anyhow::bail!("--expand device: this run is on the CPU backend, which has no device to make rows on")
+        }
         (ExpandChoice::Auto, false) => return Ok(()),
         (_, true) => device_program(&job.plan, job.reduce.as_ref(), None),
     };

@@ -173,9 +173,14 @@ pub fn wgsl_constants(words: &[u32]) -> String {
     c("NO_AXIS", NO_AXIS as u64);
     c("DESIGN", words[H_DESIGN] as u64);
     c("MAX_AXES", axes.max(1) as u64);
-    for (name, m) in
-        [("MAP_GRID", Map::Grid), ("MAP_LEVEL", Map::Level), ("MAP_INDEX", Map::Index), ("MAP_LINEAR", Map::Linear), ("MAP_LOG", Map::Log), ("MAP_INTEGERS", Map::Integers)]
-    {
+    for (name, m) in [
+        ("MAP_GRID", Map::Grid),
+        ("MAP_LEVEL", Map::Level),
+        ("MAP_INDEX", Map::Index),
+        ("MAP_LINEAR", Map::Linear),
+        ("MAP_LOG", Map::Log),
+        ("MAP_INTEGERS", Map::Integers),
+    ] {
         c(name, m as u64);
     }
     for (name, o) in [
@@ -253,7 +258,8 @@ fn pack(sc: &Scenario) -> Vec<f32> {
 /// The program that makes `e`'s positions on the device, or why it cannot.
 pub fn program(e: &Expansion) -> Result<Vec<u32>, String> {
     let plan = e.plan;
-    let design = design_code(&plan.design).ok_or_else(|| format!("the {} design's rows are read from its file and uploaded", plan.design.name()))?;
+    let design =
+        design_code(&plan.design).ok_or_else(|| format!("the {} design's rows are read from its file and uploaded", plan.design.name()))?;
     let k = plan.axes.len();
     let (nf, ns) = (plan.base.n_firms, plan.base.n_segments);
     let stride = layout::param_stride(nf, ns);
@@ -359,11 +365,8 @@ pub fn program(e: &Expansion) -> Result<Vec<u32>, String> {
     let mut tables: Vec<(usize, Vec<u32>)> = Vec::new();
     for f in layout::field_reads(nf, ns) {
         // The axis that sets each parameter the field reads.
-        let by: Vec<Option<usize>> = f
-            .reads
-            .iter()
-            .map(|&(spec, index)| plan.axes.iter().position(|x| x.param.spec.is(spec) && x.param.index == index))
-            .collect();
+        let by: Vec<Option<usize>> =
+            f.reads.iter().map(|&(spec, index)| plan.axes.iter().position(|x| x.param.spec.is(spec) && x.param.index == index)).collect();
         let dep: Vec<usize> = by.iter().flatten().copied().collect();
         if dep.is_empty() {
             continue;
@@ -392,7 +395,10 @@ pub fn program(e: &Expansion) -> Result<Vec<u32>, String> {
                 }
                 let x = pack(&sc)[f.word];
                 if !x.is_finite() {
-                    return Err(format!("a value of axis {} is beyond the range of f32 in the kernel's parameters", plan.axes[dep[0]].path));
+                    return Err(format!(
+                        "a value of axis {} is beyond the range of f32 in the kernel's parameters",
+                        plan.axes[dep[0]].path
+                    ));
                 }
                 table.push(x.to_bits());
             }
@@ -532,7 +538,14 @@ mod tests {
 
     #[test]
     fn constants_name_every_record_word_once() {
-        let plan = crate::config::parse_config("t", "version = 1\n[sweep]\nname = \"t\"\n[axes]\n\"model.tol\" = { values = [1e-6, 1e-5] }\n", None, std::path::Path::new(".")).unwrap().plan;
+        let plan = crate::config::parse_config(
+            "t",
+            "version = 1\n[sweep]\nname = \"t\"\n[axes]\n\"model.tol\" = { values = [1e-6, 1e-5] }\n",
+            None,
+            std::path::Path::new("."),
+        )
+        .unwrap()
+        .plan;
         let s = wgsl_constants(&program(&Expansion { plan: &plan, position_strides: None, period: None }).unwrap());
         for name in ["H_SOBOL_AT", "A_PERM_HALF", "O_LEN_B", "MAP_INTEGERS", "OP_LN_C6", "DESIGN_MORRIS", "F64_2P32"] {
             assert_eq!(s.matches(&format!("const {name}:")).count(), 1, "{name}");
