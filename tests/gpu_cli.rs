@@ -175,11 +175,18 @@ fn dispatch_budget_sizes_chunks_without_changing_the_bytes() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (tiny, mt) = run_rt(tmp.path(), "tiny", &["--backend", "gpu", "--dispatch-budget", "0.005"]);
-    let (default, md) = run_rt(tmp.path(), "default", &["--backend", "gpu"]);
-    let (fixed, mf) = run_rt(tmp.path(), "fixed", &["--backend", "gpu", "--chunk-rows", "1000"]);
+    // Rows packed on the host, so that every chunk's parameters are counted below.
+    let (tiny, mt) = run_rt(tmp.path(), "tiny", &["--backend", "gpu", "--expand", "host", "--dispatch-budget", "0.005"]);
+    let (default, md) = run_rt(tmp.path(), "default", &["--backend", "gpu", "--expand", "host"]);
+    let (fixed, mf) = run_rt(tmp.path(), "fixed", &["--backend", "gpu", "--expand", "host", "--chunk-rows", "1000"]);
     assert!(tiny == default, "a 0.005 s budget changed the GPU CSV");
     assert!(fixed == default, "fixed chunks and time-sized ones differ");
+    // Rows made on the device: the same bytes, the plan uploaded once and 16 bytes per chunk.
+    let (device, mv) = run_rt(tmp.path(), "device", &["--backend", "gpu", "--expand", "device", "--chunk-rows", "1000"]);
+    assert!(device == default, "rows made on the device changed the GPU CSV");
+    assert_eq!((md["expand"].as_str(), mv["expand"].as_str()), (Some("host"), Some("device")));
+    let plan_bytes = mv["uploaded_bytes"].as_u64().unwrap() - 12 * 16;
+    assert!(plan_bytes > 0 && plan_bytes < 12_000, "the plan, once: {plan_bytes} bytes for 12,000 rows");
     assert_eq!(mt["dispatch_budget_s"], 0.005);
     assert_eq!(md["dispatch_budget_s"], 0.5);
     assert!(mf.get("dispatch_budget_s").is_none(), "--chunk-rows fixes the chunks: no budget");
