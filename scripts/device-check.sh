@@ -20,15 +20,16 @@
 # Environment: ROWS (scenarios per GPU throughput measurement, default 100000000),
 # CPU_ROWS (per CPU one, default 1000000), AGREE (GPU rows in the agreement run,
 # default 1000000), VERIFY (rows of those re-solved on the f64 reference, default
-# 10000), EXPAND (rows of each host/device comparison, default 1000000), REDUCED
+# 10000), EXPAND (rows of each host/device comparison, default 1048576; the reduced
+# config's are cut to whole blocks of 4096), REDUCED
 # (positions of the reduced runs, a multiple of 4096, default 4194304), ADAPTER (a
 # name for --adapter; default: the first adapter), WORK. A quick rehearsal on lavapipe:
-#   ROWS=100000 CPU_ROWS=20000 AGREE=20000 VERIFY=500 EXPAND=20000 REDUCED=65536 scripts/device-check.sh
+#   ROWS=100000 CPU_ROWS=4096 AGREE=20000 VERIFY=500 EXPAND=20480 REDUCED=65536 scripts/device-check.sh
 set -euo pipefail
 bin=${1:-target/release/moatsweep}
 rows=${ROWS:-100000000}
 cpu_rows=${CPU_ROWS:-1000000}
-expand=${EXPAND:-1000000}
+expand=${EXPAND:-1048576}
 agree=${AGREE:-1000000}
 verify=${VERIFY:-10000}
 reduced=${REDUCED:-4194304}
@@ -75,21 +76,29 @@ fi
 echo "== expansion: $expand rows made on the host and on the device, identical bytes"
 for config in configs/strategy-map.toml configs/release-timing-lhs.toml; do
     name=$(basename "$config" .toml)
+    limit=$expand
+    if [ "$name" = strategy-map ]; then limit=$(( (expand + 4095) / 4096 * 4096 )); fi
     for mode in host device; do
-        "$bin" run --quiet "$config" --backend gpu "${adapter[@]}" --expand "$mode" --limit "$expand" \
+        "$bin" run --quiet "$config" --backend gpu "${adapter[@]}" --expand "$mode" --limit "$limit" --verify 0 \
             --out "$work/expand-$name-$mode.csv"
     done
-    # A reduced config writes its reduced CSV and state; a plain one its rows.
-    for suffix in .csv .reduced.csv .reduced.state; do
-        a="$work/expand-$name-host$suffix"; b="$work/expand-$name-device$suffix"
-        if [ -e "$a" ]; then
-            if ! cmp "$a" "$b"; then
-                echo "EXPANSION FAILED: $config --expand device wrote other bytes than --expand host ($a, $b)" >&2
-                exit 1
-            fi
-            echo "$config: $(basename "$b") identical to the host's ($(wc -c <"$a") bytes)"
+    # A reduced config writes its reduced CSV and state, a plain one its rows
+    # (named for the rows they hold); every file of the host's run has its twin.
+    found=0
+    for a in "$work/expand-$name-host".*; do
+        case "$a" in *.manifest.json) continue ;; esac
+        b=${a/expand-$name-host/expand-$name-device}
+        if ! cmp "$a" "$b"; then
+            echo "EXPANSION FAILED: $config --expand device wrote other bytes than --expand host ($a, $b)" >&2
+            exit 1
         fi
+        echo "$config: $(basename "$b") identical to the host's ($(wc -c <"$a") bytes)"
+        found=$((found + 1))
     done
+    if [ "$found" = 0 ]; then
+        echo "EXPANSION FAILED: no output of $config to compare in $work" >&2
+        exit 1
+    fi
 done
 
 echo "== bytes: a reduced run of $reduced positions of configs/strategy-map.toml on the GPU, rows made on the host and on the device"
