@@ -44,64 +44,13 @@ struct Chunk {
 @group(0) @binding(2) var<uniform> chunk: Chunk;
 
 // ---- 64-bit integers as vec2<u32>(low, high) ----
-
-fn mul32_wide(a: u32, b: u32) -> vec2<u32> {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let p11 = a1 * b1;
-    let t = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    return vec2<u32>((p00 & 0xffffu) | (t << 16u), p11 + (p01 >> 16u) + (p10 >> 16u) + (t >> 16u));
-}
+// f64.wgsl's helpers serve here too: sf64_mul32 (32 x 32 -> 64), sf64_add64,
+// sf64_sub64, sf64_lt64, sf64_shl64 and sf64_shr64.
 
 // The low 64 bits of a * b (Rust's wrapping_mul).
 fn mul64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-    let lo = mul32_wide(a.x, b.x);
+    let lo = sf64_mul32(a.x, b.x);
     return vec2<u32>(lo.x, lo.y + a.x * b.y + a.y * b.x);
-}
-
-fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-    let lo = a.x + b.x;
-    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
-}
-
-fn sub64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-    return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));
-}
-
-fn lt64(a: vec2<u32>, b: vec2<u32>) -> bool {
-    return a.y < b.y || (a.y == b.y && a.x < b.x);
-}
-
-// a >> s for 0 < s < 32.
-fn shr64(a: vec2<u32>, s: u32) -> vec2<u32> {
-    return vec2<u32>((a.x >> s) | (a.y << (32u - s)), a.y >> s);
-}
-
-// a >> s for 0 <= s < 64.
-fn shr64_any(a: vec2<u32>, s: u32) -> vec2<u32> {
-    if (s == 0u) {
-        return a;
-    }
-    if (s >= 32u) {
-        return vec2<u32>(a.y >> (s - 32u), 0u);
-    }
-    return shr64(a, s);
-}
-
-// a << s for 0 <= s < 64.
-fn shl64_any(a: vec2<u32>, s: u32) -> vec2<u32> {
-    if (s == 0u) {
-        return a;
-    }
-    if (s >= 32u) {
-        return vec2<u32>(0u, a.x << (s - 32u));
-    }
-    return vec2<u32>(a.x << s, (a.y << s) | (a.x >> (32u - s)));
 }
 
 // (a / b, a % b) for b > 0, by binary long division where either needs the high word.
@@ -115,8 +64,8 @@ fn divmod64(a: vec2<u32>, b: vec2<u32>) -> array<vec2<u32>, 2> {
         let bit = 63u - i;
         let word = select(a.x, a.y, bit >= 32u);
         r = vec2<u32>((r.x << 1u) | ((word >> (bit & 31u)) & 1u), (r.y << 1u) | (r.x >> 31u));
-        if (!lt64(r, b)) {
-            r = sub64(r, b);
+        if (!sf64_lt64(r, b)) {
+            r = sf64_sub64(r, b);
             if (bit >= 32u) {
                 q.y |= 1u << (bit - 32u);
             } else {
@@ -130,9 +79,9 @@ fn divmod64(a: vec2<u32>, b: vec2<u32>) -> array<vec2<u32>, 2> {
 // splitmix64's finaliser (`design::mix64`).
 fn mix64(z0: vec2<u32>) -> vec2<u32> {
     var z = z0;
-    z = mul64(z ^ shr64(z, 30u), vec2<u32>(0x1CE4E5B9u, 0xBF58476Du));
-    z = mul64(z ^ shr64(z, 27u), vec2<u32>(0x133111EBu, 0x94D049BBu));
-    return z ^ shr64(z, 31u);
+    z = mul64(z ^ sf64_shr64(z, 30u), vec2<u32>(0x1CE4E5B9u, 0xBF58476Du));
+    z = mul64(z ^ sf64_shr64(z, 27u), vec2<u32>(0x133111EBu, 0x94D049BBu));
+    return z ^ sf64_shr64(z, 31u);
 }
 
 fn word64(at: u32) -> vec2<u32> {
@@ -148,7 +97,7 @@ fn draw_bits(row: vec2<u32>, axis: u32, stream: u32) -> vec2<u32> {
 
 // `design::unit`: the top 53 bits of the draw, times 2^-53.
 fn draw_unit(row: vec2<u32>, axis: u32, stream: u32) -> vec2<u32> {
-    let b = shr64(draw_bits(row, axis, stream), 11u);
+    let b = sf64_shr64(draw_bits(row, axis, stream), 11u);
     return f64_mul(f64_from_u64(b.x, b.y), F64_2M53);
 }
 
@@ -157,7 +106,7 @@ fn draw_unit(row: vec2<u32>, axis: u32, stream: u32) -> vec2<u32> {
 // 1/4, so 1024 steps are never reached (and are counted within llvmpipe's cap).
 fn feistel(x: vec2<u32>, key: vec2<u32>, half: u32) -> vec2<u32> {
     let mask = select((1u << half) - 1u, 0xffffffffu, half >= 32u);
-    var l = shr64_any(x, half).x;
+    var l = sf64_shr64(x, half).x;
     var r = x.x & mask;
     for (var round = 0u; round < 4u; round++) {
         let f = mix64(key ^ mul64(vec2<u32>(round, 0u), vec2<u32>(0xD192ED03u, 0xD1B54A32u)) ^ vec2<u32>(r, 0u)).x & mask;
@@ -165,12 +114,12 @@ fn feistel(x: vec2<u32>, key: vec2<u32>, half: u32) -> vec2<u32> {
         r = l ^ f;
         l = nl;
     }
-    return shl64_any(vec2<u32>(l, 0u), half) | vec2<u32>(r, 0u);
+    return sf64_shl64(vec2<u32>(l, 0u), half) | vec2<u32>(r, 0u);
 }
 
 fn permute(x: vec2<u32>, n: vec2<u32>, key: vec2<u32>, half: u32) -> vec2<u32> {
     var y = feistel(x, key, half);
-    for (var walk = 0u; walk < 1024u && !lt64(y, n); walk++) {
+    for (var walk = 0u; walk < 1024u && !sf64_lt64(y, n); walk++) {
         y = feistel(y, key, half);
     }
     return y;
@@ -179,7 +128,7 @@ fn permute(x: vec2<u32>, n: vec2<u32>, key: vec2<u32>, half: u32) -> vec2<u32> {
 // `design::Permutation::new`'s half width for n elements.
 fn half_bits(n: vec2<u32>) -> u32 {
     var h = 1u;
-    while (h < 32u && lt64(shl64_any(vec2<u32>(1u, 0u), 2u * h), n)) {
+    while (h < 32u && sf64_lt64(sf64_shl64(vec2<u32>(1u, 0u), 2u * h), n)) {
         h++;
     }
     return h;
@@ -211,7 +160,7 @@ fn f64_trunc_u32(a: vec2<u32>) -> u32 {
         return 0u;
     }
     let m = vec2<u32>(a.x, (a.y & 0xfffffu) | 0x100000u);
-    return shr64_any(m, u32(52 - min(e, 52))).x;
+    return sf64_shr64(m, u32(52 - min(e, 52))).x;
 }
 
 // The unit coordinate of `row` on axis `a` for the sampled designs (not morris).
@@ -349,7 +298,7 @@ fn expand(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (k >= chunk.rows) {
         return;
     }
-    var position = add64(vec2<u32>(chunk.first_lo, chunk.first_hi), vec2<u32>(k, 0u));
+    var position = sf64_add64(vec2<u32>(chunk.first_lo, chunk.first_hi), vec2<u32>(k, 0u));
     let period = word64(H_PERIOD);
     if (period.x != 0u || period.y != 0u) {
         position = divmod64(position, period)[1];

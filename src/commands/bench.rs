@@ -281,13 +281,18 @@ fn modes(b: &dyn Backend, expand: ExpandChoice, device_ok: bool) -> Vec<Expand> 
     m
 }
 
-fn mode_label(b: &dyn Backend, mode: Expand) -> String {
+/// Has the GPU make its rows where `mode` says (from `program`, already checked
+/// to exist for device rows); the measurement's label.
+fn switch_to(b: &mut dyn Backend, mode: Expand, program: &Result<Vec<u32>, String>) -> anyhow::Result<String> {
+    if b.info().kind == crate::backend::BackendKind::Gpu {
+        b.set_device_rows((mode == Expand::Device).then(|| program.clone().expect("checked")))?;
+    }
     let label = backend_label(b);
-    match (b.info().kind, mode) {
+    Ok(match (b.info().kind, mode) {
         (crate::backend::BackendKind::Gpu, Expand::Host) => format!("{label} host rows"),
         (crate::backend::BackendKind::Gpu, Expand::Device) => format!("{label} device rows"),
         _ => label,
-    }
+    })
 }
 
 /// Scenarios per measurement, per backend.
@@ -349,10 +354,7 @@ pub fn bench(
     let mut costs = Vec::new();
     for b in backends.iter_mut() {
         for mode in modes(b.as_ref(), expand, rows_program.is_ok()) {
-            if b.info().kind == crate::backend::BackendKind::Gpu {
-                b.set_device_rows((mode == Expand::Device).then(|| rows_program.clone().expect("checked")))?;
-            }
-            let label = mode_label(b.as_ref(), mode);
+            let label = switch_to(b.as_mut(), mode, &rows_program)?;
             let n = rows.of(b.as_ref());
             let m = measure(b.as_mut(), &plan, n)?;
             let kernel = m.kernel.map_or(String::new(), |k| format!("   kernel only {k:>12.0} scenarios/s"));
@@ -396,10 +398,7 @@ pub fn bench(
         }
         for b in backends.iter_mut() {
             for mode in modes(b.as_ref(), expand, program.is_ok()) {
-                if b.info().kind == crate::backend::BackendKind::Gpu {
-                    b.set_device_rows((mode == Expand::Device).then(|| program.clone().expect("checked")))?;
-                }
-                let label = mode_label(b.as_ref(), mode);
+                let label = switch_to(b.as_mut(), mode, &program)?;
                 let n = rows.of(b.as_ref());
                 let r = measure_reduced(b.as_mut(), &plan, rp, n)?;
                 let kernel = r.kernel.map_or(String::new(), |k| {

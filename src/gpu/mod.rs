@@ -343,11 +343,8 @@ impl GpuBackend {
     pub fn expand_only(&mut self, program: Vec<u32>, n_firms: usize, n_segments: usize, first: u64, rows: u64) -> anyhow::Result<Vec<u32>> {
         let loaded = self.load(program)?;
         self.ctx.ensure_slots(RING, rows, n_firms, n_segments)?;
+        let (gx, gy) = self.write_chunk(0, first, rows);
         let s = &self.ctx.slots[0];
-        let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
-        let gx = groups.min(self.ctx.limits.max_compute_workgroups_per_dimension as u64);
-        let pitch = gx * WORKGROUP_SIZE as u64;
-        self.ctx.queue.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, first as u32, (first >> 32) as u32]));
         let bytes = rows * layout::param_stride(n_firms, n_segments) as u64 * 4;
         let readback = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("expand readback"),
@@ -361,7 +358,7 @@ impl GpuBackend {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("expand"), timestamp_writes: None });
             pass.set_pipeline(&loaded.pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(gx as u32, groups.div_ceil(gx) as u32, 1);
+            pass.dispatch_workgroups(gx, gy, 1);
         }
         enc.copy_buffer_to_buffer(&s.params, 0, &readback, 0, bytes);
         self.ctx.queue.submit([enc.finish()]);
@@ -374,6 +371,18 @@ impl GpuBackend {
         };
         readback.unmap();
         Ok(words)
+    }
+
+    /// Writes slot `slot`'s chunk uniform for positions `first..first + rows`
+    /// (rows, invocations per row of workgroups, the first position's two words)
+    /// and returns the dispatch grid (workgroups in x and y).
+    fn write_chunk(&self, slot: usize, first: u64, rows: u64) -> (u32, u32) {
+        let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
+        let gx = groups.min(self.ctx.limits.max_compute_workgroups_per_dimension as u64);
+        let pitch = gx * WORKGROUP_SIZE as u64;
+        let words = [rows as u32, pitch as u32, first as u32, (first >> 32) as u32];
+        self.ctx.queue.write_buffer(&self.ctx.slots[slot].uniform, 0, bytemuck::cast_slice(&words));
+        (gx as u32, groups.div_ceil(gx) as u32)
     }
 
     /// The pass of `program`, built on its first use.
@@ -496,14 +505,8 @@ impl GpuBackend {
         } else {
             self.pack_chunk(src, slot, first_row, rows)?;
         }
+        let (gx, gy) = self.write_chunk(slot, first_row, rows);
         let s = &self.ctx.slots[slot];
-        let q = &self.ctx.queue;
-        let groups = rows.div_ceil(WORKGROUP_SIZE as u64);
-        let per_dim = self.ctx.limits.max_compute_workgroups_per_dimension as u64;
-        let gx = groups.min(per_dim);
-        let gy = groups.div_ceil(gx);
-        let pitch = gx * WORKGROUP_SIZE as u64;
-        q.write_buffer(&s.uniform, 0, bytemuck::cast_slice(&[rows as u32, pitch as u32, first_row as u32, (first_row >> 32) as u32]));
         let expand_bind = self.device_rows.as_ref().map(|d| d.bind_group(&self.ctx.device, s));
 
         let per_dim = self.ctx.limits.max_compute_workgroups_per_dimension as u64;
@@ -531,11 +534,11 @@ impl GpuBackend {
             if let (Some(d), Some(bind)) = (&self.device_rows, &expand_bind) {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, bind, &[]);
-                pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+                pass.dispatch_workgroups(gx, gy, 1);
             }
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &s.bind_group, &[]);
-            pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+            pass.dispatch_workgroups(gx, gy, 1);
         }
         let grid = |n: u64| {
             let x = n.min(per_dim).max(1);
